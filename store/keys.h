@@ -1,0 +1,88 @@
+// The on-disk schema of imaged's metadata: column families and key encoding.
+// Every key imaged writes is built and parsed here and nowhere else.
+//
+// Schema version 1.
+//
+//   <root>/
+//   ├── meta/                      RocksDB
+//   │   ├── [default]
+//   │   │   └── "schema_version"                      -> u32 BE
+//   │   ├── [content]               one row per blob a namespace holds
+//   │   │   └── lp(namespace) digest                  -> ContentRecord
+//   │   ├── [blob_owners]           reverse of [content]: who still holds a file
+//   │   │   └── lp(digest) namespace                  -> ""
+//   │   └── [ingests]               one row per in-progress write
+//   │       └── lp(namespace) ref                     -> IngestRecord
+//   ├── blobs/sha256/<hex>         committed, verified content (containerd's layout)
+//   └── ingest/<IngestDirName>/data  bytes of an in-progress write
+//
+// lp(x) is x prefixed with its length as a u32 big-endian, so a namespace (or
+// digest) prefix never matches a longer one and prefix scans are exact. The last
+// field of a key is not length-prefixed: it runs to the end of the key, which
+// lets refs carry any byte, NUL and '/' included.
+//
+// The namespace "" is the content-proxy namespace: calls that arrive without a
+// containerd-namespace header (containerd's proxy plugin sends none).
+#ifndef IMAGED_STORE_KEYS_H_
+#define IMAGED_STORE_KEYS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace imaged::store {
+
+inline constexpr uint32_t kSchemaVersion = 1;
+inline constexpr absl::string_view kSchemaVersionKey = "schema_version";
+
+// Column families, in the order they are opened; index 0 is RocksDB's default.
+enum class Cf : int {
+  kDefault = 0,
+  kContent,
+  kBlobOwners,
+  kIngests,
+  kCount,
+};
+// The RocksDB name of each column family, indexed by Cf.
+const std::vector<std::string>& ColumnFamilyNames();
+
+// u32 big-endian helpers, shared with the record codecs.
+void PutU32(std::string* out, uint32_t v);
+void PutU64(std::string* out, uint64_t v);
+void PutLengthPrefixed(std::string* out, absl::string_view s);
+// Each reads from the front of *in and advances it; false when *in is too short.
+bool GetU32(absl::string_view* in, uint32_t* v);
+bool GetU64(absl::string_view* in, uint64_t* v);
+bool GetLengthPrefixed(absl::string_view* in, absl::string_view* s);
+
+// [content]
+std::string ContentKey(absl::string_view ns, absl::string_view digest);
+// The prefix every [content] key of `ns` starts with.
+std::string NamespacePrefix(absl::string_view ns);
+// Splits a [content] or [ingests] key into namespace and last field.
+struct NamespacedKey {
+  absl::string_view ns;
+  absl::string_view name;  // digest for [content], ref for [ingests]
+};
+std::optional<NamespacedKey> ParseNamespacedKey(absl::string_view key);
+
+// [blob_owners]
+std::string BlobOwnerKey(absl::string_view digest, absl::string_view ns);
+std::string BlobOwnerPrefix(absl::string_view digest);
+
+// [ingests]
+std::string IngestKey(absl::string_view ns, absl::string_view ref);
+// The directory name under <root>/ingest/ for an ingest: the hex SHA-256 of its
+// [ingests] key, so no ref, however odd, ever names a path.
+std::string IngestDirName(absl::string_view ns, absl::string_view ref);
+
+// The smallest key greater than every key that starts with `prefix`
+// (the upper bound of a prefix scan); empty when there is none.
+std::string PrefixUpperBound(absl::string_view prefix);
+
+}  // namespace imaged::store
+
+#endif  // IMAGED_STORE_KEYS_H_

@@ -1,0 +1,84 @@
+#include "store/metadata_db.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "store/errors.h"
+
+namespace imaged::store {
+
+absl::StatusOr<std::unique_ptr<MetadataDb>> MetadataDb::Open(const std::string& path) {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.keep_log_file_num = 4;
+  options.max_manifest_file_size = 64 << 20;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : ColumnFamilyNames()) {
+    families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  std::unique_ptr<MetadataDb> out(new MetadataDb);
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, path, families, &out->handles_, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError() && absl::StrContains(s.ToString(), "lock")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("metadata database ", path, " is in use by another process: ", s.ToString()));
+    }
+    return RocksError(s, absl::StrCat("open metadata database ", path));
+  }
+  out->db_.reset(raw);
+
+  std::string version;
+  absl::Status got = out->Get(Cf::kDefault, kSchemaVersionKey, &version);
+  if (absl::IsNotFound(got)) {
+    std::string v;
+    PutU32(&v, kSchemaVersion);
+    rocksdb::WriteBatch batch;
+    batch.Put(out->cf(Cf::kDefault), rocksdb::Slice(kSchemaVersionKey.data(), kSchemaVersionKey.size()), v);
+    if (absl::Status w = out->Write(&batch); !w.ok()) return w;
+  } else if (!got.ok()) {
+    return got;
+  } else {
+    absl::string_view in = version;
+    uint32_t v = 0;
+    if (!GetU32(&in, &v)) return absl::DataLossError("malformed schema version");
+    if (v > kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat("metadata schema version ", v,
+                                                        " is newer than this imaged supports (",
+                                                        kSchemaVersion, ")"));
+    }
+  }
+  return out;
+}
+
+MetadataDb::~MetadataDb() {
+  if (!db_) return;
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  db_->Close();
+}
+
+absl::Status MetadataDb::Write(rocksdb::WriteBatch* batch, bool sync) {
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  return RocksError(db_->Write(options, batch), "metadata write");
+}
+
+absl::Status MetadataDb::Get(Cf family, absl::string_view key, std::string* value) const {
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cf(family), rocksdb::Slice(key.data(), key.size()), value);
+  if (s.IsNotFound()) return absl::NotFoundError("not found");
+  return RocksError(s, "metadata read");
+}
+
+PrefixScan::PrefixScan(const MetadataDb& db, Cf family, absl::string_view prefix)
+    : prefix_size_(prefix.size()), upper_(PrefixUpperBound(prefix)), upper_slice_(upper_) {
+  rocksdb::ReadOptions options;
+  if (!upper_.empty()) options.iterate_upper_bound = &upper_slice_;
+  it_.reset(db.db()->NewIterator(options, db.cf(family)));
+  it_->Seek(rocksdb::Slice(prefix.data(), prefix.size()));
+}
+
+absl::Status PrefixScan::status() const { return RocksError(it_->status(), "metadata scan"); }
+
+}  // namespace imaged::store

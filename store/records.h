@@ -1,0 +1,41 @@
+// Value encodings of the rows in keys.h. Private to store/: nothing outside it
+// sees these bytes. Each record starts with a format byte so a later schema can
+// tell old rows from new ones.
+#ifndef IMAGED_STORE_RECORDS_H_
+#define IMAGED_STORE_RECORDS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "store/labels.h"
+
+namespace imaged::store {
+
+// [content] value.
+struct ContentRecord {
+  int64_t size = 0;
+  absl::Time created_at;
+  absl::Time updated_at;
+  Labels labels;
+};
+std::string EncodeContentRecord(const ContentRecord& r);
+// DataLoss when `bytes` is not a ContentRecord.
+absl::StatusOr<ContentRecord> DecodeContentRecord(absl::string_view bytes);
+
+// [ingests] value. The offset is not stored: it is the size of the data file,
+// which is the truth after a crash.
+struct IngestRecord {
+  int64_t total = 0;
+  std::string expected;
+  absl::Time started_at;
+  absl::Time updated_at;
+};
+std::string EncodeIngestRecord(const IngestRecord& r);
+absl::StatusOr<IngestRecord> DecodeIngestRecord(absl::string_view bytes);
+
+}  // namespace imaged::store
+
+#endif  // IMAGED_STORE_RECORDS_H_

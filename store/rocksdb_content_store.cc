@@ -1,0 +1,617 @@
+#include "store/rocksdb_content_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "store/digest.h"
+#include "store/errors.h"
+#include "store/files.h"
+#include "store/filter.h"
+#include "store/keys.h"
+#include "store/records.h"
+
+namespace imaged::store {
+namespace {
+
+constexpr size_t kRehashChunk = 1 << 20;
+
+absl::Status ContentNotFound(absl::string_view digest) {
+  return absl::NotFoundError(absl::StrCat("content ", digest, ": not found"));
+}
+
+absl::Status IngestNotFound(absl::string_view ref) {
+  return absl::NotFoundError(absl::StrCat("ingest \"", absl::CHexEscape(ref), "\": not found"));
+}
+
+absl::Status ValidateRef(absl::string_view ref) {
+  if (ref.empty()) return absl::InvalidArgumentError("ingest ref must not be empty");
+  return absl::OkStatus();
+}
+
+ContentInfo ToInfo(absl::string_view digest, const ContentRecord& r) {
+  return ContentInfo{std::string(digest), r.size, r.created_at, r.updated_at, r.labels};
+}
+
+// containerd's content field paths: digest, size, labels.<key>.
+class ContentAdaptor final : public FieldAdaptor {
+ public:
+  ContentAdaptor(absl::string_view digest, const ContentRecord& r)
+      : digest_(digest), size_(absl::StrCat(r.size)), record_(r) {}
+  std::optional<absl::string_view> Field(absl::Span<const std::string> path) const override {
+    if (path.empty()) return std::nullopt;
+    if (path[0] == "digest") return digest_;
+    if (path[0] == "size") return absl::string_view(size_);
+    if (path[0] == "labels") return MapField(path.subspan(1), record_.labels);
+    return std::nullopt;
+  }
+
+ private:
+  absl::string_view digest_;
+  std::string size_;
+  const ContentRecord& record_;
+};
+
+class RefAdaptor final : public FieldAdaptor {
+ public:
+  explicit RefAdaptor(absl::string_view ref) : ref_(ref) {}
+  std::optional<absl::string_view> Field(absl::Span<const std::string> path) const override {
+    if (path.size() == 1 && path[0] == "ref") return ref_;
+    return std::nullopt;
+  }
+
+ private:
+  absl::string_view ref_;
+};
+
+class FileReader final : public ContentReader {
+ public:
+  FileReader(Fd fd, int64_t size, std::string path)
+      : fd_(std::move(fd)), size_(size), path_(std::move(path)) {}
+  int64_t Size() const override { return size_; }
+  absl::Status ReadAt(int64_t offset, size_t n, std::string* out) override {
+    if (offset < 0) return absl::InvalidArgumentError("negative read offset");
+    if (offset > size_) {
+      return absl::OutOfRangeError(
+          absl::StrCat("read at ", offset, " past the end of a ", size_, "-byte blob"));
+    }
+    n = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(n), size_ - offset));
+    return PreadUpTo(fd_.get(), offset, n, out, path_);
+  }
+
+ private:
+  Fd fd_;
+  int64_t size_;
+  std::string path_;
+};
+
+}  // namespace
+
+// An open ingest. The data file's size is its offset; the running hash
+// covers exactly those bytes.
+class LocalWriter final : public ContentWriter {
+ public:
+  LocalWriter(RocksDbContentStore* store, std::string ns, std::string ref, std::string key,
+              std::string dir, IngestRecord record)
+      : store_(store),
+        ns_(std::move(ns)),
+        ref_(std::move(ref)),
+        key_(std::move(key)),
+        data_path_(dir + "/data"),
+        record_(std::move(record)) {}
+
+  ~LocalWriter() override {
+    if (!done_ && dirty_) {
+      // Keep updated_at for expiry; losing it in a crash only makes the ingest
+      // look older, so this write need not be synced.
+      rocksdb::WriteBatch batch;
+      batch.Put(store_->db_->cf(Cf::kIngests), key_, EncodeIngestRecord(record_));
+      store_->db_->Write(&batch, /*sync=*/false).IgnoreError();
+    }
+    store_->UnlockRef(key_);
+  }
+
+  // Opens the data file and brings the hash up to its current end.
+  absl::Status Open() {
+    fd_ = Fd(::open(data_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd_.valid()) return ErrnoError(errno, absl::StrCat("open ", data_path_));
+    std::string buf;
+    while (true) {
+      if (absl::Status s = PreadUpTo(fd_.get(), offset_, kRehashChunk, &buf, data_path_); !s.ok()) {
+        return s;
+      }
+      if (buf.empty()) break;
+      hash_.Update(buf);
+      offset_ += static_cast<int64_t>(buf.size());
+    }
+    if (::lseek(fd_.get(), offset_, SEEK_SET) < 0) {
+      return ErrnoError(errno, absl::StrCat("seek ", data_path_));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<IngestStatus> Status() override {
+    return IngestStatus{ref_,          offset_, record_.total, record_.expected, record_.started_at,
+                        record_.updated_at};
+  }
+
+  std::string Digest() override { return hash_.Digest(); }
+
+  absl::Status Write(absl::string_view data) override {
+    if (done_) return absl::FailedPreconditionError("writer already committed");
+    if (absl::Status s = WriteAll(fd_.get(), data, data_path_); !s.ok()) return s;
+    hash_.Update(data);
+    offset_ += static_cast<int64_t>(data.size());
+    Touch();
+    return absl::OkStatus();
+  }
+
+  absl::Status Truncate(int64_t size) override {
+    if (size != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ingest \"", absl::CHexEscape(ref_), "\": can only truncate to 0"));
+    }
+    if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) < 0) {
+      return ErrnoError(errno, absl::StrCat("truncate ", data_path_));
+    }
+    hash_.Reset();
+    offset_ = 0;
+    Touch();
+    return absl::OkStatus();
+  }
+
+  absl::Status Commit(int64_t size, absl::string_view expected, const Labels& labels) override {
+    if (done_) return absl::FailedPreconditionError("writer already committed");
+    if (absl::Status s = ValidateLabels(labels); !s.ok()) return s;
+    if (!expected.empty()) {
+      if (absl::Status s = ValidateDigest(expected); !s.ok()) return s;
+    }
+    if (size > 0 && size != offset_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ingest \"", absl::CHexEscape(ref_), "\": unexpected commit size ", offset_,
+          ", expected ", size));
+    }
+    std::string digest = hash_.Digest();
+    if (!expected.empty() && expected != digest) {
+      return absl::FailedPreconditionError(absl::StrCat("ingest \"", absl::CHexEscape(ref_),
+                                                        "\": unexpected commit digest ", digest,
+                                                        ", expected ", expected));
+    }
+    if (::fsync(fd_.get()) != 0) return ErrnoError(errno, absl::StrCat("fsync ", data_path_));
+    fd_ = Fd();
+    absl::Status s = store_->CommitBlob(ns_, ref_, data_path_, digest, offset_, labels);
+    // Committed, or the digest was already held and the ingest is gone: either way done.
+    if (s.ok() || absl::IsAlreadyExists(s)) done_ = true;
+    return s;
+  }
+
+ private:
+  void Touch() {
+    record_.updated_at = store_->clock_->Now();
+    dirty_ = true;
+  }
+
+  RocksDbContentStore* const store_;
+  const std::string ns_;
+  const std::string ref_;
+  const std::string key_;
+  const std::string data_path_;
+  IngestRecord record_;
+  Fd fd_;
+  Sha256 hash_;
+  int64_t offset_ = 0;
+  bool dirty_ = false;
+  bool done_ = false;
+};
+
+RocksDbContentStore::RocksDbContentStore(MetadataDb* db, std::string root, const Clock* clock)
+    : db_(db),
+      root_(std::move(root)),
+      blob_dir_(root_ + "/blobs/sha256"),
+      ingest_root_(root_ + "/ingest"),
+      clock_(clock) {}
+
+absl::StatusOr<std::unique_ptr<RocksDbContentStore>> RocksDbContentStore::Open(
+    MetadataDb* db, const std::string& root, const Clock* clock) {
+  std::unique_ptr<RocksDbContentStore> store(new RocksDbContentStore(db, root, clock));
+  for (const std::string& dir : {store->blob_dir_, store->ingest_root_}) {
+    if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
+  }
+  return store;
+}
+
+std::string RocksDbContentStore::BlobPath(absl::string_view digest) const {
+  return absl::StrCat(blob_dir_, "/", DigestHex(digest));
+}
+
+std::string RocksDbContentStore::IngestDir(absl::string_view ns, absl::string_view ref) const {
+  return absl::StrCat(ingest_root_, "/", IngestDirName(ns, ref));
+}
+
+absl::Status RocksDbContentStore::LockRef(const std::string& key, absl::string_view ref) {
+  absl::MutexLock lock(&locks_mu_);
+  if (!locked_.insert(key).second) {
+    return absl::UnavailableError(absl::StrCat("ref \"", absl::CHexEscape(ref), "\" locked"));
+  }
+  return absl::OkStatus();
+}
+
+void RocksDbContentStore::UnlockRef(const std::string& key) {
+  absl::MutexLock lock(&locks_mu_);
+  locked_.erase(key);
+}
+
+bool RocksDbContentStore::IsLocked(const std::string& key) {
+  absl::MutexLock lock(&locks_mu_);
+  return locked_.contains(key);
+}
+
+absl::StatusOr<ContentInfo> RocksDbContentStore::Info(absl::string_view ns,
+                                                      absl::string_view digest) {
+  if (absl::Status s = ValidateDigest(digest); !s.ok()) return s;
+  std::string value;
+  absl::Status s = db_->Get(Cf::kContent, ContentKey(ns, digest), &value);
+  if (absl::IsNotFound(s)) return ContentNotFound(digest);
+  if (!s.ok()) return s;
+  absl::StatusOr<ContentRecord> r = DecodeContentRecord(value);
+  if (!r.ok()) return r.status();
+  return ToInfo(digest, *r);
+}
+
+absl::StatusOr<ContentInfo> RocksDbContentStore::Update(absl::string_view ns,
+                                                        const ContentInfo& info,
+                                                        absl::Span<const std::string> fieldpaths) {
+  if (absl::Status s = ValidateDigest(info.digest); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  std::string key = ContentKey(ns, info.digest);
+  std::string value;
+  absl::Status got = db_->Get(Cf::kContent, key, &value);
+  if (absl::IsNotFound(got)) return ContentNotFound(info.digest);
+  if (!got.ok()) return got;
+  absl::StatusOr<ContentRecord> r = DecodeContentRecord(value);
+  if (!r.ok()) return r.status();
+
+  if (fieldpaths.empty()) {
+    r->labels = info.labels;
+  }
+  for (const std::string& path : fieldpaths) {
+    if (path == "labels") {
+      r->labels = info.labels;
+    } else if (absl::StartsWith(path, "labels.") && path.size() > 7) {
+      std::string label = path.substr(7);
+      auto it = info.labels.find(label);
+      if (it == info.labels.end() || it->second.empty()) {
+        r->labels.erase(label);
+      } else {
+        r->labels[label] = it->second;
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("cannot update \"", path,
+                                                     "\" field on content info \"", info.digest,
+                                                     "\""));
+    }
+  }
+  // An empty value removes a label whichever way it was set.
+  for (auto it = r->labels.begin(); it != r->labels.end();) {
+    it = it->second.empty() ? r->labels.erase(it) : std::next(it);
+  }
+  if (absl::Status s = ValidateLabels(r->labels); !s.ok()) return s;
+  r->updated_at = clock_->Now();
+
+  rocksdb::WriteBatch batch;
+  batch.Put(db_->cf(Cf::kContent), key, EncodeContentRecord(*r));
+  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  return ToInfo(info.digest, *r);
+}
+
+absl::Status RocksDbContentStore::Walk(absl::string_view ns, absl::Span<const std::string> filters,
+                                       const WalkFn& fn) {
+  absl::StatusOr<Filter> filter = Filter::ParseAll(filters);
+  if (!filter.ok()) return filter.status();
+  PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns));
+  for (; scan.Valid(); scan.Next()) {
+    absl::string_view digest = scan.suffix();
+    absl::StatusOr<ContentRecord> r = DecodeContentRecord(scan.value());
+    if (!r.ok()) return r.status();
+    if (!filter->MatchesAll() && !filter->Match(ContentAdaptor(digest, *r))) continue;
+    if (absl::Status s = fn(ToInfo(digest, *r)); !s.ok()) return s;
+  }
+  return scan.status();
+}
+
+absl::Status RocksDbContentStore::Delete(absl::string_view ns, absl::string_view digest) {
+  if (absl::Status s = ValidateDigest(digest); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  std::string key = ContentKey(ns, digest);
+  std::string value;
+  absl::Status got = db_->Get(Cf::kContent, key, &value);
+  if (absl::IsNotFound(got)) return ContentNotFound(digest);
+  if (!got.ok()) return got;
+
+  // Metadata first, then the file: a crash in between leaves an unheld file,
+  // which Recover() removes, never a row without its file.
+  rocksdb::WriteBatch batch;
+  batch.Delete(db_->cf(Cf::kContent), key);
+  batch.Delete(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns));
+  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+
+  PrefixScan owners(*db_, Cf::kBlobOwners, BlobOwnerPrefix(digest));
+  if (!owners.status().ok()) return owners.status();
+  if (owners.Valid()) return absl::OkStatus();
+  std::string path = BlobPath(digest);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoError(errno, absl::StrCat("remove ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ContentReader>> RocksDbContentStore::Reader(
+    absl::string_view ns, absl::string_view digest) {
+  absl::StatusOr<ContentInfo> info = Info(ns, digest);
+  if (!info.ok()) return info.status();
+  std::string path = BlobPath(digest);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) {
+      return absl::NotFoundError(absl::StrCat("content ", digest, ": blob file missing"));
+    }
+    return ErrnoError(errno, absl::StrCat("open ", path));
+  }
+  return std::make_unique<FileReader>(std::move(fd), info->size, std::move(path));
+}
+
+absl::StatusOr<IngestStatus> RocksDbContentStore::ToStatus(absl::string_view ns,
+                                                           absl::string_view ref,
+                                                           absl::string_view record) {
+  absl::StatusOr<IngestRecord> r = DecodeIngestRecord(record);
+  if (!r.ok()) return r.status();
+  IngestStatus st{std::string(ref), 0, r->total, r->expected, r->started_at, r->updated_at};
+  absl::StatusOr<int64_t> size = FileSize(IngestDir(ns, ref) + "/data");
+  if (size.ok()) {
+    st.offset = *size;
+  } else if (!absl::IsNotFound(size.status())) {
+    return size.status();
+  }
+  return st;
+}
+
+absl::StatusOr<IngestStatus> RocksDbContentStore::Status(absl::string_view ns,
+                                                         absl::string_view ref) {
+  if (absl::Status s = ValidateRef(ref); !s.ok()) return s;
+  std::string value;
+  absl::Status got = db_->Get(Cf::kIngests, IngestKey(ns, ref), &value);
+  if (absl::IsNotFound(got)) return IngestNotFound(ref);
+  if (!got.ok()) return got;
+  return ToStatus(ns, ref, value);
+}
+
+absl::StatusOr<std::vector<IngestStatus>> RocksDbContentStore::ListStatuses(
+    absl::string_view ns, absl::Span<const std::string> filters) {
+  absl::StatusOr<Filter> filter = Filter::ParseAll(filters);
+  if (!filter.ok()) return filter.status();
+  std::vector<IngestStatus> out;
+  PrefixScan scan(*db_, Cf::kIngests, NamespacePrefix(ns));
+  for (; scan.Valid(); scan.Next()) {
+    absl::string_view ref = scan.suffix();
+    if (!filter->MatchesAll() && !filter->Match(RefAdaptor(ref))) continue;
+    absl::StatusOr<IngestStatus> st = ToStatus(ns, ref, scan.value());
+    if (!st.ok()) return st.status();
+    out.push_back(*std::move(st));
+  }
+  if (!scan.status().ok()) return scan.status();
+  return out;
+}
+
+absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_view digest) {
+  absl::MutexLock lock(&mu_);
+  std::string key = ContentKey(ns, digest);
+  std::string value;
+  absl::Status got = db_->Get(Cf::kContent, key, &value);
+  if (got.ok()) return absl::OkStatus();
+  if (!absl::IsNotFound(got)) return got;
+  // Only a file some namespace holds is known to be whole and verified;
+  // an unheld one may be a crash leftover awaiting Recover().
+  PrefixScan owners(*db_, Cf::kBlobOwners, BlobOwnerPrefix(digest));
+  if (!owners.status().ok()) return owners.status();
+  if (!owners.Valid()) return ContentNotFound(digest);
+  absl::StatusOr<int64_t> size = FileSize(BlobPath(digest));
+  if (!size.ok()) return size.status();
+
+  absl::Time now = clock_->Now();
+  rocksdb::WriteBatch batch;
+  batch.Put(db_->cf(Cf::kContent), key, EncodeContentRecord(ContentRecord{*size, now, now, {}}));
+  batch.Put(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns), rocksdb::Slice());
+  return db_->Write(&batch);
+}
+
+absl::StatusOr<std::unique_ptr<ContentWriter>> RocksDbContentStore::Writer(
+    absl::string_view ns, absl::string_view ref, int64_t total, absl::string_view expected) {
+  if (absl::Status s = ValidateRef(ref); !s.ok()) return s;
+  if (total < 0) return absl::InvalidArgumentError("negative total");
+  if (!expected.empty()) {
+    if (absl::Status s = ValidateDigest(expected); !s.ok()) return s;
+    absl::Status shared = ShareBlob(ns, expected);
+    if (shared.ok()) {
+      return absl::AlreadyExistsError(absl::StrCat("content ", expected, ": already exists"));
+    }
+    if (!absl::IsNotFound(shared)) return shared;
+  }
+
+  std::string key = IngestKey(ns, ref);
+  if (absl::Status s = LockRef(key, ref); !s.ok()) return s;
+  // From here the writer owns the lock; on failure it must be released.
+  struct Unlock {
+    RocksDbContentStore* store;
+    const std::string* key;
+    bool armed = true;
+    ~Unlock() {
+      if (armed) store->UnlockRef(*key);
+    }
+  } unlock{this, &key};
+
+  std::string dir = IngestDir(ns, ref);
+  std::string value;
+  IngestRecord record;
+  bool restart = false;
+  absl::Status got = db_->Get(Cf::kIngests, key, &value);
+  if (got.ok()) {
+    absl::StatusOr<IngestRecord> r = DecodeIngestRecord(value);
+    if (!r.ok()) return r.status();
+    record = *std::move(r);
+    // A different declared size or digest is a different blob: start over.
+    if ((total > 0 && record.total > 0 && total != record.total) ||
+        (!expected.empty() && !record.expected.empty() && expected != record.expected)) {
+      restart = true;
+    }
+  } else if (absl::IsNotFound(got)) {
+    record.started_at = record.updated_at = clock_->Now();
+  } else {
+    return got;
+  }
+  if (restart) {
+    if (absl::Status s = RemoveAll(dir); !s.ok()) return s;
+    record.started_at = clock_->Now();
+  }
+  if (total > 0) record.total = total;
+  if (!expected.empty()) record.expected = std::string(expected);
+  record.updated_at = clock_->Now();
+
+  if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
+  rocksdb::WriteBatch batch;
+  batch.Put(db_->cf(Cf::kIngests), key, EncodeIngestRecord(record));
+  if (absl::Status s = db_->Write(&batch, /*sync=*/false); !s.ok()) return s;
+
+  unlock.armed = false;
+  auto writer = std::make_unique<LocalWriter>(this, std::string(ns), std::string(ref), key, dir,
+                                              std::move(record));
+  if (absl::Status s = writer->Open(); !s.ok()) return s;
+  return writer;
+}
+
+absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_view ref,
+                                             const std::string& data_path,
+                                             const std::string& digest, int64_t size,
+                                             const Labels& labels) {
+  absl::MutexLock lock(&mu_);
+  std::string key = ContentKey(ns, digest);
+  std::string value;
+  absl::Status got = db_->Get(Cf::kContent, key, &value);
+  if (got.ok()) {
+    if (absl::Status s = RemoveIngest(ns, ref); !s.ok()) return s;
+    return absl::AlreadyExistsError(absl::StrCat("content ", digest, ": already exists"));
+  }
+  if (!absl::IsNotFound(got)) return got;
+
+  // Replacing a file of the same digest swaps identical bytes; readers that
+  // have it open keep their inode.
+  std::string blob = BlobPath(digest);
+  if (::rename(data_path.c_str(), blob.c_str()) != 0) {
+    return ErrnoError(errno, absl::StrCat("rename ", data_path, " to ", blob));
+  }
+  if (absl::Status s = SyncDir(blob_dir_); !s.ok()) return s;
+
+  absl::Time now = clock_->Now();
+  rocksdb::WriteBatch batch;
+  batch.Put(db_->cf(Cf::kContent), key, EncodeContentRecord(ContentRecord{size, now, now, labels}));
+  batch.Put(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns), rocksdb::Slice());
+  batch.Delete(db_->cf(Cf::kIngests), IngestKey(ns, ref));
+  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  // The row is gone; a leftover directory is removed by Recover() if this fails.
+  RemoveAll(IngestDir(ns, ref)).IgnoreError();
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbContentStore::RemoveIngest(absl::string_view ns, absl::string_view ref) {
+  rocksdb::WriteBatch batch;
+  batch.Delete(db_->cf(Cf::kIngests), IngestKey(ns, ref));
+  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  return RemoveAll(IngestDir(ns, ref));
+}
+
+absl::Status RocksDbContentStore::Abort(absl::string_view ns, absl::string_view ref) {
+  if (absl::Status s = ValidateRef(ref); !s.ok()) return s;
+  std::string key = IngestKey(ns, ref);
+  if (absl::Status s = LockRef(key, ref); !s.ok()) return s;
+  std::string value;
+  absl::Status got = db_->Get(Cf::kIngests, key, &value);
+  absl::Status result = absl::IsNotFound(got) ? IngestNotFound(ref)
+                        : got.ok()            ? RemoveIngest(ns, ref)
+                                              : got;
+  UnlockRef(key);
+  return result;
+}
+
+absl::Status RocksDbContentStore::Recover() {
+  // Ingest directories whose row is gone (or was never written).
+  absl::flat_hash_set<std::string> live;
+  {
+    PrefixScan scan(*db_, Cf::kIngests, "");
+    for (; scan.Valid(); scan.Next()) {
+      std::optional<NamespacedKey> k = ParseNamespacedKey(scan.key());
+      if (k) live.insert(IngestDirName(k->ns, k->name));
+    }
+    if (!scan.status().ok()) return scan.status();
+  }
+  absl::StatusOr<std::vector<std::string>> dirs = ListDir(ingest_root_);
+  if (!dirs.ok()) return dirs.status();
+  for (const std::string& name : *dirs) {
+    if (!live.contains(name)) {
+      if (absl::Status s = RemoveAll(absl::StrCat(ingest_root_, "/", name)); !s.ok()) return s;
+    }
+  }
+
+  // Blob files no namespace holds: a crash between rename and metadata write,
+  // or between a delete's metadata write and its unlink.
+  absl::StatusOr<std::vector<std::string>> blobs = ListDir(blob_dir_);
+  if (!blobs.ok()) return blobs.status();
+  for (const std::string& hex : *blobs) {
+    std::string digest = absl::StrCat(kSha256Prefix, hex);
+    bool held = false;
+    if (ValidateDigest(digest).ok()) {
+      PrefixScan owners(*db_, Cf::kBlobOwners, BlobOwnerPrefix(digest));
+      if (!owners.status().ok()) return owners.status();
+      held = owners.Valid();
+    }
+    if (!held) {
+      std::string path = absl::StrCat(blob_dir_, "/", hex);
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        return ErrnoError(errno, absl::StrCat("remove ", path));
+      }
+    }
+  }
+  return SyncDir(blob_dir_);
+}
+
+absl::StatusOr<int> RocksDbContentStore::ExpireIngests(absl::Duration max_age) {
+  absl::Time cutoff = clock_->Now() - max_age;
+  std::vector<std::pair<std::string, std::string>> stale;  // ns, ref
+  {
+    PrefixScan scan(*db_, Cf::kIngests, "");
+    for (; scan.Valid(); scan.Next()) {
+      std::optional<NamespacedKey> k = ParseNamespacedKey(scan.key());
+      absl::StatusOr<IngestRecord> r = DecodeIngestRecord(scan.value());
+      if (!k || !r.ok()) continue;
+      if (r->updated_at < cutoff) stale.emplace_back(std::string(k->ns), std::string(k->name));
+    }
+    if (!scan.status().ok()) return scan.status();
+  }
+  int removed = 0;
+  for (const auto& [ns, ref] : stale) {
+    absl::Status s = Abort(ns, ref);
+    if (s.ok()) {
+      ++removed;
+    } else if (!absl::IsUnavailable(s) && !absl::IsNotFound(s)) {
+      return s;  // Unavailable: a writer came back to it; NotFound: aborted meanwhile.
+    }
+  }
+  return removed;
+}
+
+}  // namespace imaged::store

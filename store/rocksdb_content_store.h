@@ -1,0 +1,96 @@
+// The ContentStore imaged serves: blob files in containerd's layout under a
+// root directory, their metadata in RocksDB (schema in keys.h).
+//
+// Commit is crash-safe: the ingest's data is fsynced and its digest verified,
+// then renamed to blobs/sha256/<hex>, the directory fsynced, and only then the
+// metadata row written (one synced WriteBatch). A crash at any point leaves
+// whole, verified blobs and resumable ingests; Recover() removes leftovers.
+//
+// Blob files are shared by every namespace that holds the digest (containerd's
+// "shared" policy): a namespace expecting a digest that another one holds gets
+// its own row without a transfer. The file goes when the last namespace deletes.
+#ifndef IMAGED_STORE_ROCKSDB_CONTENT_STORE_H_
+#define IMAGED_STORE_ROCKSDB_CONTENT_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "store/clock.h"
+#include "store/content_store.h"
+#include "store/metadata_db.h"
+
+namespace imaged::store {
+
+class RocksDbContentStore final : public ContentStore {
+ public:
+  // Uses `db` (not owned) for metadata and `root` for blobs/ and ingest/,
+  // creating them if needed.
+  static absl::StatusOr<std::unique_ptr<RocksDbContentStore>> Open(MetadataDb* db,
+                                                                   const std::string& root,
+                                                                   const Clock* clock);
+
+  // Removes what a crash can leave behind: ingest directories without a row and
+  // blob files no namespace holds. Call once at startup, before serving.
+  absl::Status Recover();
+  // Aborts ingests that no writer holds and that were not updated for `max_age`.
+  // Returns how many went.
+  absl::StatusOr<int> ExpireIngests(absl::Duration max_age);
+
+  std::string BlobPath(absl::string_view digest) const;
+  const std::string& root() const { return root_; }
+
+  absl::StatusOr<ContentInfo> Info(absl::string_view ns, absl::string_view digest) override;
+  absl::StatusOr<ContentInfo> Update(absl::string_view ns, const ContentInfo& info,
+                                     absl::Span<const std::string> fieldpaths) override;
+  absl::Status Walk(absl::string_view ns, absl::Span<const std::string> filters,
+                    const WalkFn& fn) override;
+  absl::Status Delete(absl::string_view ns, absl::string_view digest) override;
+  absl::StatusOr<std::unique_ptr<ContentReader>> Reader(absl::string_view ns,
+                                                        absl::string_view digest) override;
+  absl::StatusOr<IngestStatus> Status(absl::string_view ns, absl::string_view ref) override;
+  absl::StatusOr<std::vector<IngestStatus>> ListStatuses(
+      absl::string_view ns, absl::Span<const std::string> filters) override;
+  absl::StatusOr<std::unique_ptr<ContentWriter>> Writer(absl::string_view ns,
+                                                        absl::string_view ref, int64_t total,
+                                                        absl::string_view expected) override;
+  absl::Status Abort(absl::string_view ns, absl::string_view ref) override;
+
+ private:
+  friend class LocalWriter;
+
+  RocksDbContentStore(MetadataDb* db, std::string root, const Clock* clock);
+
+  std::string IngestDir(absl::string_view ns, absl::string_view ref) const;
+  // Holds `key` for one writer; Unavailable when another has it.
+  absl::Status LockRef(const std::string& key, absl::string_view ref);
+  void UnlockRef(const std::string& key);
+  bool IsLocked(const std::string& key);
+  // Moves a verified ingest into blobs/ and writes its metadata (see top).
+  absl::Status CommitBlob(absl::string_view ns, absl::string_view ref, const std::string& data_path,
+                          const std::string& digest, int64_t size, const Labels& labels);
+  // Gives `ns` a row for a blob file another namespace holds. NotFound when no
+  // file exists.
+  absl::Status ShareBlob(absl::string_view ns, absl::string_view digest);
+  absl::Status RemoveIngest(absl::string_view ns, absl::string_view ref);
+  absl::StatusOr<IngestStatus> ToStatus(absl::string_view ns, absl::string_view ref,
+                                        absl::string_view record);
+
+  MetadataDb* const db_;
+  const std::string root_;
+  const std::string blob_dir_;
+  const std::string ingest_root_;
+  const Clock* const clock_;
+
+  // Serialises metadata read-modify-writes and the file moves that go with
+  // them (commit, share, delete), so a delete never unlinks a file that a
+  // concurrent commit has just given a row.
+  absl::Mutex mu_;
+  absl::Mutex locks_mu_;
+  absl::flat_hash_set<std::string> locked_ ABSL_GUARDED_BY(locks_mu_);
+};
+
+}  // namespace imaged::store
+
+#endif  // IMAGED_STORE_ROCKSDB_CONTENT_STORE_H_
