@@ -1,0 +1,339 @@
+// Checks that our hand-written protos under api/ are wire-compatible with the
+// upstream definitions they stand in for: same packages, names, field numbers,
+// types and labels, enum values and RPC signatures. Upstream sources are
+// parsed at test time, so nothing upstream is vendored into the tree.
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/compiler/importer.h>
+#include <google/protobuf/descriptor.h>
+#include <gtest/gtest.h>
+
+#include "api/containerd/events/image.pb.h"
+#include "api/containerd/services/content/v1/content.pb.h"
+#include "api/containerd/services/events/v1/events.pb.h"
+#include "api/containerd/services/images/v1/images.pb.h"
+#include "api/containerd/services/leases/v1/leases.pb.h"
+#include "api/containerd/types/descriptor.pb.h"
+#include "api/runtime/v1/api.pb.h"
+
+namespace imaged::api {
+namespace {
+
+namespace fs = std::filesystem;
+using google::protobuf::Descriptor;
+using google::protobuf::DescriptorPool;
+using google::protobuf::EnumDescriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::FileDescriptor;
+using google::protobuf::MethodDescriptor;
+using google::protobuf::ServiceDescriptor;
+
+constexpr char kDefaultContainerdApiDir[] =
+    "/var/cache/imaged/containerd-dev/usr/share/gocode/src/github.com/"
+    "containerd/containerd/api";
+constexpr char kContainerdImportPrefix[] = "github.com/containerd/containerd/api/";
+
+std::string Env(const char* name, const std::string& fallback = "") {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+// Upstream annotates its protos for Go code generators (gogoproto, containerd's
+// fieldpath plugin) and newer protobuf releases (debug_redact). None of that
+// changes the wire format, and Debian's protoc knows none of it, so it goes.
+// Newlines are kept so that parse errors point at upstream's own lines.
+std::string Sanitize(const std::string& text) {
+  static const std::regex kWeakImport(R"(import\s+weak\s+"[^"]*"\s*;)");
+  static const std::regex kPluginOption(
+      R"(option\s*\((gogoproto|containerd\.plugin)\.[\w.]+\)\s*=[^;]*;)");
+  // One-line field option lists; quoted values may hold brackets and commas.
+  static const std::regex kOptionList(R"(\[(?:[^\[\]"\n]|"(?:[^"\\\n]|\\.)*")*\])");
+  static const std::regex kForeignOption(
+      R"(\s*(\(gogoproto\.[\w.]+\)|debug_redact)\s*=\s*("(?:[^"\\]|\\.)*"|[^,"]*?)\s*(,|$))");
+  static const std::regex kLeftover(R"(^[\s,]+|[\s,]+$)");
+
+  std::string out = std::regex_replace(text, kWeakImport, "");
+  out = std::regex_replace(out, kPluginOption, "");
+
+  std::string result;
+  auto last = out.cbegin();
+  for (std::sregex_iterator it(out.begin(), out.end(), kOptionList), end; it != end; ++it) {
+    const std::string list = it->str();
+    std::string body = list.substr(1, list.size() - 2);
+    result.append(last, (*it)[0].first);
+    if (!std::regex_search(body, kForeignOption)) {
+      result += list;  // Someone else's brackets, e.g. "[]string" in a comment.
+    } else {
+      body = std::regex_replace(std::regex_replace(body, kForeignOption, ""), kLeftover, "");
+      if (!body.empty()) result += "[" + body + "]";
+    }
+    last = (*it)[0].second;
+  }
+  result.append(last, out.cend());
+  return result;
+}
+
+class CollectErrors : public google::protobuf::compiler::MultiFileErrorCollector {
+ public:
+  void AddError(const std::string& file, int line, int column,
+                const std::string& message) override {
+    errors_ += file + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) +
+               ": " + message + "\n";
+  }
+  const std::string& errors() const { return errors_; }
+
+ private:
+  std::string errors_;
+};
+
+// Upstream protos, sanitized into a scratch tree laid out by import path so
+// their own imports resolve; well-known types come from the system headers.
+class UpstreamTree {
+ public:
+  explicit UpstreamTree(const std::string& name)
+      : root_(fs::path(testing::TempDir()) / name), importer_(&tree_, &errors_) {
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    tree_.MapPath("", root_.string());
+    tree_.MapPath("", "/usr/include");
+  }
+
+  // Returns false (with a failure recorded) if the source cannot be read.
+  bool Add(const fs::path& source, const std::string& import_path) {
+    std::ifstream in(source);
+    if (!in) {
+      ADD_FAILURE() << "cannot read upstream proto " << source;
+      return false;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    const fs::path target = root_ / import_path;
+    fs::create_directories(target.parent_path());
+    std::ofstream(target) << Sanitize(text.str());
+    return true;
+  }
+
+  const FileDescriptor* Import(const std::string& import_path) {
+    return importer_.Import(import_path);
+  }
+  const DescriptorPool& pool() const { return *importer_.pool(); }
+  const std::string& errors() const { return errors_.errors(); }
+
+ private:
+  fs::path root_;
+  google::protobuf::compiler::DiskSourceTree tree_;
+  CollectErrors errors_;
+  google::protobuf::compiler::Importer importer_;
+};
+
+// Everything about a field that decides how it is encoded or which type it
+// decodes into, as one string so that a mismatch reads at a glance.
+std::string Signature(const FieldDescriptor& f) {
+  static const char* const kLabels[] = {"", "optional", "required", "repeated"};
+  std::string s = "#" + std::to_string(f.number()) + " " + kLabels[f.label()] + " " +
+                  FieldDescriptor::TypeName(f.type());
+  if (f.message_type() != nullptr) s += " " + f.message_type()->full_name();
+  if (f.enum_type() != nullptr) s += " " + f.enum_type()->full_name();
+  if (f.is_packed()) s += " packed";
+  if (f.real_containing_oneof() != nullptr) s += " oneof " + f.real_containing_oneof()->name();
+  return s;
+}
+
+std::string Signature(const MethodDescriptor& m) {
+  return std::string(m.client_streaming() ? "stream " : "") + m.input_type()->full_name() +
+         " -> " + (m.server_streaming() ? "stream " : "") + m.output_type()->full_name();
+}
+
+template <typename Parent, typename Child, typename SignatureFn>
+std::map<std::string, std::string> Members(const Parent& parent, int count,
+                                           const Child* (Parent::*at)(int) const,
+                                           SignatureFn signature) {
+  std::map<std::string, std::string> members;
+  for (int i = 0; i < count; ++i) {
+    const Child& child = *(parent.*at)(i);
+    members[child.name()] = signature(child);
+  }
+  return members;
+}
+
+// Compares our generated descriptors with upstream's by full name and records
+// every difference, so one run lists all of them.
+class Comparison {
+ public:
+  explicit Comparison(const DescriptorPool& upstream) : upstream_(upstream) {}
+
+  // whole_file: we claim to mirror the upstream file, so nothing it declares
+  // at top level may be missing here (for CRI we keep a subset on purpose).
+  void File(const FileDescriptor& ours, const FileDescriptor& theirs, bool whole_file) {
+    if (ours.package() != theirs.package()) {
+      Mismatch(ours.name(), "package " + ours.package() + " vs upstream " + theirs.package());
+    }
+    for (int i = 0; i < ours.message_type_count(); ++i) Message(*ours.message_type(i));
+    for (int i = 0; i < ours.enum_type_count(); ++i) Enum(*ours.enum_type(i));
+    for (int i = 0; i < ours.service_count(); ++i) Service(*ours.service(i));
+    if (!whole_file) return;
+    for (int i = 0; i < theirs.message_type_count(); ++i) {
+      Present(theirs.message_type(i)->full_name(), ours.pool()->FindMessageTypeByName(
+                                                       theirs.message_type(i)->full_name()));
+    }
+    for (int i = 0; i < theirs.enum_type_count(); ++i) {
+      Present(theirs.enum_type(i)->full_name(),
+              ours.pool()->FindEnumTypeByName(theirs.enum_type(i)->full_name()));
+    }
+    for (int i = 0; i < theirs.service_count(); ++i) {
+      Present(theirs.service(i)->full_name(),
+              ours.pool()->FindServiceByName(theirs.service(i)->full_name()));
+    }
+  }
+
+  const std::vector<std::string>& mismatches() const { return mismatches_; }
+
+ private:
+  void Message(const Descriptor& ours) {
+    const Descriptor* theirs = upstream_.FindMessageTypeByName(ours.full_name());
+    if (theirs == nullptr) return Mismatch(ours.full_name(), "message not found upstream");
+    if (ours.options().map_entry() != theirs->options().map_entry()) {
+      Mismatch(ours.full_name(), "map entry on one side only");
+    }
+    auto field_sig = [](const FieldDescriptor& f) { return Signature(f); };
+    Same(ours.full_name(), Members(ours, ours.field_count(), &Descriptor::field, field_sig),
+         Members(*theirs, theirs->field_count(), &Descriptor::field, field_sig));
+    for (int i = 0; i < ours.nested_type_count(); ++i) Message(*ours.nested_type(i));
+    for (int i = 0; i < ours.enum_type_count(); ++i) Enum(*ours.enum_type(i));
+    for (int i = 0; i < theirs->nested_type_count(); ++i) {
+      Present(theirs->nested_type(i)->full_name(),
+              ours.FindNestedTypeByName(theirs->nested_type(i)->name()));
+    }
+    for (int i = 0; i < theirs->enum_type_count(); ++i) {
+      Present(theirs->enum_type(i)->full_name(),
+              ours.FindEnumTypeByName(theirs->enum_type(i)->name()));
+    }
+  }
+
+  void Enum(const EnumDescriptor& ours) {
+    const EnumDescriptor* theirs = upstream_.FindEnumTypeByName(ours.full_name());
+    if (theirs == nullptr) return Mismatch(ours.full_name(), "enum not found upstream");
+    auto number = [](const auto& v) { return std::to_string(v.number()); };
+    Same(ours.full_name(), Members(ours, ours.value_count(), &EnumDescriptor::value, number),
+         Members(*theirs, theirs->value_count(), &EnumDescriptor::value, number));
+  }
+
+  void Service(const ServiceDescriptor& ours) {
+    const ServiceDescriptor* theirs = upstream_.FindServiceByName(ours.full_name());
+    if (theirs == nullptr) return Mismatch(ours.full_name(), "service not found upstream");
+    auto rpc = [](const MethodDescriptor& m) { return Signature(m); };
+    Same(ours.full_name(), Members(ours, ours.method_count(), &ServiceDescriptor::method, rpc),
+         Members(*theirs, theirs->method_count(), &ServiceDescriptor::method, rpc));
+  }
+
+  // Both directions: a field only upstream has would reach us as an unknown
+  // field we never read, which breaks a peer as surely as a differing one.
+  void Same(const std::string& scope, const std::map<std::string, std::string>& ours,
+            const std::map<std::string, std::string>& theirs) {
+    for (const auto& [name, sig] : ours) {
+      auto it = theirs.find(name);
+      if (it == theirs.end()) {
+        Mismatch(scope + "." + name, "ours (" + sig + ") is not upstream");
+      } else if (it->second != sig) {
+        Mismatch(scope + "." + name, "ours (" + sig + ") vs upstream (" + it->second + ")");
+      }
+    }
+    for (const auto& [name, sig] : theirs) {
+      if (ours.count(name) == 0) Mismatch(scope + "." + name, "upstream (" + sig + ") missing here");
+    }
+  }
+
+  void Present(const std::string& full_name, const void* ours) {
+    if (ours == nullptr) Mismatch(full_name, "declared upstream, missing here");
+  }
+
+  void Mismatch(const std::string& where, const std::string& what) {
+    mismatches_.push_back(where + ": " + what);
+  }
+
+  const DescriptorPool& upstream_;
+  std::vector<std::string> mismatches_;
+};
+
+std::string Join(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& line : lines) out += "  " + line + "\n";
+  return out;
+}
+
+TEST(ProtoCompatTest, ContainerdApiMatchesUpstream) {
+  const fs::path api_dir = Env("IMAGED_CONTAINERD_API_DIR", kDefaultContainerdApiDir);
+  ASSERT_TRUE(fs::is_directory(api_dir))
+      << "upstream containerd API protos not found at " << api_dir
+      << "; run tools/install_deps.sh or point IMAGED_CONTAINERD_API_DIR at containerd's api/";
+
+  namespace cd = ::containerd;
+  const std::pair<const FileDescriptor*, std::string> files[] = {
+      {cd::types::Descriptor::descriptor()->file(), "types/descriptor.proto"},
+      {cd::services::content::v1::Info::descriptor()->file(),
+       "services/content/v1/content.proto"},
+      {cd::services::images::v1::Image::descriptor()->file(), "services/images/v1/images.proto"},
+      {cd::services::images::v1::ImageCreate::descriptor()->file(), "events/image.proto"},
+      {cd::services::events::v1::Envelope::descriptor()->file(),
+       "services/events/v1/events.proto"},
+      {cd::services::leases::v1::Lease::descriptor()->file(), "services/leases/v1/leases.proto"},
+  };
+
+  // Copy everything before importing anything: upstream files import each other.
+  UpstreamTree upstream("containerd-api");
+  for (const auto& [ours, path] : files) {
+    ASSERT_TRUE(upstream.Add(api_dir / path, kContainerdImportPrefix + path));
+  }
+
+  Comparison comparison(upstream.pool());
+  for (const auto& [ours, path] : files) {
+    const FileDescriptor* theirs = upstream.Import(kContainerdImportPrefix + path);
+    ASSERT_NE(theirs, nullptr) << "cannot parse upstream " << path << ":\n" << upstream.errors();
+    comparison.File(*ours, *theirs, /*whole_file=*/true);
+  }
+  EXPECT_TRUE(comparison.mismatches().empty())
+      << "not wire-compatible with containerd:\n" << Join(comparison.mismatches());
+}
+
+// cri-api is not packaged for Debian, so this runs only when pointed at a copy
+// of its pkg/apis/runtime/v1/api.proto.
+TEST(ProtoCompatTest, CriImageServiceMatchesUpstream) {
+  const std::string cri_proto = Env("IMAGED_CRI_API_PROTO");
+  if (cri_proto.empty() || !fs::is_regular_file(cri_proto)) {
+    GTEST_SKIP() << "IMAGED_CRI_API_PROTO (\"" << cri_proto
+                 << "\") does not name cri-api's runtime/v1 api.proto";
+  }
+  UpstreamTree upstream("cri-api");
+  const std::string import_path = "cri-api/pkg/apis/runtime/v1/api.proto";
+  ASSERT_TRUE(upstream.Add(cri_proto, import_path));
+  const FileDescriptor* theirs = upstream.Import(import_path);
+  ASSERT_NE(theirs, nullptr) << "cannot parse " << cri_proto << ":\n" << upstream.errors();
+
+  Comparison comparison(upstream.pool());
+  comparison.File(*::runtime::v1::ImageSpec::descriptor()->file(), *theirs,
+                  /*whole_file=*/false);
+  EXPECT_TRUE(comparison.mismatches().empty())
+      << "not wire-compatible with cri-api:\n" << Join(comparison.mismatches());
+}
+
+TEST(ProtoCompatTest, SanitizeDropsOnlyForeignOptions) {
+  EXPECT_EQ(Sanitize("import weak \"gogoproto/gogo.proto\";\nstring a = 1 "
+                     "[(gogoproto.nullable) = false, deprecated = true];"),
+            "\nstring a = 1 [deprecated = true];");
+  EXPECT_EQ(Sanitize("option (containerd.plugin.fieldpath_all) = true;\n"
+                     "string b = 2 [(gogoproto.moretags) = \"json:\\\"x,y]\\\"\"];"),
+            "\nstring b = 2 ;");
+  EXPECT_EQ(Sanitize("string c = 3 [debug_redact = true]; // a [ ]string"),
+            "string c = 3 ; // a [ ]string");
+}
+
+}  // namespace
+}  // namespace imaged::api
