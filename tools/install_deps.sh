@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   bazel-bootstrap bazel-platforms default-jdk-headless
   build-essential pkg-config git
-  protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev libgrpc-dev
+  protobuf-compiler libprotobuf-dev libprotoc-dev protobuf-compiler-grpc libgrpc++-dev libgrpc-dev
   librocksdb-dev libabsl-dev libre2-dev libssl-dev libcurl4-openssl-dev libarchive-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -1,0 +1,66 @@
+#include "plugin/config.h"
+
+#include <filesystem>
+#include <toml++/toml.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace imaged::plugin {
+namespace {
+
+absl::Status Bad(const std::string& path, absl::string_view key, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("config ", path, ": ", key, ": ", why));
+}
+
+}  // namespace
+
+absl::StatusOr<unsigned> ParseMode(const std::string& text) {
+  if (text.empty() || text.size() > 4) return absl::InvalidArgumentError("mode must be octal like 0660");
+  unsigned mode = 0;
+  for (char c : text) {
+    if (c < '0' || c > '7') return absl::InvalidArgumentError(absl::StrCat("mode \"", text, "\" is not octal"));
+    mode = mode * 8 + static_cast<unsigned>(c - '0');
+  }
+  return mode;
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
+  if (!std::filesystem::exists(path)) {
+    return absl::NotFoundError(absl::StrCat("config ", path, ": no such file"));
+  }
+  // Debian builds toml++ with exceptions: its parse error is caught here and
+  // never crosses into the rest of imaged.
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& err) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config ", path, ":", err.source().begin.line, ":", err.source().begin.column, ": ",
+        std::string(err.description())));
+  }
+  Config out = base;
+  for (const auto& [key, node] : table) {
+    const std::string k(key.str());
+    auto text = node.value<std::string>();
+    if (k == "root" || k == "address") {
+      if (!text || text->empty()) return Bad(path, k, "must be a non-empty string");
+      (k == "root" ? out.root : out.address) = *text;
+    } else if (k == "socket_mode") {
+      if (!text) return Bad(path, k, "must be an octal string such as \"0660\"");
+      absl::StatusOr<unsigned> mode = ParseMode(*text);
+      if (!mode.ok()) return Bad(path, k, mode.status().message());
+      out.socket_mode = *mode;
+    } else if (k == "ingest_expiry" || k == "shutdown_timeout") {
+      absl::Duration d;
+      if (!text || !absl::ParseDuration(*text, &d) || d <= absl::ZeroDuration()) {
+        return Bad(path, k, "must be a positive duration such as \"30s\" or \"24h\"");
+      }
+      (k == "ingest_expiry" ? out.ingest_expiry : out.shutdown_timeout) = d;
+    } else {
+      return Bad(path, k, "unknown key");
+    }
+  }
+  return out;
+}
+
+}  // namespace imaged::plugin

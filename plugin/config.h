@@ -1,0 +1,39 @@
+// imaged's configuration: defaults, a TOML file, then flags on top.
+#ifndef IMAGED_PLUGIN_CONFIG_H_
+#define IMAGED_PLUGIN_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace imaged::plugin {
+
+struct Config {
+  // RocksDB (meta/), blobs/ and ingest/ live here.
+  std::string root = "/var/lib/imaged";
+  // The unix socket every service is served on.
+  std::string address = "/run/imaged/imaged.sock";
+  unsigned socket_mode = 0660;
+  // Ingests untouched for this long are aborted.
+  absl::Duration ingest_expiry = absl::Hours(24);
+  // How long SIGTERM waits for in-flight calls before cancelling them.
+  absl::Duration shutdown_timeout = absl::Seconds(10);
+};
+
+// Reads a TOML file over `base`. Keys (all optional):
+//   root = "/var/lib/imaged"
+//   address = "/run/imaged/imaged.sock"
+//   socket_mode = "0660"          # octal, as a string
+//   ingest_expiry = "24h"         # Go-style duration
+//   shutdown_timeout = "10s"
+// InvalidArgument naming the file and key for a syntax error, an unknown key
+// or a value of the wrong type; NotFound when the file is missing.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base = Config());
+
+// Parses an octal file mode such as "0660"; InvalidArgument otherwise.
+absl::StatusOr<unsigned> ParseMode(const std::string& text);
+
+}  // namespace imaged::plugin
+
+#endif  // IMAGED_PLUGIN_CONFIG_H_

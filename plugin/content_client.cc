@@ -1,0 +1,243 @@
+#include "plugin/content_client.h"
+
+#include <grpcpp/client_context.h>
+
+#include "absl/strings/str_cat.h"
+#include "plugin/convert.h"
+#include "plugin/grpc_status.h"
+#include "plugin/namespaces.h"
+
+namespace imaged::plugin {
+namespace {
+
+class RemoteReader final : public store::ContentReader {
+ public:
+  RemoteReader(contentpb::Content::Stub* stub, std::string ns, std::string digest, int64_t size)
+      : stub_(stub), ns_(std::move(ns)), digest_(std::move(digest)), size_(size) {}
+
+  int64_t Size() const override { return size_; }
+
+  absl::Status ReadAt(int64_t offset, size_t n, std::string* out) override {
+    out->clear();
+    if (n == 0) return absl::OkStatus();
+    contentpb::ReadContentRequest req;
+    req.set_digest(digest_);
+    req.set_offset(offset);
+    req.set_size(static_cast<int64_t>(n));
+    auto ctx = NamespacedContext(ns_);
+    auto reader = stub_->Read(ctx.get(), req);
+    contentpb::ReadContentResponse resp;
+    while (reader->Read(&resp)) out->append(resp.data());
+    return FromGrpcStatus(reader->Finish());
+  }
+
+ private:
+  contentpb::Content::Stub* stub_;
+  std::string ns_;
+  std::string digest_;
+  int64_t size_;
+};
+
+// One Write stream; every call is a request and its response.
+class RemoteWriter final : public store::ContentWriter {
+ public:
+  using Stream = grpc::ClientReaderWriter<contentpb::WriteContentRequest,
+                                          contentpb::WriteContentResponse>;
+
+  RemoteWriter(std::unique_ptr<grpc::ClientContext> ctx, std::unique_ptr<Stream> stream,
+               std::string ref)
+      : ctx_(std::move(ctx)), stream_(std::move(stream)), ref_(std::move(ref)) {}
+
+  ~RemoteWriter() override {
+    if (!finished_) {
+      stream_->WritesDone();
+      stream_->Finish().IgnoreError();
+    }
+  }
+
+  // Sends `req` and reads its response; on failure the stream's status.
+  absl::StatusOr<contentpb::WriteContentResponse> Send(const contentpb::WriteContentRequest& req) {
+    if (finished_) return absl::FailedPreconditionError("write stream already closed");
+    contentpb::WriteContentResponse resp;
+    if (!stream_->Write(req) || !stream_->Read(&resp)) {
+      finished_ = true;
+      stream_->WritesDone();
+      absl::Status s = FromGrpcStatus(stream_->Finish());
+      return s.ok() ? absl::UnknownError("write stream closed early") : s;
+    }
+    offset_ = resp.offset();
+    if (!resp.digest().empty()) digest_ = resp.digest();
+    return resp;
+  }
+
+  absl::StatusOr<store::IngestStatus> Status() override {
+    contentpb::WriteContentRequest req;
+    req.set_action(contentpb::STAT);
+    auto resp = Send(req);
+    if (!resp.ok()) return resp.status();
+    return store::IngestStatus{ref_, resp->offset(), resp->total(), "",
+                               FromProto(resp->started_at()), FromProto(resp->updated_at())};
+  }
+
+  std::string Digest() override { return digest_; }
+
+  absl::Status Write(absl::string_view data) override {
+    contentpb::WriteContentRequest req;
+    req.set_action(contentpb::WRITE);
+    req.set_offset(offset_);
+    req.set_data(data.data(), data.size());
+    return Send(req).status();
+  }
+
+  absl::Status Truncate(int64_t size) override {
+    if (size != 0) return absl::InvalidArgumentError("can only truncate to 0");
+    offset_ = 0;  // the next write at offset 0 restarts the ingest
+    return absl::OkStatus();
+  }
+
+  absl::Status Commit(int64_t size, absl::string_view expected,
+                      const store::Labels& labels) override {
+    contentpb::WriteContentRequest req;
+    req.set_action(contentpb::COMMIT);
+    req.set_offset(offset_);
+    req.set_total(size);
+    req.set_expected(std::string(expected));
+    req.mutable_labels()->insert(labels.begin(), labels.end());
+    absl::Status s = Send(req).status();
+    if (!finished_) {
+      finished_ = true;
+      stream_->WritesDone();
+      absl::Status end = FromGrpcStatus(stream_->Finish());
+      if (s.ok()) s = end;
+    }
+    return s;
+  }
+
+ private:
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  std::unique_ptr<Stream> stream_;
+  std::string ref_;
+  int64_t offset_ = 0;
+  std::string digest_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::ClientContext> NamespacedContext(absl::string_view ns) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  if (!ns.empty()) ctx->AddMetadata(kNamespaceHeader, std::string(ns));
+  return ctx;
+}
+
+RemoteContentStore::RemoteContentStore(std::shared_ptr<grpc::Channel> channel)
+    : stub_(contentpb::Content::NewStub(std::move(channel))) {}
+
+absl::StatusOr<store::ContentInfo> RemoteContentStore::Info(absl::string_view ns,
+                                                            absl::string_view digest) {
+  contentpb::InfoRequest req;
+  req.set_digest(std::string(digest));
+  contentpb::InfoResponse resp;
+  auto ctx = NamespacedContext(ns);
+  if (absl::Status s = FromGrpcStatus(stub_->Info(ctx.get(), req, &resp)); !s.ok()) return s;
+  return FromProto(resp.info());
+}
+
+absl::StatusOr<store::ContentInfo> RemoteContentStore::Update(
+    absl::string_view ns, const store::ContentInfo& info,
+    absl::Span<const std::string> fieldpaths) {
+  contentpb::UpdateRequest req;
+  ToProto(info, req.mutable_info());
+  for (const std::string& p : fieldpaths) req.mutable_update_mask()->add_paths(p);
+  contentpb::UpdateResponse resp;
+  auto ctx = NamespacedContext(ns);
+  if (absl::Status s = FromGrpcStatus(stub_->Update(ctx.get(), req, &resp)); !s.ok()) return s;
+  return FromProto(resp.info());
+}
+
+absl::Status RemoteContentStore::Walk(absl::string_view ns, absl::Span<const std::string> filters,
+                                      const WalkFn& fn) {
+  contentpb::ListContentRequest req;
+  for (const std::string& f : filters) req.add_filters(f);
+  auto ctx = NamespacedContext(ns);
+  auto reader = stub_->List(ctx.get(), req);
+  contentpb::ListContentResponse resp;
+  absl::Status result;
+  while (result.ok() && reader->Read(&resp)) {
+    for (const contentpb::Info& info : resp.info()) {
+      result = fn(FromProto(info));
+      if (!result.ok()) break;
+    }
+  }
+  if (!result.ok()) {
+    ctx->TryCancel();
+    reader->Finish().IgnoreError();
+    return result;
+  }
+  return FromGrpcStatus(reader->Finish());
+}
+
+absl::Status RemoteContentStore::Delete(absl::string_view ns, absl::string_view digest) {
+  contentpb::DeleteContentRequest req;
+  req.set_digest(std::string(digest));
+  google::protobuf::Empty resp;
+  auto ctx = NamespacedContext(ns);
+  return FromGrpcStatus(stub_->Delete(ctx.get(), req, &resp));
+}
+
+absl::StatusOr<std::unique_ptr<store::ContentReader>> RemoteContentStore::Reader(
+    absl::string_view ns, absl::string_view digest) {
+  absl::StatusOr<store::ContentInfo> info = Info(ns, digest);
+  if (!info.ok()) return info.status();
+  return std::make_unique<RemoteReader>(stub_.get(), std::string(ns), std::string(digest),
+                                        info->size);
+}
+
+absl::StatusOr<store::IngestStatus> RemoteContentStore::Status(absl::string_view ns,
+                                                               absl::string_view ref) {
+  contentpb::StatusRequest req;
+  req.set_ref(std::string(ref));
+  contentpb::StatusResponse resp;
+  auto ctx = NamespacedContext(ns);
+  if (absl::Status s = FromGrpcStatus(stub_->Status(ctx.get(), req, &resp)); !s.ok()) return s;
+  return FromProto(resp.status());
+}
+
+absl::StatusOr<std::vector<store::IngestStatus>> RemoteContentStore::ListStatuses(
+    absl::string_view ns, absl::Span<const std::string> filters) {
+  contentpb::ListStatusesRequest req;
+  for (const std::string& f : filters) req.add_filters(f);
+  contentpb::ListStatusesResponse resp;
+  auto ctx = NamespacedContext(ns);
+  if (absl::Status s = FromGrpcStatus(stub_->ListStatuses(ctx.get(), req, &resp)); !s.ok()) {
+    return s;
+  }
+  std::vector<store::IngestStatus> out;
+  for (const contentpb::Status& st : resp.statuses()) out.push_back(FromProto(st));
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<store::ContentWriter>> RemoteContentStore::Writer(
+    absl::string_view ns, absl::string_view ref, int64_t total, absl::string_view expected) {
+  auto ctx = NamespacedContext(ns);
+  auto stream = stub_->Write(ctx.get());
+  auto writer = std::make_unique<RemoteWriter>(std::move(ctx), std::move(stream), std::string(ref));
+  // Opening is a STAT that names the ref, as containerd's proxy negotiates.
+  contentpb::WriteContentRequest req;
+  req.set_action(contentpb::STAT);
+  req.set_ref(std::string(ref));
+  req.set_total(total);
+  req.set_expected(std::string(expected));
+  if (auto resp = writer->Send(req); !resp.ok()) return resp.status();
+  return writer;
+}
+
+absl::Status RemoteContentStore::Abort(absl::string_view ns, absl::string_view ref) {
+  contentpb::AbortRequest req;
+  req.set_ref(std::string(ref));
+  google::protobuf::Empty resp;
+  auto ctx = NamespacedContext(ns);
+  return FromGrpcStatus(stub_->Abort(ctx.get(), req, &resp));
+}
+
+}  // namespace imaged::plugin

@@ -1,0 +1,210 @@
+#include "plugin/content_service.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "plugin/grpc_status.h"
+#include "plugin/namespaces.h"
+#include "store/digest.h"
+
+namespace imaged::plugin {
+namespace {
+
+std::vector<std::string> Strings(const google::protobuf::RepeatedPtrField<std::string>& in) {
+  return {in.begin(), in.end()};
+}
+
+grpc::Status InvalidArgument(absl::string_view msg) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(msg));
+}
+
+}  // namespace
+
+grpc::Status ContentService::Info(grpc::ServerContext* ctx, const contentpb::InfoRequest* req,
+                                  contentpb::InfoResponse* resp) {
+  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  absl::StatusOr<store::ContentInfo> info = store_->Info(*ns, req->digest());
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  ToProto(*info, resp->mutable_info());
+  return grpc::Status::OK;
+}
+
+grpc::Status ContentService::Update(grpc::ServerContext* ctx, const contentpb::UpdateRequest* req,
+                                    contentpb::UpdateResponse* resp) {
+  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  absl::StatusOr<store::ContentInfo> info =
+      store_->Update(*ns, FromProto(req->info()), Strings(req->update_mask().paths()));
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  ToProto(*info, resp->mutable_info());
+  return grpc::Status::OK;
+}
+
+grpc::Status ContentService::List(grpc::ServerContext* ctx,
+                                  const contentpb::ListContentRequest* req,
+                                  grpc::ServerWriter<contentpb::ListContentResponse>* writer) {
+  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  contentpb::ListContentResponse batch;
+  absl::Status s =
+      store_->Walk(*ns, Strings(req->filters()), [&](const store::ContentInfo& info) {
+        ToProto(info, batch.add_info());
+        if (static_cast<size_t>(batch.info_size()) < kListBatch) return absl::OkStatus();
+        if (!writer->Write(batch)) return absl::CancelledError("client went away");
+        batch.Clear();
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return ToGrpcStatus(s);
+  if (batch.info_size() > 0 && !writer->Write(batch)) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ContentService::Delete(grpc::ServerContext* ctx,
+                                    const contentpb::DeleteContentRequest* req,
+                                    google::protobuf::Empty*) {
+  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  return ToGrpcStatus(store_->Delete(*ns, req->digest()));
+}
+
+grpc::Status ContentService::Read(grpc::ServerContext* ctx,
+                                  const contentpb::ReadContentRequest* req,
+                                  grpc::ServerWriter<contentpb::ReadContentResponse>* writer) {
+  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  if (req->offset() < 0) return InvalidArgument(absl::StrCat("negative read offset ", req->offset()));
+  if (req->size() < 0) return InvalidArgument(absl::StrCat("negative read size ", req->size()));
+  absl::StatusOr<std::unique_ptr<store::ContentReader>> reader = store_->Reader(*ns, req->digest());
+  if (!reader.ok()) return ToGrpcStatus(reader.status());
+
+  const int64_t blob_size = (*reader)->Size();
+  int64_t offset = req->offset();
+  if (offset > blob_size) {
+    return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                        absl::StrCat("read at ", offset, " past the end of ", req->digest(), " (",
+                                     blob_size, " bytes)"));
+  }
+  // size 0 means "to the end"; a size past the end is cut to it.
+  int64_t end = req->size() == 0 ? blob_size : std::min(blob_size, offset + req->size());
+  contentpb::ReadContentResponse resp;
+  while (offset < end) {
+    size_t n = static_cast<size_t>(std::min<int64_t>(kReadChunk, end - offset));
+    resp.set_offset(offset);
+    if (absl::Status s = (*reader)->ReadAt(offset, n, resp.mutable_data()); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    if (resp.data().empty()) break;  // the file is shorter than its record
+    offset += static_cast<int64_t>(resp.data().size());
+    if (!writer->Write(resp)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ContentService::Status(grpc::ServerContext* ctx, const contentpb::StatusRequest* req,
+                                    contentpb::StatusResponse* resp) {
+  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  absl::StatusOr<store::IngestStatus> st = store_->Status(*ns, req->ref());
+  if (!st.ok()) return ToGrpcStatus(st.status());
+  ToProto(*st, resp->mutable_status());
+  return grpc::Status::OK;
+}
+
+grpc::Status ContentService::ListStatuses(grpc::ServerContext* ctx,
+                                          const contentpb::ListStatusesRequest* req,
+                                          contentpb::ListStatusesResponse* resp) {
+  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  absl::StatusOr<std::vector<store::IngestStatus>> list =
+      store_->ListStatuses(*ns, Strings(req->filters()));
+  if (!list.ok()) return ToGrpcStatus(list.status());
+  for (const store::IngestStatus& st : *list) ToProto(st, resp->add_statuses());
+  return grpc::Status::OK;
+}
+
+grpc::Status ContentService::Abort(grpc::ServerContext* ctx, const contentpb::AbortRequest* req,
+                                   google::protobuf::Empty*) {
+  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  return ToGrpcStatus(store_->Abort(*ns, req->ref()));
+}
+
+// The write protocol, as containerd's clients speak it: the first message
+// names the ref (and optionally total and expected digest) and opens the
+// ingest; STAT reports it, WRITE appends at the current offset (offset 0
+// restarts, any other offset must be the current one), COMMIT makes it a blob.
+// Every message gets one response; the stream ends after COMMIT or when the
+// client closes it.
+grpc::Status ContentService::Write(
+    grpc::ServerContext* ctx,
+    grpc::ServerReaderWriter<contentpb::WriteContentResponse, contentpb::WriteContentRequest>*
+        stream) {
+  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  contentpb::WriteContentRequest req;
+  if (!stream->Read(&req) || req.ref().empty()) {
+    return InvalidArgument("first write message must have a reference");
+  }
+  int64_t total = req.total();
+  std::string expected = req.expected();
+  absl::StatusOr<std::unique_ptr<store::ContentWriter>> opened =
+      store_->Writer(*ns, req.ref(), total, expected);
+  if (!opened.ok()) return ToGrpcStatus(opened.status());
+  store::ContentWriter& writer = **opened;
+
+  contentpb::WriteContentResponse resp;
+  while (true) {
+    resp.Clear();
+    resp.set_action(req.action());
+    absl::StatusOr<store::IngestStatus> st = writer.Status();
+    if (!st.ok()) return ToGrpcStatus(st.status());
+    resp.set_offset(st->offset);
+    if (!req.expected().empty()) expected = req.expected();
+    if (req.total() > 0) total = req.total();
+    if (req.offset() < 0) return InvalidArgument(absl::StrCat("negative write offset ", req.offset()));
+
+    switch (req.action()) {
+      case contentpb::STAT:
+        resp.set_digest(writer.Digest());
+        resp.set_total(total);
+        ToProto(st->started_at, resp.mutable_started_at());
+        ToProto(st->updated_at, resp.mutable_updated_at());
+        break;
+      case contentpb::WRITE:
+      case contentpb::COMMIT: {
+        if (req.offset() > 0 && req.offset() != st->offset) {
+          return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                              absl::StrCat("write at ", req.offset(), " must occur at current offset ",
+                                           st->offset));
+        }
+        if (req.offset() == 0 && st->offset > 0) {
+          if (absl::Status s = writer.Truncate(0); !s.ok()) return ToGrpcStatus(s);
+          resp.set_offset(0);
+        }
+        if (!req.data().empty()) {
+          if (absl::Status s = writer.Write(req.data()); !s.ok()) return ToGrpcStatus(s);
+          resp.set_offset(resp.offset() + static_cast<int64_t>(req.data().size()));
+        }
+        if (req.action() == contentpb::COMMIT) {
+          store::Labels labels(req.labels().begin(), req.labels().end());
+          if (absl::Status s = writer.Commit(total, expected, labels); !s.ok()) {
+            return ToGrpcStatus(s);
+          }
+        }
+        resp.set_digest(writer.Digest());
+        break;
+      }
+      default:
+        return InvalidArgument(absl::StrCat("unknown write action ", req.action()));
+    }
+    if (!stream->Write(resp)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    if (req.action() == contentpb::COMMIT) return grpc::Status::OK;
+    if (!stream->Read(&req)) return grpc::Status::OK;
+  }
+}
+
+}  // namespace imaged::plugin

@@ -1,0 +1,48 @@
+// containerd.services.content.v1.Content over a store::ContentStore.
+// Each handler reads the namespace, checks the request's shape, makes one
+// store call, converts and maps the status.
+#ifndef IMAGED_PLUGIN_CONTENT_SERVICE_H_
+#define IMAGED_PLUGIN_CONTENT_SERVICE_H_
+
+#include "api/containerd/services/content/v1/content.grpc.pb.h"
+#include "plugin/convert.h"
+#include "store/content_store.h"
+
+namespace imaged::plugin {
+
+class ContentService final : public contentpb::Content::Service {
+ public:
+  // Largest data field of one Read response.
+  static constexpr size_t kReadChunk = 1 << 20;
+  // Infos per List response message.
+  static constexpr size_t kListBatch = 100;
+
+  explicit ContentService(store::ContentStore* store) : store_(store) {}
+
+  grpc::Status Info(grpc::ServerContext* ctx, const contentpb::InfoRequest* req,
+                    contentpb::InfoResponse* resp) override;
+  grpc::Status Update(grpc::ServerContext* ctx, const contentpb::UpdateRequest* req,
+                      contentpb::UpdateResponse* resp) override;
+  grpc::Status List(grpc::ServerContext* ctx, const contentpb::ListContentRequest* req,
+                    grpc::ServerWriter<contentpb::ListContentResponse>* writer) override;
+  grpc::Status Delete(grpc::ServerContext* ctx, const contentpb::DeleteContentRequest* req,
+                      google::protobuf::Empty* resp) override;
+  grpc::Status Read(grpc::ServerContext* ctx, const contentpb::ReadContentRequest* req,
+                    grpc::ServerWriter<contentpb::ReadContentResponse>* writer) override;
+  grpc::Status Status(grpc::ServerContext* ctx, const contentpb::StatusRequest* req,
+                      contentpb::StatusResponse* resp) override;
+  grpc::Status ListStatuses(grpc::ServerContext* ctx, const contentpb::ListStatusesRequest* req,
+                            contentpb::ListStatusesResponse* resp) override;
+  grpc::Status Write(grpc::ServerContext* ctx,
+                     grpc::ServerReaderWriter<contentpb::WriteContentResponse,
+                                              contentpb::WriteContentRequest>* stream) override;
+  grpc::Status Abort(grpc::ServerContext* ctx, const contentpb::AbortRequest* req,
+                     google::protobuf::Empty* resp) override;
+
+ private:
+  store::ContentStore* const store_;
+};
+
+}  // namespace imaged::plugin
+
+#endif  // IMAGED_PLUGIN_CONTENT_SERVICE_H_

@@ -1,0 +1,27 @@
+// Conversions between store/ domain types and api/ wire types: the only place
+// they meet.
+#ifndef IMAGED_PLUGIN_CONVERT_H_
+#define IMAGED_PLUGIN_CONVERT_H_
+
+#include <google/protobuf/timestamp.pb.h>
+
+#include "absl/time/time.h"
+#include "api/containerd/services/content/v1/content.pb.h"
+#include "store/content_store.h"
+
+namespace imaged::plugin {
+
+namespace contentpb = ::containerd::services::content::v1;
+
+void ToProto(absl::Time t, google::protobuf::Timestamp* out);
+absl::Time FromProto(const google::protobuf::Timestamp& ts);
+
+void ToProto(const store::ContentInfo& info, contentpb::Info* out);
+store::ContentInfo FromProto(const contentpb::Info& info);
+
+void ToProto(const store::IngestStatus& st, contentpb::Status* out);
+store::IngestStatus FromProto(const contentpb::Status& st);
+
+}  // namespace imaged::plugin
+
+#endif  // IMAGED_PLUGIN_CONVERT_H_

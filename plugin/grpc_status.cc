@@ -1,0 +1,20 @@
+#include "plugin/grpc_status.h"
+
+#include <string>
+
+namespace imaged::plugin {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  int code = static_cast<int>(status.code());
+  // absl reserves no codes beyond gRPC's 0..16; anything else is a bug below us.
+  if (code < 0 || code > 16) code = static_cast<int>(grpc::StatusCode::UNKNOWN);
+  return grpc::Status(static_cast<grpc::StatusCode>(code), std::string(status.message()));
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+}  // namespace imaged::plugin

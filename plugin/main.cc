@@ -1,0 +1,64 @@
+// imaged: containerd's Images and Content APIs and the CRI ImageService over
+// RocksDB, on one unix socket. main only wires config to the server and waits
+// for a signal; everything else lives in libraries with tests.
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "plugin/config.h"
+#include "plugin/server.h"
+
+int main(int argc, char** argv) {
+  using imaged::plugin::Config;
+  CLI::App app{"imaged: containerd image and content metadata service"};
+  std::string config_file, root, address, socket_mode;
+  app.add_option("--config", config_file, "TOML config file");
+  app.add_option("--root", root, "state directory (RocksDB, blobs, ingests)");
+  app.add_option("--address", address, "unix socket to serve on");
+  app.add_option("--socket-mode", socket_mode, "socket file mode, octal (default 0660)");
+  CLI11_PARSE(app, argc, argv);
+
+  Config config;
+  if (!config_file.empty()) {
+    auto loaded = imaged::plugin::LoadConfigFile(config_file);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "imaged: %s\n", std::string(loaded.status().message()).c_str());
+      return 2;
+    }
+    config = *loaded;
+  }
+  if (!root.empty()) config.root = root;
+  if (!address.empty()) config.address = address;
+  if (!socket_mode.empty()) {
+    auto mode = imaged::plugin::ParseMode(socket_mode);
+    if (!mode.ok()) {
+      std::fprintf(stderr, "imaged: --socket-mode: %s\n", std::string(mode.status().message()).c_str());
+      return 2;
+    }
+    config.socket_mode = *mode;
+  }
+
+  // Signals are taken synchronously by this thread; every other thread,
+  // started after this, inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = imaged::plugin::Server::Start(config);
+  if (!server.ok()) {
+    std::fprintf(stderr, "imaged: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "imaged: serving on unix:%s (root %s)\n", config.address.c_str(),
+               config.root.c_str());
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "imaged: %s, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*server)->Shutdown();
+  std::fprintf(stderr, "imaged: stopped\n");
+  return 0;
+}

@@ -1,0 +1,60 @@
+#include "plugin/namespaces.h"
+
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace imaged::plugin {
+namespace {
+
+constexpr size_t kMaxNamespaceLength = 76;
+
+std::optional<std::string> Header(const grpc::ServerContext& ctx) {
+  const auto& md = ctx.client_metadata();
+  auto it = md.find(kNamespaceHeader);
+  if (it == md.end()) return std::nullopt;
+  return std::string(it->second.data(), it->second.size());
+}
+
+}  // namespace
+
+absl::Status ValidateNamespace(absl::string_view ns) {
+  auto invalid = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("namespace \"", ns, "\": ", why));
+  };
+  if (ns.empty()) return invalid("must not be empty");
+  if (ns.size() > kMaxNamespaceLength) return invalid("longer than 76 characters");
+  bool after_separator = true;  // no leading separator
+  for (char c : ns) {
+    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) {
+      after_separator = false;
+    } else if (c == '.' || c == '_' || c == '-') {
+      if (after_separator) return invalid("separators must sit between alphanumerics");
+      after_separator = true;
+    } else {
+      return invalid("only letters, digits, '.', '_' and '-' are allowed");
+    }
+  }
+  if (after_separator) return invalid("separators must sit between alphanumerics");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RequiredNamespace(const grpc::ServerContext& ctx) {
+  std::optional<std::string> ns = Header(ctx);
+  if (!ns) {
+    return absl::FailedPreconditionError(
+        "namespace is required: set the containerd-namespace header");
+  }
+  if (absl::Status s = ValidateNamespace(*ns); !s.ok()) return s;
+  return *ns;
+}
+
+absl::StatusOr<std::string> ContentNamespace(const grpc::ServerContext& ctx) {
+  std::optional<std::string> ns = Header(ctx);
+  if (!ns) return std::string();
+  if (absl::Status s = ValidateNamespace(*ns); !s.ok()) return s;
+  return *ns;
+}
+
+}  // namespace imaged::plugin

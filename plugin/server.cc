@@ -1,0 +1,144 @@
+#include "plugin/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "store/clock.h"
+#include "store/errors.h"
+#include "store/files.h"
+
+namespace imaged::plugin {
+namespace {
+
+// A chunk of 1 MiB plus framing must fit; leave room for larger clients.
+constexpr int kMaxMessageSize = 16 << 20;
+
+bool SocketAnswers(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  store::Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return false;
+  return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
+absl::Status CheckWritableDir(const std::string& dir) {
+  if (absl::Status s = store::MakeDirs(dir); !s.ok()) return s;
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return store::ErrnoError(errno, absl::StrCat("root ", dir, " is not writable"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status PrepareSocket(const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError("socket address must not be empty");
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path ", path, " is too long"));
+  }
+  std::string dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty()) {
+    if (absl::Status s = store::MakeDirs(dir); !s.ok()) return s;
+  }
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return store::ErrnoError(errno, absl::StrCat("stat ", path));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
+  }
+  if (SocketAnswers(path)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("socket ", path, " is in use by a live server"));
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return store::ErrnoError(errno, absl::StrCat("remove stale socket ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+  std::unique_ptr<Server> server(new Server(config));
+  if (absl::Status s = PrepareSocket(config.address); !s.ok()) return s;
+  if (absl::Status s = CheckWritableDir(config.root); !s.ok()) return s;
+
+  absl::StatusOr<std::unique_ptr<store::MetadataDb>> db = store::MetadataDb::Open(config.root + "/meta");
+  if (!db.ok()) return db.status();
+  server->db_ = *std::move(db);
+  auto content = store::RocksDbContentStore::Open(server->db_.get(), config.root,
+                                                  store::SystemClock::Get());
+  if (!content.ok()) return content.status();
+  server->content_ = *std::move(content);
+  if (absl::Status s = server->content_->Recover(); !s.ok()) return s;
+  if (auto expired = server->content_->ExpireIngests(config.ingest_expiry); !expired.ok()) {
+    return expired.status();
+  }
+
+  server->content_service_ = std::make_unique<ContentService>(server->content_.get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + config.address, grpc::InsecureServerCredentials());
+  builder.SetMaxReceiveMessageSize(kMaxMessageSize);
+  builder.SetMaxSendMessageSize(kMaxMessageSize);
+  builder.RegisterService(server->content_service_.get());
+  server->grpc_ = builder.BuildAndStart();
+  if (server->grpc_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.address));
+  }
+  if (::chmod(config.address.c_str(), config.socket_mode) != 0) {
+    return store::ErrnoError(errno, absl::StrCat("chmod ", config.address));
+  }
+  server->expirer_ = std::thread([s = server.get()] { s->ExpireLoop(); });
+  return server;
+}
+
+void Server::ExpireLoop() {
+  const absl::Duration period = std::min(config_.ingest_expiry / 4, absl::Hours(1));
+  while (!stop_.WaitForNotificationWithTimeout(period)) {
+    auto expired = content_->ExpireIngests(config_.ingest_expiry);
+    if (!expired.ok()) {
+      std::fprintf(stderr, "imaged: expiring ingests: %s\n", expired.status().ToString().c_str());
+    } else if (*expired > 0) {
+      std::fprintf(stderr, "imaged: expired %d stale ingests\n", *expired);
+    }
+  }
+}
+
+void Server::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_) {
+    auto deadline = std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(config_.shutdown_timeout);
+    grpc_->Shutdown(deadline);
+    grpc_->Wait();
+  }
+  stop_.Notify();
+  if (expirer_.joinable()) expirer_.join();
+  grpc_.reset();
+  content_service_.reset();
+  content_.reset();
+  db_.reset();
+  ::unlink(config_.address.c_str());
+}
+
+Server::~Server() { Shutdown(); }
+
+}  // namespace imaged::plugin

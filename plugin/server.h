@@ -1,0 +1,57 @@
+// The imaged server: opens the stores under the root, serves every service on
+// one unix socket (plus grpc.health.v1 and server reflection), expires stale
+// ingests in the background, and shuts down by draining in-flight calls.
+#ifndef IMAGED_PLUGIN_SERVER_H_
+#define IMAGED_PLUGIN_SERVER_H_
+
+#include <grpcpp/server.h>
+
+#include <memory>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "plugin/config.h"
+#include "plugin/content_service.h"
+#include "store/metadata_db.h"
+#include "store/rocksdb_content_store.h"
+
+namespace imaged::plugin {
+
+class Server {
+ public:
+  // Opens everything and starts serving. FailedPrecondition when the socket
+  // is in use by a live server or the root by another process;
+  // PermissionDenied when the root is not writable.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const Config& config);
+  // Shuts down if still running.
+  ~Server();
+
+  // Stops accepting, gives in-flight calls until the configured timeout, then
+  // cancels them, closes RocksDB and removes the socket. Idempotent.
+  void Shutdown();
+
+  const Config& config() const { return config_; }
+  store::RocksDbContentStore& content_store() { return *content_; }
+
+ private:
+  explicit Server(Config config) : config_(std::move(config)) {}
+  void ExpireLoop();
+
+  Config config_;
+  std::unique_ptr<store::MetadataDb> db_;
+  std::unique_ptr<store::RocksDbContentStore> content_;
+  std::unique_ptr<ContentService> content_service_;
+  std::unique_ptr<grpc::Server> grpc_;
+  absl::Notification stop_;
+  std::thread expirer_;
+  bool shut_down_ = false;
+};
+
+// Makes the socket path usable: creates its directory, removes a stale socket.
+// FailedPrecondition when a live server answers on it or it is not a socket.
+absl::Status PrepareSocket(const std::string& path);
+
+}  // namespace imaged::plugin
+
+#endif  // IMAGED_PLUGIN_SERVER_H_
