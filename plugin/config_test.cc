@@ -1,0 +1,70 @@
+#include "plugin/config.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "gtest/gtest.h"
+
+namespace imaged::plugin {
+namespace {
+
+std::string WriteFile(const std::string& text) {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string path = std::string(base ? base : "/tmp") + "/imaged-config-XXXXXX";
+  int fd = ::mkstemp(path.data());
+  ::close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(ConfigTest, ReadsEveryKey) {
+  auto config = LoadConfigFile(WriteFile(R"(
+root = "/srv/imaged"
+address = "/run/x/imaged.sock"
+socket_mode = "0600"
+ingest_expiry = "2h"
+shutdown_timeout = "3s"
+)"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->root, "/srv/imaged");
+  EXPECT_EQ(config->address, "/run/x/imaged.sock");
+  EXPECT_EQ(config->socket_mode, 0600u);
+  EXPECT_EQ(config->ingest_expiry, absl::Hours(2));
+  EXPECT_EQ(config->shutdown_timeout, absl::Seconds(3));
+}
+
+TEST(ConfigTest, EmptyFileKeepsDefaults) {
+  auto config = LoadConfigFile(WriteFile(""));
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->root, Config().root);
+  EXPECT_EQ(config->socket_mode, 0660u);
+}
+
+TEST(ConfigTest, BadConfigsNameTheProblem) {
+  struct Case {
+    const char* text;
+    const char* mentions;
+  };
+  const Case cases[] = {
+      {"root = ", "config"},
+      {"root = 5", "root"},
+      {"root = \"\"", "root"},
+      {"socket_mode = 660", "socket_mode"},
+      {"socket_mode = \"0999\"", "socket_mode"},
+      {"ingest_expiry = \"soon\"", "ingest_expiry"},
+      {"shutdown_timeout = \"-1s\"", "shutdown_timeout"},
+      {"colour = \"blue\"", "unknown key"},
+  };
+  for (const Case& c : cases) {
+    auto config = LoadConfigFile(WriteFile(c.text));
+    EXPECT_TRUE(absl::IsInvalidArgument(config.status())) << c.text << ": " << config.status();
+    EXPECT_NE(config.status().message().find(c.mentions), absl::string_view::npos)
+        << c.text << ": " << config.status();
+  }
+  EXPECT_TRUE(absl::IsNotFound(LoadConfigFile("/nonexistent/imaged.toml").status()));
+}
+
+}  // namespace
+}  // namespace imaged::plugin

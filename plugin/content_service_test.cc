@@ -1,0 +1,372 @@
+// The Content service over a real imaged server on a unix socket: the content
+// contract through the wire, then what only the wire has (the Write stream
+// protocol, batching, chunking, the namespace header, server startup).
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "api/containerd/services/content/v1/content.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "plugin/content_client.h"
+#include "plugin/server.h"
+#include "store/content_store_contract.h"
+#include "store/digest.h"
+#include "store/files.h"
+
+namespace imaged::plugin {
+namespace {
+
+namespace fs = std::filesystem;
+using store::ContentStoreContract;
+using store::Sha256;
+
+std::string MakeTempDir() {
+  // Socket paths must stay under 108 bytes, so not TEST_TMPDIR.
+  std::string tmpl = "/tmp/imaged-test-XXXXXX";
+  EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
+  return tmpl;
+}
+
+// A running imaged on a fresh root, and a channel to it.
+class ServerFixture {
+ public:
+  ServerFixture() : dir_(MakeTempDir()) {
+    config_.root = dir_ + "/root";
+    config_.address = dir_ + "/run/imaged.sock";
+    config_.shutdown_timeout = absl::Seconds(2);
+    auto server = Server::Start(config_);
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (server.ok()) server_ = *std::move(server);
+    channel_ = grpc::CreateChannel("unix:" + config_.address, grpc::InsecureChannelCredentials());
+  }
+  ~ServerFixture() {
+    server_.reset();
+    store::RemoveAll(dir_).IgnoreError();
+  }
+
+  const Config& config() const { return config_; }
+  std::shared_ptr<grpc::Channel> channel() { return channel_; }
+  Server* server() { return server_.get(); }
+
+ private:
+  std::string dir_;
+  Config config_;
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+class GrpcHarness final : public store::ContentHarness {
+ public:
+  GrpcHarness() : client_(fixture_.channel()) {}
+  store::ContentStore& store() override { return client_; }
+
+ private:
+  ServerFixture fixture_;
+  RemoteContentStore client_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Grpc, ContentStoreContract,
+                         ::testing::Values(store::ContentHarnessFactory(
+                             [] { return std::make_unique<GrpcHarness>(); })));
+
+class ContentServiceTest : public ::testing::Test {
+ protected:
+  using WriteStream = grpc::ClientReaderWriter<contentpb::WriteContentRequest,
+                                               contentpb::WriteContentResponse>;
+
+  ContentServiceTest() : stub_(contentpb::Content::NewStub(fixture_.channel())) {}
+
+  static contentpb::WriteContentRequest Req(contentpb::WriteAction action, absl::string_view ref,
+                                            int64_t offset = 0, absl::string_view data = "") {
+    contentpb::WriteContentRequest req;
+    req.set_action(action);
+    req.set_ref(std::string(ref));
+    req.set_offset(offset);
+    req.set_data(std::string(data));
+    return req;
+  }
+
+  // Sends each request, reading one response after each; returns the stream's status.
+  grpc::Status Exchange(const std::vector<contentpb::WriteContentRequest>& reqs,
+                        std::vector<contentpb::WriteContentResponse>* resps = nullptr,
+                        absl::string_view ns = "default") {
+    auto ctx = NamespacedContext(ns);
+    auto stream = stub_->Write(ctx.get());
+    for (const auto& req : reqs) {
+      contentpb::WriteContentResponse resp;
+      if (!stream->Write(req) || !stream->Read(&resp)) break;
+      if (resps) resps->push_back(resp);
+    }
+    stream->WritesDone();
+    return stream->Finish();
+  }
+
+  grpc::Status Put(absl::string_view ns, absl::string_view data) {
+    auto commit = Req(contentpb::COMMIT, "put", 0, data);
+    commit.set_expected(Sha256::Of(data));
+    return Exchange({commit}, nullptr, ns);
+  }
+
+  ServerFixture fixture_;
+  std::unique_ptr<contentpb::Content::Stub> stub_;
+};
+
+TEST_F(ContentServiceTest, WriteStreamWithoutARefIsInvalidArgument) {
+  EXPECT_EQ(Exchange({Req(contentpb::STAT, "")}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // A stream that ends before its first message.
+  EXPECT_EQ(Exchange({}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ContentServiceTest, WriteAtTheWrongOffsetIsOutOfRange) {
+  grpc::Status s = Exchange({Req(contentpb::WRITE, "r", 0, "abc"), Req(contentpb::WRITE, "r", 5, "d")});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE) << s.error_message();
+  // Nothing lost: the ingest still holds its three bytes.
+  std::vector<contentpb::WriteContentResponse> resps;
+  EXPECT_TRUE(Exchange({Req(contentpb::STAT, "r")}, &resps).ok());
+  ASSERT_EQ(resps.size(), 1u);
+  EXPECT_EQ(resps[0].offset(), 3);
+}
+
+TEST_F(ContentServiceTest, NegativeWriteOffsetIsInvalidArgument) {
+  EXPECT_EQ(Exchange({Req(contentpb::WRITE, "r", -1, "x")}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ContentServiceTest, StatReportsOffsetTotalAndDigestSoFar) {
+  auto first = Req(contentpb::STAT, "r");
+  first.set_total(10);
+  std::vector<contentpb::WriteContentResponse> resps;
+  ASSERT_TRUE(Exchange({first, Req(contentpb::WRITE, "r", 0, "hello"), Req(contentpb::STAT, "r")},
+                       &resps)
+                  .ok());
+  ASSERT_EQ(resps.size(), 3u);
+  EXPECT_EQ(resps[0].offset(), 0);
+  EXPECT_EQ(resps[0].total(), 10);
+  EXPECT_EQ(resps[1].offset(), 5);
+  EXPECT_EQ(resps[2].offset(), 5);
+  EXPECT_EQ(resps[2].digest(), Sha256::Of("hello"));
+  EXPECT_GT(resps[2].started_at().seconds(), 0);
+}
+
+TEST_F(ContentServiceTest, WriteAtOffsetZeroRestartsAResumedIngest) {
+  ASSERT_TRUE(Exchange({Req(contentpb::WRITE, "r", 0, "stale")}).ok());
+  auto commit = Req(contentpb::COMMIT, "r", 0, "fresh");
+  commit.set_expected(Sha256::Of("fresh"));
+  std::vector<contentpb::WriteContentResponse> resps;
+  ASSERT_TRUE(Exchange({commit}, &resps).ok());
+  EXPECT_EQ(resps[0].offset(), 5);
+  EXPECT_EQ(resps[0].digest(), Sha256::Of("fresh"));
+}
+
+TEST_F(ContentServiceTest, CommitMismatchIsFailedPreconditionAndStoresNothing) {
+  auto commit = Req(contentpb::COMMIT, "r", 0, "data");
+  commit.set_total(5);
+  EXPECT_EQ(Exchange({commit}).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  commit = Req(contentpb::COMMIT, "r2", 0, "data");
+  commit.set_expected(Sha256::Of("atad"));
+  EXPECT_EQ(Exchange({commit}).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  contentpb::InfoRequest info;
+  info.set_digest(Sha256::Of("data"));
+  contentpb::InfoResponse resp;
+  auto ctx = NamespacedContext("default");
+  EXPECT_EQ(stub_->Info(ctx.get(), info, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ContentServiceTest, ExpectingAStoredDigestIsAlreadyExists) {
+  ASSERT_TRUE(Put("default", "there").ok());
+  auto stat = Req(contentpb::STAT, "again");
+  stat.set_expected(Sha256::Of("there"));
+  EXPECT_EQ(Exchange({stat}).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+}
+
+TEST_F(ContentServiceTest, ReadStreamsChunksOfAtMostOneMiB) {
+  std::string big(3 * (1 << 20) + 17, 'z');
+  ASSERT_TRUE(Put("default", big).ok());
+  contentpb::ReadContentRequest req;
+  req.set_digest(Sha256::Of(big));
+  auto ctx = NamespacedContext("default");
+  auto reader = stub_->Read(ctx.get(), req);
+  contentpb::ReadContentResponse resp;
+  std::string all;
+  int chunks = 0;
+  while (reader->Read(&resp)) {
+    EXPECT_LE(resp.data().size(), 1u << 20);
+    EXPECT_EQ(resp.offset(), static_cast<int64_t>(all.size()));
+    all += resp.data();
+    ++chunks;
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(chunks, 4);
+  EXPECT_EQ(all, big);
+}
+
+TEST_F(ContentServiceTest, ReadRangesAndBadOffsets) {
+  ASSERT_TRUE(Put("default", "0123456789").ok());
+  auto read = [&](int64_t offset, int64_t size, std::string* out) {
+    contentpb::ReadContentRequest req;
+    req.set_digest(Sha256::Of("0123456789"));
+    req.set_offset(offset);
+    req.set_size(size);
+    auto ctx = NamespacedContext("default");
+    auto reader = stub_->Read(ctx.get(), req);
+    contentpb::ReadContentResponse resp;
+    out->clear();
+    while (reader->Read(&resp)) *out += resp.data();
+    return reader->Finish().error_code();
+  };
+  std::string out;
+  EXPECT_EQ(read(3, 4, &out), grpc::StatusCode::OK);
+  EXPECT_EQ(out, "3456");
+  EXPECT_EQ(read(8, 100, &out), grpc::StatusCode::OK);
+  EXPECT_EQ(out, "89");
+  EXPECT_EQ(read(10, 0, &out), grpc::StatusCode::OK);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(read(11, 0, &out), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(read(-1, 0, &out), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(read(0, -5, &out), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ContentServiceTest, ListSendsBatches) {
+  for (int i = 0; i < 250; ++i) ASSERT_TRUE(Put("default", absl::StrCat("blob ", i)).ok());
+  contentpb::ListContentRequest req;
+  auto ctx = NamespacedContext("default");
+  auto reader = stub_->List(ctx.get(), req);
+  contentpb::ListContentResponse resp;
+  std::vector<int> sizes;
+  while (reader->Read(&resp)) sizes.push_back(resp.info_size());
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(sizes, (std::vector<int>{100, 100, 50}));
+}
+
+TEST_F(ContentServiceTest, NamespaceHeader) {
+  ASSERT_TRUE(Put("", "proxied").ok());  // no header: containerd's proxy
+  contentpb::InfoRequest req;
+  req.set_digest(Sha256::Of("proxied"));
+  contentpb::InfoResponse resp;
+  auto none = NamespacedContext("");
+  EXPECT_TRUE(stub_->Info(none.get(), req, &resp).ok());
+  auto other = NamespacedContext("default");
+  EXPECT_EQ(stub_->Info(other.get(), req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  for (const char* bad : {"-lead", "trail.", "a..b", "sp ace", "slash/y", "", "under_"}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("containerd-namespace", bad);
+    EXPECT_EQ(stub_->Info(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+  }
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("containerd-namespace", std::string(77, 'a'));
+  EXPECT_EQ(stub_->Info(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ContentServiceTest, UpdateWithUnknownPathIsInvalidArgument) {
+  ASSERT_TRUE(Put("default", "labelled").ok());
+  contentpb::UpdateRequest req;
+  req.mutable_info()->set_digest(Sha256::Of("labelled"));
+  req.mutable_update_mask()->add_paths("size");
+  contentpb::UpdateResponse resp;
+  auto ctx = NamespacedContext("default");
+  EXPECT_EQ(stub_->Update(ctx.get(), req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ContentServiceTest, HealthIsServing) {
+  auto* health = fixture_.server();
+  ASSERT_NE(health, nullptr);
+  // grpc.health.v1.Health/Check with an empty service name, by raw method call.
+  grpc::ClientContext ctx;
+  std::string empty_request;  // HealthCheckRequest{} is zero bytes on the wire
+  grpc::ByteBuffer req_buf, resp_buf;
+  grpc::Slice slice(empty_request);
+  req_buf = grpc::ByteBuffer(&slice, 1);
+  grpc::GenericStub generic(fixture_.channel());
+  grpc::Status status;
+  bool done = false;
+  absl::Mutex mu;
+  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req_buf, &resp_buf,
+                    [&](grpc::Status s) {
+                      absl::MutexLock lock(&mu);
+                      status = s;
+                      done = true;
+                    });
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&done));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(resp_buf.Dump(&slices).ok());
+  std::string bytes;
+  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));  // status: SERVING
+}
+
+TEST(ServerTest, SocketIsCreatedWithMode0660InAMissingDirectory) {
+  ServerFixture f;
+  struct stat st;
+  ASSERT_EQ(::stat(f.config().address.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
+TEST(ServerTest, SocketOfALiveServerIsFailedPrecondition) {
+  ServerFixture f;
+  Config second = f.config();
+  second.root += "-second";
+  absl::Status s = Server::Start(second).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_NE(s.message().find("in use by a live server"), absl::string_view::npos) << s;
+}
+
+TEST(ServerTest, StaleSocketIsReplacedAndBlobsSurviveARestart) {
+  ServerFixture f;
+  Config config = f.config();
+  {
+    RemoteContentStore client(f.channel());
+    auto w = client.Writer("default", "r", 0, "");
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write("survivor").ok());
+    ASSERT_TRUE((*w)->Commit(0, Sha256::Of("survivor"), {}).ok());
+  }
+  f.server()->Shutdown();
+  // A socket file left by a server that died: nothing listens on it.
+  {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, config.address.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ::close(fd);
+  }
+  auto restarted = Server::Start(config);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  RemoteContentStore client(
+      grpc::CreateChannel("unix:" + config.address, grpc::InsecureChannelCredentials()));
+  EXPECT_TRUE(client.Info("default", Sha256::Of("survivor")).ok());
+}
+
+TEST(ServerTest, RootThatCannotBeCreatedIsAClearError) {
+  std::string dir = MakeTempDir();
+  { std::ofstream(dir + "/file") << "x"; }
+  Config config;
+  config.root = dir + "/file/root";
+  config.address = dir + "/imaged.sock";
+  absl::Status s = Server::Start(config).status();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(config.root), absl::string_view::npos) << s;
+  store::RemoveAll(dir).IgnoreError();
+}
+
+TEST(ServerTest, PathThatIsNotASocketIsFailedPrecondition) {
+  std::string dir = MakeTempDir();
+  { std::ofstream(dir + "/imaged.sock") << "not a socket"; }
+  absl::Status s = PrepareSocket(dir + "/imaged.sock");
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  store::RemoveAll(dir).IgnoreError();
+}
+
+}  // namespace
+}  // namespace imaged::plugin
