@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs whatever is missing, builds imaged and runs it in the foreground on
+# an embedded default: state (RocksDB, blobs, ingests) under .state/ in this
+# checkout, the socket at .state/imaged.sock. Extra flags go to imaged.
+#   tools/run.sh [--config FILE] [--root DIR] [--address PATH] ...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install_deps.sh
+bazel build //plugin:imaged
+mkdir -p .state
+exec bazel-bin/plugin/imaged --root "$PWD/.state/root" --address "$PWD/.state/imaged.sock" "$@"
