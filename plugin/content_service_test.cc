@@ -319,6 +319,8 @@ TEST(ServerTest, SocketOfALiveServerIsFailedPrecondition) {
   absl::Status s = Server::Start(second).status();
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
   EXPECT_NE(s.message().find("in use by a live server"), absl::string_view::npos) << s;
+  struct stat st;
+  EXPECT_EQ(::stat(f.config().address.c_str(), &st), 0) << "the live server's socket was removed";
 }
 
 TEST(ServerTest, StaleSocketIsReplacedAndBlobsSurviveARestart) {
@@ -346,6 +348,29 @@ TEST(ServerTest, StaleSocketIsReplacedAndBlobsSurviveARestart) {
   RemoteContentStore client(
       grpc::CreateChannel("unix:" + config.address, grpc::InsecureChannelCredentials()));
   EXPECT_TRUE(client.Info("default", Sha256::Of("survivor")).ok());
+}
+
+TEST(ServerTest, ShutdownEndsCallsThatOutliveTheDeadlineAndKeepsTheirData) {
+  ServerFixture f;
+  Config config = f.config();
+  RemoteContentStore client(f.channel());
+  auto w = client.Writer("default", "in-flight", 0, "");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Write("abc").ok());
+  // The stream stays open: its handler waits for the next message.
+  absl::Time start = absl::Now();
+  f.server()->Shutdown();
+  EXPECT_LT(absl::Now() - start, config.shutdown_timeout + absl::Seconds(3));
+  EXPECT_FALSE((*w)->Write("d").ok());
+  w->reset();
+
+  auto restarted = Server::Start(config);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  RemoteContentStore again(
+      grpc::CreateChannel("unix:" + config.address, grpc::InsecureChannelCredentials()));
+  auto st = again.Status("default", "in-flight");
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->offset, 3);
 }
 
 TEST(ServerTest, RootThatCannotBeCreatedIsAClearError) {

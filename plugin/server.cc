@@ -124,7 +124,10 @@ void Server::ExpireLoop() {
 void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  if (grpc_) {
+  // Only a server that got as far as listening owns the socket: a failed
+  // start must not remove the socket of the live server it found there.
+  const bool listening = grpc_ != nullptr;
+  if (listening) {
     auto deadline = std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(config_.shutdown_timeout);
     grpc_->Shutdown(deadline);
@@ -136,7 +139,7 @@ void Server::Shutdown() {
   content_service_.reset();
   content_.reset();
   db_.reset();
-  ::unlink(config_.address.c_str());
+  if (listening) ::unlink(config_.address.c_str());
 }
 
 Server::~Server() { Shutdown(); }
