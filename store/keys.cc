@@ -7,7 +7,8 @@ namespace imaged::store {
 
 const std::vector<std::string>& ColumnFamilyNames() {
   static const auto* names =
-      new std::vector<std::string>{"default", "content", "blob_owners", "ingests"};
+      new std::vector<std::string>{"default",  "content",    "blob_owners", "ingests",
+                                   "images",   "cri_index",  "unresolved",  "awaiting"};
   return *names;
 }
 
@@ -85,6 +86,39 @@ std::string IngestKey(absl::string_view ns, absl::string_view ref) {
 
 std::string IngestDirName(absl::string_view ns, absl::string_view ref) {
   return Sha256::Hex(IngestKey(ns, ref));
+}
+
+std::string ImageKey(absl::string_view ns, absl::string_view name) {
+  return absl::StrCat(NamespacePrefix(ns), name);
+}
+
+std::string CriIdPrefix(absl::string_view ns, absl::string_view image_id) {
+  std::string key = NamespacePrefix(ns);
+  PutLengthPrefixed(&key, image_id);
+  return key;
+}
+
+std::string CriNameKey(absl::string_view ns, absl::string_view image_id, absl::string_view name) {
+  return absl::StrCat(CriIdPrefix(ns, image_id), name);
+}
+
+std::optional<CriIndexKey> ParseCriIndexKey(absl::string_view key) {
+  CriIndexKey out;
+  if (!GetLengthPrefixed(&key, &out.ns) || !GetLengthPrefixed(&key, &out.image_id)) {
+    return std::nullopt;
+  }
+  out.name = key;
+  return out;
+}
+
+std::string AwaitingPrefix(absl::string_view digest) { return BlobOwnerPrefix(digest); }
+
+std::string AwaitingKey(absl::string_view digest, absl::string_view ns, absl::string_view name) {
+  return absl::StrCat(AwaitingPrefix(digest), NamespacePrefix(ns), name);
+}
+
+std::optional<NamespacedKey> ParseAwaitingSuffix(absl::string_view suffix) {
+  return ParseNamespacedKey(suffix);
 }
 
 std::string PrefixUpperBound(absl::string_view prefix) {

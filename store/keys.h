@@ -11,8 +11,18 @@
 //   │   │   └── lp(namespace) digest                  -> ContentRecord
 //   │   ├── [blob_owners]           reverse of [content]: who still holds a file
 //   │   │   └── lp(digest) namespace                  -> ""
-//   │   └── [ingests]               one row per in-progress write
-//   │       └── lp(namespace) ref                     -> IngestRecord
+//   │   ├── [ingests]               one row per in-progress write
+//   │   │   └── lp(namespace) ref                     -> IngestRecord
+//   │   ├── [images]                containerd image records
+//   │   │   └── lp(namespace) name                    -> ImageRecord
+//   │   ├── [cri_index]             the image-ID index CRI reads: per resolved
+//   │   │   │                       image ID one meta row, then its names
+//   │   │   ├── lp(namespace) lp(image id)            -> CriMetaRecord
+//   │   │   └── lp(namespace) lp(image id) name       -> NameRecord
+//   │   ├── [unresolved]            records whose target could not be resolved
+//   │   │   └── lp(namespace) name                    -> reason (text)
+//   │   └── [awaiting]              blobs an unresolved record waits for
+//   │       └── lp(digest) lp(namespace) name         -> ""
 //   ├── blobs/sha256/<hex>         committed, verified content (containerd's layout)
 //   └── ingest/<IngestDirName>/data  bytes of an in-progress write
 //
@@ -20,6 +30,11 @@
 // digest) prefix never matches a longer one and prefix scans are exact. The last
 // field of a key is not length-prefixed: it runs to the end of the key, which
 // lets refs carry any byte, NUL and '/' included.
+//
+// Image IDs are "sha256:" + 64 hex, so lp(image id) has a fixed length and a
+// truncated ID is a prefix scan of [cri_index] too. The meta row's key is a
+// prefix of its name rows' keys and sorts first, so ListImages is one scan that
+// meets each ID's meta row and then its names.
 //
 // The namespace "" is the content-proxy namespace: calls that arrive without a
 // containerd-namespace header (containerd's proxy plugin sends none).
@@ -44,6 +59,10 @@ enum class Cf : int {
   kContent,
   kBlobOwners,
   kIngests,
+  kImages,
+  kCriIndex,
+  kUnresolved,
+  kAwaiting,
   kCount,
 };
 // The RocksDB name of each column family, indexed by Cf.
@@ -78,6 +97,26 @@ std::string IngestKey(absl::string_view ns, absl::string_view ref);
 // The directory name under <root>/ingest/ for an ingest: the hex SHA-256 of its
 // [ingests] key, so no ref, however odd, ever names a path.
 std::string IngestDirName(absl::string_view ns, absl::string_view ref);
+
+// [images], [unresolved]: lp(namespace) name, as ContentKey.
+std::string ImageKey(absl::string_view ns, absl::string_view name);
+
+// [cri_index]
+std::string CriIdPrefix(absl::string_view ns, absl::string_view image_id);  // also the meta key
+std::string CriNameKey(absl::string_view ns, absl::string_view image_id, absl::string_view name);
+// Splits a [cri_index] key; name is empty for the meta row.
+struct CriIndexKey {
+  absl::string_view ns;
+  absl::string_view image_id;
+  absl::string_view name;
+};
+std::optional<CriIndexKey> ParseCriIndexKey(absl::string_view key);
+
+// [awaiting]
+std::string AwaitingPrefix(absl::string_view digest);
+std::string AwaitingKey(absl::string_view digest, absl::string_view ns, absl::string_view name);
+// Splits the part after AwaitingPrefix(digest) into namespace and name.
+std::optional<NamespacedKey> ParseAwaitingSuffix(absl::string_view suffix);
 
 // The smallest key greater than every key that starts with `prefix`
 // (the upper bound of a prefix scan); empty when there is none.

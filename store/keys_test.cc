@@ -16,6 +16,10 @@ TEST(KeysTest, ColumnFamiliesMatchTheEnum) {
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kContent)], "content");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kBlobOwners)], "blob_owners");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kIngests)], "ingests");
+  EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kImages)], "images");
+  EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kCriIndex)], "cri_index");
+  EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kUnresolved)], "unresolved");
+  EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kAwaiting)], "awaiting");
 }
 
 TEST(KeysTest, ContentKeyGolden) {
@@ -43,12 +47,45 @@ TEST(KeysTest, NamespacePrefixesDoNotOverlap) {
 }
 
 TEST(KeysTest, ParseNamespacedKeyRoundTrips) {
-  auto k = ParseNamespacedKey(IngestKey("default", "x/y"));
+  const std::string key = IngestKey("default", "x/y");
+  auto k = ParseNamespacedKey(key);
   ASSERT_TRUE(k.has_value());
   EXPECT_EQ(k->ns, "default");
   EXPECT_EQ(k->name, "x/y");
   EXPECT_FALSE(ParseNamespacedKey("\x00\x00").has_value());
   EXPECT_FALSE(ParseNamespacedKey(std::string("\0\0\0\x09short", 9)).has_value());
+}
+
+TEST(KeysTest, ImageKeyGolden) {
+  EXPECT_EQ(Hex(ImageKey("ns", "a:b")), "000000026e73" "613a62");
+}
+
+TEST(KeysTest, CriIndexKeysGolden) {
+  EXPECT_EQ(Hex(CriIdPrefix("ns", "sha256:ab")), "000000026e73" "00000009" "7368613235363a6162");
+  EXPECT_EQ(Hex(CriNameKey("ns", "sha256:ab", "x")),
+            "000000026e73" "00000009" "7368613235363a6162" "78");
+  const std::string name_key = CriNameKey("k8s.io", "sha256:ab", "docker.io/x:1");
+  auto k = ParseCriIndexKey(name_key);
+  ASSERT_TRUE(k.has_value());
+  EXPECT_EQ(k->ns, "k8s.io");
+  EXPECT_EQ(k->image_id, "sha256:ab");
+  EXPECT_EQ(k->name, "docker.io/x:1");
+  const std::string meta_key = CriIdPrefix("k8s.io", "sha256:ab");
+  auto meta = ParseCriIndexKey(meta_key);
+  ASSERT_TRUE(meta.has_value());
+  EXPECT_EQ(meta->name, "");
+  // The meta row sorts before every name of its ID.
+  EXPECT_LT(CriIdPrefix("n", "sha256:ab"), CriNameKey("n", "sha256:ab", "\x01"));
+}
+
+TEST(KeysTest, AwaitingKeyGolden) {
+  EXPECT_EQ(Hex(AwaitingKey("sha256:ab", "ns", "x")),
+            "00000009" "7368613235363a6162" "000000026e73" "78");
+  std::string key = AwaitingKey("sha256:ab", "ns", "x");
+  auto k = ParseAwaitingSuffix(absl::string_view(key).substr(AwaitingPrefix("sha256:ab").size()));
+  ASSERT_TRUE(k.has_value());
+  EXPECT_EQ(k->ns, "ns");
+  EXPECT_EQ(k->name, "x");
 }
 
 TEST(KeysTest, PrefixUpperBound) {
@@ -84,6 +121,37 @@ TEST(RecordsTest, IngestRecordGolden) {
   EXPECT_EQ(back->expected, "sha256:ab");
   EXPECT_EQ(back->started_at, absl::FromUnixNanos(3));
   EXPECT_TRUE(absl::IsDataLoss(DecodeIngestRecord(bytes + "x").status()));
+}
+
+TEST(RecordsTest, ImageRecordGolden) {
+  ImageRecord r{{{"l", "v"}}, "mt", "sha256:ab", 7, {{"a", "b"}}, absl::FromUnixNanos(1),
+                absl::FromUnixNanos(2)};
+  std::string bytes = EncodeImageRecord(r);
+  EXPECT_EQ(Hex(bytes), "01" "00000001" "000000016c" "0000000176" "00000002" "6d74"
+                        "00000009" "7368613235363a6162" "0000000000000007" "00000001"
+                        "0000000161" "0000000162" "0000000000000001" "0000000000000002");
+  absl::StatusOr<ImageRecord> back = DecodeImageRecord(bytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->labels, r.labels);
+  EXPECT_EQ(back->annotations, r.annotations);
+  EXPECT_EQ(back->digest, "sha256:ab");
+  EXPECT_EQ(back->size, 7);
+  EXPECT_TRUE(absl::IsDataLoss(DecodeImageRecord(bytes.substr(1)).status()));
+}
+
+TEST(RecordsTest, CriMetaAndNameRecordsGolden) {
+  CriMetaRecord m{9, "sha256:c", true, 1000, "", "{}"};
+  std::string bytes = EncodeCriMetaRecord(m);
+  EXPECT_EQ(Hex(bytes), "01" "0000000000000009" "00000008" "7368613235363a63" "01"
+                        "00000000000003e8" "00000000" "00000002" "7b7d");
+  absl::StatusOr<CriMetaRecord> back = DecodeCriMetaRecord(bytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->has_uid);
+  EXPECT_EQ(back->uid, 1000);
+  EXPECT_EQ(back->config_json, "{}");
+  EXPECT_EQ(Hex(EncodeNameRecord(NameRecord{true})), "0101");
+  EXPECT_TRUE(DecodeNameRecord(EncodeNameRecord(NameRecord{true}))->pinned);
+  EXPECT_TRUE(absl::IsDataLoss(DecodeNameRecord("\x01").status()));
 }
 
 }  // namespace

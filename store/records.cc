@@ -7,6 +7,35 @@ namespace {
 
 constexpr char kContentFormat = 1;
 constexpr char kIngestFormat = 1;
+constexpr char kImageFormat = 1;
+constexpr char kCriMetaFormat = 1;
+constexpr char kNameFormat = 1;
+
+void PutLabels(std::string* out, const Labels& labels) {
+  PutU32(out, static_cast<uint32_t>(labels.size()));
+  for (const auto& [k, v] : labels) {
+    PutLengthPrefixed(out, k);
+    PutLengthPrefixed(out, v);
+  }
+}
+
+bool GetLabels(absl::string_view* in, Labels* labels) {
+  uint32_t n;
+  if (!GetU32(in, &n)) return false;
+  for (uint32_t i = 0; i < n; ++i) {
+    absl::string_view k, v;
+    if (!GetLengthPrefixed(in, &k) || !GetLengthPrefixed(in, &v)) return false;
+    labels->emplace(std::string(k), std::string(v));
+  }
+  return true;
+}
+
+bool GetString(absl::string_view* in, std::string* s) {
+  absl::string_view v;
+  if (!GetLengthPrefixed(in, &v)) return false;
+  *s = std::string(v);
+  return true;
+}
 
 void PutTime(std::string* out, absl::Time t) {
   PutU64(out, static_cast<uint64_t>(absl::ToUnixNanos(t)));
@@ -32,31 +61,18 @@ std::string EncodeContentRecord(const ContentRecord& r) {
   PutU64(&out, static_cast<uint64_t>(r.size));
   PutTime(&out, r.created_at);
   PutTime(&out, r.updated_at);
-  PutU32(&out, static_cast<uint32_t>(r.labels.size()));
-  for (const auto& [k, v] : r.labels) {
-    PutLengthPrefixed(&out, k);
-    PutLengthPrefixed(&out, v);
-  }
+  PutLabels(&out, r.labels);
   return out;
 }
 
 absl::StatusOr<ContentRecord> DecodeContentRecord(absl::string_view in) {
   ContentRecord r;
   uint64_t size;
-  uint32_t n;
   if (!GetFormat(&in, kContentFormat) || !GetU64(&in, &size) || !GetTime(&in, &r.created_at) ||
-      !GetTime(&in, &r.updated_at) || !GetU32(&in, &n)) {
+      !GetTime(&in, &r.updated_at) || !GetLabels(&in, &r.labels) || !in.empty()) {
     return absl::DataLossError("malformed content record");
   }
   r.size = static_cast<int64_t>(size);
-  for (uint32_t i = 0; i < n; ++i) {
-    absl::string_view k, v;
-    if (!GetLengthPrefixed(&in, &k) || !GetLengthPrefixed(&in, &v)) {
-      return absl::DataLossError("malformed content record labels");
-    }
-    r.labels.emplace(std::string(k), std::string(v));
-  }
-  if (!in.empty()) return absl::DataLossError("trailing bytes in content record");
   return r;
 }
 
@@ -81,6 +97,70 @@ absl::StatusOr<IngestRecord> DecodeIngestRecord(absl::string_view in) {
   r.total = static_cast<int64_t>(total);
   r.expected = std::string(expected);
   return r;
+}
+
+std::string EncodeImageRecord(const ImageRecord& r) {
+  std::string out(1, kImageFormat);
+  PutLabels(&out, r.labels);
+  PutLengthPrefixed(&out, r.media_type);
+  PutLengthPrefixed(&out, r.digest);
+  PutU64(&out, static_cast<uint64_t>(r.size));
+  PutLabels(&out, r.annotations);
+  PutTime(&out, r.created_at);
+  PutTime(&out, r.updated_at);
+  return out;
+}
+
+absl::StatusOr<ImageRecord> DecodeImageRecord(absl::string_view in) {
+  ImageRecord r;
+  uint64_t size;
+  if (!GetFormat(&in, kImageFormat) || !GetLabels(&in, &r.labels) || !GetString(&in, &r.media_type) ||
+      !GetString(&in, &r.digest) || !GetU64(&in, &size) || !GetLabels(&in, &r.annotations) ||
+      !GetTime(&in, &r.created_at) || !GetTime(&in, &r.updated_at) || !in.empty()) {
+    return absl::DataLossError("malformed image record");
+  }
+  r.size = static_cast<int64_t>(size);
+  return r;
+}
+
+std::string EncodeCriMetaRecord(const CriMetaRecord& r) {
+  std::string out(1, kCriMetaFormat);
+  PutU64(&out, static_cast<uint64_t>(r.size));
+  PutLengthPrefixed(&out, r.chain_id);
+  out.push_back(r.has_uid ? 1 : 0);
+  PutU64(&out, static_cast<uint64_t>(r.uid));
+  PutLengthPrefixed(&out, r.username);
+  PutLengthPrefixed(&out, r.config_json);
+  return out;
+}
+
+absl::StatusOr<CriMetaRecord> DecodeCriMetaRecord(absl::string_view in) {
+  CriMetaRecord r;
+  uint64_t size, uid;
+  if (!GetFormat(&in, kCriMetaFormat) || !GetU64(&in, &size) || !GetString(&in, &r.chain_id) ||
+      in.empty()) {
+    return absl::DataLossError("malformed cri meta record");
+  }
+  r.has_uid = in[0] != 0;
+  in.remove_prefix(1);
+  if (!GetU64(&in, &uid) || !GetString(&in, &r.username) || !GetString(&in, &r.config_json) ||
+      !in.empty()) {
+    return absl::DataLossError("malformed cri meta record");
+  }
+  r.size = static_cast<int64_t>(size);
+  r.uid = static_cast<int64_t>(uid);
+  return r;
+}
+
+std::string EncodeNameRecord(const NameRecord& r) {
+  std::string out(1, kNameFormat);
+  out.push_back(r.pinned ? 1 : 0);
+  return out;
+}
+
+absl::StatusOr<NameRecord> DecodeNameRecord(absl::string_view in) {
+  if (in.size() != 2 || in[0] != kNameFormat) return absl::DataLossError("malformed name record");
+  return NameRecord{in[1] != 0};
 }
 
 }  // namespace imaged::store

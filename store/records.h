@@ -36,6 +36,38 @@ struct IngestRecord {
 std::string EncodeIngestRecord(const IngestRecord& r);
 absl::StatusOr<IngestRecord> DecodeIngestRecord(absl::string_view bytes);
 
+// [images] value: a containerd image record.
+struct ImageRecord {
+  Labels labels;
+  std::string media_type;
+  std::string digest;
+  int64_t size = 0;
+  Labels annotations;
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+std::string EncodeImageRecord(const ImageRecord& r);
+absl::StatusOr<ImageRecord> DecodeImageRecord(absl::string_view bytes);
+
+// [cri_index] meta row: what CRI needs of one resolved image ID.
+struct CriMetaRecord {
+  int64_t size = 0;
+  std::string chain_id;
+  bool has_uid = false;
+  int64_t uid = 0;
+  std::string username;
+  std::string config_json;  // the image config, for verbose ImageStatus
+};
+std::string EncodeCriMetaRecord(const CriMetaRecord& r);
+absl::StatusOr<CriMetaRecord> DecodeCriMetaRecord(absl::string_view bytes);
+
+// [cri_index] name row.
+struct NameRecord {
+  bool pinned = false;
+};
+std::string EncodeNameRecord(const NameRecord& r);
+absl::StatusOr<NameRecord> DecodeNameRecord(absl::string_view bytes);
+
 }  // namespace imaged::store
 
 #endif  // IMAGED_STORE_RECORDS_H_
