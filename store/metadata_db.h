@@ -47,6 +47,8 @@ class PrefixScan {
 
   bool Valid() const { return it_->Valid(); }
   void Next() { it_->Next(); }
+  // Moves to the first key at or after `key` (still bounded by the prefix).
+  void Seek(absl::string_view key) { it_->Seek(rocksdb::Slice(key.data(), key.size())); }
   absl::string_view key() const { return ToView(it_->key()); }
   // The key with the prefix removed.
   absl::string_view suffix() const { return key().substr(prefix_size_); }

@@ -189,6 +189,7 @@ class LocalWriter final : public ContentWriter {
     absl::Status s = store_->CommitBlob(ns_, ref_, data_path_, digest, offset_, labels);
     // Committed, or the digest was already held and the ingest is gone: either way done.
     if (s.ok() || absl::IsAlreadyExists(s)) done_ = true;
+    if (s.ok() && store_->observer_) store_->observer_(ns_, digest);
     return s;
   }
 
@@ -439,6 +440,7 @@ absl::StatusOr<std::unique_ptr<ContentWriter>> RocksDbContentStore::Writer(
     if (absl::Status s = ValidateDigest(expected); !s.ok()) return s;
     absl::Status shared = ShareBlob(ns, expected);
     if (shared.ok()) {
+      if (observer_) observer_(ns, expected);
       return absl::AlreadyExistsError(absl::StrCat("content ", expected, ": already exists"));
     }
     if (!absl::IsNotFound(shared)) return shared;

@@ -12,6 +12,7 @@
 #ifndef IMAGED_STORE_ROCKSDB_CONTENT_STORE_H_
 #define IMAGED_STORE_ROCKSDB_CONTENT_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -37,6 +38,11 @@ class RocksDbContentStore final : public ContentStore {
   // Aborts ingests that no writer holds and that were not updated for `max_age`.
   // Returns how many went.
   absl::StatusOr<int> ExpireIngests(absl::Duration max_age);
+
+  // Called after a blob becomes visible in a namespace (committed or shared),
+  // outside any store lock. Set once, before serving.
+  using CommitObserver = std::function<void(absl::string_view ns, absl::string_view digest)>;
+  void SetCommitObserver(CommitObserver observer) { observer_ = std::move(observer); }
 
   std::string BlobPath(absl::string_view digest) const;
   const std::string& root() const { return root_; }
@@ -82,6 +88,7 @@ class RocksDbContentStore final : public ContentStore {
   const std::string blob_dir_;
   const std::string ingest_root_;
   const Clock* const clock_;
+  CommitObserver observer_;
 
   // Serialises metadata read-modify-writes and the file moves that go with
   // them (commit, share, delete), so a delete never unlinks a file that a

@@ -1,0 +1,105 @@
+// Image records (containerd's images.Store, namespace explicit) and the CRI
+// view of them: the image-ID index kubelet's ImageService reads.
+//
+// Errors: NotFound (no such image), AlreadyExists (Create of a taken name),
+// InvalidArgument (empty name, bad target, label too large, unknown field
+// path, malformed filter, a CRI label that contradicts the content).
+#ifndef IMAGED_STORE_IMAGE_STORE_H_
+#define IMAGED_STORE_IMAGE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "store/labels.h"
+#include "store/oci.h"
+
+namespace imaged::store {
+
+// Labels of containerd PR #7061 that imaged keeps on every resolved record.
+inline constexpr char kLabelImageId[] = "io.cri-containerd.image-config-digest";
+inline constexpr char kLabelChainId[] = "io.cri-containerd.image-chain-id";
+inline constexpr char kLabelImageSize[] = "io.cri-containerd.image-size";
+inline constexpr char kLabelSpecUser[] = "io.cri-containerd.image-spec-user";
+// containerd's CRI labels.
+inline constexpr char kLabelPinned[] = "io.cri-containerd.pinned";
+inline constexpr char kPinnedValue[] = "pinned";
+inline constexpr char kLabelManaged[] = "io.cri-containerd.image";
+
+struct Image {
+  std::string name;
+  Labels labels;
+  Descriptor target;  // platform unused
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+
+class ImageStore {
+ public:
+  virtual ~ImageStore() = default;
+  virtual absl::StatusOr<Image> Get(absl::string_view ns, absl::string_view name) = 0;
+  // Images of `ns` matching any of `filters` (name, target.digest,
+  // target.mediatype, labels.<key>, annotations.<key>), in name order.
+  virtual absl::StatusOr<std::vector<Image>> List(absl::string_view ns,
+                                                  absl::Span<const std::string> filters) = 0;
+  virtual absl::StatusOr<Image> Create(absl::string_view ns, const Image& image) = 0;
+  // Updates the fields named by `fieldpaths` (labels, labels.<key>, target,
+  // annotations, annotations.<key>; none means everything but created_at).
+  // An empty label value removes the label.
+  virtual absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
+                                       absl::Span<const std::string> fieldpaths) = 0;
+  virtual absl::Status Delete(absl::string_view ns, absl::string_view name) = 0;
+};
+
+// One resolved image as CRI sees it: every record whose target resolves to the
+// same config digest is one image with several names.
+struct CriImage {
+  std::string id;                  // config digest
+  std::vector<std::string> names;  // record names, sorted
+  int64_t size = 0;
+  std::string chain_id;
+  std::optional<int64_t> uid;
+  std::string username;
+  bool pinned = false;
+  std::string config_json;
+};
+
+// A record the index could not take in, and why.
+struct UnresolvedImage {
+  std::string ns;
+  std::string name;
+  std::string waiting_for;  // a digest whose arrival retries it, or ""
+  std::string reason;
+};
+
+class CriImageIndex {
+ public:
+  using ImageFn = std::function<absl::Status(const CriImage&)>;
+  virtual ~CriImageIndex() = default;
+  // Every resolved image of `ns`, in image-ID order; one prefix scan.
+  virtual absl::Status ListImages(absl::string_view ns, const ImageFn& fn) = 0;
+  // The image with exactly this ID, or nullopt.
+  virtual absl::StatusOr<std::optional<CriImage>> GetImage(absl::string_view ns,
+                                                           absl::string_view id) = 0;
+  // The image ID a record name resolved to, or nullopt.
+  virtual absl::StatusOr<std::optional<std::string>> ImageIdOfName(absl::string_view ns,
+                                                                   absl::string_view name) = 0;
+  // Up to `limit` image IDs starting with `id_prefix` ("sha256:<hex prefix>").
+  virtual absl::StatusOr<std::vector<std::string>> ImageIdsWithPrefix(absl::string_view ns,
+                                                                      absl::string_view id_prefix,
+                                                                      size_t limit) = 0;
+  // Deletes every record whose target resolves to `id`, and a record named
+  // `id` itself, in one write. Ok when there is nothing to delete.
+  virtual absl::Status RemoveImage(absl::string_view ns, absl::string_view id) = 0;
+};
+
+}  // namespace imaged::store
+
+#endif  // IMAGED_STORE_IMAGE_STORE_H_

@@ -1,0 +1,686 @@
+#include "store/rocksdb_image_store.h"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "store/digest.h"
+#include "store/filter.h"
+#include "store/keys.h"
+
+namespace imaged::store {
+namespace {
+
+// Manifests, indexes and configs are small; anything larger is not one.
+constexpr int64_t kMaxMetadataBlob = 64 << 20;
+constexpr size_t kImageIdLength = 71;  // "sha256:" + 64 hex
+
+constexpr const char* kDerivedLabels[] = {kLabelImageId, kLabelChainId, kLabelImageSize,
+                                          kLabelSpecUser};
+
+absl::Status ImageNotFound(absl::string_view name) {
+  return absl::NotFoundError(absl::StrCat("image \"", name, "\": not found"));
+}
+
+absl::Status ValidateImage(const Image& image) {
+  if (image.name.empty()) return absl::InvalidArgumentError("image name must not be empty");
+  if (absl::Status s = ValidateLabels(image.labels); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("image \"", image.name, "\": ", s.message()));
+  }
+  const Descriptor& t = image.target;
+  if (absl::Status s = ValidateDigest(t.digest); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image \"", image.name, "\": target digest: ", s.message()));
+  }
+  if (t.size <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image \"", image.name, "\": target size must be greater than zero"));
+  }
+  if (t.media_type.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image \"", image.name, "\": target media type must be set"));
+  }
+  return absl::OkStatus();
+}
+
+ImageRecord ToRecord(const Image& image) {
+  return ImageRecord{image.labels,          image.target.media_type, image.target.digest,
+                     image.target.size,     image.target.annotations, image.created_at,
+                     image.updated_at};
+}
+
+Image ToImage(absl::string_view name, const ImageRecord& r) {
+  Image out;
+  out.name = std::string(name);
+  out.labels = r.labels;
+  out.target.media_type = r.media_type;
+  out.target.digest = r.digest;
+  out.target.size = r.size;
+  out.target.annotations = r.annotations;
+  out.created_at = r.created_at;
+  out.updated_at = r.updated_at;
+  return out;
+}
+
+void DropEmptyLabels(Labels* labels) {
+  for (auto it = labels->begin(); it != labels->end();) {
+    it = it->second.empty() ? labels->erase(it) : std::next(it);
+  }
+}
+
+std::string EncodeUnresolved(absl::string_view waiting_for, absl::string_view reason) {
+  std::string out;
+  PutLengthPrefixed(&out, waiting_for);
+  out.append(reason.data(), reason.size());
+  return out;
+}
+
+bool DecodeUnresolved(absl::string_view in, std::string* waiting_for, std::string* reason) {
+  absl::string_view w;
+  if (!GetLengthPrefixed(&in, &w)) return false;
+  *waiting_for = std::string(w);
+  *reason = std::string(in);
+  return true;
+}
+
+class ImageAdaptor final : public FieldAdaptor {
+ public:
+  ImageAdaptor(absl::string_view name, const ImageRecord& r) : name_(name), r_(r) {}
+  std::optional<absl::string_view> Field(absl::Span<const std::string> path) const override {
+    if (path.empty()) return std::nullopt;
+    if (path[0] == "name") return name_;
+    if (path[0] == "target" && path.size() == 2) {
+      if (path[1] == "digest") return absl::string_view(r_.digest);
+      if (path[1] == "mediatype") return absl::string_view(r_.media_type);
+      return std::nullopt;
+    }
+    if (path[0] == "labels") return MapField(path.subspan(1), r_.labels);
+    if (path[0] == "annotations") return MapField(path.subspan(1), r_.annotations);
+    return std::nullopt;
+  }
+
+ private:
+  absl::string_view name_;
+  const ImageRecord& r_;
+};
+
+}  // namespace
+
+struct RocksDbImageStore::Resolution {
+  bool ok = false;
+  std::string image_id;
+  std::string user;  // the config's User, verbatim
+  CriMetaRecord meta;
+  std::string waiting_for;
+  std::string reason;
+};
+
+RocksDbImageStore::RocksDbImageStore(MetadataDb* db, ContentStore* content, const Clock* clock,
+                                     const Platform& platform)
+    : db_(db),
+      content_(content),
+      clock_(clock),
+      platform_(platform),
+      platform_name_(FormatPlatform(platform)) {}
+
+RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
+                                                         const ImageRecord& rec) {
+  Resolution res;
+  auto waiting = [&](absl::string_view digest, absl::string_view what) {
+    res.waiting_for = std::string(digest);
+    res.reason = absl::StrCat("waiting for ", what, " ", digest);
+    return res;
+  };
+  auto failed = [&](absl::string_view why) {
+    res.reason = std::string(why);
+    return res;
+  };
+  // The whole blob, from `ns` or else the content-proxy namespace.
+  auto read = [&](absl::string_view digest, std::string* out) -> absl::Status {
+    absl::StatusOr<std::unique_ptr<ContentReader>> r = content_->Reader(ns, digest);
+    if (absl::IsNotFound(r.status()) && !ns.empty()) r = content_->Reader("", digest);
+    if (!r.ok()) return r.status();
+    if ((*r)->Size() > kMaxMetadataBlob) {
+      return absl::FailedPreconditionError(absl::StrCat(digest, " is too large for metadata"));
+    }
+    return (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), out);
+  };
+
+  std::string blob;
+  Descriptor manifest{rec.media_type, rec.digest, rec.size, {}, std::nullopt};
+  int64_t size = rec.size;
+  // An index may name another index (nested indexes are legal); follow a few.
+  for (int depth = 0; IsIndexType(manifest.media_type); ++depth) {
+    if (depth == 4) return failed(absl::StrCat("index ", rec.digest, ": nested too deeply"));
+    absl::Status s = read(manifest.digest, &blob);
+    if (absl::IsNotFound(s)) return waiting(manifest.digest, "index");
+    if (!s.ok()) return failed(absl::StrCat("index ", manifest.digest, ": ", s.message()));
+    absl::StatusOr<std::vector<Descriptor>> manifests = ParseIndex(blob);
+    if (!manifests.ok()) {
+      return failed(absl::StrCat("index ", manifest.digest, ": ", manifests.status().message()));
+    }
+    std::optional<Descriptor> chosen = SelectManifest(*manifests, platform_);
+    if (!chosen) {
+      return failed(absl::StrCat("index ", manifest.digest, " has no manifest for ", platform_name_));
+    }
+    manifest = *std::move(chosen);
+    size += manifest.size;
+  }
+  if (!IsManifestType(manifest.media_type)) {
+    return failed(absl::StrCat("target media type \"", manifest.media_type,
+                               "\" is not an image index or manifest"));
+  }
+
+  absl::Status s = read(manifest.digest, &blob);
+  if (absl::IsNotFound(s)) return waiting(manifest.digest, "manifest");
+  if (!s.ok()) return failed(absl::StrCat("manifest ", manifest.digest, ": ", s.message()));
+  absl::StatusOr<Manifest> m = ParseManifest(blob);
+  if (!m.ok()) return failed(absl::StrCat("manifest ", manifest.digest, ": ", m.status().message()));
+
+  std::string config;
+  s = read(m->config.digest, &config);
+  if (absl::IsNotFound(s)) return waiting(m->config.digest, "config");
+  if (!s.ok()) return failed(absl::StrCat("config ", m->config.digest, ": ", s.message()));
+  absl::StatusOr<ImageConfig> cfg = ParseImageConfig(config);
+  if (!cfg.ok()) return failed(absl::StrCat("config ", m->config.digest, ": ", cfg.status().message()));
+
+  size += m->config.size;
+  for (const Descriptor& layer : m->layers) size += layer.size;
+  ImageUser user = ParseImageUser(cfg->user);
+  res.ok = true;
+  res.image_id = m->config.digest;
+  res.user = cfg->user;
+  res.meta.size = size;
+  res.meta.chain_id = ChainId(cfg->diff_ids);
+  res.meta.has_uid = user.uid.has_value();
+  res.meta.uid = user.uid.value_or(0);
+  res.meta.username = user.username;
+  res.meta.config_json = std::move(config);
+  return res;
+}
+
+absl::Status RocksDbImageStore::StageUnindex(rocksdb::WriteBatch* batch, absl::string_view ns,
+                                             absl::string_view name, const ImageRecord& old) {
+  auto id = old.labels.find(kLabelImageId);
+  if (id != old.labels.end()) {
+    std::string name_key = CriNameKey(ns, id->second, name);
+    std::string ignored;
+    absl::Status got = db_->Get(Cf::kCriIndex, name_key, &ignored);
+    if (got.ok()) {
+      batch->Delete(db_->cf(Cf::kCriIndex), name_key);
+      bool others = false;
+      PrefixScan scan(*db_, Cf::kCriIndex, CriIdPrefix(ns, id->second));
+      for (; scan.Valid(); scan.Next()) {
+        if (!scan.suffix().empty() && scan.suffix() != name) {
+          others = true;
+          break;
+        }
+      }
+      if (!scan.status().ok()) return scan.status();
+      if (!others) batch->Delete(db_->cf(Cf::kCriIndex), CriIdPrefix(ns, id->second));
+    } else if (!absl::IsNotFound(got)) {
+      return got;
+    }
+  }
+  std::string key = ImageKey(ns, name);
+  std::string value;
+  absl::Status got = db_->Get(Cf::kUnresolved, key, &value);
+  if (got.ok()) {
+    std::string waiting_for, reason;
+    if (DecodeUnresolved(value, &waiting_for, &reason) && !waiting_for.empty()) {
+      batch->Delete(db_->cf(Cf::kAwaiting), AwaitingKey(waiting_for, ns, name));
+    }
+    batch->Delete(db_->cf(Cf::kUnresolved), key);
+  } else if (!absl::IsNotFound(got)) {
+    return got;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::string_view ns,
+                                            absl::string_view name, const ImageRecord* old,
+                                            ImageRecord* rec) {
+  if (old != nullptr) {
+    if (absl::Status s = StageUnindex(batch, ns, name, *old); !s.ok()) return s;
+    // Labels derived from an old target do not describe a new one, unless this
+    // write set them itself.
+    if (old->digest != rec->digest) {
+      for (const char* label : kDerivedLabels) {
+        auto o = old->labels.find(label);
+        auto n = rec->labels.find(label);
+        if (o != old->labels.end() && n != rec->labels.end() && o->second == n->second) {
+          rec->labels.erase(n);
+        }
+      }
+    }
+  }
+
+  Resolution res = Resolve(ns, *rec);
+  if (res.ok) {
+    auto claimed = rec->labels.find(kLabelImageId);
+    if (claimed != rec->labels.end() && claimed->second != res.image_id) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "image \"", name, "\": label ", kLabelImageId, "=", claimed->second,
+          " contradicts the content, whose config is ", res.image_id));
+    }
+    rec->labels[kLabelImageId] = res.image_id;
+    rec->labels[kLabelImageSize] = absl::StrCat(res.meta.size);
+    if (res.meta.chain_id.empty()) {
+      rec->labels.erase(kLabelChainId);
+    } else {
+      rec->labels[kLabelChainId] = res.meta.chain_id;
+    }
+    // containerd drops empty label values: no User, no label.
+    if (res.user.empty()) {
+      rec->labels.erase(kLabelSpecUser);
+    } else {
+      rec->labels[kLabelSpecUser] = res.user;
+    }
+    auto pinned = rec->labels.find(kLabelPinned);
+    NameRecord name_rec{pinned != rec->labels.end() && pinned->second == kPinnedValue};
+    batch->Put(db_->cf(Cf::kCriIndex), CriIdPrefix(ns, res.image_id),
+               EncodeCriMetaRecord(res.meta));
+    batch->Put(db_->cf(Cf::kCriIndex), CriNameKey(ns, res.image_id, name),
+               EncodeNameRecord(name_rec));
+  } else {
+    batch->Put(db_->cf(Cf::kUnresolved), ImageKey(ns, name),
+               EncodeUnresolved(res.waiting_for, res.reason));
+    if (!res.waiting_for.empty()) {
+      batch->Put(db_->cf(Cf::kAwaiting), AwaitingKey(res.waiting_for, ns, name), rocksdb::Slice());
+    }
+  }
+  if (absl::Status s = ValidateLabels(rec->labels); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("image \"", name, "\": ", s.message()));
+  }
+  batch->Put(db_->cf(Cf::kImages), ImageKey(ns, name), EncodeImageRecord(*rec));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<ImageRecord>> RocksDbImageStore::ReadRecord(absl::string_view ns,
+                                                                         absl::string_view name) {
+  std::string value;
+  absl::Status got = db_->Get(Cf::kImages, ImageKey(ns, name), &value);
+  if (absl::IsNotFound(got)) return std::optional<ImageRecord>();
+  if (!got.ok()) return got;
+  absl::StatusOr<ImageRecord> r = DecodeImageRecord(value);
+  if (!r.ok()) return r.status();
+  return std::optional<ImageRecord>(*std::move(r));
+}
+
+absl::StatusOr<Image> RocksDbImageStore::Get(absl::string_view ns, absl::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError("image name must not be empty");
+  absl::StatusOr<std::optional<ImageRecord>> r = ReadRecord(ns, name);
+  if (!r.ok()) return r.status();
+  if (!r->has_value()) return ImageNotFound(name);
+  return ToImage(name, **r);
+}
+
+absl::StatusOr<std::vector<Image>> RocksDbImageStore::List(absl::string_view ns,
+                                                           absl::Span<const std::string> filters) {
+  absl::StatusOr<Filter> filter = Filter::ParseAll(filters);
+  if (!filter.ok()) return filter.status();
+  std::vector<Image> out;
+  PrefixScan scan(*db_, Cf::kImages, NamespacePrefix(ns));
+  for (; scan.Valid(); scan.Next()) {
+    absl::StatusOr<ImageRecord> r = DecodeImageRecord(scan.value());
+    if (!r.ok()) return r.status();
+    if (!filter->MatchesAll() && !filter->Match(ImageAdaptor(scan.suffix(), *r))) continue;
+    out.push_back(ToImage(scan.suffix(), *r));
+  }
+  if (!scan.status().ok()) return scan.status();
+  return out;
+}
+
+absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Image& image) {
+  if (absl::Status s = ValidateImage(image); !s.ok()) return s;
+  absl::MutexLock lock(&write_mu_);
+  absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    return absl::AlreadyExistsError(absl::StrCat("image \"", image.name, "\": already exists"));
+  }
+  ImageRecord rec = ToRecord(image);
+  DropEmptyLabels(&rec.labels);
+  rec.created_at = rec.updated_at = clock_->Now();
+  rocksdb::WriteBatch batch;
+  if (absl::Status s = StageRecord(&batch, ns, image.name, nullptr, &rec); !s.ok()) return s;
+  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  return ToImage(image.name, rec);
+}
+
+absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Image& image,
+                                                absl::Span<const std::string> fieldpaths) {
+  if (image.name.empty()) return absl::InvalidArgumentError("image name is required for update");
+  absl::MutexLock lock(&write_mu_);
+  absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
+  if (!existing.ok()) return existing.status();
+  if (!existing->has_value()) return ImageNotFound(image.name);
+  const ImageRecord& old = **existing;
+
+  ImageRecord rec = old;
+  if (fieldpaths.empty()) {
+    rec = ToRecord(image);
+  }
+  for (const std::string& path : fieldpaths) {
+    if (absl::StartsWith(path, "labels.")) {
+      std::string key = path.substr(7);
+      auto it = image.labels.find(key);
+      rec.labels[key] = it == image.labels.end() ? "" : it->second;
+    } else if (absl::StartsWith(path, "annotations.")) {
+      std::string key = path.substr(12);
+      auto it = image.target.annotations.find(key);
+      rec.annotations[key] = it == image.target.annotations.end() ? "" : it->second;
+    } else if (path == "labels") {
+      rec.labels = image.labels;
+    } else if (path == "target") {
+      rec.media_type = image.target.media_type;
+      rec.digest = image.target.digest;
+      rec.size = image.target.size;
+      rec.annotations = image.target.annotations;
+    } else if (path == "annotations") {
+      rec.annotations = image.target.annotations;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot update \"", path, "\" field on image \"", image.name, "\""));
+    }
+  }
+  DropEmptyLabels(&rec.labels);
+  DropEmptyLabels(&rec.annotations);
+  if (absl::Status s = ValidateImage(ToImage(image.name, rec)); !s.ok()) return s;
+  rec.created_at = old.created_at;
+  rec.updated_at = clock_->Now();
+
+  rocksdb::WriteBatch batch;
+  if (absl::Status s = StageRecord(&batch, ns, image.name, &old, &rec); !s.ok()) return s;
+  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  return ToImage(image.name, rec);
+}
+
+absl::Status RocksDbImageStore::Delete(absl::string_view ns, absl::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError("image name must not be empty");
+  absl::MutexLock lock(&write_mu_);
+  absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, name);
+  if (!existing.ok()) return existing.status();
+  if (!existing->has_value()) return ImageNotFound(name);
+  rocksdb::WriteBatch batch;
+  if (absl::Status s = StageUnindex(&batch, ns, name, **existing); !s.ok()) return s;
+  batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
+  return db_->Write(&batch);
+}
+
+absl::Status RocksDbImageStore::ListImages(absl::string_view ns, const ImageFn& fn) {
+  std::optional<CriImage> current;
+  PrefixScan scan(*db_, Cf::kCriIndex, NamespacePrefix(ns));
+  for (; scan.Valid(); scan.Next()) {
+    std::optional<CriIndexKey> key = ParseCriIndexKey(scan.key());
+    if (!key) return absl::DataLossError("malformed cri index key");
+    if (key->name.empty()) {
+      if (current) {
+        if (absl::Status s = fn(*current); !s.ok()) return s;
+      }
+      absl::StatusOr<CriMetaRecord> meta = DecodeCriMetaRecord(scan.value());
+      if (!meta.ok()) return meta.status();
+      current = CriImage{std::string(key->image_id), {}, meta->size, meta->chain_id,
+                         meta->has_uid ? std::optional<int64_t>(meta->uid) : std::nullopt,
+                         meta->username, false, std::move(meta->config_json)};
+      continue;
+    }
+    if (!current || current->id != key->image_id) {
+      return absl::DataLossError(absl::StrCat("cri index: name without meta row for ", key->image_id));
+    }
+    absl::StatusOr<NameRecord> rec = DecodeNameRecord(scan.value());
+    if (!rec.ok()) return rec.status();
+    current->names.emplace_back(key->name);
+    current->pinned = current->pinned || rec->pinned;
+  }
+  if (!scan.status().ok()) return scan.status();
+  if (current) return fn(*current);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<CriImage>> RocksDbImageStore::GetImage(absl::string_view ns,
+                                                                   absl::string_view id) {
+  std::optional<CriImage> out;
+  PrefixScan scan(*db_, Cf::kCriIndex, CriIdPrefix(ns, id));
+  for (; scan.Valid(); scan.Next()) {
+    if (scan.suffix().empty()) {
+      absl::StatusOr<CriMetaRecord> meta = DecodeCriMetaRecord(scan.value());
+      if (!meta.ok()) return meta.status();
+      out = CriImage{std::string(id), {}, meta->size, meta->chain_id,
+                     meta->has_uid ? std::optional<int64_t>(meta->uid) : std::nullopt,
+                     meta->username, false, std::move(meta->config_json)};
+      continue;
+    }
+    if (!out) return absl::DataLossError(absl::StrCat("cri index: name without meta row for ", id));
+    absl::StatusOr<NameRecord> rec = DecodeNameRecord(scan.value());
+    if (!rec.ok()) return rec.status();
+    out->names.emplace_back(scan.suffix());
+    out->pinned = out->pinned || rec->pinned;
+  }
+  if (!scan.status().ok()) return scan.status();
+  return out;
+}
+
+absl::StatusOr<std::optional<std::string>> RocksDbImageStore::ImageIdOfName(
+    absl::string_view ns, absl::string_view name) {
+  absl::StatusOr<std::optional<ImageRecord>> r = ReadRecord(ns, name);
+  if (!r.ok()) return r.status();
+  if (!r->has_value()) return std::optional<std::string>();
+  auto id = (*r)->labels.find(kLabelImageId);
+  if (id == (*r)->labels.end()) return std::optional<std::string>();
+  std::string ignored;
+  absl::Status got = db_->Get(Cf::kCriIndex, CriNameKey(ns, id->second, name), &ignored);
+  if (absl::IsNotFound(got)) return std::optional<std::string>();
+  if (!got.ok()) return got;
+  return std::optional<std::string>(id->second);
+}
+
+absl::StatusOr<std::vector<std::string>> RocksDbImageStore::ImageIdsWithPrefix(
+    absl::string_view ns, absl::string_view id_prefix, size_t limit) {
+  std::vector<std::string> out;
+  if (id_prefix.size() > kImageIdLength || limit == 0) return out;
+  // Every ID has the same length, so its length prefix is fixed and a
+  // truncated ID is a plain key prefix.
+  std::string prefix = NamespacePrefix(ns);
+  PutU32(&prefix, kImageIdLength);
+  prefix.append(id_prefix.data(), id_prefix.size());
+  PrefixScan scan(*db_, Cf::kCriIndex, prefix);
+  while (scan.Valid()) {
+    std::optional<CriIndexKey> key = ParseCriIndexKey(scan.key());
+    if (!key) return absl::DataLossError("malformed cri index key");
+    out.emplace_back(key->image_id);
+    if (out.size() >= limit) break;
+    // Skip this ID's name rows.
+    scan.Seek(PrefixUpperBound(CriIdPrefix(ns, key->image_id)));
+  }
+  if (!scan.status().ok()) return scan.status();
+  return out;
+}
+
+absl::Status RocksDbImageStore::RemoveImage(absl::string_view ns, absl::string_view id) {
+  absl::MutexLock lock(&write_mu_);
+  rocksdb::WriteBatch batch;
+  std::vector<std::string> names;
+  {
+    PrefixScan scan(*db_, Cf::kCriIndex, CriIdPrefix(ns, id));
+    for (; scan.Valid(); scan.Next()) {
+      batch.Delete(db_->cf(Cf::kCriIndex), std::string(scan.key()));
+      if (!scan.suffix().empty()) names.emplace_back(scan.suffix());
+    }
+    if (!scan.status().ok()) return scan.status();
+  }
+  // The record named by the ID itself goes too, resolved or not, so no orphan
+  // "sha256:<id>" record survives its image.
+  if (std::find(names.begin(), names.end(), id) == names.end()) names.emplace_back(id);
+  for (const std::string& name : names) {
+    absl::StatusOr<std::optional<ImageRecord>> r = ReadRecord(ns, name);
+    if (!r.ok()) return r.status();
+    if (!r->has_value()) continue;
+    // Index rows are already staged for deletion; clear unresolved ones too.
+    std::string value;
+    absl::Status got = db_->Get(Cf::kUnresolved, ImageKey(ns, name), &value);
+    if (got.ok()) {
+      std::string waiting_for, reason;
+      if (DecodeUnresolved(value, &waiting_for, &reason) && !waiting_for.empty()) {
+        batch.Delete(db_->cf(Cf::kAwaiting), AwaitingKey(waiting_for, ns, name));
+      }
+      batch.Delete(db_->cf(Cf::kUnresolved), ImageKey(ns, name));
+    } else if (!absl::IsNotFound(got)) {
+      return got;
+    }
+    batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
+  }
+  if (batch.Count() == 0) return absl::OkStatus();
+  return db_->Write(&batch);
+}
+
+absl::Status RocksDbImageStore::Retry(absl::string_view ns, absl::string_view name) {
+  absl::MutexLock lock(&write_mu_);
+  absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, name);
+  if (!existing.ok()) return existing.status();
+  rocksdb::WriteBatch batch;
+  if (!existing->has_value()) {
+    // A leftover row of a record that is gone.
+    std::string value;
+    if (db_->Get(Cf::kUnresolved, ImageKey(ns, name), &value).ok()) {
+      std::string waiting_for, reason;
+      if (DecodeUnresolved(value, &waiting_for, &reason) && !waiting_for.empty()) {
+        batch.Delete(db_->cf(Cf::kAwaiting), AwaitingKey(waiting_for, ns, name));
+      }
+      batch.Delete(db_->cf(Cf::kUnresolved), ImageKey(ns, name));
+      return db_->Write(&batch);
+    }
+    return absl::OkStatus();
+  }
+  ImageRecord rec = **existing;
+  absl::Status staged = StageRecord(&batch, ns, name, &**existing, &rec);
+  if (absl::IsInvalidArgument(staged)) {
+    // The content now contradicts a label the client set: keep the record
+    // unresolved and say why, rather than fail the blob's commit.
+    batch.Clear();
+    if (absl::Status s = StageUnindex(&batch, ns, name, **existing); !s.ok()) return s;
+    batch.Put(db_->cf(Cf::kUnresolved), ImageKey(ns, name),
+              EncodeUnresolved("", staged.message()));
+    return db_->Write(&batch);
+  }
+  if (!staged.ok()) return staged;
+  return db_->Write(&batch);
+}
+
+absl::Status RocksDbImageStore::OnBlobArrived(absl::string_view digest) {
+  std::vector<std::pair<std::string, std::string>> waiting;
+  {
+    PrefixScan scan(*db_, Cf::kAwaiting, AwaitingPrefix(digest));
+    for (; scan.Valid(); scan.Next()) {
+      std::optional<NamespacedKey> k = ParseAwaitingSuffix(scan.suffix());
+      if (k) waiting.emplace_back(std::string(k->ns), std::string(k->name));
+    }
+    if (!scan.status().ok()) return scan.status();
+  }
+  for (const auto& [ns, name] : waiting) {
+    if (absl::Status s = Retry(ns, name); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<UnresolvedImage>> RocksDbImageStore::ListUnresolved() {
+  std::vector<UnresolvedImage> out;
+  PrefixScan scan(*db_, Cf::kUnresolved, "");
+  for (; scan.Valid(); scan.Next()) {
+    std::optional<NamespacedKey> k = ParseNamespacedKey(scan.key());
+    UnresolvedImage u;
+    if (!k || !DecodeUnresolved(scan.value(), &u.waiting_for, &u.reason)) {
+      return absl::DataLossError("malformed unresolved row");
+    }
+    u.ns = std::string(k->ns);
+    u.name = std::string(k->name);
+    out.push_back(std::move(u));
+  }
+  if (!scan.status().ok()) return scan.status();
+  return out;
+}
+
+absl::Status RocksDbImageStore::RetryUnresolved() {
+  absl::StatusOr<std::vector<UnresolvedImage>> list = ListUnresolved();
+  if (!list.ok()) return list.status();
+  for (const UnresolvedImage& u : *list) {
+    if (absl::Status s = Retry(u.ns, u.name); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RocksDbImageStore::CheckReport> RocksDbImageStore::Check(bool repair) {
+  absl::MutexLock lock(&write_mu_);
+  CheckReport report;
+  // What the index would be if rebuilt from the records now.
+  std::map<std::pair<Cf, std::string>, std::string> want;
+  {
+    PrefixScan scan(*db_, Cf::kImages, "");
+    for (; scan.Valid(); scan.Next()) {
+      std::optional<NamespacedKey> k = ParseNamespacedKey(scan.key());
+      absl::StatusOr<ImageRecord> rec = DecodeImageRecord(scan.value());
+      if (!k || !rec.ok()) {
+        report.problems.push_back(absl::StrCat("malformed image record at key ", scan.key().size(), " bytes"));
+        continue;
+      }
+      ++report.records;
+      Resolution res = Resolve(k->ns, *rec);
+      if (res.ok) {
+        ++report.resolved;
+        auto pinned = rec->labels.find(kLabelPinned);
+        NameRecord name_rec{pinned != rec->labels.end() && pinned->second == kPinnedValue};
+        want[{Cf::kCriIndex, CriIdPrefix(k->ns, res.image_id)}] = EncodeCriMetaRecord(res.meta);
+        want[{Cf::kCriIndex, CriNameKey(k->ns, res.image_id, k->name)}] = EncodeNameRecord(name_rec);
+        auto label = rec->labels.find(kLabelImageId);
+        if (label == rec->labels.end() || label->second != res.image_id) {
+          report.problems.push_back(absl::StrCat("image \"", k->name, "\" in namespace \"", k->ns,
+                                                 "\": label ", kLabelImageId, " is not ", res.image_id));
+        }
+      } else {
+        ++report.unresolved;
+        want[{Cf::kUnresolved, ImageKey(k->ns, k->name)}] = EncodeUnresolved(res.waiting_for, res.reason);
+        if (!res.waiting_for.empty()) {
+          want[{Cf::kAwaiting, AwaitingKey(res.waiting_for, k->ns, k->name)}] = "";
+        }
+      }
+    }
+    if (!scan.status().ok()) return scan.status();
+  }
+  // What it is.
+  rocksdb::WriteBatch batch;
+  for (Cf cf : {Cf::kCriIndex, Cf::kUnresolved, Cf::kAwaiting}) {
+    PrefixScan scan(*db_, cf, "");
+    for (; scan.Valid(); scan.Next()) {
+      auto it = want.find({cf, std::string(scan.key())});
+      if (it == want.end()) {
+        report.problems.push_back(absl::StrCat(ColumnFamilyNames()[static_cast<int>(cf)],
+                                               ": stale row of ", scan.key().size(), " bytes"));
+        batch.Delete(db_->cf(cf), std::string(scan.key()));
+        continue;
+      }
+      // Unresolved reasons may change wording as content arrives; compare the rest exactly.
+      if (it->second != scan.value() && cf != Cf::kUnresolved) {
+        report.problems.push_back(absl::StrCat(ColumnFamilyNames()[static_cast<int>(cf)],
+                                               ": row differs from its record"));
+        batch.Put(db_->cf(cf), it->first.second, it->second);
+      }
+      want.erase(it);
+    }
+    if (!scan.status().ok()) return scan.status();
+  }
+  for (const auto& [key, value] : want) {
+    report.problems.push_back(absl::StrCat(ColumnFamilyNames()[static_cast<int>(key.first)],
+                                           ": missing row"));
+    batch.Put(db_->cf(key.first), key.second, value);
+  }
+  if (repair && batch.Count() > 0) {
+    if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+    report.repaired = true;
+  }
+  return report;
+}
+
+}  // namespace imaged::store

@@ -1,0 +1,101 @@
+// Image records in RocksDB and the image-ID index CRI reads, kept in the same
+// WriteBatch as the record, so a CRI call right after an Images API call sees
+// the change (schema in keys.h).
+//
+// Resolution: when a record is written, its target is followed through the
+// content store (index or manifest list -> the manifest for the configured
+// platform -> config). A resolved record gets PR #7061's labels and a name row
+// under its image ID; a record whose blobs are not all there yet is kept in
+// [unresolved] with an [awaiting] row for the missing digest, and resolved when
+// that blob is committed (OnBlobArrived).
+#ifndef IMAGED_STORE_ROCKSDB_IMAGE_STORE_H_
+#define IMAGED_STORE_ROCKSDB_IMAGE_STORE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "rocksdb/write_batch.h"
+#include "store/clock.h"
+#include "store/content_store.h"
+#include "store/image_store.h"
+#include "store/metadata_db.h"
+#include "store/platform.h"
+#include "store/records.h"
+
+namespace imaged::store {
+
+class RocksDbImageStore final : public ImageStore, public CriImageIndex {
+ public:
+  // `db`, `content` and `clock` are not owned. Manifests are chosen for `platform`.
+  RocksDbImageStore(MetadataDb* db, ContentStore* content, const Clock* clock,
+                    const Platform& platform);
+
+  absl::StatusOr<Image> Get(absl::string_view ns, absl::string_view name) override;
+  absl::StatusOr<std::vector<Image>> List(absl::string_view ns,
+                                          absl::Span<const std::string> filters) override;
+  absl::StatusOr<Image> Create(absl::string_view ns, const Image& image) override;
+  absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
+                               absl::Span<const std::string> fieldpaths) override;
+  absl::Status Delete(absl::string_view ns, absl::string_view name) override;
+
+  absl::Status ListImages(absl::string_view ns, const ImageFn& fn) override;
+  absl::StatusOr<std::optional<CriImage>> GetImage(absl::string_view ns,
+                                                   absl::string_view id) override;
+  absl::StatusOr<std::optional<std::string>> ImageIdOfName(absl::string_view ns,
+                                                           absl::string_view name) override;
+  absl::StatusOr<std::vector<std::string>> ImageIdsWithPrefix(absl::string_view ns,
+                                                              absl::string_view id_prefix,
+                                                              size_t limit) override;
+  absl::Status RemoveImage(absl::string_view ns, absl::string_view id) override;
+
+  // Retries the records waiting for `digest`; call after it is committed.
+  absl::Status OnBlobArrived(absl::string_view digest);
+  // Retries every unresolved record (at startup: a crash may have come
+  // between a blob's commit and its OnBlobArrived).
+  absl::Status RetryUnresolved();
+  // Every record the index could not take in, in every namespace.
+  absl::StatusOr<std::vector<UnresolvedImage>> ListUnresolved();
+
+  struct CheckReport {
+    int records = 0;
+    int resolved = 0;
+    int unresolved = 0;
+    std::vector<std::string> problems;  // differences between index and records
+    bool repaired = false;
+  };
+  // Recomputes the index from the records and compares; with `repair`,
+  // replaces the index with the recomputed one in one write.
+  absl::StatusOr<CheckReport> Check(bool repair);
+
+ private:
+  struct Resolution;
+  // Follows `rec`'s target through the content store.
+  Resolution Resolve(absl::string_view ns, const ImageRecord& rec);
+  // Adds to `batch` everything that writing `rec` (replacing `old`, if any)
+  // under `name` implies: index rows, unresolved/awaiting rows, derived
+  // labels (set on `rec`), and the record itself.
+  absl::Status StageRecord(rocksdb::WriteBatch* batch, absl::string_view ns,
+                           absl::string_view name, const ImageRecord* old, ImageRecord* rec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Adds to `batch` the removal of `name`'s index, unresolved and awaiting rows.
+  absl::Status StageUnindex(rocksdb::WriteBatch* batch, absl::string_view ns,
+                            absl::string_view name, const ImageRecord& old)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::StatusOr<std::optional<ImageRecord>> ReadRecord(absl::string_view ns,
+                                                        absl::string_view name);
+  absl::Status Retry(absl::string_view ns, absl::string_view name);
+
+  MetadataDb* const db_;
+  ContentStore* const content_;
+  const Clock* const clock_;
+  const PlatformMatcher platform_;
+  const std::string platform_name_;
+  // Serialises image writes: each reads the index, decides, and writes one batch.
+  absl::Mutex write_mu_;
+};
+
+}  // namespace imaged::store
+
+#endif  // IMAGED_STORE_ROCKSDB_IMAGE_STORE_H_

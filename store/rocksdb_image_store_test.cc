@@ -1,0 +1,308 @@
+// The image contract on RocksDB, then the CRI image-ID index: each CRI
+// behaviour has a test named after it.
+#include "store/rocksdb_image_store.h"
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/digest.h"
+#include "store/files.h"
+#include "store/image_store_contract.h"
+#include "store/rocksdb_content_store.h"
+#include "store/test_images.h"
+
+namespace imaged::store {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+constexpr absl::string_view kNs = "k8s.io";
+
+std::string MakeTempDir() {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/imaged-images-XXXXXX");
+  EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
+  return tmpl;
+}
+
+// Content and image stores on one RocksDB, wired as the server wires them.
+class Stores : public ImageHarness {
+ public:
+  explicit Stores(const Platform& platform = DefaultPlatform()) : root_(MakeTempDir()) {
+    auto db = MetadataDb::Open(root_ + "/meta");
+    EXPECT_TRUE(db.ok()) << db.status();
+    db_ = *std::move(db);
+    auto content = RocksDbContentStore::Open(db_.get(), root_, &clock_);
+    EXPECT_TRUE(content.ok());
+    content_ = *std::move(content);
+    images_ = std::make_unique<RocksDbImageStore>(db_.get(), content_.get(), &clock_, platform);
+    content_->SetCommitObserver([this](absl::string_view, absl::string_view digest) {
+      EXPECT_TRUE(images_->OnBlobArrived(digest).ok());
+    });
+  }
+  ~Stores() override {
+    images_.reset();
+    content_.reset();
+    db_.reset();
+    RemoveAll(root_).IgnoreError();
+  }
+  ImageStore& images() override { return *images_; }
+  ContentStore& content() override { return *content_; }
+  RocksDbImageStore& index() { return *images_; }
+  MetadataDb& db() { return *db_; }
+
+ private:
+  std::string root_;
+  FakeClock clock_;
+  std::unique_ptr<MetadataDb> db_;
+  std::unique_ptr<RocksDbContentStore> content_;
+  std::unique_ptr<RocksDbImageStore> images_;
+};
+
+INSTANTIATE_TEST_SUITE_P(RocksDb, ImageStoreContract,
+                         ::testing::Values(ImageHarnessFactory(
+                             [] { return std::make_unique<Stores>(); })));
+
+class CriIndexTest : public ::testing::Test {
+ protected:
+  TestImage Make(const TestImageSpec& spec, bool write = true) {
+    absl::StatusOr<TestImage> ti = MakeTestImage(stores_.content(), kNs, spec, write);
+    EXPECT_TRUE(ti.ok()) << ti.status();
+    return *ti;
+  }
+  absl::Status Create(absl::string_view name, const Descriptor& target, Labels labels = {}) {
+    Image image;
+    image.name = std::string(name);
+    image.target = target;
+    image.target.platform.reset();
+    image.labels = std::move(labels);
+    return stores_.images().Create(kNs, image).status();
+  }
+  std::vector<CriImage> List() {
+    std::vector<CriImage> out;
+    EXPECT_TRUE(stores_.index().ListImages(kNs, [&](const CriImage& i) {
+      out.push_back(i);
+      return absl::OkStatus();
+    }).ok());
+    return out;
+  }
+
+  Stores stores_;
+};
+
+TEST_F(CriIndexTest, TagDigestAndIdNamesAreOneImage) {
+  TestImage ti = Make({});
+  const std::string id = ti.config.digest;
+  ASSERT_TRUE(Create("docker.io/library/app:1", ti.manifest).ok());
+  ASSERT_TRUE(Create(absl::StrCat("docker.io/library/app@", ti.manifest.digest), ti.manifest).ok());
+  ASSERT_TRUE(Create(id, ti.manifest).ok());
+  std::vector<CriImage> list = List();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].id, id);
+  EXPECT_THAT(list[0].names,
+              ElementsAre("docker.io/library/app:1",
+                          absl::StrCat("docker.io/library/app@", ti.manifest.digest), id));
+  EXPECT_EQ(list[0].chain_id, ChainId(ti.diff_ids));
+  EXPECT_FALSE(list[0].pinned);
+}
+
+TEST_F(CriIndexTest, UserFromConfigAsUidOrUsername) {
+  TestImageSpec uid_spec;
+  uid_spec.seed = "uid";
+  uid_spec.user = "1000:1000";
+  TestImageSpec name_spec;
+  name_spec.seed = "name";
+  name_spec.user = "nobody";
+  TestImage a = Make(uid_spec), b = Make(name_spec);
+  ASSERT_TRUE(Create("a", a.manifest).ok());
+  ASSERT_TRUE(Create("b", b.manifest).ok());
+  auto ia = stores_.index().GetImage(kNs, a.config.digest);
+  ASSERT_TRUE(ia.ok() && ia->has_value());
+  EXPECT_EQ((*ia)->uid, 1000);
+  EXPECT_EQ((*ia)->username, "");
+  auto ib = stores_.index().GetImage(kNs, b.config.digest);
+  ASSERT_TRUE(ib.ok() && ib->has_value());
+  EXPECT_FALSE((*ib)->uid.has_value());
+  EXPECT_EQ((*ib)->username, "nobody");
+}
+
+TEST_F(CriIndexTest, PinnedWhenAnyNameCarriesThePinnedLabel) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("plain", ti.manifest).ok());
+  ASSERT_TRUE(Create("pinned", ti.manifest, {{kLabelPinned, kPinnedValue}}).ok());
+  EXPECT_TRUE(List()[0].pinned);
+  Image unpin;
+  unpin.name = "pinned";
+  ASSERT_TRUE(stores_.images().Update(kNs, unpin, {absl::StrCat("labels.", kLabelPinned)}).ok());
+  EXPECT_FALSE(List()[0].pinned);
+}
+
+TEST_F(CriIndexTest, RecordWhoseContentIsMissingIsUnresolvedUntilItsBlobsArrive) {
+  TestImage ti = Make({}, /*write=*/false);
+  ASSERT_TRUE(Create("early", ti.manifest).ok());
+  EXPECT_THAT(List(), IsEmpty());
+  auto unresolved = stores_.index().ListUnresolved();
+  ASSERT_TRUE(unresolved.ok());
+  ASSERT_EQ(unresolved->size(), 1u);
+  EXPECT_EQ((*unresolved)[0].name, "early");
+  EXPECT_EQ((*unresolved)[0].waiting_for, ti.manifest.digest);
+  EXPECT_THAT((*unresolved)[0].reason, ::testing::HasSubstr("manifest"));
+
+  // Blobs arrive in the reverse of the usual order: manifest first.
+  for (auto it = ti.blobs.rbegin(); it != ti.blobs.rend(); ++it) {
+    ASSERT_TRUE(WriteBlob(stores_.content(), kNs, it->second).ok());
+  }
+  std::vector<CriImage> list = List();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].id, ti.config.digest);
+  EXPECT_THAT(*stores_.index().ListUnresolved(), IsEmpty());
+  EXPECT_EQ(stores_.images().Get(kNs, "early")->labels.at(kLabelImageId), ti.config.digest);
+}
+
+TEST_F(CriIndexTest, MultiPlatformIndexResolvesToTheConfiguredPlatform) {
+  TestImageSpec amd, arm;
+  amd.seed = "amd";
+  arm.seed = "arm";
+  arm.architecture = "arm64";
+  arm.variant = "v8";
+  TestImage a = Make(amd), b = Make(arm);
+  auto index = MakeTestIndex(stores_.content(), kNs, {b, a});
+  ASSERT_TRUE(index.ok());
+  ASSERT_TRUE(Create("multi:1", index->first).ok());
+  ASSERT_EQ(List().size(), 1u);
+  EXPECT_EQ(List()[0].id, a.config.digest);
+  EXPECT_EQ(List()[0].size, index->first.size + a.manifest.size + a.config.size +
+                                a.layers[0].size + a.layers[1].size);
+
+  Platform arm64;
+  arm64.os = "linux";
+  arm64.architecture = "arm64";
+  Stores on_arm(arm64);
+  TestImage b2 = *MakeTestImage(on_arm.content(), kNs, arm);
+  TestImage a2 = *MakeTestImage(on_arm.content(), kNs, amd);
+  auto index2 = MakeTestIndex(on_arm.content(), kNs, {a2, b2});
+  Image multi;
+  multi.name = "multi:1";
+  multi.target = index2->first;
+  ASSERT_TRUE(on_arm.images().Create(kNs, multi).ok());
+  auto id = on_arm.index().ImageIdOfName(kNs, "multi:1");
+  ASSERT_TRUE(id.ok() && id->has_value());
+  EXPECT_EQ(**id, b2.config.digest);
+}
+
+TEST_F(CriIndexTest, IndexWithoutThePlatformIsUnresolvedWithAReason) {
+  TestImageSpec arm;
+  arm.architecture = "arm64";
+  TestImage b = Make(arm);
+  auto index = MakeTestIndex(stores_.content(), kNs, {b});
+  ASSERT_TRUE(Create("armonly", index->first).ok());
+  EXPECT_THAT(List(), IsEmpty());
+  auto unresolved = stores_.index().ListUnresolved();
+  ASSERT_EQ(unresolved->size(), 1u);
+  EXPECT_EQ((*unresolved)[0].waiting_for, "");
+  EXPECT_THAT((*unresolved)[0].reason, ::testing::HasSubstr("linux/amd64"));
+}
+
+TEST_F(CriIndexTest, RemoveImageDeletesEveryNameInOneWriteAndLeavesNoOrphan) {
+  TestImage ti = Make({});
+  const std::string id = ti.config.digest;
+  ASSERT_TRUE(Create("docker.io/library/app:1", ti.manifest).ok());
+  ASSERT_TRUE(Create("docker.io/library/app:latest", ti.manifest).ok());
+  ASSERT_TRUE(Create(id, ti.manifest).ok());
+  TestImage other = Make({"other"});
+  ASSERT_TRUE(Create("docker.io/library/other:1", other.manifest).ok());
+
+  ASSERT_TRUE(stores_.index().RemoveImage(kNs, id).ok());
+  auto left = stores_.images().List(kNs, {});
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].name, "docker.io/library/other:1");
+  ASSERT_EQ(List().size(), 1u);
+  // Idempotent.
+  EXPECT_TRUE(stores_.index().RemoveImage(kNs, id).ok());
+  auto check = stores_.index().Check(false);
+  ASSERT_TRUE(check.ok());
+  EXPECT_THAT(check->problems, IsEmpty());
+}
+
+TEST_F(CriIndexTest, RemoveImageTakesAnUnresolvedIdRecordToo) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("app:1", ti.manifest).ok());
+  // A "sha256:<id>" record whose own target is not there.
+  Descriptor dangling{std::string(kMediaTypeOciManifest), Sha256::Of("gone"), 10, {}, std::nullopt};
+  ASSERT_TRUE(Create(ti.config.digest, dangling).ok());
+  ASSERT_TRUE(stores_.index().RemoveImage(kNs, ti.config.digest).ok());
+  EXPECT_THAT(*stores_.images().List(kNs, {}), IsEmpty());
+  EXPECT_THAT(*stores_.index().ListUnresolved(), IsEmpty());
+}
+
+TEST_F(CriIndexTest, TruncatedIdsArePrefixScans) {
+  TestImage a = Make({"a"}), b = Make({"b"});
+  ASSERT_TRUE(Create("a", a.manifest).ok());
+  ASSERT_TRUE(Create("b", b.manifest).ok());
+  ASSERT_TRUE(Create("b2", b.manifest).ok());
+  auto ids = stores_.index().ImageIdsWithPrefix(kNs, a.config.digest.substr(0, 7 + 12), 2);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_THAT(*ids, ElementsAre(a.config.digest));
+  ids = stores_.index().ImageIdsWithPrefix(kNs, "sha256:", 5);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->size(), 2u);  // b's two names are one ID
+  ids = stores_.index().ImageIdsWithPrefix("other-ns", "sha256:", 5);
+  EXPECT_THAT(*ids, IsEmpty());
+}
+
+TEST_F(CriIndexTest, RetargetingMovesTheNameAndDropsAnEmptyId) {
+  TestImage a = Make({"a"}), b = Make({"b"});
+  ASSERT_TRUE(Create("app:1", a.manifest).ok());
+  Image retarget;
+  retarget.name = "app:1";
+  retarget.target = b.manifest;
+  retarget.target.platform.reset();
+  auto up = stores_.images().Update(kNs, retarget, {"target"});
+  ASSERT_TRUE(up.ok()) << up.status();
+  EXPECT_EQ(up->labels.at(kLabelImageId), b.config.digest);
+  std::vector<CriImage> list = List();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].id, b.config.digest);
+  EXPECT_FALSE(stores_.index().GetImage(kNs, a.config.digest)->has_value());
+}
+
+TEST_F(CriIndexTest, DeleteOfOneNameKeepsTheOthers) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("x:1", ti.manifest).ok());
+  ASSERT_TRUE(Create("x:2", ti.manifest).ok());
+  ASSERT_TRUE(stores_.images().Delete(kNs, "x:1").ok());
+  ASSERT_EQ(List().size(), 1u);
+  EXPECT_THAT(List()[0].names, ElementsAre("x:2"));
+  ASSERT_TRUE(stores_.images().Delete(kNs, "x:2").ok());
+  EXPECT_THAT(List(), IsEmpty());
+}
+
+TEST_F(CriIndexTest, CheckFindsAndRepairsDrift) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("x:1", ti.manifest).ok());
+  auto clean = stores_.index().Check(false);
+  ASSERT_TRUE(clean.ok());
+  EXPECT_THAT(clean->problems, IsEmpty());
+  EXPECT_EQ(clean->records, 1);
+  EXPECT_EQ(clean->resolved, 1);
+
+  // Lose the name row and plant a stale one behind the store's back.
+  rocksdb::WriteBatch batch;
+  batch.Delete(stores_.db().cf(Cf::kCriIndex), CriNameKey(kNs, ti.config.digest, "x:1"));
+  batch.Put(stores_.db().cf(Cf::kCriIndex), CriNameKey(kNs, ti.config.digest, "ghost"),
+            EncodeNameRecord({}));
+  ASSERT_TRUE(stores_.db().Write(&batch).ok());
+  auto drift = stores_.index().Check(true);
+  ASSERT_TRUE(drift.ok());
+  EXPECT_EQ(drift->problems.size(), 2u);
+  EXPECT_TRUE(drift->repaired);
+  EXPECT_THAT(List()[0].names, ElementsAre("x:1"));
+  EXPECT_THAT(stores_.index().Check(false)->problems, IsEmpty());
+}
+
+}  // namespace
+}  // namespace imaged::store
