@@ -42,9 +42,13 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
   for (const auto& [key, node] : table) {
     const std::string k(key.str());
     auto text = node.value<std::string>();
-    if (k == "root" || k == "address") {
+    if (k == "root" || k == "address" || k == "platform" || k == "cri_namespace") {
       if (!text || text->empty()) return Bad(path, k, "must be a non-empty string");
-      (k == "root" ? out.root : out.address) = *text;
+      std::string* field = k == "root"       ? &out.root
+                           : k == "address"  ? &out.address
+                           : k == "platform" ? &out.platform
+                                             : &out.cri_namespace;
+      *field = *text;
     } else if (k == "socket_mode") {
       if (!text) return Bad(path, k, "must be an octal string such as \"0660\"");
       absl::StatusOr<unsigned> mode = ParseMode(*text);

@@ -19,6 +19,10 @@ struct Config {
   absl::Duration ingest_expiry = absl::Hours(24);
   // How long SIGTERM waits for in-flight calls before cancelling them.
   absl::Duration shutdown_timeout = absl::Seconds(10);
+  // The platform whose manifest an index resolves to.
+  std::string platform = "linux/amd64";
+  // The containerd namespace the CRI ImageService works in.
+  std::string cri_namespace = "k8s.io";
 };
 
 // Reads a TOML file over `base`. Keys (all optional):
@@ -27,6 +31,8 @@ struct Config {
 //   socket_mode = "0660"          # octal, as a string
 //   ingest_expiry = "24h"         # Go-style duration
 //   shutdown_timeout = "10s"
+//   platform = "linux/amd64"      # manifests chosen from an index
+//   cri_namespace = "k8s.io"
 // InvalidArgument naming the file and key for a syntax error, an unknown key
 // or a value of the wrong type; NotFound when the file is missing.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base = Config());

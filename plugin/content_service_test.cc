@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "plugin/content_client.h"
 #include "plugin/server.h"
+#include "plugin/test_server.h"
 #include "store/content_store_contract.h"
 #include "store/digest.h"
 #include "store/files.h"
@@ -28,40 +29,7 @@ namespace fs = std::filesystem;
 using store::ContentStoreContract;
 using store::Sha256;
 
-std::string MakeTempDir() {
-  // Socket paths must stay under 108 bytes, so not TEST_TMPDIR.
-  std::string tmpl = "/tmp/imaged-test-XXXXXX";
-  EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
-
-// A running imaged on a fresh root, and a channel to it.
-class ServerFixture {
- public:
-  ServerFixture() : dir_(MakeTempDir()) {
-    config_.root = dir_ + "/root";
-    config_.address = dir_ + "/run/imaged.sock";
-    config_.shutdown_timeout = absl::Seconds(2);
-    auto server = Server::Start(config_);
-    EXPECT_TRUE(server.ok()) << server.status();
-    if (server.ok()) server_ = *std::move(server);
-    channel_ = grpc::CreateChannel("unix:" + config_.address, grpc::InsecureChannelCredentials());
-  }
-  ~ServerFixture() {
-    server_.reset();
-    store::RemoveAll(dir_).IgnoreError();
-  }
-
-  const Config& config() const { return config_; }
-  std::shared_ptr<grpc::Channel> channel() { return channel_; }
-  Server* server() { return server_.get(); }
-
- private:
-  std::string dir_;
-  Config config_;
-  std::unique_ptr<Server> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-};
+std::string MakeTempDir() { return MakeShortTempDir(); }
 
 class GrpcHarness final : public store::ContentHarness {
  public:

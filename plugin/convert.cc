@@ -50,4 +50,38 @@ store::IngestStatus FromProto(const contentpb::Status& st) {
                              FromProto(st.started_at()), FromProto(st.updated_at())};
 }
 
+void ToProto(const store::Descriptor& d, typespb::Descriptor* out) {
+  out->set_media_type(d.media_type);
+  out->set_digest(d.digest);
+  out->set_size(d.size);
+  out->mutable_annotations()->insert(d.annotations.begin(), d.annotations.end());
+}
+
+store::Descriptor FromProto(const typespb::Descriptor& d) {
+  store::Descriptor out;
+  out.media_type = d.media_type();
+  out.digest = d.digest();
+  out.size = d.size();
+  out.annotations.insert(d.annotations().begin(), d.annotations().end());
+  return out;
+}
+
+void ToProto(const store::Image& image, imagespb::Image* out) {
+  out->set_name(image.name);
+  out->mutable_labels()->insert(image.labels.begin(), image.labels.end());
+  ToProto(image.target, out->mutable_target());
+  ToProto(image.created_at, out->mutable_created_at());
+  ToProto(image.updated_at, out->mutable_updated_at());
+}
+
+store::Image FromProto(const imagespb::Image& image) {
+  store::Image out;
+  out.name = image.name();
+  out.labels.insert(image.labels().begin(), image.labels().end());
+  out.target = FromProto(image.target());
+  out.created_at = FromProto(image.created_at());
+  out.updated_at = FromProto(image.updated_at());
+  return out;
+}
+
 }  // namespace imaged::plugin

@@ -7,11 +7,16 @@
 
 #include "absl/time/time.h"
 #include "api/containerd/services/content/v1/content.pb.h"
+#include "api/containerd/services/images/v1/images.pb.h"
+#include "api/containerd/types/descriptor.pb.h"
 #include "store/content_store.h"
+#include "store/image_store.h"
 
 namespace imaged::plugin {
 
 namespace contentpb = ::containerd::services::content::v1;
+namespace imagespb = ::containerd::services::images::v1;
+namespace typespb = ::containerd::types;
 
 void ToProto(absl::Time t, google::protobuf::Timestamp* out);
 absl::Time FromProto(const google::protobuf::Timestamp& ts);
@@ -21,6 +26,12 @@ store::ContentInfo FromProto(const contentpb::Info& info);
 
 void ToProto(const store::IngestStatus& st, contentpb::Status* out);
 store::IngestStatus FromProto(const contentpb::Status& st);
+
+void ToProto(const store::Descriptor& d, typespb::Descriptor* out);
+store::Descriptor FromProto(const typespb::Descriptor& d);
+
+void ToProto(const store::Image& image, imagespb::Image* out);
+store::Image FromProto(const imagespb::Image& image);
 
 }  // namespace imaged::plugin
 

@@ -19,6 +19,8 @@
 #include "store/clock.h"
 #include "store/errors.h"
 #include "store/files.h"
+#include "store/platform.h"
+#include "plugin/namespaces.h"
 
 namespace imaged::plugin {
 namespace {
@@ -86,18 +88,39 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   if (!content.ok()) return content.status();
   server->content_ = *std::move(content);
   if (absl::Status s = server->content_->Recover(); !s.ok()) return s;
+
+  absl::StatusOr<store::Platform> platform = store::ParsePlatform(config.platform);
+  if (!platform.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("platform: ", platform.status().message()));
+  }
+  if (absl::Status s = ValidateNamespace(config.cri_namespace); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("cri_namespace: ", s.message()));
+  }
+  server->images_ = std::make_unique<store::RocksDbImageStore>(
+      server->db_.get(), server->content_.get(), store::SystemClock::Get(), *platform);
+  store::RocksDbImageStore* images = server->images_.get();
+  server->content_->SetCommitObserver([images](absl::string_view, absl::string_view digest) {
+    if (absl::Status s = images->OnBlobArrived(digest); !s.ok()) {
+      std::fprintf(stderr, "imaged: resolving images waiting for %s: %s\n",
+                   std::string(digest).c_str(), s.ToString().c_str());
+    }
+  });
+  // A crash may have come between a blob's commit and the retry it triggers.
+  if (absl::Status s = images->RetryUnresolved(); !s.ok()) return s;
   if (auto expired = server->content_->ExpireIngests(config.ingest_expiry); !expired.ok()) {
     return expired.status();
   }
 
-  server->content_service_ = std::make_unique<ContentService>(server->content_.get());
+  server->services_.push_back(std::make_unique<ContentService>(server->content_.get()));
+  server->services_.push_back(std::make_unique<ImagesService>(images, &server->events_));
+  server->services_.push_back(std::make_unique<EventsService>(&server->events_));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config.address, grpc::InsecureServerCredentials());
   builder.SetMaxReceiveMessageSize(kMaxMessageSize);
   builder.SetMaxSendMessageSize(kMaxMessageSize);
-  builder.RegisterService(server->content_service_.get());
+  for (const auto& service : server->services_) builder.RegisterService(service.get());
   server->grpc_ = builder.BuildAndStart();
   if (server->grpc_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.address));
@@ -127,6 +150,7 @@ void Server::Shutdown() {
   // Only a server that got as far as listening owns the socket: a failed
   // start must not remove the socket of the live server it found there.
   const bool listening = grpc_ != nullptr;
+  events_.Close();
   if (listening) {
     auto deadline = std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(config_.shutdown_timeout);
@@ -136,7 +160,8 @@ void Server::Shutdown() {
   stop_.Notify();
   if (expirer_.joinable()) expirer_.join();
   grpc_.reset();
-  content_service_.reset();
+  services_.clear();
+  images_.reset();
   content_.reset();
   db_.reset();
   if (listening) ::unlink(config_.address.c_str());

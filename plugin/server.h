@@ -7,14 +7,19 @@
 #include <grpcpp/server.h>
 
 #include <memory>
+#include <vector>
 #include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "plugin/config.h"
 #include "plugin/content_service.h"
+#include "plugin/event_exchange.h"
+#include "plugin/events_service.h"
+#include "plugin/images_service.h"
 #include "store/metadata_db.h"
 #include "store/rocksdb_content_store.h"
+#include "store/rocksdb_image_store.h"
 
 namespace imaged::plugin {
 
@@ -33,6 +38,8 @@ class Server {
 
   const Config& config() const { return config_; }
   store::RocksDbContentStore& content_store() { return *content_; }
+  store::RocksDbImageStore& image_store() { return *images_; }
+  EventExchange& events() { return events_; }
 
  private:
   explicit Server(Config config) : config_(std::move(config)) {}
@@ -41,7 +48,9 @@ class Server {
   Config config_;
   std::unique_ptr<store::MetadataDb> db_;
   std::unique_ptr<store::RocksDbContentStore> content_;
-  std::unique_ptr<ContentService> content_service_;
+  std::unique_ptr<store::RocksDbImageStore> images_;
+  EventExchange events_;
+  std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_;
   absl::Notification stop_;
   std::thread expirer_;

@@ -1,0 +1,83 @@
+#include "plugin/images_service.h"
+
+#include <string>
+#include <vector>
+
+#include "api/containerd/events/image.pb.h"
+#include "plugin/grpc_status.h"
+#include "plugin/namespaces.h"
+
+namespace imaged::plugin {
+namespace {
+
+template <typename Event>
+Event Describe(const store::Image& image) {
+  Event e;
+  e.set_name(image.name);
+  e.mutable_labels()->insert(image.labels.begin(), image.labels.end());
+  return e;
+}
+
+}  // namespace
+
+grpc::Status ImagesService::Get(grpc::ServerContext* ctx, const imagespb::GetImageRequest* req,
+                                imagespb::GetImageResponse* resp) {
+  absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  absl::StatusOr<store::Image> image = store_->Get(*ns, req->name());
+  if (!image.ok()) return ToGrpcStatus(image.status());
+  ToProto(*image, resp->mutable_image());
+  return grpc::Status::OK;
+}
+
+grpc::Status ImagesService::List(grpc::ServerContext* ctx, const imagespb::ListImagesRequest* req,
+                                 imagespb::ListImagesResponse* resp) {
+  absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  std::vector<std::string> filters(req->filters().begin(), req->filters().end());
+  absl::StatusOr<std::vector<store::Image>> images = store_->List(*ns, filters);
+  if (!images.ok()) return ToGrpcStatus(images.status());
+  for (const store::Image& image : *images) ToProto(image, resp->add_images());
+  return grpc::Status::OK;
+}
+
+grpc::Status ImagesService::Create(grpc::ServerContext* ctx,
+                                   const imagespb::CreateImageRequest* req,
+                                   imagespb::CreateImageResponse* resp) {
+  absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  absl::StatusOr<store::Image> image = store_->Create(*ns, FromProto(req->image()));
+  if (!image.ok()) return ToGrpcStatus(image.status());
+  ToProto(*image, resp->mutable_image());
+  events_->Publish(*ns, "/images/create", Describe<imagespb::ImageCreate>(*image));
+  return grpc::Status::OK;
+}
+
+grpc::Status ImagesService::Update(grpc::ServerContext* ctx,
+                                   const imagespb::UpdateImageRequest* req,
+                                   imagespb::UpdateImageResponse* resp) {
+  absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  std::vector<std::string> paths(req->update_mask().paths().begin(),
+                                 req->update_mask().paths().end());
+  absl::StatusOr<store::Image> image = store_->Update(*ns, FromProto(req->image()), paths);
+  if (!image.ok()) return ToGrpcStatus(image.status());
+  ToProto(*image, resp->mutable_image());
+  events_->Publish(*ns, "/images/update", Describe<imagespb::ImageUpdate>(*image));
+  return grpc::Status::OK;
+}
+
+grpc::Status ImagesService::Delete(grpc::ServerContext* ctx,
+                                   const imagespb::DeleteImageRequest* req,
+                                   google::protobuf::Empty*) {
+  absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
+  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  // `sync` asks to wait for garbage collection; there is none to wait for yet.
+  if (absl::Status s = store_->Delete(*ns, req->name()); !s.ok()) return ToGrpcStatus(s);
+  imagespb::ImageDelete event;
+  event.set_name(req->name());
+  events_->Publish(*ns, "/images/delete", event);
+  return grpc::Status::OK;
+}
+
+}  // namespace imaged::plugin

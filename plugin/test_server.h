@@ -1,0 +1,35 @@
+// A running imaged on a fresh root in a temp dir, and a channel to it, for tests.
+#ifndef IMAGED_PLUGIN_TEST_SERVER_H_
+#define IMAGED_PLUGIN_TEST_SERVER_H_
+
+#include <grpcpp/channel.h>
+
+#include <memory>
+#include <string>
+
+#include "plugin/server.h"
+
+namespace imaged::plugin {
+
+// A temp directory under /tmp (socket paths must stay under 108 bytes).
+std::string MakeShortTempDir();
+
+class ServerFixture {
+ public:
+  ServerFixture();
+  ~ServerFixture();
+
+  const Config& config() const { return config_; }
+  std::shared_ptr<grpc::Channel> channel() { return channel_; }
+  Server* server() { return server_.get(); }
+
+ private:
+  std::string dir_;
+  Config config_;
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+}  // namespace imaged::plugin
+
+#endif  // IMAGED_PLUGIN_TEST_SERVER_H_
