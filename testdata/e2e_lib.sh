@@ -1,0 +1,1 @@
+../tools/testing/e2e_lib.sh

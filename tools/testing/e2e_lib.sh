@@ -1,0 +1,311 @@
+# Shared helpers for imaged's end-to-end tests (testdata/*_test.sh).
+# Source it from a script that runs under `set -euo pipefail`; testdata/
+# has a symlink to this file so that Bazel ships it in the tests' runfiles:
+#
+#   source "$(dirname "$0")/e2e_lib.sh"
+#   e2e_init
+#   start_imaged "$E2E_TMP/root" "$E2E_SOCKDIR/imaged.sock"
+#   ...
+#   stop_imaged
+#   e2e_pass
+#
+# Everything a test starts is recorded with e2e_track, and the EXIT trap that
+# e2e_init installs kills whatever is still running and removes the temporary
+# directories, so a failed assertion never leaves a daemon or a socket behind.
+
+# Directories made by e2e_init.
+E2E_TMP=""      # scratch files: blobs, logs, roots (under $TEST_TMPDIR when Bazel runs us)
+E2E_SOCKDIR=""  # unix sockets only: a short /tmp path, since sun_path holds 108 bytes
+# PIDs of every background process the test started, in start order.
+E2E_PIDS=()
+# Log files worth showing when a test fails.
+E2E_LOGS=()
+
+# The imaged currently running (start_imaged / stop_imaged).
+IMAGED_PID=""
+IMAGED_SOCK=""
+IMAGED_LOG=""
+
+# ---------------------------------------------------------------------------
+# Setup, teardown, failure reporting
+
+# Makes the temporary directories and installs the cleanup trap.
+e2e_init() {
+  E2E_TMP=$(mktemp -d "${TEST_TMPDIR:-/tmp}/e2e.XXXXXX")
+  E2E_SOCKDIR=$(mktemp -d /tmp/imaged-e2e.XXXXXX)
+  trap e2e_cleanup EXIT
+  # Bazel's TERM on timeout should still run the cleanup.
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
+}
+
+# Registers a background process so that cleanup kills it if it is still alive.
+e2e_track() {
+  E2E_PIDS+=("$1")
+}
+
+e2e_alive() {
+  kill -0 "$1" 2>/dev/null
+}
+
+# EXIT trap: on failure show the daemons' logs, then stop every tracked
+# process (TERM, then KILL after a grace period) and remove the temp dirs.
+e2e_cleanup() {
+  local rc=$?
+  set +e
+  if [ "$rc" -ne 0 ]; then
+    e2e_dump_logs
+  fi
+  local pid
+  for pid in "${E2E_PIDS[@]}"; do
+    e2e_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${E2E_PIDS[@]}"; do
+    e2e_wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  [ -n "$E2E_SOCKDIR" ] && rm -rf "$E2E_SOCKDIR"
+  [ -n "$E2E_TMP" ] && rm -rf "$E2E_TMP"
+  exit "$rc"
+}
+
+# Prints the tail of every registered log, and keeps a full copy in Bazel's
+# undeclared outputs (bazel-testlogs/.../test.outputs/) when there is one.
+e2e_dump_logs() {
+  local log
+  for log in "${E2E_LOGS[@]}"; do
+    [ -f "$log" ] || continue
+    echo "----- last 40 lines of $log -----" >&2
+    tail -n 40 "$log" >&2
+    if [ -n "${TEST_UNDECLARED_OUTPUTS_DIR:-}" ]; then
+      cp "$log" "$TEST_UNDECLARED_OUTPUTS_DIR/$(basename "$log")" 2>/dev/null
+    fi
+  done
+}
+
+# Waits up to $2 seconds for process $1 to exit; non-zero if it is still alive.
+e2e_wait_gone() {
+  local pid=$1 deadline=$((SECONDS + $2))
+  while e2e_alive "$pid"; do
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.1
+  done
+  return 0
+}
+
+# Prints a banner so the test log reads as a list of steps.
+step() {
+  echo "=== [${SECONDS}s] $*"
+}
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+e2e_pass() {
+  echo "PASS: $(basename "$0") (${SECONDS}s)"
+}
+
+# Fails early, with the fix, when a tool the test drives is missing.
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null ||
+      fail "required tool '$tool' is not on PATH ($PATH); tools/install_deps.sh installs it"
+  done
+}
+
+# Polls `"$@"` every 0.1s until it succeeds or $2 seconds pass.
+#   wait_for DESCRIPTION TIMEOUT_SECONDS command...
+wait_for() {
+  local what=$1 timeout=$2
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -ge "$deadline" ] && fail "timed out after ${timeout}s waiting for: $what"
+    sleep 0.1
+  done
+}
+
+# ---------------------------------------------------------------------------
+# Assertions. Each names what it checked, the expected and the actual value.
+
+assert_eq() {
+  local what=$1 expected=$2 actual=$3
+  [ "$expected" == "$actual" ] ||
+    fail "$what: expected '$expected', got '$actual'"
+}
+
+# assert_contains WHAT HAYSTACK NEEDLE: NEEDLE is a fixed string.
+assert_contains() {
+  local what=$1 haystack=$2 needle=$3
+  grep -qF -- "$needle" <<<"$haystack" ||
+    fail "$what: expected output to contain '$needle'; got:
+$haystack"
+}
+
+assert_not_contains() {
+  local what=$1 haystack=$2 needle=$3
+  if grep -qF -- "$needle" <<<"$haystack"; then
+    fail "$what: expected output NOT to contain '$needle'; got:
+$haystack"
+  fi
+}
+
+assert_file_exists() {
+  [ -e "$2" ] || fail "$1: expected file $2 to exist; directory has: $(ls -A "$(dirname "$2")" 2>&1 | tr '\n' ' ')"
+}
+
+assert_no_file() {
+  [ ! -e "$2" ] && [ ! -L "$2" ] || fail "$1: expected $2 to be gone, but it exists: $(ls -la "$2" 2>&1)"
+}
+
+# assert_same_bytes WHAT EXPECTED_FILE ACTUAL_FILE
+assert_same_bytes() {
+  local what=$1 expected=$2 actual=$3 diff
+  diff=$(cmp -- "$expected" "$actual" 2>&1) ||
+    fail "$what: bytes differ (expected $(wc -c <"$expected") bytes from $expected, got $(wc -c <"$actual") bytes): $diff"
+}
+
+# Runs a command that must succeed. Its stdout passes through untouched
+# (binary-safe, so `must ... content get D >file` works); on failure the test
+# fails with the command, its exit status and its stderr.
+#   out=$(must "list content" ctr ... content ls)
+must() {
+  local what=$1
+  shift
+  local err rc=0
+  err=$(mktemp "$E2E_TMP/stderr.XXXXXX")
+  "$@" 2>"$err" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    fail "$what: \`$*\` exited $rc, expected success; stderr: $(cat "$err")"
+  fi
+  rm -f "$err"
+}
+
+# Runs a command that must fail; prints its combined stdout+stderr so the
+# caller can check the error message.
+#   msg=$(must_fail "get unknown digest" ctr ... content get sha256:...)
+must_fail() {
+  local what=$1
+  shift
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    fail "$what: \`$*\` succeeded, expected it to fail; output: $out"
+  fi
+  printf '%s' "$out"
+}
+
+# ---------------------------------------------------------------------------
+# Blobs
+
+# Prints "sha256:<hex>" of a file.
+digest_of() {
+  echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"
+}
+
+size_of() {
+  stat -c %s "$1"
+}
+
+# Writes $2 random bytes to $1.
+random_blob() {
+  head -c "$2" /dev/urandom >"$1"
+}
+
+# ---------------------------------------------------------------------------
+# imaged
+
+# start_imaged ROOT SOCKET [extra flags...]
+# Starts imaged in the background and returns once it has logged
+# "serving on unix:SOCKET" and the socket accepts connections.
+start_imaged() {
+  local root=$1 sock=$2
+  shift 2
+  [ -x "${IMAGED:-}" ] || fail "IMAGED must name the imaged binary (got '${IMAGED:-}')"
+  IMAGED_SOCK=$sock
+  IMAGED_LOG="$E2E_TMP/imaged.$(date +%s%N).log"
+  E2E_LOGS+=("$IMAGED_LOG")
+  : >"$IMAGED_LOG"  # exists before the first grep below, whoever runs first
+  "$IMAGED" --root "$root" --address "$sock" "$@" >"$IMAGED_LOG" 2>&1 &
+  IMAGED_PID=$!
+  e2e_track "$IMAGED_PID"
+  local deadline=$((SECONDS + 30))
+  until grep -qF "imaged: serving on unix:$sock" "$IMAGED_LOG" && [ -S "$sock" ]; do
+    if ! e2e_alive "$IMAGED_PID"; then
+      local rc=0
+      wait "$IMAGED_PID" || rc=$?
+      fail "imaged exited with status $rc before serving on $sock; its log:
+$(cat "$IMAGED_LOG")"
+    fi
+    [ "$SECONDS" -ge "$deadline" ] && fail "imaged did not log 'serving on unix:$sock' within 30s"
+    sleep 0.05
+  done
+}
+
+# Sends SIGTERM and checks what the brief promises: a clean exit (status 0)
+# within 30s and the socket file removed.
+stop_imaged() {
+  [ -n "$IMAGED_PID" ] || fail "stop_imaged: imaged is not running"
+  kill -TERM "$IMAGED_PID"
+  e2e_wait_gone "$IMAGED_PID" 30 || fail "imaged (pid $IMAGED_PID) still running 30s after SIGTERM"
+  local rc=0
+  wait "$IMAGED_PID" || rc=$?
+  assert_eq "imaged exit status after SIGTERM" 0 "$rc"
+  assert_contains "imaged log after SIGTERM" "$(cat "$IMAGED_LOG")" "imaged: stopped"
+  assert_no_file "imaged's socket after SIGTERM" "$IMAGED_SOCK"
+  IMAGED_PID=""
+}
+
+# ---------------------------------------------------------------------------
+# A small OCI image
+
+# make_oci_archive WORKDIR ARCHIVE IMAGE_NAME
+# Builds a one-layer OCI image with umoci and tars the layout into an OCI
+# archive that `ctr images import` accepts. The index.json entry carries the
+# tag as org.opencontainers.image.ref.name (what umoci writes) and the full
+# name as io.containerd.image.name, which ctr prefers over --base-name.
+# Sets OCI_MANIFEST, OCI_CONFIG, OCI_LAYERS (array) and OCI_LAYOUT (the
+# layout directory, whose blobs/sha256/ holds each blob's expected bytes).
+make_oci_archive() {
+  local work=$1 archive=$2 name=$3
+  local tag=${name##*:}
+  OCI_LAYOUT="$work/layout"
+  mkdir -p "$work/rootfs/etc"
+  echo "hello from imaged's e2e test" >"$work/rootfs/etc/imaged-e2e"
+  head -c 4096 /dev/urandom >"$work/rootfs/etc/imaged-e2e.bin"
+  must "umoci init" umoci init --layout "$OCI_LAYOUT" >/dev/null
+  must "umoci new" umoci new --image "$OCI_LAYOUT:$tag" >/dev/null
+  must "umoci insert" umoci insert --rootless --image "$OCI_LAYOUT:$tag" \
+    "$work/rootfs/etc" /etc >/dev/null
+  # insert leaves the superseded manifest and config behind; drop them so the
+  # archive holds exactly the image's blobs.
+  must "umoci gc" umoci gc --layout "$OCI_LAYOUT" >/dev/null
+
+  local index manifest_size
+  index=$(cat "$OCI_LAYOUT/index.json")
+  OCI_MANIFEST=$(json_digests <<<"$index")
+  [ "$(wc -w <<<"$OCI_MANIFEST")" -eq 1 ] ||
+    fail "make_oci_archive: expected one manifest in umoci's index.json, got: $index"
+  manifest_size=$(size_of "$OCI_LAYOUT/blobs/sha256/${OCI_MANIFEST#sha256:}")
+  # Rewritten by hand (no jq on the machine): one manifest, both names.
+  cat >"$OCI_LAYOUT/index.json" <<EOF
+{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"$OCI_MANIFEST","size":$manifest_size,"annotations":{"io.containerd.image.name":"$name","org.opencontainers.image.ref.name":"$tag"}}]}
+EOF
+
+  # The manifest names the config first, then the layers in order.
+  local digests
+  digests=($(json_digests <"$OCI_LAYOUT/blobs/sha256/${OCI_MANIFEST#sha256:}"))
+  OCI_CONFIG=${digests[0]}
+  OCI_LAYERS=("${digests[@]:1}")
+  [ "${#OCI_LAYERS[@]}" -ge 1 ] || fail "make_oci_archive: umoci's manifest has no layer"
+
+  tar -C "$OCI_LAYOUT" -cf "$archive" oci-layout index.json blobs
+}
+
+# Prints every "digest" value of the JSON on stdin, one per line, in order.
+json_digests() {
+  grep -oE '"digest" *: *"sha256:[0-9a-f]{64}"' | grep -oE 'sha256:[0-9a-f]{64}'
+}
