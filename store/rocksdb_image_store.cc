@@ -152,6 +152,7 @@ RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
   std::string blob;
   Descriptor manifest{rec.media_type, rec.digest, rec.size, {}, std::nullopt};
   int64_t size = rec.size;
+  bool reached_without_platform = false;
   // An index may name another index (nested indexes are legal); follow a few.
   for (int depth = 0; IsIndexType(manifest.media_type); ++depth) {
     if (depth == 4) return failed(absl::StrCat("index ", rec.digest, ": nested too deeply"));
@@ -167,6 +168,7 @@ RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
       return failed(absl::StrCat("index ", manifest.digest, " has no manifest for ", platform_name_));
     }
     manifest = *std::move(chosen);
+    reached_without_platform = !manifest.platform.has_value();
     size += manifest.size;
   }
   if (!IsManifestType(manifest.media_type)) {
@@ -187,6 +189,11 @@ RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
   absl::StatusOr<ImageConfig> cfg = ParseImageConfig(config);
   if (!cfg.ok()) return failed(absl::StrCat("config ", m->config.digest, ": ", cfg.status().message()));
 
+  // A manifest picked from an index entry without a platform must prove its
+  // platform through its config, as containerd requires.
+  if (reached_without_platform && !ConfigMatchesPlatform(*cfg, platform_)) {
+    return failed(absl::StrCat("index ", rec.digest, " has no manifest for ", platform_name_));
+  }
   size += m->config.size;
   for (const Descriptor& layer : m->layers) size += layer.size;
   ImageUser user = ParseImageUser(cfg->user);
