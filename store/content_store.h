@@ -70,6 +70,12 @@ class ContentWriter {
   virtual absl::Status Commit(int64_t size, absl::string_view expected, const Labels& labels) = 0;
 };
 
+// Disk use of committed blobs (each file once, however many namespaces hold it).
+struct ContentUsage {
+  int64_t bytes = 0;
+  int64_t files = 0;
+};
+
 class ContentStore {
  public:
   using WalkFn = std::function<absl::Status(const ContentInfo&)>;

@@ -6,7 +6,8 @@
 //   <root>/
 //   ├── meta/                      RocksDB
 //   │   ├── [default]
-//   │   │   └── "schema_version"                      -> u32 BE
+//   │   │   ├── "schema_version"                      -> u32 BE
+//   │   │   └── "content_usage"                       -> u64 bytes, u64 files (blobs/ on disk)
 //   │   ├── [content]               one row per blob a namespace holds
 //   │   │   └── lp(namespace) digest                  -> ContentRecord
 //   │   ├── [blob_owners]           reverse of [content]: who still holds a file
@@ -52,6 +53,7 @@ namespace imaged::store {
 
 inline constexpr uint32_t kSchemaVersion = 1;
 inline constexpr absl::string_view kSchemaVersionKey = "schema_version";
+inline constexpr absl::string_view kContentUsageKey = "content_usage";
 
 // Column families, in the order they are opened; index 0 is RocksDB's default.
 enum class Cf : int {

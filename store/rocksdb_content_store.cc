@@ -335,21 +335,59 @@ absl::Status RocksDbContentStore::Delete(absl::string_view ns, absl::string_view
   absl::Status got = db_->Get(Cf::kContent, key, &value);
   if (absl::IsNotFound(got)) return ContentNotFound(digest);
   if (!got.ok()) return got;
+  absl::StatusOr<ContentRecord> r = DecodeContentRecord(value);
+  if (!r.ok()) return r.status();
+  absl::StatusOr<bool> shared = HeldByAnother(digest, ns);
+  if (!shared.ok()) return shared.status();
 
   // Metadata first, then the file: a crash in between leaves an unheld file,
   // which Recover() removes, never a row without its file.
   rocksdb::WriteBatch batch;
   batch.Delete(db_->cf(Cf::kContent), key);
   batch.Delete(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns));
+  if (!*shared) {
+    if (absl::Status s = StageUsage(&batch, -r->size, -1); !s.ok()) return s;
+  }
   if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
-
-  PrefixScan owners(*db_, Cf::kBlobOwners, BlobOwnerPrefix(digest));
-  if (!owners.status().ok()) return owners.status();
-  if (owners.Valid()) return absl::OkStatus();
+  if (*shared) return absl::OkStatus();
   std::string path = BlobPath(digest);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoError(errno, absl::StrCat("remove ", path));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RocksDbContentStore::HeldByAnother(absl::string_view digest,
+                                                        absl::string_view except) const {
+  PrefixScan owners(*db_, Cf::kBlobOwners, BlobOwnerPrefix(digest));
+  for (; owners.Valid(); owners.Next()) {
+    if (owners.suffix() != except) return true;
+  }
+  if (!owners.status().ok()) return owners.status();
+  return false;
+}
+
+absl::StatusOr<ContentUsage> RocksDbContentStore::Usage() const {
+  std::string value;
+  absl::Status got = db_->Get(Cf::kDefault, kContentUsageKey, &value);
+  if (absl::IsNotFound(got)) return ContentUsage{};
+  if (!got.ok()) return got;
+  absl::string_view in = value;
+  uint64_t bytes, files;
+  if (!GetU64(&in, &bytes) || !GetU64(&in, &files)) {
+    return absl::DataLossError("malformed content usage");
+  }
+  return ContentUsage{static_cast<int64_t>(bytes), static_cast<int64_t>(files)};
+}
+
+absl::Status RocksDbContentStore::StageUsage(rocksdb::WriteBatch* batch, int64_t bytes,
+                                             int64_t files) {
+  absl::StatusOr<ContentUsage> usage = Usage();
+  if (!usage.ok()) return usage.status();
+  std::string value;
+  PutU64(&value, static_cast<uint64_t>(std::max<int64_t>(0, usage->bytes + bytes)));
+  PutU64(&value, static_cast<uint64_t>(std::max<int64_t>(0, usage->files + files)));
+  batch->Put(db_->cf(Cf::kDefault), std::string(kContentUsageKey), value);
   return absl::OkStatus();
 }
 
@@ -419,9 +457,9 @@ absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_v
   if (!absl::IsNotFound(got)) return got;
   // Only a file some namespace holds is known to be whole and verified;
   // an unheld one may be a crash leftover awaiting Recover().
-  PrefixScan owners(*db_, Cf::kBlobOwners, BlobOwnerPrefix(digest));
-  if (!owners.status().ok()) return owners.status();
-  if (!owners.Valid()) return ContentNotFound(digest);
+  absl::StatusOr<bool> held = HeldByAnother(digest, ns);
+  if (!held.ok()) return held.status();
+  if (!*held) return ContentNotFound(digest);
   absl::StatusOr<int64_t> size = FileSize(BlobPath(digest));
   if (!size.ok()) return size.status();
 
@@ -511,6 +549,8 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
   }
   if (!absl::IsNotFound(got)) return got;
 
+  absl::StatusOr<bool> held = HeldByAnother(digest, ns);
+  if (!held.ok()) return held.status();
   // Replacing a file of the same digest swaps identical bytes; readers that
   // have it open keep their inode.
   std::string blob = BlobPath(digest);
@@ -524,6 +564,9 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
   batch.Put(db_->cf(Cf::kContent), key, EncodeContentRecord(ContentRecord{size, now, now, labels}));
   batch.Put(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns), rocksdb::Slice());
   batch.Delete(db_->cf(Cf::kIngests), IngestKey(ns, ref));
+  if (!*held) {
+    if (absl::Status s = StageUsage(&batch, size, 1); !s.ok()) return s;
+  }
   if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
   // The row is gone; a leftover directory is removed by Recover() if this fails.
   RemoveAll(IngestDir(ns, ref)).IgnoreError();

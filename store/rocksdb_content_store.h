@@ -44,6 +44,10 @@ class RocksDbContentStore final : public ContentStore {
   using CommitObserver = std::function<void(absl::string_view ns, absl::string_view digest)>;
   void SetCommitObserver(CommitObserver observer) { observer_ = std::move(observer); }
 
+  // Bytes and files under blobs/, kept in the same writes that add and remove
+  // files, so reading it costs one point lookup.
+  absl::StatusOr<ContentUsage> Usage() const;
+
   std::string BlobPath(absl::string_view digest) const;
   const std::string& root() const { return root_; }
 
@@ -80,6 +84,11 @@ class RocksDbContentStore final : public ContentStore {
   // file exists.
   absl::Status ShareBlob(absl::string_view ns, absl::string_view digest);
   absl::Status RemoveIngest(absl::string_view ns, absl::string_view ref);
+  // True when a namespace other than `except` holds `digest`.
+  absl::StatusOr<bool> HeldByAnother(absl::string_view digest, absl::string_view except) const;
+  // Adds to `batch` the usage counter moved by `bytes` and `files`.
+  absl::Status StageUsage(rocksdb::WriteBatch* batch, int64_t bytes, int64_t files)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<IngestStatus> ToStatus(absl::string_view ns, absl::string_view ref,
                                         absl::string_view record);
 

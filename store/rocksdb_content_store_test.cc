@@ -175,6 +175,23 @@ TEST(RocksDbContentStoreTest, DeleteKeepsFileWhileAnotherNamespaceHoldsIt) {
   EXPECT_FALSE(fs::exists(path));
 }
 
+TEST(RocksDbContentStoreTest, UsageCountsEachFileOnce) {
+  Fixture f;
+  ASSERT_TRUE(PutBlob(f.store(), "a", "r", "12345").ok());
+  ASSERT_TRUE(PutBlob(f.store(), "a", "r", "123").ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(f.store().Writer("b", "r", 0, Sha256::Of("12345")).status()));
+  auto usage = f.store().Usage();
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->bytes, 8);
+  EXPECT_EQ(usage->files, 2);
+  ASSERT_TRUE(f.store().Delete("a", Sha256::Of("12345")).ok());
+  EXPECT_EQ(f.store().Usage()->files, 2);  // "b" still holds it
+  ASSERT_TRUE(f.store().Delete("b", Sha256::Of("12345")).ok());
+  ASSERT_TRUE(f.store().Delete("a", Sha256::Of("123")).ok());
+  EXPECT_EQ(f.store().Usage()->bytes, 0);
+  EXPECT_EQ(f.store().Usage()->files, 0);
+}
+
 TEST(RocksDbContentStoreTest, ExpireIngestsUsesTheInjectedClock) {
   FakeClock clock;
   Fixture f(&clock);
