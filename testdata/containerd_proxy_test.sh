@@ -89,9 +89,8 @@ start_containerd() {
   local deadline=$((SECONDS + 60))
   until containerd_answers >/dev/null 2>&1; do
     if ! e2e_alive "$CONTAINERD_PID"; then
-      local rc=0
-      wait "$CONTAINERD_PID" || rc=$?
-      fail "containerd exited with status $rc before answering \`ctr version\` on $CTRD_SOCK"
+      e2e_reap "$CONTAINERD_PID"
+      fail "containerd exited with status $E2E_STATUS before answering \`ctr version\` on $CTRD_SOCK"
     fi
     [ "$SECONDS" -ge "$deadline" ] && fail "containerd did not answer \`ctr version\` within 60s"
     sleep 0.2
@@ -101,9 +100,8 @@ start_containerd() {
 stop_containerd() {
   kill -TERM "$CONTAINERD_PID"
   e2e_wait_gone "$CONTAINERD_PID" 30 || fail "containerd still running 30s after SIGTERM"
-  local rc=0
-  wait "$CONTAINERD_PID" || rc=$?
-  assert_eq "containerd exit status after SIGTERM" 0 "$rc"
+  e2e_reap "$CONTAINERD_PID"
+  assert_eq "containerd exit status after SIGTERM" 0 "$E2E_STATUS"
   CONTAINERD_PID=""
 }
 

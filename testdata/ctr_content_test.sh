@@ -115,7 +115,7 @@ interrupt_ingest() {
   wait_for "content active to show $ref at offset $(human_size "$bytes")" 30 \
     offset_is "$ns" "$ref" "$(human_size "$bytes")"
   kill -KILL "$pid"
-  wait "$pid" 2>/dev/null || true
+  e2e_reap "$pid"
   exec 3>&-
   rm -f "$fifo"
 }

@@ -18,6 +18,7 @@ E2E_TMP=""      # scratch files: blobs, logs, roots (under $TEST_TMPDIR when Baz
 E2E_SOCKDIR=""  # unix sockets only: a short /tmp path, since sun_path holds 108 bytes
 # PIDs of every background process the test started, in start order.
 E2E_PIDS=()
+E2E_STATUS=0    # exit status of the last process e2e_reap waited for
 # Log files worth showing when a test fails.
 E2E_LOGS=()
 
@@ -48,6 +49,19 @@ e2e_alive() {
   kill -0 "$1" 2>/dev/null
 }
 
+# Waits for tracked process $1 to exit, stops tracking it (so cleanup never
+# signals a PID the kernel may have handed to someone else since) and sets
+# E2E_STATUS to its exit status.
+e2e_reap() {
+  local pid=$1 kept=() p
+  E2E_STATUS=0
+  wait "$pid" 2>/dev/null || E2E_STATUS=$?
+  for p in "${E2E_PIDS[@]}"; do
+    [ "$p" == "$pid" ] || kept+=("$p")
+  done
+  E2E_PIDS=("${kept[@]}")
+}
+
 # EXIT trap: on failure show the daemons' logs, then stop every tracked
 # process (TERM, then KILL after a grace period) and remove the temp dirs.
 e2e_cleanup() {
@@ -75,8 +89,9 @@ e2e_dump_logs() {
   local log
   for log in "${E2E_LOGS[@]}"; do
     [ -f "$log" ] || continue
-    echo "----- last 40 lines of $log -----" >&2
-    tail -n 40 "$log" >&2
+    # containerd's 40-odd "loading plugin" lines would crowd out the rest.
+    echo "----- last 40 lines of $log (\"loading plugin\" lines left out) -----" >&2
+    grep -v 'msg="loading plugin' "$log" | tail -n 40 >&2
     if [ -n "${TEST_UNDECLARED_OUTPUTS_DIR:-}" ]; then
       cp "$log" "$TEST_UNDECLARED_OUTPUTS_DIR/$(basename "$log")" 2>/dev/null
     fi
@@ -235,9 +250,8 @@ start_imaged() {
   local deadline=$((SECONDS + 30))
   until grep -qF "imaged: serving on unix:$sock" "$IMAGED_LOG" && [ -S "$sock" ]; do
     if ! e2e_alive "$IMAGED_PID"; then
-      local rc=0
-      wait "$IMAGED_PID" || rc=$?
-      fail "imaged exited with status $rc before serving on $sock; its log:
+      e2e_reap "$IMAGED_PID"
+      fail "imaged exited with status $E2E_STATUS before serving on $sock; its log:
 $(cat "$IMAGED_LOG")"
     fi
     [ "$SECONDS" -ge "$deadline" ] && fail "imaged did not log 'serving on unix:$sock' within 30s"
@@ -251,9 +265,8 @@ stop_imaged() {
   [ -n "$IMAGED_PID" ] || fail "stop_imaged: imaged is not running"
   kill -TERM "$IMAGED_PID"
   e2e_wait_gone "$IMAGED_PID" 30 || fail "imaged (pid $IMAGED_PID) still running 30s after SIGTERM"
-  local rc=0
-  wait "$IMAGED_PID" || rc=$?
-  assert_eq "imaged exit status after SIGTERM" 0 "$rc"
+  e2e_reap "$IMAGED_PID"
+  assert_eq "imaged exit status after SIGTERM" 0 "$E2E_STATUS"
   assert_contains "imaged log after SIGTERM" "$(cat "$IMAGED_LOG")" "imaged: stopped"
   assert_no_file "imaged's socket after SIGTERM" "$IMAGED_SOCK"
   IMAGED_PID=""
