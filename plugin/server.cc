@@ -114,6 +114,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   server->services_.push_back(std::make_unique<ContentService>(server->content_.get()));
   server->services_.push_back(std::make_unique<ImagesService>(images, &server->events_));
   server->services_.push_back(std::make_unique<EventsService>(&server->events_));
+  store::RocksDbContentStore* content_store = server->content_.get();
+  server->cri_ = std::make_unique<cri::ImageService>(
+      images, config.root, [content_store] { return content_store->Usage(); });
+  server->services_.push_back(std::make_unique<CriService>(server->cri_.get(), config.cri_namespace));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -161,6 +165,7 @@ void Server::Shutdown() {
   if (expirer_.joinable()) expirer_.join();
   grpc_.reset();
   services_.clear();
+  cri_.reset();
   images_.reset();
   content_.reset();
   db_.reset();

@@ -13,7 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "plugin/config.h"
+#include "cri/image_service.h"
 #include "plugin/content_service.h"
+#include "plugin/cri_service.h"
 #include "plugin/event_exchange.h"
 #include "plugin/events_service.h"
 #include "plugin/images_service.h"
@@ -49,6 +51,7 @@ class Server {
   std::unique_ptr<store::MetadataDb> db_;
   std::unique_ptr<store::RocksDbContentStore> content_;
   std::unique_ptr<store::RocksDbImageStore> images_;
+  std::unique_ptr<cri::ImageService> cri_;
   EventExchange events_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_;

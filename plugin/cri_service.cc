@@ -1,0 +1,90 @@
+#include "plugin/cri_service.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/time/clock.h"
+#include "cri/reference.h"
+#include "plugin/grpc_status.h"
+
+namespace imaged::plugin {
+namespace {
+
+// containerd's verbose ImageStatus info: {"chainID": ..., "imageSpec": <config>}.
+std::string VerboseInfo(const store::CriImage& image) {
+  nlohmann::json info = {{"chainID", image.chain_id}};
+  nlohmann::json spec = nlohmann::json::parse(image.config_json, nullptr, /*allow_exceptions=*/false);
+  info["imageSpec"] = spec.is_discarded() ? nlohmann::json::object() : spec;
+  return info.dump();
+}
+
+}  // namespace
+
+void ToCriImage(const store::CriImage& image, cripb::Image* out) {
+  out->set_id(image.id);
+  cri::RepoRefs refs = cri::SplitImageNames(image.names);
+  for (const std::string& t : refs.repo_tags) out->add_repo_tags(t);
+  for (const std::string& d : refs.repo_digests) out->add_repo_digests(d);
+  out->set_size(static_cast<uint64_t>(image.size));
+  if (image.uid) out->mutable_uid()->set_value(*image.uid);
+  out->set_username(image.username);
+  out->mutable_spec()->set_image(image.id);
+  out->set_pinned(image.pinned);
+}
+
+grpc::Status CriService::ListImages(grpc::ServerContext*, const cripb::ListImagesRequest* req,
+                                    cripb::ListImagesResponse* resp) {
+  auto images = images_->ListImages(ns_, req->filter().image().image());
+  if (!images.ok()) return ToGrpcStatus(images.status());
+  for (const store::CriImage& image : *images) ToCriImage(image, resp->add_images());
+  return grpc::Status::OK;
+}
+
+grpc::Status CriService::StreamImages(grpc::ServerContext*, const cripb::StreamImagesRequest* req,
+                                      grpc::ServerWriter<cripb::StreamImagesResponse>* writer) {
+  auto send = [&](const std::vector<store::CriImage>& batch) {
+    cripb::StreamImagesResponse resp;
+    for (const store::CriImage& image : batch) ToCriImage(image, resp.add_images());
+    return writer->Write(resp) ? absl::OkStatus() : absl::CancelledError("client went away");
+  };
+  const std::string& filter = req->filter().image().image();
+  if (!filter.empty()) {
+    auto images = images_->ListImages(ns_, filter);
+    if (!images.ok()) return ToGrpcStatus(images.status());
+    return ToGrpcStatus(images->empty() ? absl::OkStatus() : send(*images));
+  }
+  return ToGrpcStatus(images_->StreamImages(ns_, send, kStreamBatch));
+}
+
+grpc::Status CriService::ImageStatus(grpc::ServerContext*, const cripb::ImageStatusRequest* req,
+                                     cripb::ImageStatusResponse* resp) {
+  auto image = images_->ImageStatus(ns_, req->image().image());
+  if (!image.ok()) return ToGrpcStatus(image.status());
+  if (!image->has_value()) return grpc::Status::OK;  // kubelet's "not present"
+  ToCriImage(**image, resp->mutable_image());
+  if (req->verbose()) (*resp->mutable_info())["info"] = VerboseInfo(**image);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriService::PullImage(grpc::ServerContext*, const cripb::PullImageRequest*,
+                                   cripb::PullImageResponse*) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "imaged does not pull images yet");
+}
+
+grpc::Status CriService::RemoveImage(grpc::ServerContext*, const cripb::RemoveImageRequest* req,
+                                     cripb::RemoveImageResponse*) {
+  return ToGrpcStatus(images_->RemoveImage(ns_, req->image().image()));
+}
+
+grpc::Status CriService::ImageFsInfo(grpc::ServerContext*, const cripb::ImageFsInfoRequest*,
+                                     cripb::ImageFsInfoResponse* resp) {
+  auto fs = images_->ImageFsInfo();
+  if (!fs.ok()) return ToGrpcStatus(fs.status());
+  cripb::FilesystemUsage* usage = resp->add_image_filesystems();
+  usage->set_timestamp(absl::GetCurrentTimeNanos());
+  usage->mutable_fs_id()->set_mountpoint(fs->mountpoint);
+  usage->mutable_used_bytes()->set_value(static_cast<uint64_t>(fs->used_bytes));
+  usage->mutable_inodes_used()->set_value(static_cast<uint64_t>(fs->inodes_used));
+  return grpc::Status::OK;
+}
+
+}  // namespace imaged::plugin
