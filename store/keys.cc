@@ -8,7 +8,8 @@ namespace imaged::store {
 const std::vector<std::string>& ColumnFamilyNames() {
   static const auto* names =
       new std::vector<std::string>{"default",  "content",    "blob_owners", "ingests",
-                                   "images",   "cri_index",  "unresolved",  "awaiting"};
+                                   "images",   "cri_index",  "unresolved",  "awaiting",
+                                   "leases",   "lease_resources"};
   return *names;
 }
 
@@ -119,6 +120,31 @@ std::string AwaitingKey(absl::string_view digest, absl::string_view ns, absl::st
 
 std::optional<NamespacedKey> ParseAwaitingSuffix(absl::string_view suffix) {
   return ParseNamespacedKey(suffix);
+}
+
+std::string LeaseKey(absl::string_view ns, absl::string_view id) {
+  return absl::StrCat(NamespacePrefix(ns), id);
+}
+
+std::string LeaseResourcePrefix(absl::string_view ns, absl::string_view lease) {
+  std::string key = NamespacePrefix(ns);
+  PutLengthPrefixed(&key, lease);
+  return key;
+}
+
+std::string LeaseResourceKey(absl::string_view ns, absl::string_view lease,
+                             absl::string_view type, absl::string_view resource) {
+  std::string key = LeaseResourcePrefix(ns, lease);
+  PutLengthPrefixed(&key, type);
+  key.append(resource.data(), resource.size());
+  return key;
+}
+
+std::optional<LeaseResourceSuffix> ParseLeaseResourceSuffix(absl::string_view suffix) {
+  LeaseResourceSuffix out;
+  if (!GetLengthPrefixed(&suffix, &out.type)) return std::nullopt;
+  out.id = suffix;
+  return out;
 }
 
 std::string PrefixUpperBound(absl::string_view prefix) {

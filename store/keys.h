@@ -22,8 +22,12 @@
 //   │   │   └── lp(namespace) lp(image id) name       -> NameRecord
 //   │   ├── [unresolved]            records whose target could not be resolved
 //   │   │   └── lp(namespace) name                    -> reason (text)
-//   │   └── [awaiting]              blobs an unresolved record waits for
-//   │       └── lp(digest) lp(namespace) name         -> ""
+//   │   ├── [awaiting]              blobs an unresolved record waits for
+//   │   │   └── lp(digest) lp(namespace) name         -> ""
+//   │   ├── [leases]                containerd leases
+//   │   │   └── lp(namespace) id                      -> LeaseRecord
+//   │   └── [lease_resources]       what each lease holds
+//   │       └── lp(namespace) lp(lease id) lp(type) resource id -> ""
 //   ├── blobs/sha256/<hex>         committed, verified content (containerd's layout)
 //   └── ingest/<IngestDirName>/data  bytes of an in-progress write
 //
@@ -65,6 +69,8 @@ enum class Cf : int {
   kCriIndex,
   kUnresolved,
   kAwaiting,
+  kLeases,
+  kLeaseResources,
   kCount,
 };
 // The RocksDB name of each column family, indexed by Cf.
@@ -119,6 +125,20 @@ std::string AwaitingPrefix(absl::string_view digest);
 std::string AwaitingKey(absl::string_view digest, absl::string_view ns, absl::string_view name);
 // Splits the part after AwaitingPrefix(digest) into namespace and name.
 std::optional<NamespacedKey> ParseAwaitingSuffix(absl::string_view suffix);
+
+// [leases]: lp(namespace) id, as ContentKey.
+std::string LeaseKey(absl::string_view ns, absl::string_view id);
+
+// [lease_resources]
+std::string LeaseResourcePrefix(absl::string_view ns, absl::string_view lease);
+std::string LeaseResourceKey(absl::string_view ns, absl::string_view lease,
+                             absl::string_view type, absl::string_view resource);
+// Splits the part after LeaseResourcePrefix into type and resource id.
+struct LeaseResourceSuffix {
+  absl::string_view type;
+  absl::string_view id;
+};
+std::optional<LeaseResourceSuffix> ParseLeaseResourceSuffix(absl::string_view suffix);
 
 // The smallest key greater than every key that starts with `prefix`
 // (the upper bound of a prefix scan); empty when there is none.

@@ -20,6 +20,8 @@ TEST(KeysTest, ColumnFamiliesMatchTheEnum) {
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kCriIndex)], "cri_index");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kUnresolved)], "unresolved");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kAwaiting)], "awaiting");
+  EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kLeases)], "leases");
+  EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kLeaseResources)], "lease_resources");
 }
 
 TEST(KeysTest, ContentKeyGolden) {
@@ -86,6 +88,16 @@ TEST(KeysTest, AwaitingKeyGolden) {
   ASSERT_TRUE(k.has_value());
   EXPECT_EQ(k->ns, "ns");
   EXPECT_EQ(k->name, "x");
+}
+
+TEST(KeysTest, LeaseKeysGolden) {
+  EXPECT_EQ(Hex(LeaseKey("ns", "l1")), "000000026e73" "6c31");
+  const std::string key = LeaseResourceKey("ns", "l1", "content", "sha256:ab");
+  EXPECT_EQ(Hex(key), "000000026e73" "000000026c31" "00000007636f6e74656e74" "7368613235363a6162");
+  auto s = ParseLeaseResourceSuffix(absl::string_view(key).substr(LeaseResourcePrefix("ns", "l1").size()));
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->type, "content");
+  EXPECT_EQ(s->id, "sha256:ab");
 }
 
 TEST(KeysTest, PrefixUpperBound) {
