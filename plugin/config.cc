@@ -49,6 +49,11 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
                            : k == "platform" ? &out.platform
                                              : &out.cri_namespace;
       *field = *text;
+    } else if (k == "index_check") {
+      if (!text || (*text != "off" && *text != "report" && *text != "repair")) {
+        return Bad(path, k, "must be \"off\", \"report\" or \"repair\"");
+      }
+      out.index_check = *text;
     } else if (k == "socket_mode") {
       if (!text) return Bad(path, k, "must be an octal string such as \"0660\"");
       absl::StatusOr<unsigned> mode = ParseMode(*text);

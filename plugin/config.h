@@ -23,6 +23,9 @@ struct Config {
   std::string platform = "linux/amd64";
   // The containerd namespace the CRI ImageService works in.
   std::string cri_namespace = "k8s.io";
+  // At start: "off", "report" (log differences between the image-ID index and
+  // the records) or "repair" (and rebuild the index from the records).
+  std::string index_check = "off";
 };
 
 // Reads a TOML file over `base`. Keys (all optional):
@@ -33,6 +36,7 @@ struct Config {
 //   shutdown_timeout = "10s"
 //   platform = "linux/amd64"      # manifests chosen from an index
 //   cri_namespace = "k8s.io"
+//   index_check = "off"           # or "report", "repair"
 // InvalidArgument naming the file and key for a syntax error, an unknown key
 // or a value of the wrong type; NotFound when the file is missing.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base = Config());

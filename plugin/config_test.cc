@@ -26,6 +26,9 @@ address = "/run/x/imaged.sock"
 socket_mode = "0600"
 ingest_expiry = "2h"
 shutdown_timeout = "3s"
+platform = "linux/arm64"
+cri_namespace = "kube"
+index_check = "repair"
 )"));
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->root, "/srv/imaged");
@@ -33,6 +36,9 @@ shutdown_timeout = "3s"
   EXPECT_EQ(config->socket_mode, 0600u);
   EXPECT_EQ(config->ingest_expiry, absl::Hours(2));
   EXPECT_EQ(config->shutdown_timeout, absl::Seconds(3));
+  EXPECT_EQ(config->platform, "linux/arm64");
+  EXPECT_EQ(config->cri_namespace, "kube");
+  EXPECT_EQ(config->index_check, "repair");
 }
 
 TEST(ConfigTest, EmptyFileKeepsDefaults) {
@@ -56,6 +62,8 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
       {"ingest_expiry = \"soon\"", "ingest_expiry"},
       {"shutdown_timeout = \"-1s\"", "shutdown_timeout"},
       {"colour = \"blue\"", "unknown key"},
+      {"index_check = \"sometimes\"", "index_check"},
+      {"platform = 3", "platform"},
   };
   for (const Case& c : cases) {
     auto config = LoadConfigFile(WriteFile(c.text));

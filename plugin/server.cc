@@ -107,6 +107,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   });
   // A crash may have come between a blob's commit and the retry it triggers.
   if (absl::Status s = images->RetryUnresolved(); !s.ok()) return s;
+  if (config.index_check != "off") {
+    auto report = images->Check(config.index_check == "repair");
+    if (!report.ok()) return report.status();
+    for (const std::string& p : report->problems) {
+      std::fprintf(stderr, "imaged: index check: %s\n", p.c_str());
+    }
+    std::fprintf(stderr, "imaged: index check: %d records, %d resolved, %d unresolved, %zu problems%s\n",
+                 report->records, report->resolved, report->unresolved, report->problems.size(),
+                 report->repaired ? ", repaired" : "");
+  }
   if (auto expired = server->content_->ExpireIngests(config.ingest_expiry); !expired.ok()) {
     return expired.status();
   }
@@ -118,6 +128,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   server->cri_ = std::make_unique<cri::ImageService>(
       images, config.root, [content_store] { return content_store->Usage(); });
   server->services_.push_back(std::make_unique<CriService>(server->cri_.get(), config.cri_namespace));
+  server->services_.push_back(std::make_unique<AdminService>(images));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "plugin/config.h"
 #include "cri/image_service.h"
+#include "plugin/admin_service.h"
 #include "plugin/content_service.h"
 #include "plugin/cri_service.h"
 #include "plugin/event_exchange.h"

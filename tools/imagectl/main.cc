@@ -1,0 +1,49 @@
+// imagectl: a crictl-like client for imaged. Flag parsing only; the commands
+// live in commands.cc.
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "tools/imagectl/commands.h"
+
+int main(int argc, char** argv) {
+  namespace ic = imaged::imagectl;
+  CLI::App app{"imagectl: inspect and manage imaged's images"};
+  app.require_subcommand(1);
+  std::string address = "/run/imaged/imaged.sock";
+  app.add_option("-a,--address,--image-endpoint", address, "imaged socket (like crictl's --image-endpoint)")
+      ->envname("IMAGE_SERVICE_ENDPOINT");
+
+  std::string filter, ref, ns = "k8s.io";
+  bool digests = false, quiet = false, repair = false;
+  std::vector<std::string> refs, filters;
+
+  auto* images = app.add_subcommand("images", "list images (CRI)");
+  images->add_option("filter", filter, "only the image this reference names");
+  images->add_flag("--digests", digests, "show digests");
+  images->add_flag("-q,--quiet", quiet, "only image IDs");
+  auto* inspecti = app.add_subcommand("inspecti", "image status, verbose (CRI)");
+  inspecti->add_option("image", ref)->required();
+  auto* rmi = app.add_subcommand("rmi", "remove images (CRI)");
+  rmi->add_option("images", refs)->required();
+  auto* fsinfo = app.add_subcommand("imagefsinfo", "image filesystem usage (CRI)");
+  auto* ls = app.add_subcommand("ls", "list image records (containerd Images API)");
+  ls->add_option("-n,--namespace", ns, "containerd namespace");
+  ls->add_option("filters", filters, "containerd filters, e.g. name~=busybox");
+  auto* check = app.add_subcommand("check", "check the image-ID index against the records");
+  check->add_flag("--repair", repair, "rebuild the index from the records");
+  CLI11_PARSE(app, argc, argv);
+
+  auto channel = ic::Connect(address);
+  absl::Status s;
+  if (*images) s = ic::Images(channel.get(), filter, digests, quiet, std::cout);
+  if (*inspecti) s = ic::InspectImage(channel.get(), ref, std::cout);
+  if (*rmi) s = ic::RemoveImages(channel.get(), refs, std::cout);
+  if (*fsinfo) s = ic::ImageFsInfo(channel.get(), std::cout);
+  if (*ls) s = ic::ListRecords(channel.get(), ns, filters, std::cout);
+  if (*check) s = ic::Check(channel.get(), repair, std::cout);
+  if (!s.ok()) {
+    std::cerr << "imagectl: " << s.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
