@@ -218,8 +218,10 @@ absl::StatusOr<std::vector<store::IngestStatus>> RemoteContentStore::ListStatuse
 }
 
 absl::StatusOr<std::unique_ptr<store::ContentWriter>> RemoteContentStore::Writer(
-    absl::string_view ns, absl::string_view ref, int64_t total, absl::string_view expected) {
+    absl::string_view ns, absl::string_view ref, int64_t total, absl::string_view expected,
+    absl::string_view lease) {
   auto ctx = NamespacedContext(ns);
+  if (!lease.empty()) ctx->AddMetadata(kLeaseHeader, std::string(lease));
   auto stream = stub_->Write(ctx.get());
   auto writer = std::make_unique<RemoteWriter>(std::move(ctx), std::move(stream), std::string(ref));
   // Opening is a STAT that names the ref, as containerd's proxy negotiates.

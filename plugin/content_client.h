@@ -29,10 +29,13 @@ class RemoteContentStore final : public store::ContentStore {
   absl::StatusOr<store::IngestStatus> Status(absl::string_view ns, absl::string_view ref) override;
   absl::StatusOr<std::vector<store::IngestStatus>> ListStatuses(
       absl::string_view ns, absl::Span<const std::string> filters) override;
+  using store::ContentStore::Writer;
+  // Sends `lease` in the containerd-lease header.
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> Writer(absl::string_view ns,
                                                                absl::string_view ref,
                                                                int64_t total,
-                                                               absl::string_view expected) override;
+                                                               absl::string_view expected,
+                                                               absl::string_view lease) override;
   absl::Status Abort(absl::string_view ns, absl::string_view ref) override;
 
  private:

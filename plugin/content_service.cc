@@ -152,7 +152,7 @@ grpc::Status ContentService::Write(
   int64_t total = req.total();
   std::string expected = req.expected();
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> opened =
-      store_->Writer(*ns, req.ref(), total, expected);
+      store_->Writer(*ns, req.ref(), total, expected, LeaseOf(*ctx));
   if (!opened.ok()) return ToGrpcStatus(opened.status());
   store::ContentWriter& writer = **opened;
 

@@ -10,9 +10,10 @@ namespace {
 
 constexpr size_t kMaxNamespaceLength = 76;
 
-std::optional<std::string> Header(const grpc::ServerContext& ctx) {
+std::optional<std::string> Header(const grpc::ServerContext& ctx,
+                                  const char* name = kNamespaceHeader) {
   const auto& md = ctx.client_metadata();
-  auto it = md.find(kNamespaceHeader);
+  auto it = md.find(name);
   if (it == md.end()) return std::nullopt;
   return std::string(it->second.data(), it->second.size());
 }
@@ -55,6 +56,10 @@ absl::StatusOr<std::string> ContentNamespace(const grpc::ServerContext& ctx) {
   if (!ns) return std::string();
   if (absl::Status s = ValidateNamespace(*ns); !s.ok()) return s;
   return *ns;
+}
+
+std::string LeaseOf(const grpc::ServerContext& ctx) {
+  return Header(ctx, kLeaseHeader).value_or("");
 }
 
 }  // namespace imaged::plugin

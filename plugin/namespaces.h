@@ -13,6 +13,7 @@
 namespace imaged::plugin {
 
 inline constexpr char kNamespaceHeader[] = "containerd-namespace";
+inline constexpr char kLeaseHeader[] = "containerd-lease";
 
 // containerd's namespace rule: alphanumeric labels joined by '.', '_' or '-',
 // at most 76 bytes. InvalidArgument naming the namespace otherwise.
@@ -25,6 +26,9 @@ absl::StatusOr<std::string> RequiredNamespace(const grpc::ServerContext& ctx);
 // The namespace of a content call: "" when the header is absent (containerd's
 // content proxy sends none), InvalidArgument when malformed.
 absl::StatusOr<std::string> ContentNamespace(const grpc::ServerContext& ctx);
+
+// The containerd-lease header: the lease a write belongs to, "" for none.
+std::string LeaseOf(const grpc::ServerContext& ctx);
 
 }  // namespace imaged::plugin
 

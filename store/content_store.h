@@ -102,11 +102,19 @@ class ContentStore {
       absl::string_view ns, absl::Span<const std::string> filters) = 0;
   // Opens (creating or resuming) the ingest `ref`. `total` and `expected` are
   // optional expectations (0 and ""). AlreadyExists when `expected` is already
-  // held by the namespace.
+  // held by the namespace. Under a `lease` (containerd's, "" for none) the
+  // ingest and then the committed blob are resources of that lease, written in
+  // the same batch as they are; NotFound when the lease does not exist.
   virtual absl::StatusOr<std::unique_ptr<ContentWriter>> Writer(absl::string_view ns,
                                                                 absl::string_view ref,
                                                                 int64_t total,
-                                                                absl::string_view expected) = 0;
+                                                                absl::string_view expected,
+                                                                absl::string_view lease) = 0;
+  absl::StatusOr<std::unique_ptr<ContentWriter>> Writer(absl::string_view ns,
+                                                        absl::string_view ref, int64_t total,
+                                                        absl::string_view expected) {
+    return Writer(ns, ref, total, expected, "");
+  }
   virtual absl::Status Abort(absl::string_view ns, absl::string_view ref) = 0;
 };
 

@@ -98,11 +98,12 @@ class FileReader final : public ContentReader {
 // covers exactly those bytes.
 class LocalWriter final : public ContentWriter {
  public:
-  LocalWriter(RocksDbContentStore* store, std::string ns, std::string ref, std::string key,
-              std::string dir, IngestRecord record)
+  LocalWriter(RocksDbContentStore* store, std::string ns, std::string ref, std::string lease,
+              std::string key, std::string dir, IngestRecord record)
       : store_(store),
         ns_(std::move(ns)),
         ref_(std::move(ref)),
+        lease_(std::move(lease)),
         key_(std::move(key)),
         data_path_(dir + "/data"),
         record_(std::move(record)) {}
@@ -186,7 +187,7 @@ class LocalWriter final : public ContentWriter {
     }
     if (::fsync(fd_.get()) != 0) return ErrnoError(errno, absl::StrCat("fsync ", data_path_));
     fd_ = Fd();
-    absl::Status s = store_->CommitBlob(ns_, ref_, data_path_, digest, offset_, labels);
+    absl::Status s = store_->CommitBlob(ns_, ref_, data_path_, digest, offset_, labels, lease_);
     // Committed, or the digest was already held and the ingest is gone: either way done.
     if (s.ok() || absl::IsAlreadyExists(s)) done_ = true;
     if (s.ok() && store_->observer_) store_->observer_(ns_, digest);
@@ -202,6 +203,7 @@ class LocalWriter final : public ContentWriter {
   RocksDbContentStore* const store_;
   const std::string ns_;
   const std::string ref_;
+  const std::string lease_;
   const std::string key_;
   const std::string data_path_;
   IngestRecord record_;
@@ -448,12 +450,28 @@ absl::StatusOr<std::vector<IngestStatus>> RocksDbContentStore::ListStatuses(
   return out;
 }
 
-absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_view digest) {
+absl::Status RocksDbContentStore::CheckLease(absl::string_view ns, absl::string_view lease) const {
+  if (lease.empty()) return absl::OkStatus();
+  std::string ignored;
+  absl::Status got = db_->Get(Cf::kLeases, LeaseKey(ns, lease), &ignored);
+  if (absl::IsNotFound(got)) {
+    return absl::NotFoundError(absl::StrCat("lease \"", lease, "\": does not exist"));
+  }
+  return got;
+}
+
+absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_view digest,
+                                            int64_t total, absl::string_view lease) {
   absl::MutexLock lock(&mu_);
   std::string key = ContentKey(ns, digest);
   std::string value;
+  rocksdb::WriteBatch batch;
+  if (!lease.empty()) {
+    batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "content", digest),
+              rocksdb::Slice());
+  }
   absl::Status got = db_->Get(Cf::kContent, key, &value);
-  if (got.ok()) return absl::OkStatus();
+  if (got.ok()) return batch.Count() > 0 ? db_->Write(&batch) : absl::OkStatus();
   if (!absl::IsNotFound(got)) return got;
   // Only a file some namespace holds is known to be whole and verified;
   // an unheld one may be a crash leftover awaiting Recover().
@@ -462,21 +480,24 @@ absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_v
   if (!*held) return ContentNotFound(digest);
   absl::StatusOr<int64_t> size = FileSize(BlobPath(digest));
   if (!size.ok()) return size.status();
+  // A different declared size is a different claim: let the writer prove it.
+  if (total > 0 && total != *size) return ContentNotFound(digest);
 
   absl::Time now = clock_->Now();
-  rocksdb::WriteBatch batch;
   batch.Put(db_->cf(Cf::kContent), key, EncodeContentRecord(ContentRecord{*size, now, now, {}}));
   batch.Put(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns), rocksdb::Slice());
   return db_->Write(&batch);
 }
 
 absl::StatusOr<std::unique_ptr<ContentWriter>> RocksDbContentStore::Writer(
-    absl::string_view ns, absl::string_view ref, int64_t total, absl::string_view expected) {
+    absl::string_view ns, absl::string_view ref, int64_t total, absl::string_view expected,
+    absl::string_view lease) {
   if (absl::Status s = ValidateRef(ref); !s.ok()) return s;
   if (total < 0) return absl::InvalidArgumentError("negative total");
+  if (absl::Status s = CheckLease(ns, lease); !s.ok()) return s;
   if (!expected.empty()) {
     if (absl::Status s = ValidateDigest(expected); !s.ok()) return s;
-    absl::Status shared = ShareBlob(ns, expected);
+    absl::Status shared = ShareBlob(ns, expected, total, lease);
     if (shared.ok()) {
       if (observer_) observer_(ns, expected);
       return absl::AlreadyExistsError(absl::StrCat("content ", expected, ": already exists"));
@@ -526,11 +547,15 @@ absl::StatusOr<std::unique_ptr<ContentWriter>> RocksDbContentStore::Writer(
   if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
   rocksdb::WriteBatch batch;
   batch.Put(db_->cf(Cf::kIngests), key, EncodeIngestRecord(record));
+  if (!lease.empty()) {
+    batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "ingests", ref),
+              rocksdb::Slice());
+  }
   if (absl::Status s = db_->Write(&batch, /*sync=*/false); !s.ok()) return s;
 
   unlock.armed = false;
-  auto writer = std::make_unique<LocalWriter>(this, std::string(ns), std::string(ref), key, dir,
-                                              std::move(record));
+  auto writer = std::make_unique<LocalWriter>(this, std::string(ns), std::string(ref),
+                                              std::string(lease), key, dir, std::move(record));
   if (absl::Status s = writer->Open(); !s.ok()) return s;
   return writer;
 }
@@ -538,13 +563,22 @@ absl::StatusOr<std::unique_ptr<ContentWriter>> RocksDbContentStore::Writer(
 absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_view ref,
                                              const std::string& data_path,
                                              const std::string& digest, int64_t size,
-                                             const Labels& labels) {
+                                             const Labels& labels, absl::string_view lease) {
   absl::MutexLock lock(&mu_);
   std::string key = ContentKey(ns, digest);
   std::string value;
   absl::Status got = db_->Get(Cf::kContent, key, &value);
   if (got.ok()) {
-    if (absl::Status s = RemoveIngest(ns, ref); !s.ok()) return s;
+    // Already held: the ingest goes and the lease, if any, gets the blob.
+    rocksdb::WriteBatch batch;
+    batch.Delete(db_->cf(Cf::kIngests), IngestKey(ns, ref));
+    if (!lease.empty()) {
+      batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "content", digest),
+                rocksdb::Slice());
+      batch.Delete(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "ingests", ref));
+    }
+    if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+    if (absl::Status s = RemoveAll(IngestDir(ns, ref)); !s.ok()) return s;
     return absl::AlreadyExistsError(absl::StrCat("content ", digest, ": already exists"));
   }
   if (!absl::IsNotFound(got)) return got;
@@ -564,6 +598,11 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
   batch.Put(db_->cf(Cf::kContent), key, EncodeContentRecord(ContentRecord{size, now, now, labels}));
   batch.Put(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns), rocksdb::Slice());
   batch.Delete(db_->cf(Cf::kIngests), IngestKey(ns, ref));
+  if (!lease.empty()) {
+    batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "content", digest),
+              rocksdb::Slice());
+    batch.Delete(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "ingests", ref));
+  }
   if (!*held) {
     if (absl::Status s = StageUsage(&batch, size, 1); !s.ok()) return s;
   }

@@ -62,9 +62,11 @@ class RocksDbContentStore final : public ContentStore {
   absl::StatusOr<IngestStatus> Status(absl::string_view ns, absl::string_view ref) override;
   absl::StatusOr<std::vector<IngestStatus>> ListStatuses(
       absl::string_view ns, absl::Span<const std::string> filters) override;
+  using ContentStore::Writer;
   absl::StatusOr<std::unique_ptr<ContentWriter>> Writer(absl::string_view ns,
                                                         absl::string_view ref, int64_t total,
-                                                        absl::string_view expected) override;
+                                                        absl::string_view expected,
+                                                        absl::string_view lease) override;
   absl::Status Abort(absl::string_view ns, absl::string_view ref) override;
 
  private:
@@ -79,10 +81,15 @@ class RocksDbContentStore final : public ContentStore {
   bool IsLocked(const std::string& key);
   // Moves a verified ingest into blobs/ and writes its metadata (see top).
   absl::Status CommitBlob(absl::string_view ns, absl::string_view ref, const std::string& data_path,
-                          const std::string& digest, int64_t size, const Labels& labels);
-  // Gives `ns` a row for a blob file another namespace holds. NotFound when no
-  // file exists.
-  absl::Status ShareBlob(absl::string_view ns, absl::string_view digest);
+                          const std::string& digest, int64_t size, const Labels& labels,
+                          absl::string_view lease);
+  // Gives `ns` a row for a blob file another namespace holds (of `total`
+  // bytes, when > 0), or finds `ns` already holds it; either way `lease` gets
+  // it. NotFound when no namespace holds such a file.
+  absl::Status ShareBlob(absl::string_view ns, absl::string_view digest, int64_t total,
+                         absl::string_view lease);
+  // NotFound unless `lease` is "" or exists in `ns`.
+  absl::Status CheckLease(absl::string_view ns, absl::string_view lease) const;
   absl::Status RemoveIngest(absl::string_view ns, absl::string_view ref);
   // True when a namespace other than `except` holds `digest`.
   absl::StatusOr<bool> HeldByAnother(absl::string_view digest, absl::string_view except) const;

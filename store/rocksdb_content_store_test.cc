@@ -60,6 +60,7 @@ class Fixture {
   }
 
   RocksDbContentStore& store() { return *store_; }
+  MetadataDb& db() { return *db_; }
   const std::string& root() const { return root_; }
 
  private:
@@ -190,6 +191,43 @@ TEST(RocksDbContentStoreTest, UsageCountsEachFileOnce) {
   ASSERT_TRUE(f.store().Delete("a", Sha256::Of("123")).ok());
   EXPECT_EQ(f.store().Usage()->bytes, 0);
   EXPECT_EQ(f.store().Usage()->files, 0);
+}
+
+TEST(RocksDbContentStoreTest, WritesUnderALeaseBecomeItsResourcesInTheSameBatch) {
+  Fixture f;
+  MetadataDb& db = f.db();
+  auto has = [&](absl::string_view type, absl::string_view id) {
+    std::string ignored;
+    return db.Get(Cf::kLeaseResources, LeaseResourceKey("default", "l1", type, id), &ignored).ok();
+  };
+  // The lease store owns the record format; existence is all content checks.
+  rocksdb::WriteBatch lease;
+  lease.Put(db.cf(Cf::kLeases), LeaseKey("default", "l1"), "x");
+  ASSERT_TRUE(db.Write(&lease).ok());
+
+  EXPECT_TRUE(absl::IsNotFound(f.store().Writer("default", "r", 0, "", "missing").status()));
+  auto w = f.store().Writer("default", "r", 0, "", "l1");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_TRUE(has("ingests", "r"));
+  ASSERT_TRUE((*w)->Write("leased").ok());
+  ASSERT_TRUE((*w)->Commit(0, Sha256::Of("leased"), {}).ok());
+  EXPECT_TRUE(has("content", Sha256::Of("leased")));
+  EXPECT_FALSE(has("ingests", "r"));
+
+  // A digest the namespace already holds joins the lease too.
+  ASSERT_TRUE(PutBlob(f.store(), "default", "r2", "held").ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(
+      f.store().Writer("default", "r3", 0, Sha256::Of("held"), "l1").status()));
+  EXPECT_TRUE(has("content", Sha256::Of("held")));
+}
+
+TEST(RocksDbContentStoreTest, SharingNeedsTheDeclaredSizeToMatch) {
+  Fixture f;
+  ASSERT_TRUE(PutBlob(f.store(), "a", "r", "12345").ok());
+  // Another namespace claiming a different size must transfer the bytes.
+  auto w = f.store().Writer("b", "r", 4, Sha256::Of("12345"));
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_TRUE(absl::IsNotFound(f.store().Info("b", Sha256::Of("12345")).status()));
 }
 
 TEST(RocksDbContentStoreTest, ExpireIngestsUsesTheInjectedClock) {
