@@ -30,8 +30,7 @@ class LeasesService final : public leasespb::Leases::Service {
                     leasespb::ListResponse* resp) override;
   grpc::Status AddResource(grpc::ServerContext* ctx, const leasespb::AddResourceRequest* req,
                            google::protobuf::Empty* resp) override;
-  grpc::Status DeleteResource(grpc::ServerContext* ctx,
-                              const leasespb::DeleteResourceRequest* req,
+  grpc::Status DeleteResource(grpc::ServerContext* ctx, const leasespb::DeleteResourceRequest* req,
                               google::protobuf::Empty* resp) override;
   grpc::Status ListResources(grpc::ServerContext* ctx, const leasespb::ListResourcesRequest* req,
                              leasespb::ListResourcesResponse* resp) override;

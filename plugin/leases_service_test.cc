@@ -52,8 +52,8 @@ class LeasesServiceTest : public ::testing::Test {
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     EXPECT_NE(server_, nullptr);
-    stub_ = leasespb::Leases::NewStub(
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    stub_ =
+        leasespb::Leases::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   }
 
   ~LeasesServiceTest() override {
@@ -90,8 +90,7 @@ class LeasesServiceTest : public ::testing::Test {
     return stub_->Delete(Ctx().get(), req, &resp).error_code();
   }
 
-  std::vector<std::string> List(std::vector<std::string> filters,
-                                const std::string& ns = "default",
+  std::vector<std::string> List(std::vector<std::string> filters, const std::string& ns = "default",
                                 grpc::StatusCode want = grpc::StatusCode::OK) {
     leasespb::ListRequest req;
     for (const std::string& f : filters) req.add_filters(f);
@@ -195,9 +194,8 @@ TEST_F(LeasesServiceTest, EveryRpcRequiresANamespace) {
 
 TEST_F(LeasesServiceTest, CreateReturnsTheStoredLease) {
   leasespb::Lease lease;
-  grpc::Status s = Create("lease-1", {{"containerd.io/gc.expire", "2030-01-01T00:00:00Z"},
-                                      {"dropped", ""}},
-                          &lease);
+  grpc::Status s = Create(
+      "lease-1", {{"containerd.io/gc.expire", "2030-01-01T00:00:00Z"}, {"dropped", ""}}, &lease);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(lease.id(), "lease-1");
   EXPECT_EQ(lease.created_at().seconds(), 1700000000);
@@ -258,9 +256,9 @@ TEST_F(LeasesServiceTest, Resources) {
   EXPECT_EQ(AddResource("l", "ingests", "default/1/layer"), grpc::StatusCode::OK);
   EXPECT_EQ(AddResource("l", "snapshots/overlayfs", "key"), grpc::StatusCode::OK);
   grpc::StatusCode code;
-  EXPECT_THAT(ListResources("l", &code),
-              ElementsAre("content " + kDigest, "ingests default/1/layer",
-                          "snapshots/overlayfs key"));
+  EXPECT_THAT(
+      ListResources("l", &code),
+      ElementsAre("content " + kDigest, "ingests default/1/layer", "snapshots/overlayfs key"));
   EXPECT_EQ(code, grpc::StatusCode::OK);
 
   EXPECT_EQ(DeleteResource("l", "ingests", "default/1/layer"), grpc::StatusCode::OK);
