@@ -20,6 +20,7 @@
 #include "store/errors.h"
 #include "store/files.h"
 #include "store/platform.h"
+#include "plugin/leases_service.h"
 #include "plugin/namespaces.h"
 
 namespace imaged::plugin {
@@ -124,6 +125,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   server->services_.push_back(std::make_unique<ContentService>(server->content_.get()));
   server->services_.push_back(std::make_unique<ImagesService>(images, &server->events_));
   server->services_.push_back(std::make_unique<EventsService>(&server->events_));
+  server->services_.push_back(std::make_unique<LeasesService>(
+      std::make_unique<store::RocksDbLeaseStore>(server->db_.get(), store::SystemClock::Get())));
   store::RocksDbContentStore* content_store = server->content_.get();
   server->cri_ = std::make_unique<cri::ImageService>(
       images, config.root, [content_store] { return content_store->Usage(); });
