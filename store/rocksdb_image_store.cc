@@ -107,6 +107,12 @@ class ImageAdaptor final : public FieldAdaptor {
   const ImageRecord& r_;
 };
 
+CriImage FromMeta(absl::string_view id, CriMetaRecord meta) {
+  return CriImage{std::string(id), {}, meta.size, std::move(meta.chain_id),
+                  meta.has_uid ? std::optional<int64_t>(meta.uid) : std::nullopt,
+                  std::move(meta.username), false, std::move(meta.config_json)};
+}
+
 }  // namespace
 
 struct RocksDbImageStore::Resolution {
@@ -232,18 +238,21 @@ absl::Status RocksDbImageStore::StageUnindex(rocksdb::WriteBatch* batch, absl::s
       return got;
     }
   }
+  return StageDropUnresolved(batch, ns, name);
+}
+
+absl::Status RocksDbImageStore::StageDropUnresolved(rocksdb::WriteBatch* batch,
+                                                    absl::string_view ns, absl::string_view name) {
   std::string key = ImageKey(ns, name);
   std::string value;
   absl::Status got = db_->Get(Cf::kUnresolved, key, &value);
-  if (got.ok()) {
-    std::string waiting_for, reason;
-    if (DecodeUnresolved(value, &waiting_for, &reason) && !waiting_for.empty()) {
-      batch->Delete(db_->cf(Cf::kAwaiting), AwaitingKey(waiting_for, ns, name));
-    }
-    batch->Delete(db_->cf(Cf::kUnresolved), key);
-  } else if (!absl::IsNotFound(got)) {
-    return got;
+  if (absl::IsNotFound(got)) return absl::OkStatus();
+  if (!got.ok()) return got;
+  std::string waiting_for, reason;
+  if (DecodeUnresolved(value, &waiting_for, &reason) && !waiting_for.empty()) {
+    batch->Delete(db_->cf(Cf::kAwaiting), AwaitingKey(waiting_for, ns, name));
   }
+  batch->Delete(db_->cf(Cf::kUnresolved), key);
   return absl::OkStatus();
 }
 
@@ -430,9 +439,7 @@ absl::Status RocksDbImageStore::ListImages(absl::string_view ns, const ImageFn& 
       }
       absl::StatusOr<CriMetaRecord> meta = DecodeCriMetaRecord(scan.value());
       if (!meta.ok()) return meta.status();
-      current = CriImage{std::string(key->image_id), {}, meta->size, meta->chain_id,
-                         meta->has_uid ? std::optional<int64_t>(meta->uid) : std::nullopt,
-                         meta->username, false, std::move(meta->config_json)};
+      current = FromMeta(key->image_id, *std::move(meta));
       continue;
     }
     if (!current || current->id != key->image_id) {
@@ -456,9 +463,7 @@ absl::StatusOr<std::optional<CriImage>> RocksDbImageStore::GetImage(absl::string
     if (scan.suffix().empty()) {
       absl::StatusOr<CriMetaRecord> meta = DecodeCriMetaRecord(scan.value());
       if (!meta.ok()) return meta.status();
-      out = CriImage{std::string(id), {}, meta->size, meta->chain_id,
-                     meta->has_uid ? std::optional<int64_t>(meta->uid) : std::nullopt,
-                     meta->username, false, std::move(meta->config_json)};
+      out = FromMeta(id, *std::move(meta));
       continue;
     }
     if (!out) return absl::DataLossError(absl::StrCat("cri index: name without meta row for ", id));
@@ -527,17 +532,7 @@ absl::Status RocksDbImageStore::RemoveImage(absl::string_view ns, absl::string_v
     if (!r.ok()) return r.status();
     if (!r->has_value()) continue;
     // Index rows are already staged for deletion; clear unresolved ones too.
-    std::string value;
-    absl::Status got = db_->Get(Cf::kUnresolved, ImageKey(ns, name), &value);
-    if (got.ok()) {
-      std::string waiting_for, reason;
-      if (DecodeUnresolved(value, &waiting_for, &reason) && !waiting_for.empty()) {
-        batch.Delete(db_->cf(Cf::kAwaiting), AwaitingKey(waiting_for, ns, name));
-      }
-      batch.Delete(db_->cf(Cf::kUnresolved), ImageKey(ns, name));
-    } else if (!absl::IsNotFound(got)) {
-      return got;
-    }
+    if (absl::Status s = StageDropUnresolved(&batch, ns, name); !s.ok()) return s;
     batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
   }
   if (batch.Count() == 0) return absl::OkStatus();
@@ -551,16 +546,8 @@ absl::Status RocksDbImageStore::Retry(absl::string_view ns, absl::string_view na
   rocksdb::WriteBatch batch;
   if (!existing->has_value()) {
     // A leftover row of a record that is gone.
-    std::string value;
-    if (db_->Get(Cf::kUnresolved, ImageKey(ns, name), &value).ok()) {
-      std::string waiting_for, reason;
-      if (DecodeUnresolved(value, &waiting_for, &reason) && !waiting_for.empty()) {
-        batch.Delete(db_->cf(Cf::kAwaiting), AwaitingKey(waiting_for, ns, name));
-      }
-      batch.Delete(db_->cf(Cf::kUnresolved), ImageKey(ns, name));
-      return db_->Write(&batch);
-    }
-    return absl::OkStatus();
+    if (absl::Status s = StageDropUnresolved(&batch, ns, name); !s.ok()) return s;
+    return batch.Count() > 0 ? db_->Write(&batch) : absl::OkStatus();
   }
   ImageRecord rec = **existing;
   absl::Status staged = StageRecord(&batch, ns, name, &**existing, &rec);

@@ -83,6 +83,9 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex {
   absl::Status StageUnindex(rocksdb::WriteBatch* batch, absl::string_view ns,
                             absl::string_view name, const ImageRecord& old)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Adds to `batch` the removal of `name`'s unresolved and awaiting rows, if any.
+  absl::Status StageDropUnresolved(rocksdb::WriteBatch* batch, absl::string_view ns,
+                                   absl::string_view name);
   absl::StatusOr<std::optional<ImageRecord>> ReadRecord(absl::string_view ns,
                                                         absl::string_view name);
   absl::Status Retry(absl::string_view ns, absl::string_view name);
