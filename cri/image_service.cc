@@ -72,10 +72,11 @@ absl::StatusOr<std::optional<store::CriImage>> ImageService::ImageStatus(absl::s
   return index_->GetImage(ns, **id);
 }
 
-absl::Status ImageService::RemoveImage(absl::string_view ns, absl::string_view ref) {
+absl::StatusOr<std::vector<std::string>> ImageService::RemoveImage(absl::string_view ns,
+                                                                   absl::string_view ref) {
   absl::StatusOr<std::optional<std::string>> id = Resolve(ns, ref);
   if (!id.ok()) return id.status();
-  if (!id->has_value()) return absl::OkStatus();
+  if (!id->has_value()) return std::vector<std::string>();
   return index_->RemoveImage(ns, **id);
 }
 

@@ -40,9 +40,10 @@ class ImageService {
   // InvalidArgument for an empty ref or an ambiguous truncated ID.
   absl::StatusOr<std::optional<store::CriImage>> ImageStatus(absl::string_view ns,
                                                              absl::string_view ref);
-  // Removes every name of the image `ref` names, in one write. A missing
-  // image is OK: removal is idempotent.
-  absl::Status RemoveImage(absl::string_view ns, absl::string_view ref);
+  // Removes every name of the image `ref` names, in one write, and returns
+  // them. A missing image is OK (no names): removal is idempotent.
+  absl::StatusOr<std::vector<std::string>> RemoveImage(absl::string_view ns,
+                                                       absl::string_view ref);
   absl::StatusOr<FsUsage> ImageFsInfo();
 
   // The image ID `ref` names, as containerd's CRI resolves it: a full image

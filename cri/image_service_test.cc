@@ -137,7 +137,7 @@ TEST_F(ImageServiceTest, TruncatedIdsResolveWhenUnambiguous) {
     // A prefix two IDs share is ambiguous: an error, never "the first one".
     auto st = service_->ImageStatus(kNs, std::string(1, first));
     EXPECT_TRUE(absl::IsInvalidArgument(st.status())) << st.status();
-    EXPECT_TRUE(absl::IsInvalidArgument(service_->RemoveImage(kNs, std::string(1, first))));
+    EXPECT_TRUE(absl::IsInvalidArgument(service_->RemoveImage(kNs, std::string(1, first)).status()));
     // Twelve digits tell them apart.
     for (const std::string& id : ids) EXPECT_EQ(Status(id.substr(7, 12))->id, id);
   }

@@ -3,11 +3,14 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/time/clock.h"
+#include "api/containerd/events/image.pb.h"
 #include "cri/reference.h"
 #include "plugin/grpc_status.h"
 
 namespace imaged::plugin {
 namespace {
+
+namespace imagespb = ::containerd::services::images::v1;
 
 // containerd's verbose ImageStatus info: {"chainID": ..., "imageSpec": <config>}.
 std::string VerboseInfo(const store::CriImage& image) {
@@ -72,7 +75,15 @@ grpc::Status CriService::PullImage(grpc::ServerContext*, const cripb::PullImageR
 
 grpc::Status CriService::RemoveImage(grpc::ServerContext*, const cripb::RemoveImageRequest* req,
                                      cripb::RemoveImageResponse*) {
-  return ToGrpcStatus(images_->RemoveImage(ns_, req->image().image()));
+  auto removed = images_->RemoveImage(ns_, req->image().image());
+  if (!removed.ok()) return ToGrpcStatus(removed.status());
+  // The same events an Images API delete of each name would publish.
+  for (const std::string& name : *removed) {
+    imagespb::ImageDelete event;
+    event.set_name(name);
+    events_->Publish(ns_, "/images/delete", event);
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status CriService::ImageFsInfo(grpc::ServerContext*, const cripb::ImageFsInfoRequest*,

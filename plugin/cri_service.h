@@ -7,6 +7,7 @@
 
 #include "api/runtime/v1/api.grpc.pb.h"
 #include "cri/image_service.h"
+#include "plugin/event_exchange.h"
 
 namespace imaged::plugin {
 
@@ -17,7 +18,8 @@ class CriService final : public cripb::ImageService::Service {
   // Images per StreamImages response message.
   static constexpr size_t kStreamBatch = 100;
 
-  CriService(cri::ImageService* images, std::string ns) : images_(images), ns_(std::move(ns)) {}
+  CriService(cri::ImageService* images, EventExchange* events, std::string ns)
+      : images_(images), events_(events), ns_(std::move(ns)) {}
 
   grpc::Status ListImages(grpc::ServerContext* ctx, const cripb::ListImagesRequest* req,
                           cripb::ListImagesResponse* resp) override;
@@ -34,6 +36,7 @@ class CriService final : public cripb::ImageService::Service {
 
  private:
   cri::ImageService* const images_;
+  EventExchange* const events_;
   const std::string ns_;
 };
 

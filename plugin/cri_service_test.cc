@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "api/containerd/events/image.pb.h"
+#include "api/containerd/services/events/v1/events.grpc.pb.h"
 #include "api/runtime/v1/api.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -121,6 +123,33 @@ TEST_F(CriServiceTest, RemoveImageIsIdempotent) {
   }
   EXPECT_THAT(List(), IsEmpty());
   EXPECT_THAT(*images_.List("k8s.io", {}), IsEmpty());
+}
+
+TEST_F(CriServiceTest, RemoveImagePublishesADeleteEventPerName) {
+  store::TestImage ti = Make("ev");
+  Name("docker.io/library/ev:1", ti);
+  Name(ti.config.digest, ti);
+  auto events = ::containerd::services::events::v1::Events::NewStub(fixture_.channel());
+  grpc::ClientContext sub_ctx;
+  ::containerd::services::events::v1::SubscribeRequest sub;
+  sub.add_filters("topic==\"/images/delete\"");
+  auto stream = events->Subscribe(&sub_ctx, sub);
+  stream->WaitForInitialMetadata();
+  cripb::RemoveImageRequest req;
+  req.mutable_image()->set_image("ev:1");
+  cripb::RemoveImageResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(cri_->RemoveImage(&ctx, req, &resp).ok());
+  std::vector<std::string> names;
+  ::containerd::services::events::v1::Envelope e;
+  for (int i = 0; i < 2 && stream->Read(&e); ++i) {
+    ::containerd::services::images::v1::ImageDelete deleted;
+    ASSERT_TRUE(deleted.ParseFromString(e.event().value()));
+    EXPECT_EQ(e.namespace_(), "k8s.io");
+    names.push_back(deleted.name());
+  }
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("docker.io/library/ev:1", ti.config.digest));
+  sub_ctx.TryCancel();
 }
 
 TEST_F(CriServiceTest, ListImagesFilterAndStreamImages) {

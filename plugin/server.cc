@@ -130,7 +130,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   store::RocksDbContentStore* content_store = server->content_.get();
   server->cri_ = std::make_unique<cri::ImageService>(
       images, config.root, [content_store] { return content_store->Usage(); });
-  server->services_.push_back(std::make_unique<CriService>(server->cri_.get(), config.cri_namespace));
+  server->services_.push_back(std::make_unique<CriService>(server->cri_.get(), &server->events_,
+                                                               config.cri_namespace));
   server->services_.push_back(std::make_unique<AdminService>(images));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -96,8 +96,10 @@ class CriImageIndex {
                                                                       absl::string_view id_prefix,
                                                                       size_t limit) = 0;
   // Deletes every record whose target resolves to `id`, and a record named
-  // `id` itself, in one write. Ok when there is nothing to delete.
-  virtual absl::Status RemoveImage(absl::string_view ns, absl::string_view id) = 0;
+  // `id` itself, in one write, and returns the names deleted (none when there
+  // was nothing to delete).
+  virtual absl::StatusOr<std::vector<std::string>> RemoveImage(absl::string_view ns,
+                                                               absl::string_view id) = 0;
 };
 
 }  // namespace imaged::store

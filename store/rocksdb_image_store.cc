@@ -512,7 +512,8 @@ absl::StatusOr<std::vector<std::string>> RocksDbImageStore::ImageIdsWithPrefix(
   return out;
 }
 
-absl::Status RocksDbImageStore::RemoveImage(absl::string_view ns, absl::string_view id) {
+absl::StatusOr<std::vector<std::string>> RocksDbImageStore::RemoveImage(absl::string_view ns,
+                                                                       absl::string_view id) {
   absl::MutexLock lock(&write_mu_);
   rocksdb::WriteBatch batch;
   std::vector<std::string> names;
@@ -527,16 +528,20 @@ absl::Status RocksDbImageStore::RemoveImage(absl::string_view ns, absl::string_v
   // The record named by the ID itself goes too, resolved or not, so no orphan
   // "sha256:<id>" record survives its image.
   if (std::find(names.begin(), names.end(), id) == names.end()) names.emplace_back(id);
+  std::vector<std::string> removed;
   for (const std::string& name : names) {
     absl::StatusOr<std::optional<ImageRecord>> r = ReadRecord(ns, name);
     if (!r.ok()) return r.status();
     if (!r->has_value()) continue;
+    removed.push_back(name);
     // Index rows are already staged for deletion; clear unresolved ones too.
     if (absl::Status s = StageDropUnresolved(&batch, ns, name); !s.ok()) return s;
     batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
   }
-  if (batch.Count() == 0) return absl::OkStatus();
-  return db_->Write(&batch);
+  if (batch.Count() > 0) {
+    if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  }
+  return removed;
 }
 
 absl::Status RocksDbImageStore::Retry(absl::string_view ns, absl::string_view name) {

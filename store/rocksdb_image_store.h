@@ -48,7 +48,8 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex {
   absl::StatusOr<std::vector<std::string>> ImageIdsWithPrefix(absl::string_view ns,
                                                               absl::string_view id_prefix,
                                                               size_t limit) override;
-  absl::Status RemoveImage(absl::string_view ns, absl::string_view id) override;
+  absl::StatusOr<std::vector<std::string>> RemoveImage(absl::string_view ns,
+                                                       absl::string_view id) override;
 
   // Retries the records waiting for `digest`; call after it is committed.
   absl::Status OnBlobArrived(absl::string_view digest);

@@ -215,14 +215,17 @@ TEST_F(CriIndexTest, RemoveImageDeletesEveryNameInOneWriteAndLeavesNoOrphan) {
   TestImage other = Make({"other"});
   ASSERT_TRUE(Create("docker.io/library/other:1", other.manifest).ok());
 
-  ASSERT_TRUE(stores_.index().RemoveImage(kNs, id).ok());
+  auto removed = stores_.index().RemoveImage(kNs, id);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_THAT(*removed, ::testing::UnorderedElementsAre("docker.io/library/app:1",
+                                                        "docker.io/library/app:latest", id));
   auto left = stores_.images().List(kNs, {});
   ASSERT_TRUE(left.ok());
   ASSERT_EQ(left->size(), 1u);
   EXPECT_EQ((*left)[0].name, "docker.io/library/other:1");
   ASSERT_EQ(List().size(), 1u);
   // Idempotent.
-  EXPECT_TRUE(stores_.index().RemoveImage(kNs, id).ok());
+  EXPECT_THAT(*stores_.index().RemoveImage(kNs, id), IsEmpty());
   auto check = stores_.index().Check(false);
   ASSERT_TRUE(check.ok());
   EXPECT_THAT(check->problems, IsEmpty());
