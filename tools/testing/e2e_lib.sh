@@ -322,3 +322,170 @@ EOF
 json_digests() {
   grep -oE '"digest" *: *"sha256:[0-9a-f]{64}"' | grep -oE 'sha256:[0-9a-f]{64}'
 }
+
+# ---------------------------------------------------------------------------
+# OCI layouts holding several images (index.json written by hand)
+
+# oci_add_image LAYOUT WORKDIR USER OS/ARCH
+# Builds a one-layer image with umoci in its own layout under WORKDIR (empty
+# or missing; its name goes into the layer so every image's layer differs),
+# sets the config's User (when USER is not empty) and platform, and copies its
+# blobs into LAYOUT (made if missing). LAYOUT's index.json is left alone:
+# write it with oci_index_json. umoci writes linux/amd64 configs on this
+# machine; the platform is set only when the config says something else.
+# Sets OCI_MANIFEST, OCI_CONFIG and OCI_LAYERS (array), as make_oci_archive.
+oci_add_image() {
+  local layout=$1 work=$2 user=$3 platform=$4
+  local os=${platform%%/*} arch=${platform#*/}
+  local own="$work/layout" image="$work/layout:img" config_json
+  mkdir -p "$work/rootfs/etc"
+  echo "imaged e2e image $(basename "$work")" >"$work/rootfs/etc/imaged-e2e"
+  must "umoci init" umoci init --layout "$own" >/dev/null
+  must "umoci new" umoci new --image "$image" >/dev/null
+  must "umoci insert" umoci insert --rootless --image "$image" "$work/rootfs/etc" /etc >/dev/null
+  if [ -n "$user" ]; then
+    must "umoci config --config.user $user" umoci config --image "$image" --config.user "$user" >/dev/null
+  fi
+  must "umoci gc" umoci gc --layout "$own" >/dev/null
+  oci_read_single_image "$own"
+  config_json=$(cat "$own/blobs/sha256/${OCI_CONFIG#sha256:}")
+  if ! grep -qF "\"os\":\"$os\"" <<<"$config_json" || ! grep -qF "\"architecture\":\"$arch\"" <<<"$config_json"; then
+    must "umoci config --os $os --architecture $arch" \
+      umoci config --image "$image" --os "$os" --architecture "$arch" >/dev/null
+    must "umoci gc" umoci gc --layout "$own" >/dev/null
+    oci_read_single_image "$own"
+    config_json=$(cat "$own/blobs/sha256/${OCI_CONFIG#sha256:}")
+    if ! grep -qF "\"os\":\"$os\"" <<<"$config_json" || ! grep -qF "\"architecture\":\"$arch\"" <<<"$config_json"; then
+      fail "oci_add_image: expected a $platform config after umoci config, got: $config_json"
+    fi
+  fi
+  mkdir -p "$layout/blobs/sha256"
+  cp "$own/oci-layout" "$layout/oci-layout"
+  cp "$own/blobs/sha256/"* "$layout/blobs/sha256/"
+}
+
+# oci_read_single_image LAYOUT: sets OCI_MANIFEST, OCI_CONFIG and OCI_LAYERS
+# from a layout whose index.json names exactly one manifest.
+oci_read_single_image() {
+  local layout=$1 index digests
+  index=$(cat "$layout/index.json")
+  OCI_MANIFEST=$(json_digests <<<"$index")
+  [ "$(wc -w <<<"$OCI_MANIFEST")" -eq 1 ] ||
+    fail "oci_read_single_image: expected one manifest in $layout/index.json, got: $index"
+  mapfile -t digests < <(json_digests <"$layout/blobs/sha256/${OCI_MANIFEST#sha256:}")
+  OCI_CONFIG=${digests[0]}
+  OCI_LAYERS=("${digests[@]:1}")
+  [ "${#OCI_LAYERS[@]}" -ge 1 ] || fail "oci_read_single_image: the manifest in $layout has no layer"
+}
+
+# oci_add_blob LAYOUT FILE: copies FILE into LAYOUT's blobs; prints its digest.
+oci_add_blob() {
+  local layout=$1 file=$2 digest
+  digest=$(digest_of "$file")
+  mkdir -p "$layout/blobs/sha256"
+  cp "$file" "$layout/blobs/sha256/${digest#sha256:}"
+  echo "$digest"
+}
+
+# oci_blob_bytes LAYOUT DIGEST...: prints the sum of those blobs' sizes.
+oci_blob_bytes() {
+  local layout=$1 total=0 d
+  shift
+  for d in "$@"; do
+    total=$((total + $(size_of "$layout/blobs/sha256/${d#sha256:}")))
+  done
+  echo "$total"
+}
+
+# oci_descriptor LAYOUT MEDIA_TYPE DIGEST [MEMBER...]
+# Prints a descriptor of blob DIGEST of LAYOUT (its size read from the file),
+# with each MEMBER ('"key":json', e.g. from oci_name_annotations or
+# oci_platform) appended.
+oci_descriptor() {
+  local layout=$1 media_type=$2 digest=$3 member
+  shift 3
+  local file="$layout/blobs/sha256/${digest#sha256:}"
+  [ -f "$file" ] || fail "oci_descriptor: $digest is not a blob of $layout"
+  printf '{"mediaType":"%s","digest":"%s","size":%d' "$media_type" "$digest" "$(size_of "$file")"
+  for member in "$@"; do
+    printf ',%s' "$member"
+  done
+  printf '}'
+}
+
+# oci_name_annotations NAME: the annotations member of an index.json entry:
+# the full name as io.containerd.image.name (which ctr import uses) and the
+# tag as org.opencontainers.image.ref.name.
+oci_name_annotations() {
+  printf '"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}' \
+    "$1" "${1##*:}"
+}
+
+# oci_platform OS/ARCH: the platform member of a manifest descriptor.
+oci_platform() {
+  printf '"platform":{"architecture":"%s","os":"%s"}' "${1#*/}" "${1%%/*}"
+}
+
+# oci_index_json DESCRIPTOR...: prints an OCI image index of the descriptors
+# (for index.json, or a multi-platform index blob for oci_add_blob).
+oci_index_json() {
+  local IFS=,
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}\n' "$*"
+}
+
+# oci_archive LAYOUT ARCHIVE: tars the layout as `ctr images import` wants it.
+oci_archive() {
+  tar -C "$1" -cf "$2" oci-layout index.json blobs
+}
+
+# ---------------------------------------------------------------------------
+# Reading pretty-printed JSON (imagectl's output) without jq
+
+# Prints "PATH<TAB>VALUE" for every scalar of the JSON on stdin, which must
+# hold one member or element per line (as imagectl and `jq .` print it):
+#   status.uid.value	"1000"
+#   status.repoTags.0	"docker.io/library/alpha:1"
+# VALUE is raw JSON: strings keep their quotes, so an empty string ("")
+# differs from an absent member (no line). Empty {} and [] are scalars.
+json_flatten() {
+  awk '
+    function path(key,   p, i) {
+      p = ""
+      for (i = 2; i <= depth; i++) p = p stack[i] "."
+      return p key
+    }
+    {
+      line = $0
+      sub(/^[ \t]+/, "", line)
+      sub(/[ \t]+$/, "", line)
+      sub(/,$/, "", line)
+      if (line == "") next
+      c = substr(line, 1, 1)
+      if (c == "}" || c == "]") { depth--; next }
+      if (match(line, /^"([^"\\]|\\.)*": /)) {
+        key = substr(line, 2, RLENGTH - 4)
+        val = substr(line, RLENGTH + 1)
+      } else {
+        key = idx[depth]++
+        val = line
+      }
+      if (val == "{" || val == "[") {
+        stack[++depth] = key
+        idx[depth] = 0
+        next
+      }
+      print path(key) "\t" val
+    }'
+}
+
+# json_get PATH: prints the raw JSON value at PATH (e.g. status.uid.value) of
+# the pretty-printed JSON on stdin; nothing when it is absent.
+json_get() {
+  json_flatten | awk -F'\t' -v p="$1" '$1 == p { print substr($0, length($1) + 2) }'
+}
+
+# json_list PATH: prints each element of the array at PATH, one per line.
+json_list() {
+  json_flatten | awk -F'\t' -v p="$1." \
+    'index($1, p) == 1 && substr($1, length(p) + 1) ~ /^[0-9]+$/ { print substr($0, length($1) + 2) }'
+}
