@@ -1,5 +1,6 @@
 #include "plugin/test_server.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/create_channel.h>
 #include <stdlib.h>
 
@@ -15,6 +16,11 @@ std::string MakeShortTempDir() {
 }
 
 ServerFixture::ServerFixture() : dir_(MakeShortTempDir()) {
+  // gRPC shuts itself down when its last object goes, and the next test's
+  // first object then waits for that shutdown (up to the sync server's 10 s
+  // poll period). One reference held for the whole test process keeps it up.
+  static const bool kGrpcKeptUp = (grpc_init(), true);
+  (void)kGrpcKeptUp;
   config_.root = dir_ + "/root";
   config_.address = dir_ + "/run/imaged.sock";
   config_.shutdown_timeout = absl::Seconds(2);
