@@ -44,6 +44,10 @@ class ImageService {
   // them. A missing image is OK (no names): removal is idempotent.
   absl::StatusOr<std::vector<std::string>> RemoveImage(absl::string_view ns,
                                                        absl::string_view ref);
+  // The config JSON of image `id` (for verbose status).
+  absl::StatusOr<std::string> ImageConfigJson(absl::string_view ns, absl::string_view id) {
+    return index_->ImageConfigJson(ns, id);
+  }
   absl::StatusOr<FsUsage> ImageFsInfo();
 
   // The image ID `ref` names, as containerd's CRI resolves it: a full image

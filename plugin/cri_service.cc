@@ -13,9 +13,9 @@ namespace {
 namespace imagespb = ::containerd::services::images::v1;
 
 // containerd's verbose ImageStatus info: {"chainID": ..., "imageSpec": <config>}.
-std::string VerboseInfo(const store::CriImage& image) {
+std::string VerboseInfo(const store::CriImage& image, const std::string& config) {
   nlohmann::json info = {{"chainID", image.chain_id}};
-  nlohmann::json spec = nlohmann::json::parse(image.config_json, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json spec = nlohmann::json::parse(config, nullptr, /*allow_exceptions=*/false);
   info["imageSpec"] = spec.is_discarded() ? nlohmann::json::object() : spec;
   return info.dump();
 }
@@ -64,7 +64,11 @@ grpc::Status CriService::ImageStatus(grpc::ServerContext*, const cripb::ImageSta
   if (!image.ok()) return ToGrpcStatus(image.status());
   if (!image->has_value()) return grpc::Status::OK;  // kubelet's "not present"
   ToCriImage(**image, resp->mutable_image());
-  if (req->verbose()) (*resp->mutable_info())["info"] = VerboseInfo(**image);
+  if (req->verbose()) {
+    auto config = images_->ImageConfigJson(ns_, (*image)->id);
+    if (!config.ok()) return ToGrpcStatus(config.status());
+    (*resp->mutable_info())["info"] = VerboseInfo(**image, *config);
+  }
   return grpc::Status::OK;
 }
 

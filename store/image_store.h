@@ -68,7 +68,6 @@ struct CriImage {
   std::optional<int64_t> uid;
   std::string username;
   bool pinned = false;
-  std::string config_json;
 };
 
 // A record the index could not take in, and why.
@@ -88,6 +87,9 @@ class CriImageIndex {
   // The image with exactly this ID, or nullopt.
   virtual absl::StatusOr<std::optional<CriImage>> GetImage(absl::string_view ns,
                                                            absl::string_view id) = 0;
+  // The image config (JSON) of a resolved image ID, for verbose status;
+  // NotFound when `id` is not an image of `ns`.
+  virtual absl::StatusOr<std::string> ImageConfigJson(absl::string_view ns, absl::string_view id) = 0;
   // The image ID a record name resolved to, or nullopt.
   virtual absl::StatusOr<std::optional<std::string>> ImageIdOfName(absl::string_view ns,
                                                                    absl::string_view name) = 0;

@@ -8,7 +8,7 @@ namespace imaged::store {
 const std::vector<std::string>& ColumnFamilyNames() {
   static const auto* names =
       new std::vector<std::string>{"default",  "content",    "blob_owners", "ingests",
-                                   "images",   "cri_index",  "unresolved",  "awaiting",
+                                   "images",   "cri_index",  "cri_configs", "unresolved",  "awaiting",
                                    "leases",   "lease_resources"};
   return *names;
 }

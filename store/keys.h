@@ -20,6 +20,9 @@
 //   │   │   │                       image ID one meta row, then its names
 //   │   │   ├── lp(namespace) lp(image id)            -> CriMetaRecord
 //   │   │   └── lp(namespace) lp(image id) name       -> NameRecord
+//   │   ├── [cri_configs]           per resolved image ID its config, for verbose
+//   │   │   │                       ImageStatus only (kept out of the ListImages scan)
+//   │   │   └── lp(namespace) lp(image id)            -> config JSON
 //   │   ├── [unresolved]            records whose target could not be resolved
 //   │   │   └── lp(namespace) name                    -> reason (text)
 //   │   ├── [awaiting]              blobs an unresolved record waits for
@@ -67,6 +70,7 @@ enum class Cf : int {
   kIngests,
   kImages,
   kCriIndex,
+  kCriConfigs,
   kUnresolved,
   kAwaiting,
   kLeases,
@@ -110,7 +114,8 @@ std::string IngestDirName(absl::string_view ns, absl::string_view ref);
 std::string ImageKey(absl::string_view ns, absl::string_view name);
 
 // [cri_index]
-std::string CriIdPrefix(absl::string_view ns, absl::string_view image_id);  // also the meta key
+// Also the meta row's key, and the [cri_configs] key.
+std::string CriIdPrefix(absl::string_view ns, absl::string_view image_id);
 std::string CriNameKey(absl::string_view ns, absl::string_view image_id, absl::string_view name);
 // Splits a [cri_index] key; name is empty for the meta row.
 struct CriIndexKey {

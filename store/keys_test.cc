@@ -18,6 +18,7 @@ TEST(KeysTest, ColumnFamiliesMatchTheEnum) {
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kIngests)], "ingests");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kImages)], "images");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kCriIndex)], "cri_index");
+  EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kCriConfigs)], "cri_configs");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kUnresolved)], "unresolved");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kAwaiting)], "awaiting");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kLeases)], "leases");
@@ -152,15 +153,14 @@ TEST(RecordsTest, ImageRecordGolden) {
 }
 
 TEST(RecordsTest, CriMetaAndNameRecordsGolden) {
-  CriMetaRecord m{9, "sha256:c", true, 1000, "", "{}"};
+  CriMetaRecord m{9, "sha256:c", true, 1000, ""};
   std::string bytes = EncodeCriMetaRecord(m);
   EXPECT_EQ(Hex(bytes), "01" "0000000000000009" "00000008" "7368613235363a63" "01"
-                        "00000000000003e8" "00000000" "00000002" "7b7d");
+                        "00000000000003e8" "00000000");
   absl::StatusOr<CriMetaRecord> back = DecodeCriMetaRecord(bytes);
   ASSERT_TRUE(back.ok());
   EXPECT_TRUE(back->has_uid);
   EXPECT_EQ(back->uid, 1000);
-  EXPECT_EQ(back->config_json, "{}");
   EXPECT_EQ(Hex(EncodeNameRecord(NameRecord{true})), "0101");
   EXPECT_TRUE(DecodeNameRecord(EncodeNameRecord(NameRecord{true}))->pinned);
   EXPECT_TRUE(absl::IsDataLoss(DecodeNameRecord("\x01").status()));

@@ -130,7 +130,6 @@ std::string EncodeCriMetaRecord(const CriMetaRecord& r) {
   out.push_back(r.has_uid ? 1 : 0);
   PutU64(&out, static_cast<uint64_t>(r.uid));
   PutLengthPrefixed(&out, r.username);
-  PutLengthPrefixed(&out, r.config_json);
   return out;
 }
 
@@ -143,8 +142,7 @@ absl::StatusOr<CriMetaRecord> DecodeCriMetaRecord(absl::string_view in) {
   }
   r.has_uid = in[0] != 0;
   in.remove_prefix(1);
-  if (!GetU64(&in, &uid) || !GetString(&in, &r.username) || !GetString(&in, &r.config_json) ||
-      !in.empty()) {
+  if (!GetU64(&in, &uid) || !GetString(&in, &r.username) || !in.empty()) {
     return absl::DataLossError("malformed cri meta record");
   }
   r.size = static_cast<int64_t>(size);

@@ -56,7 +56,6 @@ struct CriMetaRecord {
   bool has_uid = false;
   int64_t uid = 0;
   std::string username;
-  std::string config_json;  // the image config, for verbose ImageStatus
 };
 std::string EncodeCriMetaRecord(const CriMetaRecord& r);
 absl::StatusOr<CriMetaRecord> DecodeCriMetaRecord(absl::string_view bytes);

@@ -110,7 +110,7 @@ class ImageAdaptor final : public FieldAdaptor {
 CriImage FromMeta(absl::string_view id, CriMetaRecord meta) {
   return CriImage{std::string(id), {}, meta.size, std::move(meta.chain_id),
                   meta.has_uid ? std::optional<int64_t>(meta.uid) : std::nullopt,
-                  std::move(meta.username), false, std::move(meta.config_json)};
+                  std::move(meta.username), false};
 }
 
 }  // namespace
@@ -120,6 +120,7 @@ struct RocksDbImageStore::Resolution {
   std::string image_id;
   std::string user;  // the config's User, verbatim
   CriMetaRecord meta;
+  std::string config;  // JSON
   std::string waiting_for;
   std::string reason;
 };
@@ -211,7 +212,7 @@ RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
   res.meta.has_uid = user.uid.has_value();
   res.meta.uid = user.uid.value_or(0);
   res.meta.username = user.username;
-  res.meta.config_json = std::move(config);
+  res.config = std::move(config);
   return res;
 }
 
@@ -233,7 +234,10 @@ absl::Status RocksDbImageStore::StageUnindex(rocksdb::WriteBatch* batch, absl::s
         }
       }
       if (!scan.status().ok()) return scan.status();
-      if (!others) batch->Delete(db_->cf(Cf::kCriIndex), CriIdPrefix(ns, id->second));
+      if (!others) {
+        batch->Delete(db_->cf(Cf::kCriIndex), CriIdPrefix(ns, id->second));
+        batch->Delete(db_->cf(Cf::kCriConfigs), CriIdPrefix(ns, id->second));
+      }
     } else if (!absl::IsNotFound(got)) {
       return got;
     }
@@ -299,6 +303,7 @@ absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::st
     NameRecord name_rec{pinned != rec->labels.end() && pinned->second == kPinnedValue};
     batch->Put(db_->cf(Cf::kCriIndex), CriIdPrefix(ns, res.image_id),
                EncodeCriMetaRecord(res.meta));
+    batch->Put(db_->cf(Cf::kCriConfigs), CriIdPrefix(ns, res.image_id), res.config);
     batch->Put(db_->cf(Cf::kCriIndex), CriNameKey(ns, res.image_id, name),
                EncodeNameRecord(name_rec));
   } else {
@@ -476,6 +481,17 @@ absl::StatusOr<std::optional<CriImage>> RocksDbImageStore::GetImage(absl::string
   return out;
 }
 
+absl::StatusOr<std::string> RocksDbImageStore::ImageConfigJson(absl::string_view ns,
+                                                          absl::string_view id) {
+  std::string config;
+  absl::Status got = db_->Get(Cf::kCriConfigs, CriIdPrefix(ns, id), &config);
+  if (absl::IsNotFound(got)) {
+    return absl::NotFoundError(absl::StrCat("image ", id, ": not found"));
+  }
+  if (!got.ok()) return got;
+  return config;
+}
+
 absl::StatusOr<std::optional<std::string>> RocksDbImageStore::ImageIdOfName(
     absl::string_view ns, absl::string_view name) {
   absl::StatusOr<std::optional<ImageRecord>> r = ReadRecord(ns, name);
@@ -525,6 +541,7 @@ absl::StatusOr<std::vector<std::string>> RocksDbImageStore::RemoveImage(absl::st
     }
     if (!scan.status().ok()) return scan.status();
   }
+  batch.Delete(db_->cf(Cf::kCriConfigs), CriIdPrefix(ns, id));
   // The record named by the ID itself goes too, resolved or not, so no orphan
   // "sha256:<id>" record survives its image.
   if (std::find(names.begin(), names.end(), id) == names.end()) names.emplace_back(id);
@@ -538,7 +555,7 @@ absl::StatusOr<std::vector<std::string>> RocksDbImageStore::RemoveImage(absl::st
     if (absl::Status s = StageDropUnresolved(&batch, ns, name); !s.ok()) return s;
     batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
   }
-  if (batch.Count() > 0) {
+  if (!removed.empty()) {
     if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
   }
   return removed;
@@ -632,6 +649,7 @@ absl::StatusOr<RocksDbImageStore::CheckReport> RocksDbImageStore::Check(bool rep
         auto pinned = rec->labels.find(kLabelPinned);
         NameRecord name_rec{pinned != rec->labels.end() && pinned->second == kPinnedValue};
         want[{Cf::kCriIndex, CriIdPrefix(k->ns, res.image_id)}] = EncodeCriMetaRecord(res.meta);
+        want[{Cf::kCriConfigs, CriIdPrefix(k->ns, res.image_id)}] = res.config;
         want[{Cf::kCriIndex, CriNameKey(k->ns, res.image_id, k->name)}] = EncodeNameRecord(name_rec);
         auto label = rec->labels.find(kLabelImageId);
         if (label == rec->labels.end() || label->second != res.image_id) {
@@ -650,7 +668,7 @@ absl::StatusOr<RocksDbImageStore::CheckReport> RocksDbImageStore::Check(bool rep
   }
   // What it is.
   rocksdb::WriteBatch batch;
-  for (Cf cf : {Cf::kCriIndex, Cf::kUnresolved, Cf::kAwaiting}) {
+  for (Cf cf : {Cf::kCriIndex, Cf::kCriConfigs, Cf::kUnresolved, Cf::kAwaiting}) {
     PrefixScan scan(*db_, cf, "");
     for (; scan.Valid(); scan.Next()) {
       auto it = want.find({cf, std::string(scan.key())});

@@ -43,6 +43,7 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex {
   absl::Status ListImages(absl::string_view ns, const ImageFn& fn) override;
   absl::StatusOr<std::optional<CriImage>> GetImage(absl::string_view ns,
                                                    absl::string_view id) override;
+  absl::StatusOr<std::string> ImageConfigJson(absl::string_view ns, absl::string_view id) override;
   absl::StatusOr<std::optional<std::string>> ImageIdOfName(absl::string_view ns,
                                                            absl::string_view name) override;
   absl::StatusOr<std::vector<std::string>> ImageIdsWithPrefix(absl::string_view ns,

@@ -282,6 +282,9 @@ TEST_F(CriIndexTest, DeleteOfOneNameKeepsTheOthers) {
   EXPECT_THAT(List()[0].names, ElementsAre("x:2"));
   ASSERT_TRUE(stores_.images().Delete(kNs, "x:2").ok());
   EXPECT_THAT(List(), IsEmpty());
+  // The config row went with the last name.
+  EXPECT_TRUE(absl::IsNotFound(stores_.index().ImageConfigJson(kNs, ti.config.digest).status()));
+  EXPECT_THAT(stores_.index().Check(false)->problems, IsEmpty());
 }
 
 TEST_F(CriIndexTest, CheckFindsAndRepairsDrift) {
