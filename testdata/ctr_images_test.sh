@@ -14,8 +14,7 @@ set -euo pipefail
 
 IMAGED=$(realpath "${1:-${IMAGED:?usage: $0 IMAGED_BINARY IMAGECTL_BINARY}}")
 IMAGECTL=$(realpath "${2:-${IMAGECTL:?usage: $0 IMAGED_BINARY IMAGECTL_BINARY}}")
-# testdata/e2e_lib.sh links to tools/testing/e2e_lib.sh (see BUILD.bazel).
-source "$(dirname "$0")/e2e_lib.sh"
+source "${TEST_SRCDIR:-$(dirname "$0")/..}/${TEST_WORKSPACE:-.}/tools/testing/e2e_lib.sh"
 
 e2e_init
 require_tools ctr umoci tar sha256sum awk sort

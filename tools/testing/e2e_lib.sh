@@ -1,8 +1,8 @@
 # Shared helpers for imaged's end-to-end tests (testdata/*_test.sh).
-# Source it from a script that runs under `set -euo pipefail`; testdata/
-# has a symlink to this file so that Bazel ships it in the tests' runfiles:
+# Source it (the sh_library //tools/testing:e2e_lib) from a script that runs
+# under `set -euo pipefail`:
 #
-#   source "$(dirname "$0")/e2e_lib.sh"
+#   source "${TEST_SRCDIR:-$(dirname "$0")/..}/${TEST_WORKSPACE:-.}/tools/testing/e2e_lib.sh"
 #   e2e_init
 #   start_imaged "$E2E_TMP/root" "$E2E_SOCKDIR/imaged.sock"
 #   ...

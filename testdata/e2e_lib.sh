@@ -1,1 +1,0 @@
-../tools/testing/e2e_lib.sh
