@@ -193,6 +193,15 @@ TEST_F(CriIndexTest, MultiPlatformIndexResolvesToTheConfiguredPlatform) {
   EXPECT_EQ(**id, b2.config.digest);
 }
 
+TEST_F(CriIndexTest, BlobsWrittenThroughTheContentProxyResolveRecords) {
+  // containerd using imaged as its content store writes with no namespace.
+  absl::StatusOr<TestImage> ti = MakeTestImage(stores_.content(), "", TestImageSpec{});
+  ASSERT_TRUE(ti.ok());
+  ASSERT_TRUE(Create("proxied:1", ti->manifest).ok());
+  ASSERT_EQ(List().size(), 1u);
+  EXPECT_EQ(List()[0].id, ti->config.digest);
+}
+
 TEST_F(CriIndexTest, IndexWithoutThePlatformIsUnresolvedWithAReason) {
   TestImageSpec arm;
   arm.architecture = "arm64";
