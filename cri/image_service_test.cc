@@ -1,5 +1,6 @@
 // CRI image behaviours, one named test each, over real RocksDB stores.
 #include "cri/image_service.h"
+#include "cri/reference.h"
 
 #include <cstdlib>
 #include <map>
@@ -30,8 +31,8 @@ class ImageServiceTest : public ::testing::Test {
     EXPECT_NE(::mkdtemp(root_.data()), nullptr);
     db_ = *store::MetadataDb::Open(root_ + "/meta");
     content_ = *store::RocksDbContentStore::Open(db_.get(), root_, &clock_);
-    images_ = std::make_unique<store::RocksDbImageStore>(db_.get(), content_.get(), &clock_,
-                                                         store::DefaultPlatform());
+    images_ = std::make_unique<store::RocksDbImageStore>(
+        db_.get(), content_.get(), &clock_, store::DefaultPlatform(), ClassifyImageName);
     content_->SetCommitObserver([this](absl::string_view, absl::string_view digest) {
       images_->OnBlobArrived(digest).IgnoreError();
     });

@@ -282,18 +282,40 @@ absl::StatusOr<std::string> NormalizeImageRef(absl::string_view s) {
   return ref->String();
 }
 
+store::CriName ClassifyImageName(absl::string_view name) {
+  if (IsBareIdentifier(name) || DigestProblem(name).empty()) return {};
+  absl::StatusOr<Reference> ref = ParseNormalizedNamed(name);
+  if (!ref.ok()) return {};
+  if (!ref->digest.empty()) {
+    return {ref->tag.empty() ? store::CriName::kDigest : store::CriName::kTaggedDigest,
+            ref->String()};
+  }
+  if (!ref->tag.empty()) return {store::CriName::kTag, ref->String()};
+  return {};
+}
+
 RepoRefs SplitImageNames(absl::Span<const std::string> names) {
-  // Digest entries carry containerd's rank: with a tag (1) before without (3).
+  std::vector<store::CriName> refs;
+  refs.reserve(names.size());
+  for (const std::string& name : names) refs.push_back(ClassifyImageName(name));
+  return RepoRefsOf(refs);
+}
+
+RepoRefs RepoRefsOf(absl::Span<const store::CriName> refs) {
+  // Digest entries carry containerd's rank: with a tag before without.
   std::vector<std::pair<bool, std::string>> digests;
   RepoRefs out;
-  for (const std::string& name : names) {
-    if (IsBareIdentifier(name) || DigestProblem(name).empty()) continue;
-    absl::StatusOr<Reference> ref = ParseNormalizedNamed(name);
-    if (!ref.ok()) continue;
-    if (!ref->digest.empty()) {
-      digests.emplace_back(ref->tag.empty(), ref->String());
-    } else if (!ref->tag.empty()) {
-      out.repo_tags.push_back(ref->String());
+  for (const store::CriName& ref : refs) {
+    switch (ref.kind) {
+      case store::CriName::kTag:
+        out.repo_tags.push_back(ref.ref);
+        break;
+      case store::CriName::kDigest:
+      case store::CriName::kTaggedDigest:
+        digests.emplace_back(ref.kind == store::CriName::kDigest, ref.ref);
+        break;
+      case store::CriName::kNone:
+        break;
     }
   }
   std::sort(out.repo_tags.begin(), out.repo_tags.end());

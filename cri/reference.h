@@ -37,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "store/image_store.h"
 
 namespace imaged::cri {
 
@@ -116,6 +117,13 @@ struct RepoRefs {
 // (containerd's sortReferences ranking). Duplicates (also those that only
 // become equal after normalisation) appear once.
 RepoRefs SplitImageNames(absl::Span<const std::string> names);
+
+// How CRI reports one name (the per-name half of SplitImageNames), for the
+// index to store when the name is written.
+store::CriName ClassifyImageName(absl::string_view name);
+// SplitImageNames over names already classified: sorting and deduplication
+// only, no parsing (the ListImages path).
+RepoRefs RepoRefsOf(absl::Span<const store::CriName> refs);
 
 // True when `s` is a full image ID: "sha256:" followed by 64 lowercase hex
 // digits, or those 64 hex digits alone (Docker's identifier form, which can

@@ -24,7 +24,7 @@ std::string VerboseInfo(const store::CriImage& image, const std::string& config)
 
 void ToCriImage(const store::CriImage& image, cripb::Image* out) {
   out->set_id(image.id);
-  cri::RepoRefs refs = cri::SplitImageNames(image.names);
+  cri::RepoRefs refs = cri::RepoRefsOf(image.refs);
   for (const std::string& t : refs.repo_tags) out->add_repo_tags(t);
   for (const std::string& d : refs.repo_digests) out->add_repo_digests(d);
   out->set_size(static_cast<uint64_t>(image.size));

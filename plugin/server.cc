@@ -19,6 +19,7 @@
 #include "store/clock.h"
 #include "store/errors.h"
 #include "store/files.h"
+#include "cri/reference.h"
 #include "store/platform.h"
 #include "plugin/leases_service.h"
 #include "plugin/namespaces.h"
@@ -98,7 +99,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return absl::InvalidArgumentError(absl::StrCat("cri_namespace: ", s.message()));
   }
   server->images_ = std::make_unique<store::RocksDbImageStore>(
-      server->db_.get(), server->content_.get(), store::SystemClock::Get(), *platform);
+      server->db_.get(), server->content_.get(), store::SystemClock::Get(), *platform,
+      cri::ClassifyImageName);
   store::RocksDbImageStore* images = server->images_.get();
   server->content_->SetCommitObserver([images](absl::string_view, absl::string_view digest) {
     if (absl::Status s = images->OnBlobArrived(digest); !s.ok()) {

@@ -58,11 +58,23 @@ class ImageStore {
   virtual absl::Status Delete(absl::string_view ns, absl::string_view name) = 0;
 };
 
+// How CRI reports one record name: as a repo tag, a repo digest, or not at
+// all (a bare "sha256:<id>" name, or one that does not parse). The index works
+// it out once, when the name is written, so listing never parses names.
+struct CriName {
+  enum Kind : uint8_t { kNone = 0, kTag = 1, kDigest = 2, kTaggedDigest = 3 };
+  Kind kind = kNone;
+  std::string ref;  // normalised, e.g. "docker.io/library/busybox:1.36"
+};
+// Computes a name's CriName; supplied by cri/ (store/ does not parse references).
+using CriNameFn = std::function<CriName(absl::string_view name)>;
+
 // One resolved image as CRI sees it: every record whose target resolves to the
 // same config digest is one image with several names.
 struct CriImage {
   std::string id;                  // config digest
   std::vector<std::string> names;  // record names, sorted
+  std::vector<CriName> refs;       // names[i] as CRI reports it
   int64_t size = 0;
   std::string chain_id;
   std::optional<int64_t> uid;

@@ -161,9 +161,13 @@ TEST(RecordsTest, CriMetaAndNameRecordsGolden) {
   ASSERT_TRUE(back.ok());
   EXPECT_TRUE(back->has_uid);
   EXPECT_EQ(back->uid, 1000);
-  EXPECT_EQ(Hex(EncodeNameRecord(NameRecord{true})), "0101");
-  EXPECT_TRUE(DecodeNameRecord(EncodeNameRecord(NameRecord{true}))->pinned);
-  EXPECT_TRUE(absl::IsDataLoss(DecodeNameRecord("\x01").status()));
+  EXPECT_EQ(Hex(EncodeNameRecord(NameRecord{true, 1, "a:1"})), "0101" "01" "613a31");
+  absl::StatusOr<NameRecord> name = DecodeNameRecord(EncodeNameRecord(NameRecord{true, 2, "x"}));
+  ASSERT_TRUE(name.ok());
+  EXPECT_TRUE(name->pinned);
+  EXPECT_EQ(name->kind, 2);
+  EXPECT_EQ(name->ref, "x");
+  EXPECT_TRUE(absl::IsDataLoss(DecodeNameRecord("\x01\x00").status()));
 }
 
 }  // namespace

@@ -153,12 +153,14 @@ absl::StatusOr<CriMetaRecord> DecodeCriMetaRecord(absl::string_view in) {
 std::string EncodeNameRecord(const NameRecord& r) {
   std::string out(1, kNameFormat);
   out.push_back(r.pinned ? 1 : 0);
+  out.push_back(static_cast<char>(r.kind));
+  out.append(r.ref);
   return out;
 }
 
 absl::StatusOr<NameRecord> DecodeNameRecord(absl::string_view in) {
-  if (in.size() != 2 || in[0] != kNameFormat) return absl::DataLossError("malformed name record");
-  return NameRecord{in[1] != 0};
+  if (in.size() < 3 || in[0] != kNameFormat) return absl::DataLossError("malformed name record");
+  return NameRecord{in[1] != 0, static_cast<uint8_t>(in[2]), std::string(in.substr(3))};
 }
 
 }  // namespace imaged::store

@@ -60,9 +60,12 @@ struct CriMetaRecord {
 std::string EncodeCriMetaRecord(const CriMetaRecord& r);
 absl::StatusOr<CriMetaRecord> DecodeCriMetaRecord(absl::string_view bytes);
 
-// [cri_index] name row.
+// [cri_index] name row. `kind` and `ref` are how CRI reports the name
+// (CriName in image_store.h), worked out once when the name is indexed.
 struct NameRecord {
   bool pinned = false;
+  uint8_t kind = 0;
+  std::string ref;
 };
 std::string EncodeNameRecord(const NameRecord& r);
 absl::StatusOr<NameRecord> DecodeNameRecord(absl::string_view bytes);

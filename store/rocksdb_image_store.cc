@@ -108,7 +108,7 @@ class ImageAdaptor final : public FieldAdaptor {
 };
 
 CriImage FromMeta(absl::string_view id, CriMetaRecord meta) {
-  return CriImage{std::string(id), {}, meta.size, std::move(meta.chain_id),
+  return CriImage{std::string(id), {}, {}, meta.size, std::move(meta.chain_id),
                   meta.has_uid ? std::optional<int64_t>(meta.uid) : std::nullopt,
                   std::move(meta.username), false};
 }
@@ -126,12 +126,25 @@ struct RocksDbImageStore::Resolution {
 };
 
 RocksDbImageStore::RocksDbImageStore(MetadataDb* db, ContentStore* content, const Clock* clock,
-                                     const Platform& platform)
+                                     const Platform& platform, CriNameFn classify)
     : db_(db),
       content_(content),
       clock_(clock),
       platform_(platform),
-      platform_name_(FormatPlatform(platform)) {}
+      platform_name_(FormatPlatform(platform)),
+      classify_(std::move(classify)) {}
+
+NameRecord RocksDbImageStore::NameRowFor(absl::string_view name, const Labels& labels) const {
+  auto pinned = labels.find(kLabelPinned);
+  NameRecord row;
+  row.pinned = pinned != labels.end() && pinned->second == kPinnedValue;
+  if (classify_) {
+    CriName cri = classify_(name);
+    row.kind = cri.kind;
+    row.ref = std::move(cri.ref);
+  }
+  return row;
+}
 
 RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
                                                          const ImageRecord& rec) {
@@ -299,8 +312,7 @@ absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::st
     } else {
       rec->labels[kLabelSpecUser] = res.user;
     }
-    auto pinned = rec->labels.find(kLabelPinned);
-    NameRecord name_rec{pinned != rec->labels.end() && pinned->second == kPinnedValue};
+    NameRecord name_rec = NameRowFor(name, rec->labels);
     batch->Put(db_->cf(Cf::kCriIndex), CriIdPrefix(ns, res.image_id),
                EncodeCriMetaRecord(res.meta));
     batch->Put(db_->cf(Cf::kCriConfigs), CriIdPrefix(ns, res.image_id), res.config);
@@ -453,6 +465,7 @@ absl::Status RocksDbImageStore::ListImages(absl::string_view ns, const ImageFn& 
     absl::StatusOr<NameRecord> rec = DecodeNameRecord(scan.value());
     if (!rec.ok()) return rec.status();
     current->names.emplace_back(key->name);
+    current->refs.push_back(CriName{static_cast<CriName::Kind>(rec->kind), std::move(rec->ref)});
     current->pinned = current->pinned || rec->pinned;
   }
   if (!scan.status().ok()) return scan.status();
@@ -475,6 +488,7 @@ absl::StatusOr<std::optional<CriImage>> RocksDbImageStore::GetImage(absl::string
     absl::StatusOr<NameRecord> rec = DecodeNameRecord(scan.value());
     if (!rec.ok()) return rec.status();
     out->names.emplace_back(scan.suffix());
+    out->refs.push_back(CriName{static_cast<CriName::Kind>(rec->kind), std::move(rec->ref)});
     out->pinned = out->pinned || rec->pinned;
   }
   if (!scan.status().ok()) return scan.status();
@@ -646,8 +660,7 @@ absl::StatusOr<RocksDbImageStore::CheckReport> RocksDbImageStore::Check(bool rep
       Resolution res = Resolve(k->ns, *rec);
       if (res.ok) {
         ++report.resolved;
-        auto pinned = rec->labels.find(kLabelPinned);
-        NameRecord name_rec{pinned != rec->labels.end() && pinned->second == kPinnedValue};
+        NameRecord name_rec = NameRowFor(k->name, rec->labels);
         want[{Cf::kCriIndex, CriIdPrefix(k->ns, res.image_id)}] = EncodeCriMetaRecord(res.meta);
         want[{Cf::kCriConfigs, CriIdPrefix(k->ns, res.image_id)}] = res.config;
         want[{Cf::kCriIndex, CriNameKey(k->ns, res.image_id, k->name)}] = EncodeNameRecord(name_rec);

@@ -28,9 +28,11 @@ namespace imaged::store {
 
 class RocksDbImageStore final : public ImageStore, public CriImageIndex {
  public:
-  // `db`, `content` and `clock` are not owned. Manifests are chosen for `platform`.
+  // `db`, `content` and `clock` are not owned. Manifests are chosen for
+  // `platform`; `classify` says how CRI reports each name (none: every name
+  // is CriName::kNone, for tests that do not look at repo tags).
   RocksDbImageStore(MetadataDb* db, ContentStore* content, const Clock* clock,
-                    const Platform& platform);
+                    const Platform& platform, CriNameFn classify = nullptr);
 
   absl::StatusOr<Image> Get(absl::string_view ns, absl::string_view name) override;
   absl::StatusOr<std::vector<Image>> List(absl::string_view ns,
@@ -91,12 +93,15 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex {
   absl::StatusOr<std::optional<ImageRecord>> ReadRecord(absl::string_view ns,
                                                         absl::string_view name);
   absl::Status Retry(absl::string_view ns, absl::string_view name);
+  // The name row of `name` for a record with `labels`.
+  NameRecord NameRowFor(absl::string_view name, const Labels& labels) const;
 
   MetadataDb* const db_;
   ContentStore* const content_;
   const Clock* const clock_;
   const PlatformMatcher platform_;
   const std::string platform_name_;
+  const CriNameFn classify_;
   // Serialises image writes: each reads the index, decides, and writes one batch.
   absl::Mutex write_mu_;
 };
