@@ -90,8 +90,11 @@ class Env {
   std::unique_ptr<plugin::RemoteContentStore> client_;
 };
 
+// Built on first use, torn down (server stopped, root removed) after the run.
+std::unique_ptr<Env> env;
+
 Env& GetEnv() {
-  static Env* env = new Env;
+  if (!env) env = std::make_unique<Env>();
   return *env;
 }
 
@@ -140,4 +143,11 @@ BENCHMARK(BM_Read256MiB)->Unit(benchmark::kMillisecond)->UseRealTime();
 }  // namespace
 }  // namespace imaged::bench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  imaged::bench::env.reset();
+  return 0;
+}

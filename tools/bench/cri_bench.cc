@@ -63,6 +63,12 @@ class Node {
     }
   }
 
+  ~Node() {
+    cri_.reset();
+    server_.reset();
+    store::RemoveAll(dir_).IgnoreError();
+  }
+
   cripb::ImageService::Stub& cri() { return *cri_; }
   const std::string& middle_id() const { return middle_id_; }
 
@@ -74,8 +80,10 @@ class Node {
   std::string middle_id_;
 };
 
+// Built on first use, torn down (servers stopped, roots removed) after the run.
+std::map<int, std::unique_ptr<Node>>* nodes = new std::map<int, std::unique_ptr<Node>>;
+
 Node& GetNode(int images) {
-  static auto* nodes = new std::map<int, std::unique_ptr<Node>>;
   auto& node = (*nodes)[images];
   if (!node) node = std::make_unique<Node>(images);
   return *node;
@@ -123,4 +131,11 @@ BENCHMARK(BM_ImageStatusMissing)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosec
 }  // namespace
 }  // namespace imaged::bench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  imaged::bench::nodes->clear();
+  return 0;
+}
