@@ -3,6 +3,7 @@
 #include "plugin/content_client.h"
 #include "plugin/convert.h"
 #include "plugin/grpc_status.h"
+#include "plugin/namespaces.h"
 
 namespace imaged::plugin {
 
@@ -31,23 +32,27 @@ absl::StatusOr<std::vector<store::Image>> RemoteImageStore::List(
 }
 
 absl::StatusOr<store::Image> RemoteImageStore::Create(absl::string_view ns,
-                                                      const store::Image& image) {
+                                                      const store::Image& image,
+                                                      absl::string_view lease) {
   imagespb::CreateImageRequest req;
   ToProto(image, req.mutable_image());
   imagespb::CreateImageResponse resp;
   auto ctx = NamespacedContext(ns);
+  if (!lease.empty()) ctx->AddMetadata(kLeaseHeader, std::string(lease));
   if (absl::Status s = FromGrpcStatus(stub_->Create(ctx.get(), req, &resp)); !s.ok()) return s;
   return FromProto(resp.image());
 }
 
 absl::StatusOr<store::Image> RemoteImageStore::Update(absl::string_view ns,
                                                       const store::Image& image,
-                                                      absl::Span<const std::string> fieldpaths) {
+                                                      absl::Span<const std::string> fieldpaths,
+                                                      absl::string_view lease) {
   imagespb::UpdateImageRequest req;
   ToProto(image, req.mutable_image());
   for (const std::string& p : fieldpaths) req.mutable_update_mask()->add_paths(p);
   imagespb::UpdateImageResponse resp;
   auto ctx = NamespacedContext(ns);
+  if (!lease.empty()) ctx->AddMetadata(kLeaseHeader, std::string(lease));
   if (absl::Status s = FromGrpcStatus(stub_->Update(ctx.get(), req, &resp)); !s.ok()) return s;
   return FromProto(resp.image());
 }

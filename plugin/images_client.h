@@ -19,9 +19,14 @@ class RemoteImageStore final : public store::ImageStore {
   absl::StatusOr<store::Image> Get(absl::string_view ns, absl::string_view name) override;
   absl::StatusOr<std::vector<store::Image>> List(absl::string_view ns,
                                                  absl::Span<const std::string> filters) override;
-  absl::StatusOr<store::Image> Create(absl::string_view ns, const store::Image& image) override;
+  using store::ImageStore::Create;
+  using store::ImageStore::Update;
+  // `lease` goes in the containerd-lease header.
+  absl::StatusOr<store::Image> Create(absl::string_view ns, const store::Image& image,
+                                      absl::string_view lease) override;
   absl::StatusOr<store::Image> Update(absl::string_view ns, const store::Image& image,
-                                      absl::Span<const std::string> fieldpaths) override;
+                                      absl::Span<const std::string> fieldpaths,
+                                      absl::string_view lease) override;
   absl::Status Delete(absl::string_view ns, absl::string_view name) override;
 
  private:

@@ -46,7 +46,7 @@ grpc::Status ImagesService::Create(grpc::ServerContext* ctx,
                                    imagespb::CreateImageResponse* resp) {
   absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
-  absl::StatusOr<store::Image> image = store_->Create(*ns, FromProto(req->image()));
+  absl::StatusOr<store::Image> image = store_->Create(*ns, FromProto(req->image()), LeaseOf(*ctx));
   if (!image.ok()) return ToGrpcStatus(image.status());
   ToProto(*image, resp->mutable_image());
   events_->Publish(*ns, "/images/create", Describe<imagespb::ImageCreate>(*image));
@@ -60,7 +60,8 @@ grpc::Status ImagesService::Update(grpc::ServerContext* ctx,
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   std::vector<std::string> paths(req->update_mask().paths().begin(),
                                  req->update_mask().paths().end());
-  absl::StatusOr<store::Image> image = store_->Update(*ns, FromProto(req->image()), paths);
+  absl::StatusOr<store::Image> image =
+      store_->Update(*ns, FromProto(req->image()), paths, LeaseOf(*ctx));
   if (!image.ok()) return ToGrpcStatus(image.status());
   ToProto(*image, resp->mutable_image());
   events_->Publish(*ns, "/images/update", Describe<imagespb::ImageUpdate>(*image));

@@ -49,12 +49,24 @@ class ImageStore {
   // target.mediatype, labels.<key>, annotations.<key>), in name order.
   virtual absl::StatusOr<std::vector<Image>> List(absl::string_view ns,
                                                   absl::Span<const std::string> filters) = 0;
-  virtual absl::StatusOr<Image> Create(absl::string_view ns, const Image& image) = 0;
+  // Under a `lease` (containerd's, "" for none) the image becomes a resource
+  // of that lease ("images", name) in the same write; NotFound when the lease
+  // does not exist.
+  virtual absl::StatusOr<Image> Create(absl::string_view ns, const Image& image,
+                                       absl::string_view lease) = 0;
+  absl::StatusOr<Image> Create(absl::string_view ns, const Image& image) {
+    return Create(ns, image, "");
+  }
   // Updates the fields named by `fieldpaths` (labels, labels.<key>, target,
   // annotations, annotations.<key>; none means everything but created_at).
   // An empty label value removes the label.
   virtual absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
-                                       absl::Span<const std::string> fieldpaths) = 0;
+                                       absl::Span<const std::string> fieldpaths,
+                                       absl::string_view lease) = 0;
+  absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
+                               absl::Span<const std::string> fieldpaths) {
+    return Update(ns, image, fieldpaths, "");
+  }
   virtual absl::Status Delete(absl::string_view ns, absl::string_view name) = 0;
 };
 

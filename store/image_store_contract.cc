@@ -151,6 +151,13 @@ TEST_P(ImageStoreContract, ListFilters) {
   EXPECT_TRUE(absl::IsInvalidArgument(images().List(kNs, {"name=="}).status()));
 }
 
+TEST_P(ImageStoreContract, WriteUnderAMissingLeaseIsNotFoundAndStoresNothing) {
+  EXPECT_TRUE(absl::IsNotFound(images().Create(kNs, Named("leased"), "no-such-lease").status()));
+  EXPECT_TRUE(absl::IsNotFound(images().Get(kNs, "leased").status()));
+  ASSERT_TRUE(images().Create(kNs, Named("leased")).ok());
+  EXPECT_TRUE(absl::IsNotFound(images().Update(kNs, Named("leased"), {}, "no-such-lease").status()));
+}
+
 TEST_P(ImageStoreContract, NamespacesAreSeparate) {
   ASSERT_TRUE(images().Create("one", Named("img")).ok());
   EXPECT_TRUE(absl::IsNotFound(images().Get("two", "img").status()));

@@ -234,4 +234,12 @@ absl::Status RocksDbLeaseStore::CheckExists(absl::string_view ns, absl::string_v
   return s;
 }
 
+absl::Status CheckLeaseExists(const MetadataDb& db, absl::string_view ns, absl::string_view lease) {
+  if (lease.empty()) return absl::OkStatus();
+  std::string value;
+  absl::Status s = db.Get(Cf::kLeases, LeaseKey(ns, lease), &value);
+  if (absl::IsNotFound(s)) return LeaseNotFound(lease);
+  return s;
+}
+
 }  // namespace imaged::store

@@ -56,6 +56,10 @@ struct LeaseResource {
 // "content" id that is not a sha256 digest); Unimplemented for any other type.
 absl::Status ValidateLeaseResource(const LeaseResource& resource);
 
+// Ok when `lease` is "" (no lease) or exists in `ns`; NotFound otherwise. For
+// stores that put what is written under a lease into their own WriteBatch.
+absl::Status CheckLeaseExists(const MetadataDb& db, absl::string_view ns, absl::string_view lease);
+
 class LeaseStore {
  public:
   virtual ~LeaseStore() = default;

@@ -16,6 +16,7 @@
 #include "store/files.h"
 #include "store/filter.h"
 #include "store/keys.h"
+#include "store/lease_store.h"
 #include "store/records.h"
 
 namespace imaged::store {
@@ -460,16 +461,6 @@ absl::StatusOr<std::vector<IngestStatus>> RocksDbContentStore::ListStatuses(
   return out;
 }
 
-absl::Status RocksDbContentStore::CheckLease(absl::string_view ns, absl::string_view lease) const {
-  if (lease.empty()) return absl::OkStatus();
-  std::string ignored;
-  absl::Status got = db_->Get(Cf::kLeases, LeaseKey(ns, lease), &ignored);
-  if (absl::IsNotFound(got)) {
-    return absl::NotFoundError(absl::StrCat("lease \"", lease, "\": does not exist"));
-  }
-  return got;
-}
-
 absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_view digest,
                                             int64_t total, absl::string_view lease) {
   absl::MutexLock lock(&mu_);
@@ -504,7 +495,7 @@ absl::StatusOr<std::unique_ptr<ContentWriter>> RocksDbContentStore::Writer(
     absl::string_view lease) {
   if (absl::Status s = ValidateRef(ref); !s.ok()) return s;
   if (total < 0) return absl::InvalidArgumentError("negative total");
-  if (absl::Status s = CheckLease(ns, lease); !s.ok()) return s;
+  if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
   if (!expected.empty()) {
     if (absl::Status s = ValidateDigest(expected); !s.ok()) return s;
     absl::Status shared = ShareBlob(ns, expected, total, lease);

@@ -88,8 +88,7 @@ class RocksDbContentStore final : public ContentStore {
   // it. NotFound when no namespace holds such a file.
   absl::Status ShareBlob(absl::string_view ns, absl::string_view digest, int64_t total,
                          absl::string_view lease);
-  // NotFound unless `lease` is "" or exists in `ns`.
-  absl::Status CheckLease(absl::string_view ns, absl::string_view lease) const;
+
   absl::Status RemoveIngest(absl::string_view ns, absl::string_view ref);
   // True when a namespace other than `except` holds `digest`.
   absl::StatusOr<bool> HeldByAnother(absl::string_view digest, absl::string_view except) const;

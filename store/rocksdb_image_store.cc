@@ -10,6 +10,7 @@
 #include "store/digest.h"
 #include "store/filter.h"
 #include "store/keys.h"
+#include "store/lease_store.h"
 
 namespace imaged::store {
 namespace {
@@ -114,6 +115,13 @@ CriImage FromMeta(absl::string_view id, CriMetaRecord meta) {
 }
 
 }  // namespace
+
+void RocksDbImageStore::StageImageLease(rocksdb::WriteBatch* batch, absl::string_view ns,
+                                        absl::string_view lease, absl::string_view name) {
+  if (lease.empty()) return;
+  batch->Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "images", name),
+             rocksdb::Slice());
+}
 
 struct RocksDbImageStore::Resolution {
   bool ok = false;
@@ -367,8 +375,10 @@ absl::StatusOr<std::vector<Image>> RocksDbImageStore::List(absl::string_view ns,
   return out;
 }
 
-absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Image& image) {
+absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Image& image,
+                                                absl::string_view lease) {
   if (absl::Status s = ValidateImage(image); !s.ok()) return s;
+  if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
   absl::MutexLock lock(&write_mu_);
   absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
   if (!existing.ok()) return existing.status();
@@ -380,13 +390,16 @@ absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Imag
   rec.created_at = rec.updated_at = clock_->Now();
   rocksdb::WriteBatch batch;
   if (absl::Status s = StageRecord(&batch, ns, image.name, nullptr, &rec); !s.ok()) return s;
+  StageImageLease(&batch, ns, lease, image.name);
   if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
   return ToImage(image.name, rec);
 }
 
 absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Image& image,
-                                                absl::Span<const std::string> fieldpaths) {
+                                                absl::Span<const std::string> fieldpaths,
+                                                absl::string_view lease) {
   if (image.name.empty()) return absl::InvalidArgumentError("image name is required for update");
+  if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
   absl::MutexLock lock(&write_mu_);
   absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
   if (!existing.ok()) return existing.status();
@@ -428,6 +441,7 @@ absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Imag
 
   rocksdb::WriteBatch batch;
   if (absl::Status s = StageRecord(&batch, ns, image.name, &old, &rec); !s.ok()) return s;
+  StageImageLease(&batch, ns, lease, image.name);
   if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
   return ToImage(image.name, rec);
 }

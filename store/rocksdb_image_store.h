@@ -37,9 +37,13 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex {
   absl::StatusOr<Image> Get(absl::string_view ns, absl::string_view name) override;
   absl::StatusOr<std::vector<Image>> List(absl::string_view ns,
                                           absl::Span<const std::string> filters) override;
-  absl::StatusOr<Image> Create(absl::string_view ns, const Image& image) override;
+  using ImageStore::Create;
+  using ImageStore::Update;
+  absl::StatusOr<Image> Create(absl::string_view ns, const Image& image,
+                               absl::string_view lease) override;
   absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
-                               absl::Span<const std::string> fieldpaths) override;
+                               absl::Span<const std::string> fieldpaths,
+                               absl::string_view lease) override;
   absl::Status Delete(absl::string_view ns, absl::string_view name) override;
 
   absl::Status ListImages(absl::string_view ns, const ImageFn& fn) override;
@@ -93,6 +97,9 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex {
   absl::StatusOr<std::optional<ImageRecord>> ReadRecord(absl::string_view ns,
                                                         absl::string_view name);
   absl::Status Retry(absl::string_view ns, absl::string_view name);
+  // Adds to `batch` that image `name` belongs to `lease` (if any).
+  void StageImageLease(rocksdb::WriteBatch* batch, absl::string_view ns, absl::string_view lease,
+                       absl::string_view name);
   // The name row of `name` for a record with `labels`.
   NameRecord NameRowFor(absl::string_view name, const Labels& labels) const;
 

@@ -296,6 +296,23 @@ TEST_F(CriIndexTest, DeleteOfOneNameKeepsTheOthers) {
   EXPECT_THAT(stores_.index().Check(false)->problems, IsEmpty());
 }
 
+TEST_F(CriIndexTest, ImagesWrittenUnderALeaseAreItsResources) {
+  rocksdb::WriteBatch lease;
+  lease.Put(stores_.db().cf(Cf::kLeases), LeaseKey(kNs, "import-1"), "x");
+  ASSERT_TRUE(stores_.db().Write(&lease).ok());
+  TestImage ti = Make({});
+  Image image;
+  image.name = "leased:1";
+  image.target = ti.manifest;
+  image.target.platform.reset();
+  ASSERT_TRUE(stores_.images().Create(kNs, image, "import-1").ok());
+  std::string ignored;
+  EXPECT_TRUE(stores_.db()
+                  .Get(Cf::kLeaseResources, LeaseResourceKey(kNs, "import-1", "images", "leased:1"),
+                       &ignored)
+                  .ok());
+}
+
 TEST_F(CriIndexTest, CheckFindsAndRepairsDrift) {
   TestImage ti = Make({});
   ASSERT_TRUE(Create("x:1", ti.manifest).ok());
