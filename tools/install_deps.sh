@@ -34,7 +34,9 @@ fi
 upstream=/var/cache/imaged/containerd-dev
 if [ ! -d "$upstream/usr/share/gocode/src/github.com/containerd/containerd/api" ]; then
   tmp=$(mktemp -d) && chmod 755 "$tmp"
-  (cd "$tmp" && apt-get download -qq golang-github-containerd-containerd-dev >/dev/null)
+  # A machine whose packages were all present may have no package lists yet.
+  (cd "$tmp" && { apt-get download -qq golang-github-containerd-containerd-dev >/dev/null 2>&1 ||
+                  { apt-get update -qq && apt-get download -qq golang-github-containerd-containerd-dev >/dev/null; }; })
   mkdir -p "$upstream"
   dpkg-deb -x "$tmp"/golang-github-containerd-containerd-dev_*.deb "$upstream"
   rm -rf "$tmp"
