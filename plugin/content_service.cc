@@ -97,7 +97,13 @@ grpc::Status ContentService::Read(grpc::ServerContext* ctx,
     if (absl::Status s = (*reader)->ReadAt(offset, n, resp.mutable_data()); !s.ok()) {
       return ToGrpcStatus(s);
     }
-    if (resp.data().empty()) break;  // the file is shorter than its record
+    if (resp.data().empty()) {
+      // The blob file is shorter than its record says: never pass that off
+      // as the whole blob.
+      return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                          absl::StrCat("content ", req->digest(), ": blob file ends at ", offset,
+                                       " of ", blob_size, " bytes"));
+    }
     offset += static_cast<int64_t>(resp.data().size());
     if (!writer->Write(resp)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
   }

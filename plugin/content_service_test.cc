@@ -202,6 +202,20 @@ TEST_F(ContentServiceTest, ReadRangesAndBadOffsets) {
   EXPECT_EQ(read(0, -5, &out), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+TEST_F(ContentServiceTest, ReadOfATruncatedBlobFileIsDataLoss) {
+  ASSERT_TRUE(Put("default", "0123456789").ok());
+  const std::string path = fixture_.server()->content_store().BlobPath(Sha256::Of("0123456789"));
+  ASSERT_EQ(::truncate(path.c_str(), 4), 0);
+  contentpb::ReadContentRequest req;
+  req.set_digest(Sha256::Of("0123456789"));
+  auto ctx = NamespacedContext("default");
+  auto reader = stub_->Read(ctx.get(), req);
+  contentpb::ReadContentResponse resp;
+  while (reader->Read(&resp)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DATA_LOSS);
+}
+
 TEST_F(ContentServiceTest, ListSendsBatches) {
   for (int i = 0; i < 250; ++i) ASSERT_TRUE(Put("default", absl::StrCat("blob ", i)).ok());
   contentpb::ListContentRequest req;

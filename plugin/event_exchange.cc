@@ -97,10 +97,7 @@ void EventExchange::PublishEnvelope(const eventspb::Envelope& envelope) {
   for (Subscription* s : subscribers_) {
     if (!s->filter_.MatchesAll() && !s->filter_.Match(adaptor)) continue;
     absl::MutexLock queue_lock(&s->mu_);
-    if (s->queue_.size() >= kMaxQueue) {
-      s->queue_.pop_front();
-      s->overflowed_ = true;
-    }
+    if (s->queue_.size() >= kMaxQueue) s->queue_.pop_front();
     s->queue_.push_back(envelope);
   }
 }

@@ -38,7 +38,6 @@ class EventExchange {
     const store::Filter filter_;
     absl::Mutex mu_;
     std::deque<eventspb::Envelope> queue_ ABSL_GUARDED_BY(mu_);
-    bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
   };
 
   // A subscriber that falls this far behind loses the oldest envelopes.

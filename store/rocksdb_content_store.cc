@@ -262,11 +262,6 @@ void RocksDbContentStore::UnlockRef(const std::string& key) {
   locked_.erase(key);
 }
 
-bool RocksDbContentStore::IsLocked(const std::string& key) {
-  absl::MutexLock lock(&locks_mu_);
-  return locked_.contains(key);
-}
-
 absl::StatusOr<ContentInfo> RocksDbContentStore::Info(absl::string_view ns,
                                                       absl::string_view digest) {
   if (absl::Status s = ValidateDigest(digest); !s.ok()) return s;

@@ -78,7 +78,6 @@ class RocksDbContentStore final : public ContentStore {
   // Holds `key` for one writer; Unavailable when another has it.
   absl::Status LockRef(const std::string& key, absl::string_view ref);
   void UnlockRef(const std::string& key);
-  bool IsLocked(const std::string& key);
   // Moves a verified ingest into blobs/ and writes its metadata (see top).
   absl::Status CommitBlob(absl::string_view ns, absl::string_view ref, const std::string& data_path,
                           const std::string& digest, int64_t size, const Labels& labels,
