@@ -1,5 +1,6 @@
 #include "store/rocksdb_content_store.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +22,43 @@ namespace imaged::store {
 namespace {
 
 namespace fs = std::filesystem;
+
+// KillNineAtAnyPointLeavesOnlyWholeBlobs runs this binary again as its
+// writer: this runs before main, so the child never enters the test runner.
+// It writes, commits and deletes blobs until it is killed.
+[[noreturn]] void CrashChild(const char* root, int round, int progress) {
+  auto db = MetadataDb::Open(std::string(root) + "/meta");
+  if (!db.ok()) ::_exit(3);
+  auto store = RocksDbContentStore::Open(db->get(), root, SystemClock::Get());
+  if (!store.ok()) ::_exit(4);
+  for (int i = 0;; ++i) {
+    std::string data(1 << 16, static_cast<char>('a' + i % 26));
+    data += absl::StrCat(round, "-", i);
+    auto w = (*store)->Writer("default", absl::StrCat("ref-", i % 3), 0, "");
+    if (!w.ok()) continue;
+    // An ingest left by the previous round resumes with its old bytes:
+    // start it over, as a client writing at offset 0 would.
+    (*w)->Truncate(0).IgnoreError();
+    for (size_t off = 0; off < data.size(); off += 4096) {
+      (*w)->Write(data.substr(off, 4096)).IgnoreError();
+    }
+    if ((*w)->Commit(0, Sha256::Of(data), {{"i", absl::StrCat(i)}}).ok() && progress >= 0) {
+      if (::write(progress, "x", 1) != 1) ::_exit(6);
+      ::close(progress);
+      progress = -1;
+    }
+    if (i % 4 == 0) (*store)->Delete("default", Sha256::Of(data)).IgnoreError();
+  }
+}
+
+const bool kCrashChild = [] {
+  const char* root = std::getenv("IMAGED_CRASH_CHILD_ROOT");
+  if (root != nullptr) {
+    CrashChild(root, std::atoi(std::getenv("IMAGED_CRASH_CHILD_ROUND")),
+               std::atoi(std::getenv("IMAGED_CRASH_CHILD_FD")));
+  }
+  return false;
+}();
 
 std::string MakeTempDir() {
   const char* base = std::getenv("TEST_TMPDIR");
@@ -266,28 +304,36 @@ TEST(RocksDbContentStoreTest, KillNineAtAnyPointLeavesOnlyWholeBlobs) {
   std::mt19937 rng(42);
   int blobs_seen = 0;
   for (int round = 0; round < 12; ++round) {
+    // The child is this binary run afresh (fork alone would leave it with
+    // RocksDB's thread pools of the parent, and no threads behind them). It
+    // reports its first commit on a pipe, so the kill lands in the middle of
+    // the write loop however slow the machine is.
+    int progress[2];
+    ASSERT_EQ(::pipe(progress), 0);
+    // Built before fork: the child only closes, execs or exits.
+    const std::string env_root = absl::StrCat("IMAGED_CRASH_CHILD_ROOT=", root);
+    const std::string env_round = absl::StrCat("IMAGED_CRASH_CHILD_ROUND=", round);
+    const std::string env_fd = absl::StrCat("IMAGED_CRASH_CHILD_FD=", progress[1]);
+    char* const env[] = {const_cast<char*>(env_root.c_str()), const_cast<char*>(env_round.c_str()),
+                         const_cast<char*>(env_fd.c_str()), nullptr};
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      auto db = MetadataDb::Open(root + "/meta");
-      if (!db.ok()) ::_exit(3);
-      auto store = RocksDbContentStore::Open(db->get(), root, SystemClock::Get());
-      if (!store.ok()) ::_exit(4);
-      for (int i = 0;; ++i) {
-        std::string data(1 << 16, static_cast<char>('a' + i % 26));
-        data += absl::StrCat(round, "-", i);
-        auto w = (*store)->Writer("default", absl::StrCat("ref-", i % 3), 0, "");
-        if (!w.ok()) continue;
-        for (size_t off = 0; off < data.size(); off += 4096) (*w)->Write(data.substr(off, 4096)).IgnoreError();
-        (*w)->Commit(0, Sha256::Of(data), {{"i", absl::StrCat(i)}}).IgnoreError();
-        if (i % 4 == 0) (*store)->Delete("default", Sha256::Of(data)).IgnoreError();
-      }
+      ::close(progress[0]);
+      ::execle("/proc/self/exe", "crash-child", static_cast<char*>(nullptr), env);
+      ::_exit(5);
     }
-    ::usleep(std::uniform_int_distribution<int>(20000, 150000)(rng));
+    ::close(progress[1]);
+    pollfd wait_for{progress[0], POLLIN, 0};
+    char byte;
+    ssize_t started = ::poll(&wait_for, 1, 60000) == 1 ? ::read(progress[0], &byte, 1) : 0;
+    ::close(progress[0]);
+    ::usleep(std::uniform_int_distribution<int>(0, 100000)(rng));
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
+    ASSERT_EQ(started, 1) << "the child never committed before it was killed";
 
     auto db = MetadataDb::Open(root + "/meta");
     ASSERT_TRUE(db.ok()) << db.status();
