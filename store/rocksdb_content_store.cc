@@ -671,6 +671,20 @@ absl::Status RocksDbContentStore::Recover() {
 
 absl::StatusOr<int> RocksDbContentStore::ExpireIngests(absl::Duration max_age) {
   absl::Time cutoff = clock_->Now() - max_age;
+  // A lease holds its ingests until the lease goes, as in containerd.
+  absl::flat_hash_set<std::string> leased;
+  {
+    PrefixScan scan(*db_, Cf::kLeaseResources, "");
+    for (; scan.Valid(); scan.Next()) {
+      std::optional<NamespacedKey> k = ParseNamespacedKey(scan.key());
+      absl::string_view rest = k ? k->name : absl::string_view();
+      absl::string_view lease;
+      if (!k || !GetLengthPrefixed(&rest, &lease)) continue;
+      std::optional<LeaseResourceSuffix> r = ParseLeaseResourceSuffix(rest);
+      if (r && r->type == "ingests") leased.insert(IngestKey(k->ns, r->id));
+    }
+    if (!scan.status().ok()) return scan.status();
+  }
   std::vector<std::pair<std::string, std::string>> stale;  // ns, ref
   {
     PrefixScan scan(*db_, Cf::kIngests, "");
@@ -678,7 +692,9 @@ absl::StatusOr<int> RocksDbContentStore::ExpireIngests(absl::Duration max_age) {
       std::optional<NamespacedKey> k = ParseNamespacedKey(scan.key());
       absl::StatusOr<IngestRecord> r = DecodeIngestRecord(scan.value());
       if (!k || !r.ok()) continue;
-      if (r->updated_at < cutoff) stale.emplace_back(std::string(k->ns), std::string(k->name));
+      if (r->updated_at < cutoff && !leased.contains(scan.key())) {
+        stale.emplace_back(std::string(k->ns), std::string(k->name));
+      }
     }
     if (!scan.status().ok()) return scan.status();
   }

@@ -35,7 +35,8 @@ class RocksDbContentStore final : public ContentStore {
   // Removes what a crash can leave behind: ingest directories without a row and
   // blob files no namespace holds. Call once at startup, before serving.
   absl::Status Recover();
-  // Aborts ingests that no writer holds and that were not updated for `max_age`.
+  // Aborts ingests that no writer and no lease holds and that were not
+  // updated for `max_age`.
   // Returns how many went.
   absl::StatusOr<int> ExpireIngests(absl::Duration max_age);
 

@@ -259,6 +259,22 @@ TEST(RocksDbContentStoreTest, WritesUnderALeaseBecomeItsResourcesInTheSameBatch)
   EXPECT_TRUE(has("content", Sha256::Of("held")));
 }
 
+TEST(RocksDbContentStoreTest, LeasedIngestsDoNotExpire) {
+  FakeClock clock;
+  Fixture f(&clock);
+  rocksdb::WriteBatch lease;
+  lease.Put(f.db().cf(Cf::kLeases), LeaseKey("default", "slow-pull"), "x");
+  ASSERT_TRUE(f.db().Write(&lease).ok());
+  { ASSERT_TRUE(f.store().Writer("default", "leased", 0, "", "slow-pull").ok()); }
+  { ASSERT_TRUE(f.store().Writer("default", "loose", 0, "").ok()); }
+  clock.Advance(absl::Hours(48));
+  absl::StatusOr<int> removed = f.store().ExpireIngests(absl::Hours(24));
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, 1);
+  EXPECT_TRUE(f.store().Status("default", "leased").ok());
+  EXPECT_TRUE(absl::IsNotFound(f.store().Status("default", "loose").status()));
+}
+
 TEST(RocksDbContentStoreTest, SharingNeedsTheDeclaredSizeToMatch) {
   Fixture f;
   ASSERT_TRUE(PutBlob(f.store(), "a", "r", "12345").ok());
