@@ -95,9 +95,9 @@ std::string HumanSize(uint64_t bytes) {
   return s + kUnits[unit];
 }
 
-absl::Status Images(grpc::Channel* ch, const std::string& filter, bool digests, bool quiet,
+absl::Status Images(const std::shared_ptr<grpc::Channel>& ch, const std::string& filter, bool digests, bool quiet,
                     std::ostream& out) {
-  auto stub = cripb::ImageService::NewStub(std::shared_ptr<grpc::Channel>(ch, [](grpc::Channel*) {}));
+  auto stub = cripb::ImageService::NewStub(ch);
   cripb::ListImagesRequest req;
   if (!filter.empty()) req.mutable_filter()->mutable_image()->set_image(filter);
   cripb::ListImagesResponse resp;
@@ -134,8 +134,8 @@ absl::Status Images(grpc::Channel* ch, const std::string& filter, bool digests, 
   return absl::OkStatus();
 }
 
-absl::Status InspectImage(grpc::Channel* ch, const std::string& ref, std::ostream& out) {
-  auto stub = cripb::ImageService::NewStub(std::shared_ptr<grpc::Channel>(ch, [](grpc::Channel*) {}));
+absl::Status InspectImage(const std::shared_ptr<grpc::Channel>& ch, const std::string& ref, std::ostream& out) {
+  auto stub = cripb::ImageService::NewStub(ch);
   cripb::ImageStatusRequest req;
   req.mutable_image()->set_image(ref);
   req.set_verbose(true);
@@ -152,9 +152,9 @@ absl::Status InspectImage(grpc::Channel* ch, const std::string& ref, std::ostrea
   return absl::OkStatus();
 }
 
-absl::Status RemoveImages(grpc::Channel* ch, const std::vector<std::string>& refs,
+absl::Status RemoveImages(const std::shared_ptr<grpc::Channel>& ch, const std::vector<std::string>& refs,
                           std::ostream& out) {
-  auto stub = cripb::ImageService::NewStub(std::shared_ptr<grpc::Channel>(ch, [](grpc::Channel*) {}));
+  auto stub = cripb::ImageService::NewStub(ch);
   absl::Status result;
   for (const std::string& ref : refs) {
     cripb::RemoveImageRequest req;
@@ -172,8 +172,8 @@ absl::Status RemoveImages(grpc::Channel* ch, const std::vector<std::string>& ref
   return result;
 }
 
-absl::Status ImageFsInfo(grpc::Channel* ch, std::ostream& out) {
-  auto stub = cripb::ImageService::NewStub(std::shared_ptr<grpc::Channel>(ch, [](grpc::Channel*) {}));
+absl::Status ImageFsInfo(const std::shared_ptr<grpc::Channel>& ch, std::ostream& out) {
+  auto stub = cripb::ImageService::NewStub(ch);
   cripb::ImageFsInfoRequest req;
   cripb::ImageFsInfoResponse resp;
   grpc::ClientContext ctx;
@@ -189,9 +189,9 @@ absl::Status ImageFsInfo(grpc::Channel* ch, std::ostream& out) {
   return absl::OkStatus();
 }
 
-absl::Status ListRecords(grpc::Channel* ch, const std::string& ns,
+absl::Status ListRecords(const std::shared_ptr<grpc::Channel>& ch, const std::string& ns,
                          const std::vector<std::string>& filters, std::ostream& out) {
-  plugin::RemoteImageStore images(std::shared_ptr<grpc::Channel>(ch, [](grpc::Channel*) {}));
+  plugin::RemoteImageStore images(ch);
   auto list = images.List(ns, filters);
   if (!list.ok()) return list.status();
   std::vector<std::vector<std::string>> rows = {{"NAME", "TARGET", "IMAGE ID", "LABELS"}};
@@ -209,8 +209,8 @@ absl::Status ListRecords(grpc::Channel* ch, const std::string& ns,
   return absl::OkStatus();
 }
 
-absl::Status Check(grpc::Channel* ch, bool repair, std::ostream& out) {
-  auto stub = adminpb::Admin::NewStub(std::shared_ptr<grpc::Channel>(ch, [](grpc::Channel*) {}));
+absl::Status Check(const std::shared_ptr<grpc::Channel>& ch, bool repair, std::ostream& out) {
+  auto stub = adminpb::Admin::NewStub(ch);
   adminpb::CheckIndexRequest req;
   req.set_repair(repair);
   adminpb::CheckIndexResponse resp;

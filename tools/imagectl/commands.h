@@ -19,18 +19,18 @@ namespace imaged::imagectl {
 std::shared_ptr<grpc::Channel> Connect(const std::string& address);
 
 // CRI (runtime.v1.ImageService), like crictl.
-absl::Status Images(grpc::Channel* ch, const std::string& filter, bool digests, bool quiet,
+absl::Status Images(const std::shared_ptr<grpc::Channel>& ch, const std::string& filter, bool digests, bool quiet,
                     std::ostream& out);
-absl::Status InspectImage(grpc::Channel* ch, const std::string& ref, std::ostream& out);
-absl::Status RemoveImages(grpc::Channel* ch, const std::vector<std::string>& refs,
+absl::Status InspectImage(const std::shared_ptr<grpc::Channel>& ch, const std::string& ref, std::ostream& out);
+absl::Status RemoveImages(const std::shared_ptr<grpc::Channel>& ch, const std::vector<std::string>& refs,
                           std::ostream& out);
-absl::Status ImageFsInfo(grpc::Channel* ch, std::ostream& out);
+absl::Status ImageFsInfo(const std::shared_ptr<grpc::Channel>& ch, std::ostream& out);
 
 // containerd's Images API and imaged's Admin API.
-absl::Status ListRecords(grpc::Channel* ch, const std::string& ns,
+absl::Status ListRecords(const std::shared_ptr<grpc::Channel>& ch, const std::string& ns,
                          const std::vector<std::string>& filters, std::ostream& out);
 // Index consistency and unresolved records; a problem found is FailedPrecondition.
-absl::Status Check(grpc::Channel* ch, bool repair, std::ostream& out);
+absl::Status Check(const std::shared_ptr<grpc::Channel>& ch, bool repair, std::ostream& out);
 
 // "1.5MB": crictl's human-readable size (powers of 1000).
 std::string HumanSize(uint64_t bytes);

@@ -51,27 +51,27 @@ TEST(HumanSizeTest, LikeCrictl) {
 TEST_F(ImagectlTest, ImagesListsTagsWithShortIds) {
   store::TestImage ti = Add("docker.io/library/busybox:1.36", "a");
   std::ostringstream out;
-  ASSERT_TRUE(Images(channel_.get(), "", false, false, out).ok());
+  ASSERT_TRUE(Images(channel_, "", false, false, out).ok());
   EXPECT_THAT(out.str(), HasSubstr("IMAGE"));
   EXPECT_THAT(out.str(), HasSubstr("docker.io/library/busybox"));
   EXPECT_THAT(out.str(), HasSubstr("1.36"));
   EXPECT_THAT(out.str(), HasSubstr(ti.config.digest.substr(7, 13)));
   std::ostringstream quiet;
-  ASSERT_TRUE(Images(channel_.get(), "", false, true, quiet).ok());
+  ASSERT_TRUE(Images(channel_, "", false, true, quiet).ok());
   EXPECT_EQ(quiet.str(), ti.config.digest + "\n");
 }
 
 TEST_F(ImagectlTest, InspectiAndRmi) {
   Add("docker.io/library/app:1", "b");
   std::ostringstream out;
-  ASSERT_TRUE(InspectImage(channel_.get(), "app:1", out).ok());
+  ASSERT_TRUE(InspectImage(channel_, "app:1", out).ok());
   EXPECT_THAT(out.str(), HasSubstr("\"chainID\""));
   EXPECT_THAT(out.str(), HasSubstr("docker.io/library/app:1"));
   std::ostringstream rm;
-  ASSERT_TRUE(RemoveImages(channel_.get(), {"app:1"}, rm).ok());
+  ASSERT_TRUE(RemoveImages(channel_, {"app:1"}, rm).ok());
   EXPECT_THAT(rm.str(), HasSubstr("Deleted: app:1"));
   std::ostringstream missing;
-  EXPECT_TRUE(absl::IsNotFound(InspectImage(channel_.get(), "app:1", missing)));
+  EXPECT_TRUE(absl::IsNotFound(InspectImage(channel_, "app:1", missing)));
 }
 
 TEST_F(ImagectlTest, LsAndCheckReportUnresolvedRecords) {
@@ -82,10 +82,10 @@ TEST_F(ImagectlTest, LsAndCheckReportUnresolvedRecords) {
                                       "sha256:" + std::string(64, 'e'), 10, {}, std::nullopt};
   ASSERT_TRUE(images_.Create("k8s.io", dangling).ok());
   std::ostringstream ls;
-  ASSERT_TRUE(ListRecords(channel_.get(), "k8s.io", {}, ls).ok());
+  ASSERT_TRUE(ListRecords(channel_, "k8s.io", {}, ls).ok());
   EXPECT_THAT(ls.str(), HasSubstr("<unresolved>"));
   std::ostringstream check;
-  ASSERT_TRUE(Check(channel_.get(), false, check).ok()) << check.str();
+  ASSERT_TRUE(Check(channel_, false, check).ok()) << check.str();
   EXPECT_THAT(check.str(), HasSubstr("records: 2, resolved: 1, unresolved: 1"));
   EXPECT_THAT(check.str(), HasSubstr("unresolved: k8s.io/docker.io/library/dangling:1: waiting for manifest"));
 }
@@ -93,7 +93,7 @@ TEST_F(ImagectlTest, LsAndCheckReportUnresolvedRecords) {
 TEST_F(ImagectlTest, ImageFsInfoIsJson) {
   Add("docker.io/library/fs:1", "d");
   std::ostringstream out;
-  ASSERT_TRUE(ImageFsInfo(channel_.get(), out).ok());
+  ASSERT_TRUE(ImageFsInfo(channel_, out).ok());
   EXPECT_THAT(out.str(), HasSubstr("\"mountpoint\": \"" + fixture_.config().root + "\""));
   EXPECT_THAT(out.str(), HasSubstr("\"inodesUsed\""));
 }

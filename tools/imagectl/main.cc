@@ -35,12 +35,12 @@ int main(int argc, char** argv) {
 
   auto channel = ic::Connect(address);
   absl::Status s;
-  if (*images) s = ic::Images(channel.get(), filter, digests, quiet, std::cout);
-  if (*inspecti) s = ic::InspectImage(channel.get(), ref, std::cout);
-  if (*rmi) s = ic::RemoveImages(channel.get(), refs, std::cout);
-  if (*fsinfo) s = ic::ImageFsInfo(channel.get(), std::cout);
-  if (*ls) s = ic::ListRecords(channel.get(), ns, filters, std::cout);
-  if (*check) s = ic::Check(channel.get(), repair, std::cout);
+  if (*images) s = ic::Images(channel, filter, digests, quiet, std::cout);
+  if (*inspecti) s = ic::InspectImage(channel, ref, std::cout);
+  if (*rmi) s = ic::RemoveImages(channel, refs, std::cout);
+  if (*fsinfo) s = ic::ImageFsInfo(channel, std::cout);
+  if (*ls) s = ic::ListRecords(channel, ns, filters, std::cout);
+  if (*check) s = ic::Check(channel, repair, std::cout);
   if (!s.ok()) {
     std::cerr << "imagectl: " << s.message() << "\n";
     return 1;
