@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -68,6 +69,33 @@ class ImageStore {
     return Update(ns, image, fieldpaths, "");
   }
   virtual absl::Status Delete(absl::string_view ns, absl::string_view name) = 0;
+};
+
+// What a pull or an import ends with: the image's records and the labels
+// that tie its blobs together (containerd's gc.ref labels on the index and
+// the manifest), written as one operation.
+struct ImageCommit {
+  // Each is created, or, when the name exists, gets this target and these
+  // labels set (other labels stay; an empty value removes one).
+  std::vector<Image> images;
+  // digest -> labels to set on that blob of the namespace (merged as above).
+  std::vector<std::pair<std::string, Labels>> blob_labels;
+};
+
+class ImageCommitter {
+ public:
+  virtual ~ImageCommitter() = default;
+  // Applies `commit` to `ns` in one write and returns the records as
+  // written, each with whether it existed before. NotFound when a labelled
+  // blob or the `lease` is missing (nothing is written then);
+  // InvalidArgument as for Create.
+  struct Written {
+    Image image;
+    bool existed = false;
+  };
+  virtual absl::StatusOr<std::vector<Written>> Commit(absl::string_view ns,
+                                                      const ImageCommit& commit,
+                                                      absl::string_view lease) = 0;
 };
 
 // How CRI reports one record name: as a repo tag, a repo digest, or not at

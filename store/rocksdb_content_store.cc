@@ -320,6 +320,34 @@ absl::StatusOr<ContentInfo> RocksDbContentStore::Update(absl::string_view ns,
   return ToInfo(info.digest, *r);
 }
 
+absl::Status RocksDbContentStore::WriteWithBlobLabels(
+    absl::string_view ns, absl::Span<const std::pair<std::string, Labels>> labels,
+    rocksdb::WriteBatch* batch) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  for (const auto& [digest, set] : labels) {
+    if (absl::Status s = ValidateDigest(digest); !s.ok()) return s;
+    std::string key = ContentKey(ns, digest);
+    std::string value;
+    absl::Status got = db_->Get(Cf::kContent, key, &value);
+    if (absl::IsNotFound(got)) return ContentNotFound(digest);
+    if (!got.ok()) return got;
+    absl::StatusOr<ContentRecord> r = DecodeContentRecord(value);
+    if (!r.ok()) return r.status();
+    for (const auto& [k, v] : set) {
+      if (v.empty()) {
+        r->labels.erase(k);
+      } else {
+        r->labels[k] = v;
+      }
+    }
+    if (absl::Status s = ValidateLabels(r->labels); !s.ok()) return s;
+    r->updated_at = now;
+    batch->Put(db_->cf(Cf::kContent), key, EncodeContentRecord(*r));
+  }
+  return db_->Write(batch);
+}
+
 absl::Status RocksDbContentStore::Walk(absl::string_view ns, absl::Span<const std::string> filters,
                                        const WalkFn& fn) {
   absl::StatusOr<Filter> filter = Filter::ParseAll(filters);

@@ -52,6 +52,14 @@ class RocksDbContentStore final : public ContentStore {
   std::string BlobPath(absl::string_view digest) const;
   const std::string& root() const { return root_; }
 
+  // Adds to `batch` the setting of `labels` on blobs of `ns` (merged: other
+  // labels stay, an empty value removes one) and writes it, under the lock
+  // that orders label updates, so another store's rows and these labels land
+  // in one write. NotFound (nothing written) when a blob is missing.
+  absl::Status WriteWithBlobLabels(absl::string_view ns,
+                                   absl::Span<const std::pair<std::string, Labels>> labels,
+                                   rocksdb::WriteBatch* batch);
+
   absl::StatusOr<ContentInfo> Info(absl::string_view ns, absl::string_view digest) override;
   absl::StatusOr<ContentInfo> Update(absl::string_view ns, const ContentInfo& info,
                                      absl::Span<const std::string> fieldpaths) override;

@@ -133,7 +133,7 @@ struct RocksDbImageStore::Resolution {
   std::string reason;
 };
 
-RocksDbImageStore::RocksDbImageStore(MetadataDb* db, ContentStore* content, const Clock* clock,
+RocksDbImageStore::RocksDbImageStore(MetadataDb* db, RocksDbContentStore* content, const Clock* clock,
                                      const Platform& platform, CriNameFn classify)
     : db_(db),
       content_(content),
@@ -238,7 +238,8 @@ RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
 }
 
 absl::Status RocksDbImageStore::StageUnindex(rocksdb::WriteBatch* batch, absl::string_view ns,
-                                             absl::string_view name, const ImageRecord& old) {
+                                             absl::string_view name, const ImageRecord& old,
+                                             const absl::flat_hash_set<std::string>* rewritten) {
   auto id = old.labels.find(kLabelImageId);
   if (id != old.labels.end()) {
     std::string name_key = CriNameKey(ns, id->second, name);
@@ -249,7 +250,8 @@ absl::Status RocksDbImageStore::StageUnindex(rocksdb::WriteBatch* batch, absl::s
       bool others = false;
       PrefixScan scan(*db_, Cf::kCriIndex, CriIdPrefix(ns, id->second));
       for (; scan.Valid(); scan.Next()) {
-        if (!scan.suffix().empty() && scan.suffix() != name) {
+        if (!scan.suffix().empty() && scan.suffix() != name &&
+            (rewritten == nullptr || !rewritten->contains(scan.suffix()))) {
           others = true;
           break;
         }
@@ -283,9 +285,10 @@ absl::Status RocksDbImageStore::StageDropUnresolved(rocksdb::WriteBatch* batch,
 
 absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::string_view ns,
                                             absl::string_view name, const ImageRecord* old,
-                                            ImageRecord* rec) {
+                                            ImageRecord* rec,
+                                            const absl::flat_hash_set<std::string>* rewritten) {
   if (old != nullptr) {
-    if (absl::Status s = StageUnindex(batch, ns, name, *old); !s.ok()) return s;
+    if (absl::Status s = StageUnindex(batch, ns, name, *old, rewritten); !s.ok()) return s;
     // Labels derived from an old target do not describe a new one, unless this
     // write set them itself.
     if (old->digest != rec->digest) {
@@ -393,6 +396,52 @@ absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Imag
   StageImageLease(&batch, ns, lease, image.name);
   if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
   return ToImage(image.name, rec);
+}
+
+absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(
+    absl::string_view ns, const ImageCommit& commit, absl::string_view lease) {
+  absl::flat_hash_set<std::string> names;
+  for (const Image& image : commit.images) {
+    if (absl::Status s = ValidateImage(image); !s.ok()) return s;
+    if (!names.insert(image.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("image \"", image.name, "\": named twice in one commit"));
+    }
+  }
+  if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
+  absl::MutexLock lock(&write_mu_);
+  const absl::Time now = clock_->Now();
+  rocksdb::WriteBatch batch;
+  std::vector<Written> out;
+  for (const Image& image : commit.images) {
+    absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
+    if (!existing.ok()) return existing.status();
+    ImageRecord rec;
+    if (existing->has_value()) {
+      rec = **existing;
+      ImageRecord fresh = ToRecord(image);
+      rec.media_type = fresh.media_type;
+      rec.digest = fresh.digest;
+      rec.size = fresh.size;
+      rec.annotations = fresh.annotations;
+      for (const auto& [k, v] : image.labels) rec.labels[k] = v;
+    } else {
+      rec = ToRecord(image);
+      rec.created_at = now;
+    }
+    DropEmptyLabels(&rec.labels);
+    rec.updated_at = now;
+    const ImageRecord* old = existing->has_value() ? &**existing : nullptr;
+    if (absl::Status s = StageRecord(&batch, ns, image.name, old, &rec, &names); !s.ok()) {
+      return s;
+    }
+    StageImageLease(&batch, ns, lease, image.name);
+    out.push_back(Written{ToImage(image.name, rec), existing->has_value()});
+  }
+  if (absl::Status s = content_->WriteWithBlobLabels(ns, commit.blob_labels, &batch); !s.ok()) {
+    return s;
+  }
+  return out;
 }
 
 absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Image& image,

@@ -15,10 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "rocksdb/write_batch.h"
 #include "store/clock.h"
 #include "store/content_store.h"
+#include "store/rocksdb_content_store.h"
 #include "store/image_store.h"
 #include "store/metadata_db.h"
 #include "store/platform.h"
@@ -26,12 +28,12 @@
 
 namespace imaged::store {
 
-class RocksDbImageStore final : public ImageStore, public CriImageIndex {
+class RocksDbImageStore final : public ImageStore, public CriImageIndex, public ImageCommitter {
  public:
   // `db`, `content` and `clock` are not owned. Manifests are chosen for
   // `platform`; `classify` says how CRI reports each name (none: every name
   // is CriName::kNone, for tests that do not look at repo tags).
-  RocksDbImageStore(MetadataDb* db, ContentStore* content, const Clock* clock,
+  RocksDbImageStore(MetadataDb* db, RocksDbContentStore* content, const Clock* clock,
                     const Platform& platform, CriNameFn classify = nullptr);
 
   absl::StatusOr<Image> Get(absl::string_view ns, absl::string_view name) override;
@@ -45,6 +47,11 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex {
                                absl::Span<const std::string> fieldpaths,
                                absl::string_view lease) override;
   absl::Status Delete(absl::string_view ns, absl::string_view name) override;
+
+  // The records and the blob labels in one batch (written by the content
+  // store, which orders label updates).
+  absl::StatusOr<std::vector<Written>> Commit(absl::string_view ns, const ImageCommit& commit,
+                                              absl::string_view lease) override;
 
   absl::Status ListImages(absl::string_view ns, const ImageFn& fn) override;
   absl::StatusOr<std::optional<CriImage>> GetImage(absl::string_view ns,
@@ -84,12 +91,16 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex {
   // Adds to `batch` everything that writing `rec` (replacing `old`, if any)
   // under `name` implies: index rows, unresolved/awaiting rows, derived
   // labels (set on `rec`), and the record itself.
+  // `rewritten` names the other records the same batch rewrites (their old
+  // index rows do not keep an image ID alive).
   absl::Status StageRecord(rocksdb::WriteBatch* batch, absl::string_view ns,
-                           absl::string_view name, const ImageRecord* old, ImageRecord* rec)
+                           absl::string_view name, const ImageRecord* old, ImageRecord* rec,
+                           const absl::flat_hash_set<std::string>* rewritten = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Adds to `batch` the removal of `name`'s index, unresolved and awaiting rows.
   absl::Status StageUnindex(rocksdb::WriteBatch* batch, absl::string_view ns,
-                            absl::string_view name, const ImageRecord& old)
+                            absl::string_view name, const ImageRecord& old,
+                            const absl::flat_hash_set<std::string>* rewritten = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Adds to `batch` the removal of `name`'s unresolved and awaiting rows, if any.
   absl::Status StageDropUnresolved(rocksdb::WriteBatch* batch, absl::string_view ns,
@@ -104,7 +115,7 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex {
   NameRecord NameRowFor(absl::string_view name, const Labels& labels) const;
 
   MetadataDb* const db_;
-  ContentStore* const content_;
+  RocksDbContentStore* const content_;
   const Clock* const clock_;
   const PlatformMatcher platform_;
   const std::string platform_name_;

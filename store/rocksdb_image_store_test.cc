@@ -336,5 +336,67 @@ TEST_F(CriIndexTest, CheckFindsAndRepairsDrift) {
   EXPECT_THAT(stores_.index().Check(false)->problems, IsEmpty());
 }
 
+// What a pull ends with: names and blob labels in one write.
+ImageCommit PullCommit(const TestImage& ti, std::vector<std::string> names) {
+  ImageCommit c;
+  for (std::string& n : names) {
+    Image image;
+    image.name = std::move(n);
+    image.target = ti.manifest;
+    image.target.platform.reset();
+    image.labels[kLabelManaged] = "managed";
+    c.images.push_back(std::move(image));
+  }
+  c.blob_labels.push_back({ti.manifest.digest, {{"containerd.io/gc.ref.content.config", ti.config.digest}}});
+  return c;
+}
+
+TEST_F(CriIndexTest, CommitWritesNamesAndBlobLabelsTogether) {
+  TestImage ti = Make({});
+  auto written = stores_.index().Commit(kNs, PullCommit(ti, {"r/app:1", ti.config.digest}), "");
+  ASSERT_TRUE(written.ok()) << written.status();
+  ASSERT_EQ(written->size(), 2u);
+  EXPECT_FALSE((*written)[0].existed);
+  EXPECT_THAT(List()[0].names, ElementsAre("r/app:1", ti.config.digest));
+  auto info = stores_.content().Info(kNs, ti.manifest.digest);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->labels.at("containerd.io/gc.ref.content.config"), ti.config.digest);
+}
+
+TEST_F(CriIndexTest, CommitWithAMissingBlobWritesNothing) {
+  TestImage ti = Make({});
+  ImageCommit c = PullCommit(ti, {"r/app:1"});
+  c.blob_labels.push_back({Sha256::Of("not stored"), {{"k", "v"}}});
+  auto written = stores_.index().Commit(kNs, c, "");
+  EXPECT_EQ(written.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(List(), IsEmpty());
+  EXPECT_EQ(stores_.images().Get(kNs, "r/app:1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(stores_.content().Info(kNs, ti.manifest.digest)->labels.empty());
+}
+
+TEST_F(CriIndexTest, CommitMovingEveryNameToANewImageDropsTheOldOne) {
+  TestImageSpec old_spec;
+  old_spec.seed = "old";
+  TestImage old_image = Make(old_spec), new_image = Make({});
+  ASSERT_TRUE(stores_.index().Commit(kNs, PullCommit(old_image, {"r/app:1", "r/app:2"}), "").ok());
+  // A record that is not managed keeps its labels when the commit re-points it.
+  ASSERT_TRUE(stores_.images().Update(kNs, Image{"r/app:2", {{"team", "x"}}, {}, {}, {}},
+                                      {"labels.team"}).ok());
+  auto written = stores_.index().Commit(kNs, PullCommit(new_image, {"r/app:1", "r/app:2"}), "");
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_TRUE((*written)[1].existed);
+  std::vector<CriImage> list = List();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].id, new_image.config.digest);
+  EXPECT_EQ(stores_.images().Get(kNs, "r/app:2")->labels.at("team"), "x");
+  auto stale = stores_.index().GetImage(kNs, old_image.config.digest);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_FALSE(stale->has_value());
+  EXPECT_THAT(stores_.index().Check(false)->problems, IsEmpty());
+  std::string ignored;
+  EXPECT_TRUE(absl::IsNotFound(
+      stores_.db().Get(Cf::kCriConfigs, CriIdPrefix(kNs, old_image.config.digest), &ignored)));
+}
+
 }  // namespace
 }  // namespace imaged::store
