@@ -11,6 +11,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   containerd docker-registry umoci skopeo
+  python3 openssl curl apache2-utils
 )
 
 missing=()
