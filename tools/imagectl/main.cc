@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "tools/imagectl/archive_commands.h"
 #include "tools/imagectl/commands.h"
 
 int main(int argc, char** argv) {
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   ls->add_option("filters", filters, "containerd filters, e.g. name~=busybox");
   auto* check = app.add_subcommand("check", "check the image-ID index against the records");
   check->add_flag("--repair", repair, "rebuild the index from the records");
+  ic::ArchiveCommands archive(app);  // import, export
   CLI11_PARSE(app, argc, argv);
 
   auto channel = ic::Connect(address);
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
   if (*fsinfo) s = ic::ImageFsInfo(channel, std::cout);
   if (*ls) s = ic::ListRecords(channel, ns, filters, std::cout);
   if (*check) s = ic::Check(channel, repair, std::cout);
+  if (archive.selected()) s = archive.Run(channel, std::cout);
   if (!s.ok()) {
     std::cerr << "imagectl: " << s.message() << "\n";
     return 1;
