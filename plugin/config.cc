@@ -65,6 +65,20 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
         return Bad(path, k, "must be a positive duration such as \"30s\" or \"24h\"");
       }
       (k == "ingest_expiry" ? out.ingest_expiry : out.shutdown_timeout) = d;
+    } else if (k == "max_concurrent_downloads") {
+      auto n = node.value<int64_t>();
+      if (!n || *n < 1 || *n > 64) return Bad(path, k, "must be an integer from 1 to 64");
+      out.max_concurrent_downloads = static_cast<int>(*n);
+    } else if (k == "registry") {
+      const toml::table* registry = node.as_table();
+      if (registry == nullptr) return Bad(path, k, "must be a table");
+      for (const auto& [rkey, rnode] : *registry) {
+        const std::string rk = absl::StrCat("registry.", std::string(rkey.str()));
+        if (rk != "registry.config_path") return Bad(path, rk, "unknown key");
+        auto dir = rnode.value<std::string>();
+        if (!dir) return Bad(path, rk, "must be a string");
+        out.registry_config_path = *dir;
+      }
     } else {
       return Bad(path, k, "unknown key");
     }

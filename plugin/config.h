@@ -26,6 +26,11 @@ struct Config {
   // At start: "off", "report" (log differences between the image-ID index and
   // the records) or "repair" (and rebuild the index from the records).
   std::string index_check = "off";
+  // containerd's hosts.toml directory (a <host>/hosts.toml per registry);
+  // "" for the defaults (https; plain HTTP for loopback registries).
+  std::string registry_config_path;
+  // Blobs one CRI pull downloads at once.
+  int max_concurrent_downloads = 3;
 };
 
 // Reads a TOML file over `base`. Keys (all optional):
@@ -37,6 +42,9 @@ struct Config {
 //   platform = "linux/amd64"      # manifests chosen from an index
 //   cri_namespace = "k8s.io"
 //   index_check = "off"           # or "report", "repair"
+//   max_concurrent_downloads = 3  # per pull
+//   [registry]
+//   config_path = "/etc/imaged/certs.d"   # containerd's hosts.toml layout
 // InvalidArgument naming the file and key for a syntax error, an unknown key
 // or a value of the wrong type; NotFound when the file is missing.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base = Config());

@@ -29,6 +29,9 @@ shutdown_timeout = "3s"
 platform = "linux/arm64"
 cri_namespace = "kube"
 index_check = "repair"
+max_concurrent_downloads = 5
+[registry]
+config_path = "/etc/imaged/certs.d"
 )"));
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->root, "/srv/imaged");
@@ -39,6 +42,8 @@ index_check = "repair"
   EXPECT_EQ(config->platform, "linux/arm64");
   EXPECT_EQ(config->cri_namespace, "kube");
   EXPECT_EQ(config->index_check, "repair");
+  EXPECT_EQ(config->max_concurrent_downloads, 5);
+  EXPECT_EQ(config->registry_config_path, "/etc/imaged/certs.d");
 }
 
 TEST(ConfigTest, EmptyFileKeepsDefaults) {
@@ -64,6 +69,11 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
       {"colour = \"blue\"", "unknown key"},
       {"index_check = \"sometimes\"", "index_check"},
       {"platform = 3", "platform"},
+      {"max_concurrent_downloads = 0", "max_concurrent_downloads"},
+      {"max_concurrent_downloads = \"3\"", "max_concurrent_downloads"},
+      {"registry = \"x\"", "registry"},
+      {"[registry]\nconfig_path = 1", "registry.config_path"},
+      {"[registry]\nmirrors = \"x\"", "registry.mirrors"},
   };
   for (const Case& c : cases) {
     auto config = LoadConfigFile(WriteFile(c.text));

@@ -33,6 +33,16 @@ store::Descriptor FromProto(const typespb::Descriptor& d);
 void ToProto(const store::Image& image, imagespb::Image* out);
 store::Image FromProto(const imagespb::Image& image);
 
+// The body of an /images/create or /images/update event (ImageCreate,
+// ImageUpdate): the image's name and labels.
+template <typename Event>
+Event ImageEvent(const store::Image& image) {
+  Event e;
+  e.set_name(image.name);
+  e.mutable_labels()->insert(image.labels.begin(), image.labels.end());
+  return e;
+}
+
 }  // namespace imaged::plugin
 
 #endif  // IMAGED_PLUGIN_CONVERT_H_

@@ -2,15 +2,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "api/containerd/events/image.pb.h"
 #include "cri/reference.h"
+#include "plugin/convert.h"
 #include "plugin/grpc_status.h"
 
 namespace imaged::plugin {
 namespace {
-
-namespace imagespb = ::containerd::services::images::v1;
 
 // containerd's verbose ImageStatus info: {"chainID": ..., "imageSpec": <config>}.
 std::string VerboseInfo(const store::CriImage& image, const std::string& config) {
@@ -72,9 +76,59 @@ grpc::Status CriService::ImageStatus(grpc::ServerContext*, const cripb::ImageSta
   return grpc::Status::OK;
 }
 
-grpc::Status CriService::PullImage(grpc::ServerContext*, const cripb::PullImageRequest*,
-                                   cripb::PullImageResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "imaged does not pull images yet");
+grpc::Status CriService::PullImage(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,
+                                   cripb::PullImageResponse* resp) {
+  if (puller_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this imaged does not pull images");
+  }
+  if (req->image().image().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "image reference is required");
+  }
+  const cripb::AuthConfig& a = req->auth();
+  absl::StatusOr<cri::Credentials> creds = cri::CredentialsFromAuthConfig(
+      a.username(), a.password(), a.auth(), a.identity_token(), a.registry_token());
+  if (!creds.ok()) return ToGrpcStatus(creds.status());
+
+  // The pull stops when the caller goes away or the server's drain runs out.
+  std::atomic<bool> cancel{false};
+  absl::Notification finished;
+  std::thread watcher([&] {
+    while (!finished.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+      if (ctx->IsCancelled()) {
+        cancel = true;
+        return;
+      }
+    }
+  });
+  cri::PullRequest pull;
+  pull.ns = ns_;
+  pull.image = req->image().image();
+  pull.creds = *std::move(creds);
+  pull.cancel = &cancel;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<cri::PullResult> result = puller_->Pull(pull);
+  finished.Notify();
+  watcher.join();
+  if (!result.ok()) {
+    std::fprintf(stderr, "imaged: %s\n", std::string(result.status().message()).c_str());
+    return ToGrpcStatus(result.status());
+  }
+  for (const store::ImageCommitter::Written& w : result->written) {
+    if (w.existed) {
+      events_->Publish(ns_, "/images/update", ImageEvent<imagespb::ImageUpdate>(w.image));
+    } else {
+      events_->Publish(ns_, "/images/create", ImageEvent<imagespb::ImageCreate>(w.image));
+    }
+  }
+  if (result->blobs_fetched > 0) {
+    std::fprintf(stderr, "imaged: pulled %s (%s): %d blobs, %lld bytes downloaded, %lld bytes resumed in %s\n",
+                 result->reference.c_str(), result->image_id.c_str(), result->blobs_fetched,
+                 static_cast<long long>(result->bytes_fetched),
+                 static_cast<long long>(result->bytes_resumed),
+                 absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))).c_str());
+  }
+  resp->set_image_ref(result->image_id);
+  return grpc::Status::OK;
 }
 
 grpc::Status CriService::RemoveImage(grpc::ServerContext*, const cripb::RemoveImageRequest* req,

@@ -7,6 +7,7 @@
 
 #include "api/runtime/v1/api.grpc.pb.h"
 #include "cri/image_service.h"
+#include "cri/puller.h"
 #include "plugin/event_exchange.h"
 
 namespace imaged::plugin {
@@ -18,8 +19,10 @@ class CriService final : public cripb::ImageService::Service {
   // Images per StreamImages response message.
   static constexpr size_t kStreamBatch = 100;
 
-  CriService(cri::ImageService* images, EventExchange* events, std::string ns)
-      : images_(images), events_(events), ns_(std::move(ns)) {}
+  // `puller` may be null: PullImage is then Unimplemented.
+  CriService(cri::ImageService* images, EventExchange* events, std::string ns,
+             cri::Puller* puller = nullptr)
+      : images_(images), events_(events), ns_(std::move(ns)), puller_(puller) {}
 
   grpc::Status ListImages(grpc::ServerContext* ctx, const cripb::ListImagesRequest* req,
                           cripb::ListImagesResponse* resp) override;
@@ -38,6 +41,7 @@ class CriService final : public cripb::ImageService::Service {
   cri::ImageService* const images_;
   EventExchange* const events_;
   const std::string ns_;
+  cri::Puller* const puller_;
 };
 
 // The CRI Image message for one image (repo tags and digests from its names,

@@ -4,21 +4,11 @@
 #include <vector>
 
 #include "api/containerd/events/image.pb.h"
+#include "plugin/convert.h"
 #include "plugin/grpc_status.h"
 #include "plugin/namespaces.h"
 
 namespace imaged::plugin {
-namespace {
-
-template <typename Event>
-Event Describe(const store::Image& image) {
-  Event e;
-  e.set_name(image.name);
-  e.mutable_labels()->insert(image.labels.begin(), image.labels.end());
-  return e;
-}
-
-}  // namespace
 
 grpc::Status ImagesService::Get(grpc::ServerContext* ctx, const imagespb::GetImageRequest* req,
                                 imagespb::GetImageResponse* resp) {
@@ -49,7 +39,7 @@ grpc::Status ImagesService::Create(grpc::ServerContext* ctx,
   absl::StatusOr<store::Image> image = store_->Create(*ns, FromProto(req->image()), LeaseOf(*ctx));
   if (!image.ok()) return ToGrpcStatus(image.status());
   ToProto(*image, resp->mutable_image());
-  events_->Publish(*ns, "/images/create", Describe<imagespb::ImageCreate>(*image));
+  events_->Publish(*ns, "/images/create", ImageEvent<imagespb::ImageCreate>(*image));
   return grpc::Status::OK;
 }
 
@@ -64,7 +54,7 @@ grpc::Status ImagesService::Update(grpc::ServerContext* ctx,
       store_->Update(*ns, FromProto(req->image()), paths, LeaseOf(*ctx));
   if (!image.ok()) return ToGrpcStatus(image.status());
   ToProto(*image, resp->mutable_image());
-  events_->Publish(*ns, "/images/update", Describe<imagespb::ImageUpdate>(*image));
+  events_->Publish(*ns, "/images/update", ImageEvent<imagespb::ImageUpdate>(*image));
   return grpc::Status::OK;
 }
 

@@ -13,11 +13,13 @@
 int main(int argc, char** argv) {
   using imaged::plugin::Config;
   CLI::App app{"imaged: containerd image and content metadata service"};
-  std::string config_file, root, address, socket_mode;
+  std::string config_file, root, address, socket_mode, registry_config_path;
   app.add_option("--config", config_file, "TOML config file");
   app.add_option("--root", root, "state directory (RocksDB, blobs, ingests)");
   app.add_option("--address", address, "unix socket to serve on");
   app.add_option("--socket-mode", socket_mode, "socket file mode, octal (default 0660)");
+  app.add_option("--registry-config-path", registry_config_path,
+                 "directory of <host>/hosts.toml registry configs (containerd's format)");
   CLI11_PARSE(app, argc, argv);
 
   Config config;
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
   }
   if (!root.empty()) config.root = root;
   if (!address.empty()) config.address = address;
+  if (!registry_config_path.empty()) config.registry_config_path = registry_config_path;
   if (!socket_mode.empty()) {
     auto mode = imaged::plugin::ParseMode(socket_mode);
     if (!mode.ok()) {

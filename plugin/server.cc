@@ -132,8 +132,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   store::RocksDbContentStore* content_store = server->content_.get();
   server->cri_ = std::make_unique<cri::ImageService>(
       images, config.root, [content_store] { return content_store->Usage(); });
-  server->services_.push_back(std::make_unique<CriService>(server->cri_.get(), &server->events_,
-                                                               config.cri_namespace));
+  server->http_ = std::make_unique<cri::HttpClient>();
+  cri::PullerOptions pull_options;
+  pull_options.hosts_dir = config.registry_config_path;
+  pull_options.max_concurrent_downloads = config.max_concurrent_downloads;
+  pull_options.log = [](const std::string& line) {
+    std::fprintf(stderr, "imaged: %s\n", line.c_str());
+  };
+  server->puller_ = std::make_unique<cri::Puller>(server->content_.get(), images, images,
+                                                  server->http_.get(), *platform,
+                                                  std::move(pull_options));
+  server->services_.push_back(std::make_unique<CriService>(
+      server->cri_.get(), &server->events_, config.cri_namespace, server->puller_.get()));
   server->services_.push_back(std::make_unique<AdminService>(images));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -183,6 +193,8 @@ void Server::Shutdown() {
   grpc_.reset();
   services_.clear();
   cri_.reset();
+  puller_.reset();
+  http_.reset();
   images_.reset();
   content_.reset();
   db_.reset();

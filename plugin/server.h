@@ -13,7 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "plugin/config.h"
+#include "cri/http_client.h"
 #include "cri/image_service.h"
+#include "cri/puller.h"
 #include "plugin/admin_service.h"
 #include "plugin/content_service.h"
 #include "plugin/cri_service.h"
@@ -53,6 +55,8 @@ class Server {
   std::unique_ptr<store::RocksDbContentStore> content_;
   std::unique_ptr<store::RocksDbImageStore> images_;
   std::unique_ptr<cri::ImageService> cri_;
+  std::unique_ptr<cri::HttpClient> http_;
+  std::unique_ptr<cri::Puller> puller_;
   EventExchange events_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_;

@@ -1,10 +1,13 @@
 // imagectl: a crictl-like client for imaged. Flag parsing only; the commands
 // live in commands.cc.
+#include <unistd.h>
+
 #include <iostream>
 
 #include "CLI/CLI.hpp"
 #include "tools/imagectl/archive_commands.h"
 #include "tools/imagectl/commands.h"
+#include "tools/imagectl/pull_command.h"
 
 int main(int argc, char** argv) {
   namespace ic = imaged::imagectl;
@@ -33,6 +36,14 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "check the image-ID index against the records");
   check->add_flag("--repair", repair, "rebuild the index from the records");
   ic::ArchiveCommands archive(app);  // import, export
+  ic::PullFlags pull_flags;
+  auto* pull = app.add_subcommand("pull", "pull an image through imaged's CRI, with progress");
+  pull->add_option("image", pull_flags.image)->required();
+  pull->add_option("-n,--namespace", pull_flags.ns, "imaged's CRI namespace (for progress)");
+  pull->add_option("--creds", pull_flags.creds, "registry credentials, USER[:PASSWORD]");
+  pull->add_option("--auth", pull_flags.auth, "base64 of USER:PASSWORD");
+  pull->add_option("--identity-token", pull_flags.identity_token, "OAuth2 refresh token");
+  pull->add_option("--registry-token", pull_flags.registry_token, "bearer token for the registry");
   CLI11_PARSE(app, argc, argv);
 
   auto channel = ic::Connect(address);
@@ -44,6 +55,10 @@ int main(int argc, char** argv) {
   if (*ls) s = ic::ListRecords(channel, ns, filters, std::cout);
   if (*check) s = ic::Check(channel, repair, std::cout);
   if (archive.selected()) s = archive.Run(channel, std::cout);
+  if (*pull) {
+    pull_flags.terminal = ::isatty(STDOUT_FILENO) == 1;
+    s = ic::Pull(channel, pull_flags, std::cout);
+  }
   if (!s.ok()) {
     std::cerr << "imagectl: " << s.message() << "\n";
     return 1;

@@ -1,0 +1,95 @@
+// HTTP over libcurl, as the registry client needs it: one request at a time
+// per call, bodies streamed to a callback, a Range start for resumed blobs,
+// timeouts that catch a stalled transfer without limiting a long one, TLS
+// options from hosts.toml, and cancellation. Connections are kept and reused
+// across calls (a pool of easy handles), so a pull's many requests to one
+// registry share their TCP and TLS set-up.
+//
+// Thread-safe: any number of calls may run at once, each on its own handle.
+#ifndef IMAGED_CRI_HTTP_CLIENT_H_
+#define IMAGED_CRI_HTTP_CLIENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace imaged::cri {
+
+struct HttpTls {
+  bool skip_verify = false;
+  std::vector<std::string> ca_files;  // trusted in addition to the system's
+  std::string client_cert;            // PEM; "" for none
+  std::string client_key;
+};
+
+struct HttpRequest {
+  std::string method = "GET";  // GET, HEAD or POST
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;           // POST only
+  int64_t range_start = -1;   // >= 0: "Range: bytes=<start>-"
+  HttpTls tls;
+  // Abort when connecting takes longer than this.
+  absl::Duration connect_timeout = absl::Seconds(30);
+  // Abort when fewer than `low_speed_bytes` arrive per `low_speed_time`: a
+  // stalled transfer fails, a slow but moving one does not.
+  absl::Duration low_speed_time = absl::Seconds(30);
+  int64_t low_speed_bytes = 1;
+  // Abort the whole request after this long; InfiniteDuration for blobs.
+  absl::Duration total_timeout = absl::InfiniteDuration();
+  // Set from another thread to abort the transfer (Cancelled).
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct HttpResponse {
+  int status = 0;
+  // Header names lower-cased, of the final response (after redirects).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // The body, unless a sink took it (then only an error status's body, up
+  // to 64 KiB, for its message).
+  std::string body;
+  std::string Header(absl::string_view name) const;  // first value, or ""
+  std::vector<std::string> Headers(absl::string_view name) const;
+};
+
+class HttpClient {
+ public:
+  // Receives the body of a 2xx response as it arrives, with the response's
+  // status and headers (`head.body` is empty); an error aborts the transfer
+  // and is what the call returns.
+  using Sink = std::function<absl::Status(const HttpResponse& head, absl::string_view chunk)>;
+
+  HttpClient();
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Sends `req`, following redirects (an Authorization header is not sent on
+  // to another host). Any HTTP status is a response; a transport failure is
+  // Unavailable (connection refused or reset, DNS, TLS handshake, stalled or
+  // timed out), a body larger than `max_body` without a sink is
+  // ResourceExhausted, cancellation is Cancelled, and a sink's error is
+  // returned as it is.
+  absl::StatusOr<HttpResponse> Do(const HttpRequest& req, const Sink& sink = nullptr,
+                                  size_t max_body = 8 << 20);
+
+ private:
+  void* TakeHandle();
+  void GiveBack(void* handle);
+
+  absl::Mutex mu_;
+  // Handles not in use; each keeps its open connections for the next call.
+  std::vector<void*> idle_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace imaged::cri
+
+#endif  // IMAGED_CRI_HTTP_CLIENT_H_

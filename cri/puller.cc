@@ -1,0 +1,370 @@
+#include "cri/puller.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cri/hosts.h"
+#include "cri/reference.h"
+#include "store/digest.h"
+#include "store/oci.h"
+
+namespace imaged::cri {
+namespace {
+
+// Nested indexes are followed this deep at most.
+constexpr int kMaxIndexDepth = 4;
+// Writes to the content store in pieces of this size.
+constexpr size_t kWriteChunk = 1 << 20;
+// How often and how long a blob whose ingest another client holds is waited for.
+constexpr int kLockedRetries = 50;
+constexpr absl::Duration kLockedWait = absl::Milliseconds(200);
+
+std::string Human(int64_t bytes) {
+  if (bytes >= (int64_t{1} << 30)) return absl::StrFormat("%.1f GiB", bytes / double(1 << 30));
+  if (bytes >= (1 << 20)) return absl::StrFormat("%.1f MiB", bytes / double(1 << 20));
+  if (bytes >= (1 << 10)) return absl::StrFormat("%.1f KiB", bytes / double(1 << 10));
+  return absl::StrCat(bytes, " B");
+}
+
+// containerd's ingest refs for fetched content (remotes.MakeRefKey), so that
+// `ctr content active` and `imagectl pull` show what is downloading.
+std::string IngestRef(absl::string_view kind, absl::string_view digest) {
+  return absl::StrCat(kind, "-", digest);
+}
+
+}  // namespace
+
+// Everything one pull carries through its helpers.
+struct Puller::Job {
+  const PullRequest* req = nullptr;
+  std::string what;  // the reference, for messages
+  std::unique_ptr<Authorizer> auth;
+  std::unique_ptr<RegistryClient> registry;
+  std::atomic<int64_t> bytes_fetched{0};
+  std::atomic<int64_t> bytes_resumed{0};
+  std::atomic<int64_t> bytes_total{0};
+  std::atomic<int> blobs_fetched{0};
+};
+
+Puller::Puller(store::ContentStore* content, store::ImageStore* images,
+               store::ImageCommitter* committer, HttpClient* http, store::Platform platform,
+               PullerOptions options)
+    : content_(content),
+      images_(images),
+      committer_(committer),
+      http_(http),
+      matcher_(platform),
+      platform_name_(store::FormatPlatform(platform)),
+      options_(std::move(options)) {}
+
+absl::StatusOr<std::string> Puller::Document(Job& job, const store::Descriptor& desc,
+                                             absl::string_view ref_kind) {
+  if (absl::StatusOr<std::unique_ptr<store::ContentReader>> r = content_->Reader(job.req->ns, desc.digest);
+      r.ok()) {
+    std::string bytes;
+    if ((*r)->Size() <= static_cast<int64_t>(kMaxManifestBytes) &&
+        (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), &bytes).ok() &&
+        static_cast<int64_t>(bytes.size()) == (*r)->Size()) {
+      return bytes;
+    }
+  }
+  absl::StatusOr<std::string> bytes = job.registry->FetchManifest(desc);
+  if (!bytes.ok()) return bytes.status();
+  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w =
+      content_->Writer(job.req->ns, IngestRef(ref_kind, desc.digest), desc.size, desc.digest,
+                       job.req->lease);
+  if (absl::IsAlreadyExists(w.status())) return bytes;
+  if (!w.ok()) return w.status();
+  if (absl::Status s = (*w)->Truncate(0); !s.ok()) return s;
+  if (absl::Status s = (*w)->Write(*bytes); !s.ok()) return s;
+  absl::Status c = (*w)->Commit(desc.size, desc.digest, {});
+  if (!c.ok() && !absl::IsAlreadyExists(c)) return c;
+  return bytes;
+}
+
+absl::Status Puller::EnsureBlob(Job& job, const store::Descriptor& desc,
+                                absl::string_view ref_kind) {
+  if (content_->Info(job.req->ns, desc.digest).ok()) return absl::OkStatus();
+  const std::string key = absl::StrCat(job.req->ns, "\n", desc.digest);
+  std::shared_ptr<Flight> flight;
+  bool leader = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = flights_.find(key);
+    if (it == flights_.end()) {
+      flight = std::make_shared<Flight>();
+      flights_.emplace(key, flight);
+      leader = true;
+    } else {
+      flight = it->second;
+    }
+  }
+  if (!leader) {
+    while (!flight->done.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+      if (job.req->cancel != nullptr && job.req->cancel->load()) {
+        return absl::CancelledError(absl::StrCat(job.what, ": cancelled"));
+      }
+    }
+    if (flight->status.ok()) return absl::OkStatus();
+    // The other pull's failure may be its own (its credentials, its
+    // cancellation): try once more on our own account.
+    return FetchBlob(job, desc, ref_kind);
+  }
+  absl::Status s = FetchBlob(job, desc, ref_kind);
+  {
+    absl::MutexLock lock(&mu_);
+    flight->status = s;
+    flights_.erase(key);
+  }
+  flight->done.Notify();
+  return s;
+}
+
+absl::Status Puller::FetchBlob(Job& job, const store::Descriptor& desc,
+                               absl::string_view ref_kind) {
+  const std::string ref = IngestRef(ref_kind, desc.digest);
+  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w;
+  for (int i = 0;; ++i) {
+    w = content_->Writer(job.req->ns, ref, desc.size, desc.digest, job.req->lease);
+    // Another client (ctr, containerd through the proxy) is writing it.
+    if (!absl::IsUnavailable(w.status()) || i >= kLockedRetries) break;
+    if (job.req->cancel != nullptr && job.req->cancel->load()) break;
+    absl::SleepFor(kLockedWait);
+  }
+  if (absl::IsAlreadyExists(w.status())) return absl::OkStatus();
+  if (!w.ok()) return w.status();
+  absl::StatusOr<store::IngestStatus> st = (*w)->Status();
+  if (!st.ok()) return st.status();
+  int64_t offset = st->offset;
+  if (desc.size > 0 && offset > desc.size) {
+    if (absl::Status s = (*w)->Truncate(0); !s.ok()) return s;
+    offset = 0;
+  }
+  job.bytes_resumed += offset;
+
+  std::string pending;
+  pending.reserve(kWriteChunk);
+  auto sink = [&](const HttpResponse&, absl::string_view chunk) -> absl::Status {
+    job.bytes_fetched += static_cast<int64_t>(chunk.size());
+    pending.append(chunk.data(), chunk.size());
+    if (pending.size() < kWriteChunk) return absl::OkStatus();
+    absl::Status s = (*w)->Write(pending);
+    pending.clear();
+    return s;
+  };
+  absl::Status fetched = job.registry->FetchBlob(desc, offset, sink);
+  // What arrived before a failure is kept: the next pull resumes after it.
+  if (!pending.empty()) {
+    if (absl::Status s = (*w)->Write(pending); !s.ok() && fetched.ok()) fetched = s;
+  }
+  if (!fetched.ok()) {
+    if (absl::IsDataLoss(fetched)) {
+      (*w)->Truncate(0).IgnoreError();
+    }
+    return fetched;
+  }
+  absl::Status c = (*w)->Commit(desc.size, desc.digest, {});
+  if (absl::IsAlreadyExists(c)) return absl::OkStatus();
+  if (absl::IsFailedPrecondition(c)) {
+    // The bytes do not match the digest the manifest gave: start the next
+    // attempt from scratch, and say what happened.
+    w->reset();
+    content_->Abort(job.req->ns, ref).IgnoreError();
+    return absl::DataLossError(absl::StrCat("blob ", desc.digest, " of ", job.registry->Name(),
+                                            " failed verification: ", c.message()));
+  }
+  if (!c.ok()) return c;
+  job.blobs_fetched++;
+  return absl::OkStatus();
+}
+
+absl::Status Puller::FetchAll(Job& job,
+                              const std::vector<std::pair<store::Descriptor, std::string>>& blobs) {
+  std::vector<size_t> missing;
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    if (!content_->Info(job.req->ns, blobs[i].first.digest).ok()) {
+      missing.push_back(i);
+      job.bytes_total += std::max<int64_t>(0, blobs[i].first.size);
+    }
+  }
+  if (missing.empty()) return absl::OkStatus();
+
+  std::atomic<size_t> next{0};
+  absl::Mutex mu;
+  absl::Status first_error;
+  std::atomic<bool> failed{false};
+  auto worker = [&] {
+    while (!failed.load()) {
+      size_t i = next.fetch_add(1);
+      if (i >= missing.size()) return;
+      const auto& [desc, kind] = blobs[missing[i]];
+      absl::Status s = EnsureBlob(job, desc, kind);
+      if (!s.ok()) {
+        absl::MutexLock lock(&mu);
+        if (first_error.ok()) first_error = s;
+        failed = true;
+      }
+    }
+  };
+  int n = std::max(1, std::min<int>(options_.max_concurrent_downloads,
+                                    static_cast<int>(missing.size())));
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (int i = 0; i < n; ++i) threads.emplace_back(worker);
+
+  // Progress of a long pull goes to the log while the workers run.
+  absl::Notification all_done;
+  std::thread reporter;
+  if (options_.log) {
+    reporter = std::thread([&] {
+      const absl::Time start = absl::Now();
+      while (!all_done.WaitForNotificationWithTimeout(options_.log_interval)) {
+        double secs = absl::ToDoubleSeconds(absl::Now() - start);
+        int64_t done = job.bytes_fetched.load() + job.bytes_resumed.load();
+        options_.log(absl::StrFormat("pulling %s: %s of %s, %d of %d blobs, %s/s", job.what,
+                                     Human(done), Human(job.bytes_total.load()),
+                                     job.blobs_fetched.load(), missing.size(),
+                                     Human(static_cast<int64_t>(done / std::max(secs, 1e-3)))));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  all_done.Notify();
+  if (reporter.joinable()) reporter.join();
+  absl::MutexLock lock(&mu);
+  return first_error;
+}
+
+absl::StatusOr<PullResult> Puller::Pull(const PullRequest& req) {
+  absl::StatusOr<Reference> ref = ParseNormalizedNamed(req.image);
+  if (!ref.ok()) return ref.status();
+  if (ref->domain.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image \"", req.image, "\": the reference names no registry"));
+  }
+  if (ref->tag.empty() && ref->digest.empty()) ref->tag = "latest";
+  // A reference with both keeps the digest (what is pulled) and the tag
+  // (the name written), as containerd does.
+  Job job;
+  job.req = &req;
+  job.what = ref->String();
+
+  absl::StatusOr<std::vector<RegistryHost>> hosts = HostsFor(options_.hosts_dir, ref->domain);
+  if (!hosts.ok()) return hosts.status();
+  job.auth = std::make_unique<Authorizer>(http_, req.creds);
+  job.registry = std::make_unique<RegistryClient>(http_, job.auth.get(), ref->domain, ref->path,
+                                                  *std::move(hosts), options_.retry, req.cancel);
+  auto fail = [&](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat("pulling ", job.what, ": ", s.message()));
+  };
+
+  absl::StatusOr<store::Descriptor> top =
+      job.registry->Resolve(ref->digest.empty() ? ref->tag : ref->digest);
+  if (!top.ok()) return fail(top.status());
+
+  // Walk down to the manifest for our platform, collecting the parents'
+  // gc.ref labels.
+  std::vector<std::pair<std::string, store::Labels>> blob_labels;
+  store::Descriptor desc = *top;
+  std::vector<store::Descriptor> path;
+  absl::StatusOr<std::string> doc;
+  bool via_platformless_entry = false;
+  for (int depth = 0;; ++depth) {
+    if (!store::IsIndexType(desc.media_type) && !store::IsManifestType(desc.media_type)) {
+      return fail(absl::FailedPreconditionError(
+          absl::StrCat("unsupported media type \"", desc.media_type, "\" for ", desc.digest)));
+    }
+    bool index = store::IsIndexType(desc.media_type);
+    doc = Document(job, desc, index ? "index" : "manifest");
+    if (!doc.ok()) return fail(doc.status());
+    path.push_back(desc);
+    if (!index) break;
+    if (depth >= kMaxIndexDepth) {
+      return fail(absl::FailedPreconditionError("indexes nested too deep"));
+    }
+    absl::StatusOr<std::vector<store::Descriptor>> entries = store::ParseIndex(*doc);
+    if (!entries.ok()) return fail(entries.status());
+    std::optional<store::Descriptor> chosen = store::SelectManifest(*entries, matcher_);
+    if (!chosen) {
+      return fail(absl::NotFoundError(absl::StrCat("no manifest for platform ", platform_name_,
+                                                   " in ", desc.digest)));
+    }
+    via_platformless_entry = !chosen->platform.has_value();
+    blob_labels.push_back({desc.digest, {{absl::StrCat(kGcRefContentPrefix, "m.0"), chosen->digest}}});
+    desc = *std::move(chosen);
+  }
+  absl::StatusOr<store::Manifest> manifest = store::ParseManifest(*doc);
+  if (!manifest.ok()) return fail(manifest.status());
+  store::Labels manifest_labels;
+  manifest_labels[absl::StrCat(kGcRefContentPrefix, "config")] = manifest->config.digest;
+  std::vector<std::pair<store::Descriptor, std::string>> blobs;
+  blobs.push_back({manifest->config, "config"});
+  for (size_t i = 0; i < manifest->layers.size(); ++i) {
+    manifest_labels[absl::StrCat(kGcRefContentPrefix, "l.", i)] = manifest->layers[i].digest;
+    blobs.push_back({manifest->layers[i], "layer"});
+  }
+  blob_labels.push_back({desc.digest, std::move(manifest_labels)});
+
+  if (via_platformless_entry) {
+    // containerd accepts a platform-less entry only if its config matches.
+    if (absl::Status s = FetchAll(job, {blobs.front()}); !s.ok()) return fail(s);
+    absl::StatusOr<std::string> config = Document(job, manifest->config, "config");
+    if (!config.ok()) return fail(config.status());
+    absl::StatusOr<store::ImageConfig> parsed = store::ParseImageConfig(*config);
+    if (!parsed.ok()) return fail(parsed.status());
+    if (!store::ConfigMatchesPlatform(*parsed, matcher_)) {
+      return fail(absl::NotFoundError(absl::StrCat("no manifest for platform ", platform_name_,
+                                                   " in ", top->digest)));
+    }
+  }
+  if (absl::Status s = FetchAll(job, blobs); !s.ok()) return fail(s);
+
+  PullResult result;
+  result.image_id = manifest->config.digest;
+  result.reference = job.what;
+  result.target = *top;
+  result.target.annotations.clear();
+  result.target.platform.reset();
+  result.bytes_fetched = job.bytes_fetched.load();
+  result.bytes_resumed = job.bytes_resumed.load();
+  result.blobs_fetched = job.blobs_fetched.load();
+
+  store::ImageCommit commit;
+  Reference named = *ref;
+  named.digest.clear();
+  std::vector<std::string> names;
+  if (!ref->tag.empty()) names.push_back(named.String());  // repo:tag
+  named.tag.clear();
+  names.push_back(absl::StrCat(named.Name(), "@", top->digest));
+  names.push_back(result.image_id);
+
+  // Present and unchanged: every name already there, on this target, managed.
+  bool unchanged = true;
+  for (const std::string& name : names) {
+    absl::StatusOr<store::Image> have = images_->Get(req.ns, name);
+    if (!have.ok() || have->target.digest != top->digest ||
+        have->labels.find(store::kLabelManaged) == have->labels.end() ||
+        have->labels.at(store::kLabelManaged) != kManagedValue) {
+      unchanged = false;
+      break;
+    }
+  }
+  if (unchanged) return result;
+
+  for (const std::string& name : names) {
+    store::Image image;
+    image.name = name;
+    image.target = result.target;
+    image.labels[store::kLabelManaged] = kManagedValue;
+    commit.images.push_back(std::move(image));
+  }
+  commit.blob_labels = std::move(blob_labels);
+  absl::StatusOr<std::vector<store::ImageCommitter::Written>> written =
+      committer_->Commit(req.ns, commit, req.lease);
+  if (!written.ok()) return fail(written.status());
+  result.written = *std::move(written);
+  return result;
+}
+
+}  // namespace imaged::cri

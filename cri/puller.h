@@ -1,0 +1,133 @@
+// CRI PullImage: fetch an image from its registry into the content store and
+// name it as containerd's CRI plugin does.
+//
+//   reference --Resolve (HEAD)--> top descriptor (index or manifest)
+//   index --SelectManifest(platform)--> manifest --> config + layers
+//
+// Documents already in the content store are read from it; missing blobs are
+// fetched (up to `max_concurrent_downloads` at once) through the content
+// store's ingest and commit path, so each is verified (size and digest) and
+// durable before it is visible, and an interrupted one resumes from its
+// ingest's offset on the next pull. Then one write (ImageCommitter) adds the
+// three names containerd's CRI writes, labelled io.cri-containerd.image=managed:
+//   <repo>:<tag>              (when the reference has a tag, "latest" if none)
+//   <repo>@<top digest>
+//   sha256:<config digest>    (the image ID, what PullImage returns)
+// and containerd's gc.ref labels on the parents: the index gets
+// containerd.io/gc.ref.content.m.0 for the manifest it resolved to, the
+// manifest .config and .l.<i> for its blobs.
+//
+// Concurrent pulls share downloads: a blob being fetched for one pull is
+// waited for by the others, not fetched twice. An image that is present and
+// unchanged costs one request (the HEAD that resolves the tag).
+//
+// Only the manifest for the configured platform is fetched (containerd's CRI
+// fetches every manifest its platform matcher accepts; for the platforms
+// containerd 1.6 matches that is the same manifest the index resolves to).
+#ifndef IMAGED_CRI_PULLER_H_
+#define IMAGED_CRI_PULLER_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "cri/http_client.h"
+#include "cri/registry_auth.h"
+#include "cri/registry_client.h"
+#include "store/content_store.h"
+#include "store/image_store.h"
+#include "store/platform.h"
+
+namespace imaged::cri {
+
+inline constexpr char kManagedValue[] = "managed";
+inline constexpr char kGcRefContentPrefix[] = "containerd.io/gc.ref.content.";
+
+struct PullerOptions {
+  // containerd's hosts.toml directory ("" = defaults: https, and plain HTTP
+  // for loopback registries).
+  std::string hosts_dir;
+  int max_concurrent_downloads = 3;
+  RetryPolicy retry;
+  // A pull running longer than this logs its progress this often.
+  absl::Duration log_interval = absl::Seconds(10);
+  // Where progress lines go (none: not logged).
+  std::function<void(const std::string&)> log;
+};
+
+struct PullRequest {
+  std::string ns;
+  std::string image;  // as kubelet sends it: "busybox", "quay.io/a/b:1", "x@sha256:..."
+  Credentials creds;
+  std::string lease;  // containerd lease the blobs and records join ("" for none)
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct PullResult {
+  std::string image_id;  // "sha256:<config digest>"
+  std::string reference;  // normalised, e.g. "docker.io/library/busybox:latest"
+  store::Descriptor target;
+  // The records written (empty when the image was present and unchanged).
+  std::vector<store::ImageCommitter::Written> written;
+  int64_t bytes_fetched = 0;  // downloaded by this pull
+  int64_t bytes_resumed = 0;  // kept from interrupted earlier pulls
+  int blobs_fetched = 0;
+};
+
+class Puller {
+ public:
+  // None of the pointers is owned; all must outlive the Puller.
+  Puller(store::ContentStore* content, store::ImageStore* images,
+         store::ImageCommitter* committer, HttpClient* http, store::Platform platform,
+         PullerOptions options);
+
+  // Pulls `req.image`. Errors name the reference and the registry:
+  // InvalidArgument (a reference that does not parse, bad credentials
+  // encoding), NotFound (no such repository, tag, or manifest for the
+  // platform), Unauthenticated / PermissionDenied (credentials refused),
+  // Unavailable (the registry could not be reached or kept failing; a retry
+  // resumes), DataLoss (content that does not match its digest: nothing is
+  // stored and no name is created), Cancelled.
+  absl::StatusOr<PullResult> Pull(const PullRequest& req);
+
+ private:
+  struct Flight {
+    absl::Notification done;
+    absl::Status status;
+  };
+  struct Job;
+
+  // The bytes of document `desc`: from the content store, or fetched and
+  // committed to it.
+  absl::StatusOr<std::string> Document(Job& job, const store::Descriptor& desc,
+                                       absl::string_view ref_kind);
+  // Makes blob `desc` present in the job's namespace, sharing a download
+  // already under way for the same blob.
+  absl::Status EnsureBlob(Job& job, const store::Descriptor& desc, absl::string_view ref_kind);
+  absl::Status FetchBlob(Job& job, const store::Descriptor& desc, absl::string_view ref_kind);
+  // Fetches the blobs in parallel; logs progress of long pulls.
+  absl::Status FetchAll(Job& job, const std::vector<std::pair<store::Descriptor, std::string>>& blobs);
+
+  store::ContentStore* const content_;
+  store::ImageStore* const images_;
+  store::ImageCommitter* const committer_;
+  HttpClient* const http_;
+  const store::PlatformMatcher matcher_;
+  const std::string platform_name_;
+  const PullerOptions options_;
+
+  absl::Mutex mu_;
+  // ns + "\n" + digest -> the download under way.
+  absl::flat_hash_map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace imaged::cri
+
+#endif  // IMAGED_CRI_PULLER_H_
