@@ -6,7 +6,8 @@
 # credentials and an identity (refresh) token; a mirror from hosts.toml; a
 # blob tampered with in the registry's storage; the registry stopped mid-pull
 # and the next pull resuming; concurrent pulls sharing one download; a
-# repeated pull costing one manifest request.
+# repeated pull costing one manifest request; 429/5xx retried; TLS with a CA
+# named in hosts.toml.
 #
 #   pull_test.sh IMAGED IMAGECTL
 set -euo pipefail
@@ -208,6 +209,43 @@ restart_registry plain
 pull_ok "registry.imaged.test/team/app:v1"
 assert_eq "image ID through the mirror" "$APP_CONFIG" "$PULLED_ID"
 assert_contains "records" "$(ic ls -n k8s.io)" "registry.imaged.test/team/app:v1"
+
+step "HTTP 503 and 429 are retried with backoff (Retry-After honoured)"
+start_fault_proxy "$R" 503 2
+pull_ok "$FAULT_PROXY_ADDR/team/docker:v1"
+assert_eq "image ID through a flaky registry" "$DOCKER_CONFIG" "$PULLED_ID"
+assert_eq "503s then success for the tag" "503 503 200" \
+  "$(awk '$2 == "/v2/team/docker/manifests/v1" && $1 == "HEAD" { printf "%s%s", sep, $3; sep = " " }' "$FAULT_PROXY_LOG")"
+stop_fault_proxy
+start_fault_proxy "$R" 429 1 1
+pull_ok "$FAULT_PROXY_ADDR/team/app:v1"
+assert_contains "429 log" "$(cat "$FAULT_PROXY_LOG")" " 429"
+stop_fault_proxy
+
+step "a registry that keeps failing: Unavailable, naming the registry and the status"
+start_fault_proxy "$R" 500 1000
+pull_fails "$FAULT_PROXY_ADDR/team/app:v1"
+assert_contains "failing registry error" "$PULL_ERROR" "$FAULT_PROXY_ADDR"
+assert_contains "failing registry error" "$PULL_ERROR" "HTTP 500"
+stop_fault_proxy
+
+step "TLS: a registry whose CA hosts.toml names; without it the pull fails"
+start_registry secure --tls
+S=$REGISTRY_SECURE_ADDR
+push_image "$E2E_TMP/docker:v1" "$S/team/docker:v1" --format v2s2
+mkdir -p "$HOSTS_DIR/$S"
+cat >"$HOSTS_DIR/$S/hosts.toml" <<EOF
+server = "https://$S"
+EOF
+pull_fails "$S/team/docker:v1"
+cat >"$HOSTS_DIR/$S/hosts.toml" <<EOF
+server = "https://$S"
+
+[host."https://$S"]
+  ca = "$REGISTRY_SECURE_CA"
+EOF
+pull_ok "$S/team/docker:v1"
+assert_eq "image ID over TLS" "$DOCKER_CONFIG" "$PULLED_ID"
 
 step "CRI sees every pulled image; the index is consistent"
 must "imagectl check" ic check >/dev/null

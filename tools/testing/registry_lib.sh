@@ -658,3 +658,42 @@ for m in json.load(open(sys.argv[1]))["manifests"]:
     [ -n "${MULTIARCH_MANIFEST[$p]:-}" ] || fail "push_multiarch: the pushed index has no $p entry: $entries"
   done
 }
+
+# ---------------------------------------------------------------------------
+# Faults in front of a registry
+
+# start_fault_proxy UPSTREAM_ADDR STATUS FAIL_FIRST [RETRY_AFTER]
+# Starts fault_proxy.py on a free 127.0.0.1 port in front of the registry at
+# UPSTREAM_ADDR: the first FAIL_FIRST requests for each (method, path) get
+# HTTP STATUS (with Retry-After: RETRY_AFTER if given), later ones are
+# forwarded. Sets FAULT_PROXY_ADDR, FAULT_PROXY_PID and FAULT_PROXY_LOG (one
+# "<method> <path> <status>" line per request).
+start_fault_proxy() {
+  local upstream=$1 status=$2 fail_first=$3 retry_after=${4:-}
+  local dir port_file
+  dir=$(mktemp -d "$E2E_TMP/fault-proxy.XXXXXX")
+  port_file="$dir/port"
+  FAULT_PROXY_LOG="$dir/requests.log"
+  : >"$FAULT_PROXY_LOG"
+  E2E_LOGS+=("$FAULT_PROXY_LOG")
+  "$REGISTRY_PYTHON" "$REGISTRY_LIB_DIR/fault_proxy.py" --listen "$port_file" \
+    --upstream "http://$upstream" --status "$status" --fail-first "$fail_first" \
+    --retry-after "$retry_after" --log "$FAULT_PROXY_LOG" >"$dir/out.log" 2>&1 &
+  FAULT_PROXY_PID=$!
+  e2e_track "$FAULT_PROXY_PID"
+  local deadline=$((SECONDS + 20))
+  until [ -s "$port_file" ]; do
+    e2e_alive "$FAULT_PROXY_PID" || fail "fault_proxy.py exited: $(cat "$dir/out.log")"
+    [ "$SECONDS" -ge "$deadline" ] && fail "fault_proxy.py did not start within 20s"
+    sleep 0.05
+  done
+  FAULT_PROXY_ADDR="127.0.0.1:$(cat "$port_file")"
+}
+
+stop_fault_proxy() {
+  [ -n "${FAULT_PROXY_PID:-}" ] || return 0
+  kill "$FAULT_PROXY_PID" 2>/dev/null || true
+  e2e_wait_gone "$FAULT_PROXY_PID" 10 || true
+  e2e_reap "$FAULT_PROXY_PID"
+  FAULT_PROXY_PID=""
+}
