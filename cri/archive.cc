@@ -81,9 +81,9 @@ absl::StatusOr<std::string> ReadSmallBlob(ContentStore* content, absl::string_vi
   if (!reader.ok()) return reader.status();
   int64_t size = (*reader)->Size();
   if (size > kJsonLimit) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("blob ", digest, " is ", size, " bytes, over the ", kJsonLimit,
-                     "-byte limit for an index or manifest"));
+    return absl::InvalidArgumentError(absl::StrCat("blob ", digest, " is ", size,
+                                                   " bytes, over the ", kJsonLimit,
+                                                   "-byte limit for an index or manifest"));
   }
   std::string out, chunk;
   while (static_cast<int64_t>(out.size()) < size) {
@@ -92,7 +92,8 @@ absl::StatusOr<std::string> ReadSmallBlob(ContentStore* content, absl::string_vi
     out += chunk;
   }
   if (static_cast<int64_t>(out.size()) != size) {
-    return absl::DataLossError(absl::StrCat("blob ", digest, ": read ", out.size(), " of ", size, " bytes"));
+    return absl::DataLossError(
+        absl::StrCat("blob ", digest, ": read ", out.size(), " of ", size, " bytes"));
   }
   return out;
 }
@@ -163,10 +164,12 @@ absl::StatusOr<std::vector<DockerEntry>> ParseDockerManifest(absl::string_view j
   };
   std::vector<DockerEntry> entries;
   for (const auto& e : doc) {
-    if (!e.is_object()) return absl::InvalidArgumentError("manifest.json: an entry is not an object");
+    if (!e.is_object())
+      return absl::InvalidArgumentError("manifest.json: an entry is not an object");
     DockerEntry entry;
     if (const nlohmann::json* c = Member(e, "Config")) {
-      if (!c->is_string()) return absl::InvalidArgumentError("manifest.json: Config is not a string");
+      if (!c->is_string())
+        return absl::InvalidArgumentError("manifest.json: Config is not a string");
       entry.config = c->get<std::string>();
     }
     if (absl::Status s = strings(Member(e, "RepoTags"), "RepoTags", &entry.repo_tags); !s.ok()) {
@@ -274,8 +277,7 @@ class Importer {
                                   kOciLayoutVersion));
       }
       if (!index_json_) {
-        return Error(absl::StatusCode::kFailedPrecondition, "",
-                     "OCI layout without index.json");
+        return Error(absl::StatusCode::kFailedPrecondition, "", "OCI layout without index.json");
       }
       auto index = store::ParseIndex(*index_json_);
       if (!index.ok()) {
@@ -297,7 +299,8 @@ class Importer {
     for (const Descriptor& root : roots) {
       std::string name = ImageName(root.annotations);
       if (!name.empty()) named.emplace_back(name, root);
-      if (options_.digest_refs) named.emplace_back(absl::StrCat(BaseName(), "@", root.digest), root);
+      if (options_.digest_refs)
+        named.emplace_back(absl::StrCat(BaseName(), "@", root.digest), root);
     }
     for (size_t i = 0; i < roots.size(); ++i) {
       const Descriptor& root = roots[i];
@@ -599,7 +602,8 @@ class Importer {
       nlohmann::ordered_json manifest;
       manifest["schemaVersion"] = 2;
       manifest["mediaType"] = store::kMediaTypeDockerManifest;
-      Descriptor config_desc{std::string(store::kMediaTypeDockerConfig), config->digest, config->size};
+      Descriptor config_desc{std::string(store::kMediaTypeDockerConfig), config->digest,
+                             config->size};
       manifest["config"] = DescriptorJson(config_desc);
       manifest["layers"] = nlohmann::ordered_json::array();
       for (const std::string& path : e.layers) {
@@ -620,9 +624,11 @@ class Importer {
       // containerd puts the config's platform on the entry (os and
       // architecture, normalised).
       auto config_json = ReadSmallBlob(content_, ns_, config->digest);
-      if (!config_json.ok()) return Error(config_json.status().code(), e.config, config_json.status().message());
+      if (!config_json.ok())
+        return Error(config_json.status().code(), e.config, config_json.status().message());
       auto cfg = store::ParseImageConfig(*config_json);
-      if (!cfg.ok()) return Error(absl::StatusCode::kInvalidArgument, e.config, cfg.status().message());
+      if (!cfg.ok())
+        return Error(absl::StatusCode::kInvalidArgument, e.config, cfg.status().message());
       store::Platform platform;
       platform.os = cfg->platform.os;
       platform.architecture = cfg->platform.architecture;
@@ -652,7 +658,8 @@ class Importer {
 
   std::string BaseName() const {
     if (!options_.base_name.empty()) return options_.base_name;
-    return absl::StrCat("import-", absl::FormatTime("%Y-%m-%d", options_.now, absl::LocalTimeZone()));
+    return absl::StrCat("import-",
+                        absl::FormatTime("%Y-%m-%d", options_.now, absl::LocalTimeZone()));
   }
 
   // ctr's imageName with its ref translators (archive.AddRefPrefix without
@@ -670,7 +677,9 @@ class Importer {
     if (!options_.base_name.empty()) {
       // Only references inside the base repository.
       if (!absl::StartsWith(ref, base)) return "";
-      if (ref.size() > base.size() && absl::string_view("/:@").find(ref[base.size()]) == absl::string_view::npos) return "";
+      if (ref.size() > base.size() &&
+          absl::string_view("/:@").find(ref[base.size()]) == absl::string_view::npos)
+        return "";
     }
     return ref;
   }
@@ -691,15 +700,17 @@ class Importer {
       }
       auto info = content_->Info(ns_, d.digest);
       if (absl::IsNotFound(info.status())) {
-        return absl::NotFoundError(
-            absl::StrCat("blob ", d.digest, " (", d.media_type, ") is neither in the archive nor in namespace ", ns_));
+        return absl::NotFoundError(absl::StrCat("blob ", d.digest, " (", d.media_type,
+                                                ") is neither in the archive nor in namespace ",
+                                                ns_));
       }
       if (!info.ok()) return info.status();
       size = store_sizes_[d.digest] = info->size;
     }
     if (d.size >= 0 && d.size != size) {
-      return Error(absl::StatusCode::kDataLoss, image,
-                   absl::StrCat("blob ", d.digest, " is ", size, " bytes but its descriptor says ", d.size));
+      return Error(
+          absl::StatusCode::kDataLoss, image,
+          absl::StrCat("blob ", d.digest, " is ", size, " bytes but its descriptor says ", d.size));
     }
     return absl::OkStatus();
   }
@@ -712,7 +723,8 @@ class Importer {
     absl::Status have = Have(d, image);
     if (absl::IsNotFound(have)) {
       if (!required) return false;
-      return Error(absl::StatusCode::kFailedPrecondition, image, absl::StrCat("needs ", have.message()));
+      return Error(absl::StatusCode::kFailedPrecondition, image,
+                   absl::StrCat("needs ", have.message()));
     }
     if (!have.ok()) return have;
     std::vector<ChildPlan> plan;
@@ -720,14 +732,16 @@ class Importer {
       auto bytes = ReadSmallBlob(content_, ns_, d.digest);
       if (!bytes.ok()) return Error(bytes.status().code(), image, bytes.status().message());
       auto children = store::ParseIndex(*bytes);
-      if (!children.ok()) return Error(absl::StatusCode::kInvalidArgument, image, children.status().message());
+      if (!children.ok())
+        return Error(absl::StatusCode::kInvalidArgument, image, children.status().message());
       plan = PlanChildren(*children, required, matcher_, options_.all_platforms);
       indexes_[d.digest] = *std::move(children);
     } else if (store::IsManifestType(d.media_type)) {
       auto bytes = ReadSmallBlob(content_, ns_, d.digest);
       if (!bytes.ok()) return Error(bytes.status().code(), image, bytes.status().message());
       auto manifest = store::ParseManifest(*bytes);
-      if (!manifest.ok()) return Error(absl::StatusCode::kInvalidArgument, image, manifest.status().message());
+      if (!manifest.ok())
+        return Error(absl::StatusCode::kInvalidArgument, image, manifest.status().message());
       plan.push_back({manifest->config, required});
       for (const Descriptor& layer : manifest->layers) plan.push_back({layer, required});
       manifests_[d.digest] = *std::move(manifest);
@@ -809,10 +823,10 @@ class Importer {
   std::string oci_version_;
   std::optional<std::string> index_json_;
   std::optional<std::string> manifest_json_;
-  std::map<std::string, ArchiveBlob> files_;     // path -> blob in the store
-  std::map<std::string, std::string> small_;     // path -> bytes kept in memory
+  std::map<std::string, ArchiveBlob> files_;  // path -> blob in the store
+  std::map<std::string, std::string> small_;  // path -> bytes kept in memory
   int64_t buffered_ = 0;
-  std::map<std::string, std::string> aliases_;   // symlink or hard link -> target path
+  std::map<std::string, std::string> aliases_;      // symlink or hard link -> target path
   std::map<std::string, int64_t> archive_digests_;  // digests the archive brought
 
   std::map<std::string, int64_t> store_sizes_;
@@ -833,7 +847,11 @@ class Exporter {
  public:
   Exporter(ContentStore* content, ImageStore* images, absl::string_view ns,
            const ExportOptions& options)
-      : content_(content), images_(images), ns_(ns), options_(options), matcher_(options.platform) {}
+      : content_(content),
+        images_(images),
+        ns_(ns),
+        options_(options),
+        matcher_(options.platform) {}
 
   absl::Status Run(const std::vector<std::string>& names, const ArchiveWriteFn& write) {
     // Everything is found before the first byte is written.
@@ -841,7 +859,7 @@ class Exporter {
     index["schemaVersion"] = 2;
     index["mediaType"] = store::kMediaTypeOciIndex;
     index["manifests"] = nlohmann::ordered_json::array();
-    std::vector<std::string> docker_order;                  // manifest digests
+    std::vector<std::string> docker_order;  // manifest digests
     std::map<std::string, std::vector<std::string>> docker_names;
     for (const std::string& requested : names) {
       auto image = Find(requested);
@@ -878,7 +896,8 @@ class Exporter {
         nlohmann::ordered_json e;
         e["Config"] = BlobPath(m.config.digest);
         const std::vector<std::string>& tags = docker_names[digest];
-        e["RepoTags"] = tags.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(tags);
+        e["RepoTags"] =
+            tags.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(tags);
         nlohmann::ordered_json layers = nlohmann::ordered_json::array();
         for (const Descriptor& l : m.layers) layers.push_back(BlobPath(l.digest));
         e["Layers"] = m.layers.empty() ? nlohmann::ordered_json(nullptr) : layers;
@@ -895,8 +914,9 @@ class Exporter {
     if (archive_write_open2(a_, this, nullptr, WriteCallback, nullptr, nullptr) != ARCHIVE_OK) {
       return WriteError("open");
     }
-    if (absl::Status s = WriteFile(kOciLayoutFile, 0444,
-                                   absl::StrCat("{\"imageLayoutVersion\":\"", kOciLayoutVersion, "\"}"));
+    if (absl::Status s =
+            WriteFile(kOciLayoutFile, 0444,
+                      absl::StrCat("{\"imageLayoutVersion\":\"", kOciLayoutVersion, "\"}"));
         !s.ok()) {
       return s;
     }
@@ -926,7 +946,8 @@ class Exporter {
       }
     }
     if (absl::IsNotFound(image.status())) {
-      return absl::NotFoundError(absl::StrCat("image \"", name, "\": not found in namespace ", ns_));
+      return absl::NotFoundError(
+          absl::StrCat("image \"", name, "\": not found in namespace ", ns_));
     }
     return image;
   }
@@ -976,9 +997,9 @@ class Exporter {
       auto info = content_->Info(ns_, d.digest);
       if (absl::IsNotFound(info.status())) {
         if (!required) return false;
-        return absl::FailedPreconditionError(
-            absl::StrCat("image ", image, ": blob ", d.digest, " (", d.media_type,
-                         ") is not in namespace ", ns_));
+        return absl::FailedPreconditionError(absl::StrCat("image ", image, ": blob ", d.digest,
+                                                          " (", d.media_type,
+                                                          ") is not in namespace ", ns_));
       }
       if (!info.ok()) return info.status();
       size = sizes_[d.digest] = info->size;
@@ -995,7 +1016,8 @@ class Exporter {
         if (!bytes.ok()) return bytes.status();
         auto children = store::ParseIndex(*bytes);
         if (!children.ok()) {
-          return absl::DataLossError(absl::StrCat("image ", image, ": ", children.status().message()));
+          return absl::DataLossError(
+              absl::StrCat("image ", image, ": ", children.status().message()));
         }
         indexes_[d.digest] = *std::move(children);
       }
@@ -1006,7 +1028,8 @@ class Exporter {
         if (!bytes.ok()) return bytes.status();
         auto manifest = store::ParseManifest(*bytes);
         if (!manifest.ok()) {
-          return absl::DataLossError(absl::StrCat("image ", image, ": ", manifest.status().message()));
+          return absl::DataLossError(
+              absl::StrCat("image ", image, ": ", manifest.status().message()));
         }
         manifests_[d.digest] = *std::move(manifest);
       }
@@ -1038,7 +1061,8 @@ class Exporter {
   absl::Status WriteError(absl::string_view what) const {
     if (!write_status_.ok()) return write_status_;
     const char* msg = archive_error_string(a_);
-    return absl::InternalError(absl::StrCat("writing the archive (", what, "): ", msg ? msg : "unknown error"));
+    return absl::InternalError(
+        absl::StrCat("writing the archive (", what, "): ", msg ? msg : "unknown error"));
   }
 
   absl::Status WriteHeader(const std::string& name, mode_t type, mode_t perm, int64_t size) {
@@ -1072,7 +1096,8 @@ class Exporter {
     auto reader = content_->Reader(ns_, blob.digest);
     if (!reader.ok()) return reader.status();
     if ((*reader)->Size() != blob.size) {
-      return absl::DataLossError(absl::StrCat("blob ", blob.digest, " changed size during the export"));
+      return absl::DataLossError(
+          absl::StrCat("blob ", blob.digest, " changed size during the export"));
     }
     if (absl::Status s = WriteHeader(name, AE_IFREG, 0444, blob.size); !s.ok()) return s;
     store::Sha256 hash;
@@ -1081,8 +1106,8 @@ class Exporter {
     while (offset < blob.size) {
       if (absl::Status s = (*reader)->ReadAt(offset, kChunk, &chunk); !s.ok()) return s;
       if (chunk.empty()) {
-        return absl::DataLossError(absl::StrCat("blob ", blob.digest, ": ended after ", offset, " of ",
-                                                blob.size, " bytes"));
+        return absl::DataLossError(absl::StrCat("blob ", blob.digest, ": ended after ", offset,
+                                                " of ", blob.size, " bytes"));
       }
       hash.Update(chunk);
       if (absl::Status s = WriteData(name, chunk); !s.ok()) return s;
@@ -1166,9 +1191,9 @@ std::string OciReferenceName(absl::string_view name) {
   return std::string(object);
 }
 
-absl::StatusOr<ImportResult> Import(ContentStore* content, ImageStore* images,
-                                    absl::string_view ns, const ArchiveReadFn& read,
-                                    absl::string_view source, const ImportOptions& options) {
+absl::StatusOr<ImportResult> Import(ContentStore* content, ImageStore* images, absl::string_view ns,
+                                    const ArchiveReadFn& read, absl::string_view source,
+                                    const ImportOptions& options) {
   Importer importer(content, images, ns, source, options);
   return importer.Run(read);
 }
@@ -1212,19 +1237,24 @@ absl::Status ExportFile(ContentStore* content, ImageStore* images, absl::string_
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  if (base.empty()) return absl::InvalidArgumentError(absl::StrCat("export to ", path, ": not a file name"));
-  std::string tmp = absl::StrCat(dir, "/.", base, ".tmp-XXXXXX");
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create a temporary file in ", dir));
+  if (base.empty())
+    return absl::InvalidArgumentError(absl::StrCat("export to ", path, ": not a file name"));
+  // Created with mode 0666 so the umask applies, as to any file the user
+  // makes; the random suffix keeps concurrent exports apart.
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0; ++attempt) {
+    tmp = absl::StrCat(dir, "/.", base, ".tmp-", RandomToken());
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && (errno != EEXIST || attempt == 8)) {
+      return ErrnoStatus(errno, absl::StrCat("create a temporary file in ", dir));
+    }
+  }
   auto fail = [&](absl::Status s) {
     if (fd >= 0) ::close(fd);
     ::unlink(tmp.c_str());
     return s;
   };
-  // mkstemp makes 0600; an archive is as readable as any file the user makes.
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  if (::fchmod(fd, 0666 & ~mask) != 0) return fail(ErrnoStatus(errno, absl::StrCat("chmod ", tmp)));
   absl::Status s = Export(
       content, images, ns, names,
       [fd, &tmp](absl::string_view data) { return WriteAllFd(fd, data, tmp); }, options);

@@ -148,9 +148,9 @@ struct ExportOptions {
 // `docker.io/library/busybox:latest`). Nothing is written before every image
 // and blob has been found, so a missing blob fails before the first byte;
 // a blob that turns out corrupt while it is copied fails mid-stream.
-absl::Status Export(store::ContentStore* content, store::ImageStore* images,
-                    absl::string_view ns, const std::vector<std::string>& names,
-                    const ArchiveWriteFn& write, const ExportOptions& options);
+absl::Status Export(store::ContentStore* content, store::ImageStore* images, absl::string_view ns,
+                    const std::vector<std::string>& names, const ArchiveWriteFn& write,
+                    const ExportOptions& options);
 // Exports to `path` ("-" writes stdout) through a temporary file in the same
 // directory that is fsynced and renamed over `path` only on success, so a
 // failed export leaves no partial file.

@@ -41,8 +41,8 @@ struct Stores {
     store::MakeDirs(root).IgnoreError();
     db = *store::MetadataDb::Open(root + "/meta");
     content = *store::RocksDbContentStore::Open(db.get(), root, &clock);
-    images = std::make_unique<store::RocksDbImageStore>(db.get(), content.get(), &clock,
-                                                        store::DefaultPlatform(), ClassifyImageName);
+    images = std::make_unique<store::RocksDbImageStore>(
+        db.get(), content.get(), &clock, store::DefaultPlatform(), ClassifyImageName);
     content->SetCommitObserver([this](absl::string_view, absl::string_view digest) {
       images->OnBlobArrived(digest).IgnoreError();
     });
@@ -57,7 +57,8 @@ struct Stores {
     std::vector<std::string> names;
     auto list = images->List(kNs, {});
     EXPECT_TRUE(list.ok()) << list.status();
-    for (const store::Image& i : list.value_or(std::vector<store::Image>{})) names.push_back(i.name);
+    for (const store::Image& i : list.value_or(std::vector<store::Image>{}))
+      names.push_back(i.name);
     return names;
   }
   std::string BlobBytes(const std::string& digest) {
@@ -165,7 +166,8 @@ std::string IndexJson(const std::vector<nlohmann::json>& manifests) {
   return nlohmann::json({{"schemaVersion", 2}, {"manifests", manifests}}).dump();
 }
 
-nlohmann::json Entry(const store::Descriptor& d, const std::map<std::string, std::string>& annotations) {
+nlohmann::json Entry(const store::Descriptor& d,
+                     const std::map<std::string, std::string>& annotations) {
   nlohmann::json j = {{"mediaType", d.media_type}, {"digest", d.digest}, {"size", d.size}};
   if (!annotations.empty()) j["annotations"] = annotations;
   return j;
@@ -186,7 +188,8 @@ class ArchiveTest : public ::testing::Test {
     store::RemoveAll(tmp_).IgnoreError();
   }
 
-  store::TestImage Make(const std::string& seed, const std::string& arch = "amd64", bool write = true) {
+  store::TestImage Make(const std::string& seed, const std::string& arch = "amd64",
+                        bool write = true) {
     store::TestImageSpec spec;
     spec.seed = seed;
     spec.architecture = arch;
@@ -199,14 +202,16 @@ class ArchiveTest : public ::testing::Test {
     image.target = target;
     ASSERT_TRUE(s.images->Create(kNs, image).ok()) << name;
   }
-  absl::StatusOr<std::string> ExportA(const std::vector<std::string>& names, ExportOptions options = {}) {
+  absl::StatusOr<std::string> ExportA(const std::vector<std::string>& names,
+                                      ExportOptions options = {}) {
     std::string out;
-    absl::Status s = Export(a_->content.get(), a_->images.get(), kNs, names,
-                            [&out](absl::string_view d) {
-                              out.append(d.data(), d.size());
-                              return absl::OkStatus();
-                            },
-                            options);
+    absl::Status s = Export(
+        a_->content.get(), a_->images.get(), kNs, names,
+        [&out](absl::string_view d) {
+          out.append(d.data(), d.size());
+          return absl::OkStatus();
+        },
+        options);
     if (!s.ok()) return s;
     return out;
   }
@@ -236,9 +241,14 @@ TEST(ArchiveNamesTest, OciReferenceNameIsContainerdsObject) {
 
 TEST(ArchiveNamesTest, CleanPathIsGosPathClean) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"./blobs/sha256/ab", "blobs/sha256/ab"}, {"blobs//sha256/", "blobs/sha256"},
-      {"a/../b", "b"},     {"../a", "../a"},   {"/index.json", "/index.json"},
-      {"/../x", "/x"},     {"", "."},          {"abc/./layer.tar", "abc/layer.tar"},
+      {"./blobs/sha256/ab", "blobs/sha256/ab"},
+      {"blobs//sha256/", "blobs/sha256"},
+      {"a/../b", "b"},
+      {"../a", "../a"},
+      {"/index.json", "/index.json"},
+      {"/../x", "/x"},
+      {"", "."},
+      {"abc/./layer.tar", "abc/layer.tar"},
   };
   for (const auto& [in, want] : cases) EXPECT_EQ(CleanPath(in), want) << in;
 }
@@ -286,8 +296,10 @@ TEST_F(ArchiveTest, OciRoundTripKeepsImageIdAndBytes) {
 
 TEST_F(ArchiveTest, ImportSetsContainerdGcLabelsOnTheManifest) {
   store::TestImage ti = Make("a", "amd64", /*write=*/false);
-  ASSERT_TRUE(ImportB(Tar(OciEntries(ti, IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "x/y:1"}})}))))
-                  .ok());
+  ASSERT_TRUE(
+      ImportB(Tar(OciEntries(
+                  ti, IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "x/y:1"}})}))))
+          .ok());
   auto info = b_->content->Info(kNs, ti.manifest.digest);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->labels["containerd.io/gc.ref.content.config"], ti.config.digest);
@@ -315,22 +327,29 @@ TEST_F(ArchiveTest, ImportNamesEntriesAsCtrDoes) {
   const std::string dated = "import-2024-03-05";
   const std::string at = "@" + ti.manifest.digest;
   const std::vector<Case> cases = {
-      {"", false, {"docker.io/x/full:1", dated + ":v2", "quay.io/other/repo:3", "example.com/base/app:4"}},
+      {"",
+       false,
+       {"docker.io/x/full:1", dated + ":v2", "quay.io/other/repo:3", "example.com/base/app:4"}},
       // --base-name: bare tags join it, other repositories are skipped.
-      {"example.com/base/app", false,
+      {"example.com/base/app",
+       false,
        {"docker.io/x/full:1", "example.com/base/app:v2", "example.com/base/app:4"}},
       // A repository below the base counts as inside it, as in ctr.
-      {"example.com/base", false, {"docker.io/x/full:1", "example.com/base:v2", "example.com/base/app:4"}},
-      {"example.com/base", true,
-       {"docker.io/x/full:1", "example.com/base" + at, "example.com/base:v2", "example.com/base" + at,
-        "example.com/base" + at, "example.com/base/app:4", "example.com/base" + at,
-        "example.com/base" + at}},
+      {"example.com/base",
+       false,
+       {"docker.io/x/full:1", "example.com/base:v2", "example.com/base/app:4"}},
+      {"example.com/base",
+       true,
+       {"docker.io/x/full:1", "example.com/base" + at, "example.com/base:v2",
+        "example.com/base" + at, "example.com/base" + at, "example.com/base/app:4",
+        "example.com/base" + at, "example.com/base" + at}},
   };
   for (const Case& c : cases) {
     ImportOptions options;
     options.base_name = c.base_name;
     options.digest_refs = c.digest_refs;
-    options.now = absl::FromCivil(absl::CivilDay(2024, 3, 5), absl::LocalTimeZone()) + absl::Hours(12);
+    options.now =
+        absl::FromCivil(absl::CivilDay(2024, 3, 5), absl::LocalTimeZone()) + absl::Hours(12);
     auto result = ImportB(tar, options);
     ASSERT_TRUE(result.ok()) << result.status();
     std::vector<std::string> got;
@@ -343,7 +362,8 @@ TEST_F(ArchiveTest, ReimportIsIdempotentAndRetargetsAnExistingName) {
   store::TestImage one = Make("one", "amd64", false);
   store::TestImage two = Make("two", "amd64", false);
   auto tar_of = [&](const store::TestImage& ti) {
-    return Tar(OciEntries(ti, IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "docker.io/x/y:1"}})})));
+    return Tar(OciEntries(
+        ti, IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "docker.io/x/y:1"}})})));
   };
   auto first = ImportB(tar_of(one));
   ASSERT_TRUE(first.ok()) << first.status();
@@ -362,8 +382,9 @@ TEST_F(ArchiveTest, ReimportIsIdempotentAndRetargetsAnExistingName) {
 
 TEST_F(ArchiveTest, GzipCompressedArchiveImports) {
   store::TestImage ti = Make("a", "amd64", false);
-  std::string tar = Tar(OciEntries(ti, IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "x/y:1"}})})),
-                        /*gzip=*/true);
+  std::string tar =
+      Tar(OciEntries(ti, IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "x/y:1"}})})),
+          /*gzip=*/true);
   auto result = ImportB(tar);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->images[0].image_id, ti.config.digest);
@@ -389,7 +410,8 @@ TEST_F(ArchiveTest, MultiPlatformIndexExportsOnePlatformAndImportsWithoutTheOthe
   EXPECT_TRUE(files.count(BlobPath(index.digest)));
   for (const auto& [digest, data] : amd.blobs) EXPECT_TRUE(files.count(BlobPath(digest))) << digest;
   EXPECT_FALSE(files.count(BlobPath(arm.manifest.digest)));
-  EXPECT_EQ(nlohmann::json::parse(files["manifest.json"])[0]["Config"], BlobPath(amd.config.digest));
+  EXPECT_EQ(nlohmann::json::parse(files["manifest.json"])[0]["Config"],
+            BlobPath(amd.config.digest));
 
   auto result = ImportB(*tar);
   ASSERT_TRUE(result.ok()) << result.status();
@@ -410,7 +432,8 @@ TEST_F(ArchiveTest, IndexWhoseOwnPlatformIsMissingIsRefused) {
   store::TestImage amd = Make("m", "amd64", false);
   store::TestImage arm = Make("m", "arm64", false);
   auto [index, index_bytes] = *store::MakeTestIndex(*a_->content, kNs, {arm, amd}, false);
-  std::vector<TarEntry> entries = OciEntries(arm, IndexJson({Entry(index, {{"io.containerd.image.name", "x/m:1"}})}));
+  std::vector<TarEntry> entries =
+      OciEntries(arm, IndexJson({Entry(index, {{"io.containerd.image.name", "x/m:1"}})}));
   entries.insert(entries.begin(), {BlobPath(index.digest), index_bytes, ""});
   auto result = ImportB(Tar(entries));
   EXPECT_TRUE(absl::IsFailedPrecondition(result.status())) << result.status();
@@ -455,8 +478,8 @@ TEST_F(ArchiveTest, DockerSaveArchiveImportsAsContainerdDoes) {
       ti.config.digest, R"(","size":)", config.size(), "},",
       R"("layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar","digest":")",
       ti.layers[0].digest, R"(","size":)", ti.layers[0].size, "},",
-      R"({"mediaType":"application/vnd.docker.image.rootfs.diff.tar","digest":")", ti.layers[1].digest,
-      R"(","size":)", ti.layers[1].size, "}]}");
+      R"({"mediaType":"application/vnd.docker.image.rootfs.diff.tar","digest":")",
+      ti.layers[1].digest, R"(","size":)", ti.layers[1].size, "}]}");
   const store::Descriptor& target = result->images[0].target;
   EXPECT_EQ(target.media_type, "application/vnd.docker.distribution.manifest.v2+json");
   EXPECT_EQ(b_->BlobBytes(target.digest), want);
@@ -474,17 +497,22 @@ TEST_F(ArchiveTest, DockerSaveArchiveImportsAsContainerdDoes) {
 
 TEST_F(ArchiveTest, DockerSaveGzipLayerGetsTheGzipMediaType) {
   std::string layer = Tar({{"etc/x", "hello", ""}}, /*gzip=*/true);
-  std::string config = nlohmann::json({{"architecture", "amd64"}, {"os", "linux"},
-                                       {"rootfs", {{"type", "layers"}, {"diff_ids", {store::Sha256::Of("x")}}}}})
-                           .dump();
-  std::string tar = Tar({{"c.json", config, ""},
-                         {"blobs/sha256/" + std::string(store::DigestHex(store::Sha256::Of(layer))), layer, ""},
-                         {"manifest.json",
-                          nlohmann::json::array({{{"Config", "c.json"},
-                                                  {"RepoTags", {"a:1"}},
-                                                  {"Layers", {"blobs/sha256/" + std::string(store::DigestHex(store::Sha256::Of(layer)))}}}})
-                              .dump(),
-                          ""}});
+  std::string config =
+      nlohmann::json({{"architecture", "amd64"},
+                      {"os", "linux"},
+                      {"rootfs", {{"type", "layers"}, {"diff_ids", {store::Sha256::Of("x")}}}}})
+          .dump();
+  std::string tar =
+      Tar({{"c.json", config, ""},
+           {"blobs/sha256/" + std::string(store::DigestHex(store::Sha256::Of(layer))), layer, ""},
+           {"manifest.json",
+            nlohmann::json::array(
+                {{{"Config", "c.json"},
+                  {"RepoTags", {"a:1"}},
+                  {"Layers",
+                   {"blobs/sha256/" + std::string(store::DigestHex(store::Sha256::Of(layer)))}}}})
+                .dump(),
+            ""}});
   auto result = ImportB(tar);
   ASSERT_TRUE(result.ok()) << result.status();
   auto manifest = store::ParseManifest(b_->BlobBytes(result->images[0].target.digest));
@@ -494,8 +522,10 @@ TEST_F(ArchiveTest, DockerSaveGzipLayerGetsTheGzipMediaType) {
 
 TEST_F(ArchiveTest, DockerSaveWithAMissingLayerIsRefused) {
   store::TestImage ti = Make("d", "amd64", false);
-  std::string tar = Tar({{"c.json", ti.blobs[2].second, ""},
-                         {"manifest.json", R"([{"Config":"c.json","RepoTags":["a:1"],"Layers":["l/layer.tar"]}])", ""}});
+  std::string tar =
+      Tar({{"c.json", ti.blobs[2].second, ""},
+           {"manifest.json", R"([{"Config":"c.json","RepoTags":["a:1"],"Layers":["l/layer.tar"]}])",
+            ""}});
   auto result = ImportB(tar);
   EXPECT_TRUE(absl::IsFailedPrecondition(result.status())) << result.status();
   EXPECT_THAT(result.status().message(), HasSubstr("l/layer.tar"));
@@ -537,7 +567,8 @@ TEST_F(ArchiveTest, BrokenArchivesAreRefusedAndCreateNoImage) {
        "truncated"},
       {"truncated in a header", good.substr(0, 3 * 1024 + 300), absl::StatusCode::kDataLoss, ""},
       {"size mismatch", Tar(bad_size), absl::StatusCode::kDataLoss, "descriptor says"},
-      {"missing layer", Tar(missing_layer), absl::StatusCode::kFailedPrecondition, ti.layers[0].digest},
+      {"missing layer", Tar(missing_layer), absl::StatusCode::kFailedPrecondition,
+       ti.layers[0].digest},
       {"missing index.json", Tar(no_index), absl::StatusCode::kFailedPrecondition, "index.json"},
       {"index.json not JSON", Tar(bad_json), absl::StatusCode::kInvalidArgument, "index.json"},
       {"no oci-layout or manifest.json", Tar(no_layout), absl::StatusCode::kInvalidArgument,
@@ -597,12 +628,13 @@ TEST_F(ArchiveTest, FailedExportFileLeavesNoFile) {
   ASSERT_TRUE(store::MakeDirs(dir).ok());
   std::string path = dir + "/images.tar";
 
-  absl::Status s = ExportFile(a_->content.get(), a_->images.get(), kNs, {"docker.io/x/ok:1", "docker.io/x/gone:1"},
-                              path, {});
+  absl::Status s = ExportFile(a_->content.get(), a_->images.get(), kNs,
+                              {"docker.io/x/ok:1", "docker.io/x/gone:1"}, path, {});
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
   EXPECT_THAT(*store::ListDir(dir), IsEmpty());
 
-  ASSERT_TRUE(ExportFile(a_->content.get(), a_->images.get(), kNs, {"docker.io/x/ok:1"}, path, {}).ok());
+  ASSERT_TRUE(
+      ExportFile(a_->content.get(), a_->images.get(), kNs, {"docker.io/x/ok:1"}, path, {}).ok());
   EXPECT_THAT(*store::ListDir(dir), ElementsAre("images.tar"));
   auto result = ImportFile(b_->content.get(), b_->images.get(), kNs, path, {});
   ASSERT_TRUE(result.ok()) << result.status();
@@ -616,7 +648,8 @@ TEST_F(ArchiveTest, ExportOfACorruptStoreBlobFails) {
   store::TestImage ti = Make("a");
   Name(*a_, "docker.io/x/ok:1", ti.manifest);
   // Damage the layer file behind the store's back.
-  std::string file = a_->root + "/blobs/sha256/" + std::string(store::DigestHex(ti.layers[0].digest));
+  std::string file =
+      a_->root + "/blobs/sha256/" + std::string(store::DigestHex(ti.layers[0].digest));
   ::chmod(file.c_str(), 0644);
   FILE* f = std::fopen(file.c_str(), "r+");
   ASSERT_NE(f, nullptr);

@@ -68,7 +68,8 @@ absl::Status ExportArchive(const std::shared_ptr<grpc::Channel>& ch,
 }
 
 ArchiveCommands::ArchiveCommands(CLI::App& app) {
-  import_ = app.add_subcommand("import", "import an OCI or docker-save archive (like ctr images import)");
+  import_ =
+      app.add_subcommand("import", "import an OCI or docker-save archive (like ctr images import)");
   import_->add_option("file", import_file_, "the archive; - reads stdin")->required();
   AddCommonFlags(import_, &import_flags_);
   import_->add_option("--base-name", import_flags_.base_name,
@@ -84,7 +85,8 @@ ArchiveCommands::ArchiveCommands(CLI::App& app) {
                     "no Docker manifest.json in the archive");
 }
 
-absl::Status ArchiveCommands::Run(const std::shared_ptr<grpc::Channel>& ch, std::ostream& out) const {
+absl::Status ArchiveCommands::Run(const std::shared_ptr<grpc::Channel>& ch,
+                                  std::ostream& out) const {
   if (*import_) return ImportArchive(ch, import_file_, import_flags_, out);
   if (*export_) {
     if (export_args_.size() < 2) return absl::InvalidArgumentError("usage: export IMAGE... FILE");
