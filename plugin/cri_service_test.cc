@@ -169,12 +169,33 @@ TEST_F(CriServiceTest, ListImagesFilterAndStreamImages) {
   EXPECT_EQ(images, 2);
 }
 
-TEST_F(CriServiceTest, PullImageIsUnimplementedForNow) {
+// Pulls from real registries are tested end to end (testdata/pull_test.sh);
+// these are the answers that need no registry.
+TEST_F(CriServiceTest, PullImageRefusesBadRequestsWithInvalidArgument) {
+  struct Case {
+    const char* image;
+    const char* auth;
+  };
+  for (const Case& c : {Case{"", ""}, Case{"Not/Valid:Ref!", ""}, Case{"127.0.0.1:1/app:1", "!!"}}) {
+    cripb::PullImageRequest req;
+    req.mutable_image()->set_image(c.image);
+    req.mutable_auth()->set_auth(c.auth);
+    cripb::PullImageResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_EQ(cri_->PullImage(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.image;
+  }
+}
+
+TEST_F(CriServiceTest, PullImageFromAnUnreachableRegistryIsUnavailableNamingIt) {
   cripb::PullImageRequest req;
-  req.mutable_image()->set_image("busybox");
+  req.mutable_image()->set_image("127.0.0.1:1/app:1");  // nothing listens on port 1
   cripb::PullImageResponse resp;
   grpc::ClientContext ctx;
-  EXPECT_EQ(cri_->PullImage(&ctx, req, &resp).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  grpc::Status s = cri_->PullImage(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("127.0.0.1:1/app:1"));
+  EXPECT_TRUE(List("").empty());
 }
 
 TEST_F(CriServiceTest, ImageFsInfoReportsTheContentRoot) {
