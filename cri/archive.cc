@@ -364,7 +364,13 @@ class Importer {
     a_ = a.get();
     read_ctx_.read = &read;
     read_ctx_.buf.resize(kChunk);
-    archive_read_support_filter_all(a_);
+    // Compressions libarchive decodes itself; filter_all would also run
+    // external programs (lrzip, lzop, ...) for an archive that asks for them.
+    archive_read_support_filter_gzip(a_);
+    archive_read_support_filter_bzip2(a_);
+    archive_read_support_filter_xz(a_);
+    archive_read_support_filter_zstd(a_);
+    archive_read_support_filter_lz4(a_);
     archive_read_support_format_tar(a_);
     if (archive_read_open(a_, &read_ctx_, nullptr, ReadCallback, nullptr) != ARCHIVE_OK) {
       if (!read_ctx_.status.ok()) return read_ctx_.status;
