@@ -503,7 +503,7 @@ class Importer {
         // Opened after the first read, so that an empty or unreadable entry
         // leaves no ingest behind.
         opened = true;
-        auto w = content_->Writer(ns_, ref, size, expected);
+        auto w = content_->Writer(ns_, ref, size, expected, options_.lease);
         if (absl::IsAlreadyExists(w.status())) {
           present = true;  // still hashed below: the archive must be sound
         } else if (!w.ok()) {
@@ -575,7 +575,7 @@ class Importer {
 
   absl::Status WriteBytes(absl::string_view data, const std::string& digest) {
     std::string ref = absl::StrCat("import-", token_, "-", ++ingests_);
-    auto w = content_->Writer(ns_, ref, data.size(), digest);
+    auto w = content_->Writer(ns_, ref, data.size(), digest, options_.lease);
     if (absl::IsAlreadyExists(w.status())) {
       ++present_;
       return absl::OkStatus();
@@ -795,12 +795,12 @@ class Importer {
   // ctr: update the target of an existing image, else create it.
   absl::Status PutImage(const store::Image& image) {
     for (int attempt = 0; attempt < 2; ++attempt) {
-      auto updated = images_->Update(ns_, image, {"target"});
+      auto updated = images_->Update(ns_, image, {"target"}, options_.lease);
       if (updated.ok()) return absl::OkStatus();
       if (!absl::IsNotFound(updated.status())) {
         return Error(updated.status().code(), image.name, updated.status().message());
       }
-      auto created = images_->Create(ns_, image);
+      auto created = images_->Create(ns_, image, options_.lease);
       if (created.ok()) return absl::OkStatus();
       if (!absl::IsAlreadyExists(created.status())) {
         return Error(created.status().code(), image.name, created.status().message());

@@ -105,6 +105,9 @@ struct ImportOptions {
   bool all_platforms = false;
   // For the default base name, in local time.
   absl::Time now = absl::Now();
+  // containerd lease the blobs and records are written under, so a
+  // collector leaves a half-done import alone ("" for none).
+  std::string lease;
 };
 
 struct ImportedImage {

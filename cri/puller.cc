@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cri/hosts.h"
@@ -38,6 +39,7 @@ std::string IngestRef(absl::string_view kind, absl::string_view digest) {
 // Everything one pull carries through its helpers.
 struct Puller::Job {
   const PullRequest* req = nullptr;
+  std::string blob_lease;  // what fetched blobs are written under
   std::string what;  // the reference, for messages
   std::unique_ptr<Authorizer> auth;
   std::unique_ptr<RegistryClient> registry;
@@ -48,11 +50,12 @@ struct Puller::Job {
 };
 
 Puller::Puller(store::ContentStore* content, store::ImageStore* images,
-               store::ImageCommitter* committer, HttpClient* http, store::Platform platform,
-               PullerOptions options)
+               store::ImageCommitter* committer, store::LeaseStore* leases, HttpClient* http,
+               store::Platform platform, PullerOptions options)
     : content_(content),
       images_(images),
       committer_(committer),
+      leases_(leases),
       http_(http),
       matcher_(platform),
       platform_name_(store::FormatPlatform(platform)),
@@ -60,22 +63,29 @@ Puller::Puller(store::ContentStore* content, store::ImageStore* images,
 
 absl::StatusOr<std::string> Puller::Document(Job& job, const store::Descriptor& desc,
                                              absl::string_view ref_kind) {
-  if (absl::StatusOr<std::unique_ptr<store::ContentReader>> r = content_->Reader(job.req->ns, desc.digest);
-      r.ok()) {
-    std::string bytes;
-    if ((*r)->Size() <= static_cast<int64_t>(kMaxManifestBytes) &&
-        (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), &bytes).ok() &&
-        static_cast<int64_t>(bytes.size()) == (*r)->Size()) {
-      return bytes;
-    }
-  }
-  absl::StatusOr<std::string> bytes = job.registry->FetchManifest(desc);
-  if (!bytes.ok()) return bytes.status();
+  // Opening the ingest with the expected digest either finds the document
+  // (and puts it under the pull's lease, so no collection takes it before the
+  // names are written) or starts the write of a fetched copy.
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> w =
       content_->Writer(job.req->ns, IngestRef(ref_kind, desc.digest), desc.size, desc.digest,
-                       job.req->lease);
-  if (absl::IsAlreadyExists(w.status())) return bytes;
+                       job.blob_lease);
+  if (absl::IsAlreadyExists(w.status())) {
+    absl::StatusOr<std::unique_ptr<store::ContentReader>> r =
+        content_->Reader(job.req->ns, desc.digest);
+    if (!r.ok()) return r.status();
+    if ((*r)->Size() > static_cast<int64_t>(kMaxManifestBytes)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(desc.digest, ": ", (*r)->Size(), " bytes is more than a manifest may have"));
+    }
+    std::string bytes;
+    if (absl::Status s = (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), &bytes); !s.ok()) {
+      return s;
+    }
+    return bytes;
+  }
   if (!w.ok()) return w.status();
+  absl::StatusOr<std::string> bytes = job.registry->FetchManifest(desc);
+  if (!bytes.ok()) return bytes.status();
   if (absl::Status s = (*w)->Truncate(0); !s.ok()) return s;
   if (absl::Status s = (*w)->Write(*bytes); !s.ok()) return s;
   absl::Status c = (*w)->Commit(desc.size, desc.digest, {});
@@ -85,7 +95,6 @@ absl::StatusOr<std::string> Puller::Document(Job& job, const store::Descriptor& 
 
 absl::Status Puller::EnsureBlob(Job& job, const store::Descriptor& desc,
                                 absl::string_view ref_kind) {
-  if (content_->Info(job.req->ns, desc.digest).ok()) return absl::OkStatus();
   const std::string key = absl::StrCat(job.req->ns, "\n", desc.digest);
   std::shared_ptr<Flight> flight;
   bool leader = false;
@@ -106,9 +115,9 @@ absl::Status Puller::EnsureBlob(Job& job, const store::Descriptor& desc,
         return absl::CancelledError(absl::StrCat(job.what, ": cancelled"));
       }
     }
-    if (flight->status.ok()) return absl::OkStatus();
-    // The other pull's failure may be its own (its credentials, its
-    // cancellation): try once more on our own account.
+    // Done: the blob is there, and opening it again puts it under this
+    // pull's lease too. Failed: the failure may be the other pull's own (its
+    // credentials, its cancellation), so this pull tries on its own account.
     return FetchBlob(job, desc, ref_kind);
   }
   absl::Status s = FetchBlob(job, desc, ref_kind);
@@ -126,7 +135,7 @@ absl::Status Puller::FetchBlob(Job& job, const store::Descriptor& desc,
   const std::string ref = IngestRef(ref_kind, desc.digest);
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> w;
   for (int i = 0;; ++i) {
-    w = content_->Writer(job.req->ns, ref, desc.size, desc.digest, job.req->lease);
+    w = content_->Writer(job.req->ns, ref, desc.size, desc.digest, job.blob_lease);
     // Another client (ctr, containerd through the proxy) is writing it.
     if (!absl::IsUnavailable(w.status()) || i >= kLockedRetries) break;
     if (job.req->cancel != nullptr && job.req->cancel->load()) break;
@@ -181,6 +190,8 @@ absl::Status Puller::FetchBlob(Job& job, const store::Descriptor& desc,
 
 absl::Status Puller::FetchAll(Job& job,
                               const std::vector<std::pair<store::Descriptor, std::string>>& blobs) {
+  // Every blob goes through EnsureBlob: one already present is only put
+  // under the pull's lease. Missing ones are what progress counts.
   std::vector<size_t> missing;
   for (size_t i = 0; i < blobs.size(); ++i) {
     if (!content_->Info(job.req->ns, blobs[i].first.digest).ok()) {
@@ -188,7 +199,6 @@ absl::Status Puller::FetchAll(Job& job,
       job.bytes_total += std::max<int64_t>(0, blobs[i].first.size);
     }
   }
-  if (missing.empty()) return absl::OkStatus();
 
   std::atomic<size_t> next{0};
   absl::Mutex mu;
@@ -197,8 +207,8 @@ absl::Status Puller::FetchAll(Job& job,
   auto worker = [&] {
     while (!failed.load()) {
       size_t i = next.fetch_add(1);
-      if (i >= missing.size()) return;
-      const auto& [desc, kind] = blobs[missing[i]];
+      if (i >= blobs.size()) return;
+      const auto& [desc, kind] = blobs[i];
       absl::Status s = EnsureBlob(job, desc, kind);
       if (!s.ok()) {
         absl::MutexLock lock(&mu);
@@ -208,7 +218,7 @@ absl::Status Puller::FetchAll(Job& job,
     }
   };
   int n = std::max(1, std::min<int>(options_.max_concurrent_downloads,
-                                    static_cast<int>(missing.size())));
+                                    static_cast<int>(std::max<size_t>(1, missing.size()))));
   std::vector<std::thread> threads;
   threads.reserve(n);
   for (int i = 0; i < n; ++i) threads.emplace_back(worker);
@@ -237,6 +247,22 @@ absl::Status Puller::FetchAll(Job& job,
 }
 
 absl::StatusOr<PullResult> Puller::Pull(const PullRequest& req) {
+  if (!req.lease.empty() || leases_ == nullptr) return PullLeased(req, req.lease);
+  static std::atomic<uint64_t> serial{0};
+  store::Lease lease;
+  lease.id = absl::StrCat("imaged-pull-", absl::ToUnixNanos(absl::Now()), "-", serial++);
+  lease.labels[store::kLeaseExpireLabel] = absl::FormatTime(
+      absl::RFC3339_sec, absl::Now() + options_.lease_expiry, absl::UTCTimeZone());
+  if (auto created = leases_->Create(req.ns, lease); !created.ok()) return created.status();
+  absl::StatusOr<PullResult> result = PullLeased(req, lease.id);
+  // The names (written outside the lease) now hold what the pull fetched;
+  // after a failure, what it fetched is garbage unless something else holds it.
+  if (absl::Status s = leases_->Delete(req.ns, lease.id); !s.ok() && result.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<PullResult> Puller::PullLeased(const PullRequest& req,
+                                              absl::string_view blob_lease) {
   absl::StatusOr<Reference> ref = ParseNormalizedNamed(req.image);
   if (!ref.ok()) return ref.status();
   if (ref->domain.empty()) {
@@ -248,6 +274,7 @@ absl::StatusOr<PullResult> Puller::Pull(const PullRequest& req) {
   // (the name written), as containerd does.
   Job job;
   job.req = &req;
+  job.blob_lease = std::string(blob_lease);
   job.what = ref->String();
 
   absl::StatusOr<std::vector<RegistryHost>> hosts = HostsFor(options_.hosts_dir, ref->domain);

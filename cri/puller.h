@@ -43,6 +43,7 @@
 #include "cri/registry_client.h"
 #include "store/content_store.h"
 #include "store/image_store.h"
+#include "store/lease_store.h"
 #include "store/platform.h"
 
 namespace imaged::cri {
@@ -60,13 +61,15 @@ struct PullerOptions {
   absl::Duration log_interval = absl::Seconds(10);
   // Where progress lines go (none: not logged).
   std::function<void(const std::string&)> log;
+  // How long the temporary lease of a pull outlives a crashed imaged.
+  absl::Duration lease_expiry = absl::Hours(24);
 };
 
 struct PullRequest {
   std::string ns;
   std::string image;  // as kubelet sends it: "busybox", "quay.io/a/b:1", "x@sha256:..."
   Credentials creds;
-  std::string lease;  // containerd lease the blobs and records join ("" for none)
+  std::string lease;  // containerd lease the blobs and records join ("" for a temporary one)
   const std::atomic<bool>* cancel = nullptr;
 };
 
@@ -83,10 +86,14 @@ struct PullResult {
 
 class Puller {
  public:
-  // None of the pointers is owned; all must outlive the Puller.
+  // None of the pointers is owned; all must outlive the Puller. With
+  // `leases` (may be null), a pull that names no lease of its own runs under
+  // a temporary one, so a collector never takes blobs fetched before the
+  // names that reference them are written; it carries containerd.io/gc.expire
+  // (`lease_expiry` on) in case imaged dies mid-pull.
   Puller(store::ContentStore* content, store::ImageStore* images,
-         store::ImageCommitter* committer, HttpClient* http, store::Platform platform,
-         PullerOptions options);
+         store::ImageCommitter* committer, store::LeaseStore* leases, HttpClient* http,
+         store::Platform platform, PullerOptions options);
 
   // Pulls `req.image`. Errors name the reference and the registry:
   // InvalidArgument (a reference that does not parse, bad credentials
@@ -98,6 +105,8 @@ class Puller {
   absl::StatusOr<PullResult> Pull(const PullRequest& req);
 
  private:
+  // Blobs are written under `blob_lease`, records under req.lease.
+  absl::StatusOr<PullResult> PullLeased(const PullRequest& req, absl::string_view blob_lease);
   struct Flight {
     absl::Notification done;
     absl::Status status;
@@ -118,6 +127,7 @@ class Puller {
   store::ContentStore* const content_;
   store::ImageStore* const images_;
   store::ImageCommitter* const committer_;
+  store::LeaseStore* const leases_;
   HttpClient* const http_;
   const store::PlatformMatcher matcher_;
   const std::string platform_name_;

@@ -31,4 +31,47 @@ grpc::Status AdminService::ListUnresolved(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::GarbageCollect(grpc::ServerContext*,
+                                          const adminpb::GarbageCollectRequest* req,
+                                          adminpb::GarbageCollectResponse* resp) {
+  if (gc_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "garbage collection is not set up");
+  }
+  std::vector<std::string> namespaces(req->namespaces().begin(), req->namespaces().end());
+  absl::StatusOr<store::GcReport> r = gc_->CollectNow(namespaces);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  resp->set_namespaces(r->namespaces);
+  resp->set_blobs_kept(r->blobs_kept);
+  resp->set_blobs_removed(r->blobs_removed);
+  resp->set_files_removed(r->files_removed);
+  resp->set_bytes_freed(r->bytes_freed);
+  resp->set_leases_expired(r->leases_expired);
+  resp->set_complete(r->complete);
+  resp->set_duration_micros(absl::ToInt64Microseconds(r->duration));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::DiskUsage(grpc::ServerContext*, const adminpb::DiskUsageRequest*,
+                                     adminpb::DiskUsageResponse* resp) {
+  if (collector_ == nullptr || content_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "garbage collection is not set up");
+  }
+  absl::StatusOr<std::vector<store::NamespaceUsage>> usage = collector_->Usage();
+  if (!usage.ok()) return ToGrpcStatus(usage.status());
+  for (const store::NamespaceUsage& u : *usage) {
+    adminpb::NamespaceUsage* out = resp->add_namespaces();
+    out->set_namespace_(u.ns);
+    out->set_blobs(u.blobs);
+    out->set_bytes(u.bytes);
+    out->set_exclusive_bytes(u.exclusive_bytes);
+    out->set_garbage_blobs(u.garbage_blobs);
+    out->set_reclaimable_bytes(u.reclaimable_bytes);
+  }
+  absl::StatusOr<store::ContentUsage> total = content_->Usage();
+  if (!total.ok()) return ToGrpcStatus(total.status());
+  resp->set_files(total->files);
+  resp->set_bytes(total->bytes);
+  return grpc::Status::OK;
+}
+
 }  // namespace imaged::plugin

@@ -65,6 +65,12 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
         return Bad(path, k, "must be a positive duration such as \"30s\" or \"24h\"");
       }
       (k == "ingest_expiry" ? out.ingest_expiry : out.shutdown_timeout) = d;
+    } else if (k == "gc_interval" || k == "gc_delay") {
+      absl::Duration d;
+      if (!text || !absl::ParseDuration(*text, &d) || d < absl::ZeroDuration()) {
+        return Bad(path, k, "must be a duration such as \"1h\" or \"0s\"");
+      }
+      (k == "gc_interval" ? out.gc_interval : out.gc_delay) = d;
     } else if (k == "max_concurrent_downloads") {
       auto n = node.value<int64_t>();
       if (!n || *n < 1 || *n > 64) return Bad(path, k, "must be an integer from 1 to 64");

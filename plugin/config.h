@@ -31,6 +31,12 @@ struct Config {
   std::string registry_config_path;
   // Blobs one CRI pull downloads at once.
   int max_concurrent_downloads = 3;
+  // A garbage collection pass over every namespace runs this often (zero:
+  // only after deletes and on request).
+  absl::Duration gc_interval = absl::Hours(1);
+  // A pass over the namespaces a delete touched runs this long after it
+  // (deletes in the meantime share the pass).
+  absl::Duration gc_delay = absl::Seconds(1);
 };
 
 // Reads a TOML file over `base`. Keys (all optional):
@@ -43,6 +49,8 @@ struct Config {
 //   cri_namespace = "k8s.io"
 //   index_check = "off"           # or "report", "repair"
 //   max_concurrent_downloads = 3  # per pull
+//   gc_interval = "1h"            # "0s": no scheduled pass
+//   gc_delay = "1s"               # after a delete
 //   [registry]
 //   config_path = "/etc/imaged/certs.d"   # containerd's hosts.toml layout
 // InvalidArgument naming the file and key for a syntax error, an unknown key

@@ -30,6 +30,8 @@ platform = "linux/arm64"
 cri_namespace = "kube"
 index_check = "repair"
 max_concurrent_downloads = 5
+gc_interval = "0s"
+gc_delay = "250ms"
 [registry]
 config_path = "/etc/imaged/certs.d"
 )"));
@@ -43,6 +45,8 @@ config_path = "/etc/imaged/certs.d"
   EXPECT_EQ(config->cri_namespace, "kube");
   EXPECT_EQ(config->index_check, "repair");
   EXPECT_EQ(config->max_concurrent_downloads, 5);
+  EXPECT_EQ(config->gc_interval, absl::ZeroDuration());
+  EXPECT_EQ(config->gc_delay, absl::Milliseconds(250));
   EXPECT_EQ(config->registry_config_path, "/etc/imaged/certs.d");
 }
 
@@ -70,6 +74,8 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
       {"index_check = \"sometimes\"", "index_check"},
       {"platform = 3", "platform"},
       {"max_concurrent_downloads = 0", "max_concurrent_downloads"},
+      {"gc_interval = \"-1s\"", "gc_interval"},
+      {"gc_delay = 5", "gc_delay"},
       {"max_concurrent_downloads = \"3\"", "max_concurrent_downloads"},
       {"registry = \"x\"", "registry"},
       {"[registry]\nconfig_path = 1", "registry.config_path"},

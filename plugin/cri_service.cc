@@ -141,7 +141,10 @@ grpc::Status CriService::RemoveImage(grpc::ServerContext*, const cripb::RemoveIm
     event.set_name(name);
     events_->Publish(ns_, "/images/delete", event);
   }
-  return grpc::Status::OK;
+  // kubelet's image GC removes images to free disk: the space is free when
+  // RemoveImage returns.
+  if (removed->empty()) return grpc::Status::OK;
+  return ToGrpcStatus(AfterDelete(gc_, ns_, /*sync=*/true));
 }
 
 grpc::Status CriService::ImageFsInfo(grpc::ServerContext*, const cripb::ImageFsInfoRequest*,

@@ -9,6 +9,7 @@
 #include "cri/image_service.h"
 #include "cri/puller.h"
 #include "plugin/event_exchange.h"
+#include "plugin/gc_scheduler.h"
 
 namespace imaged::plugin {
 
@@ -20,9 +21,11 @@ class CriService final : public cripb::ImageService::Service {
   static constexpr size_t kStreamBatch = 100;
 
   // `puller` may be null: PullImage is then Unimplemented.
+  // RemoveImage returns after the collection of what the image held, when
+  // `gc` is set.
   CriService(cri::ImageService* images, EventExchange* events, std::string ns,
-             cri::Puller* puller = nullptr)
-      : images_(images), events_(events), ns_(std::move(ns)), puller_(puller) {}
+             cri::Puller* puller = nullptr, GcScheduler* gc = nullptr)
+      : images_(images), events_(events), ns_(std::move(ns)), puller_(puller), gc_(gc) {}
 
   grpc::Status ListImages(grpc::ServerContext* ctx, const cripb::ListImagesRequest* req,
                           cripb::ListImagesResponse* resp) override;
@@ -42,6 +45,7 @@ class CriService final : public cripb::ImageService::Service {
   EventExchange* const events_;
   const std::string ns_;
   cri::Puller* const puller_;
+  GcScheduler* const gc_;
 };
 
 // The CRI Image message for one image (repo tags and digests from its names,

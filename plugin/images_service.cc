@@ -63,12 +63,11 @@ grpc::Status ImagesService::Delete(grpc::ServerContext* ctx,
                                    google::protobuf::Empty*) {
   absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
-  // `sync` asks to wait for garbage collection; there is none to wait for yet.
   if (absl::Status s = store_->Delete(*ns, req->name()); !s.ok()) return ToGrpcStatus(s);
   imagespb::ImageDelete event;
   event.set_name(req->name());
   events_->Publish(*ns, "/images/delete", event);
-  return grpc::Status::OK;
+  return ToGrpcStatus(AfterDelete(gc_, *ns, req->sync()));
 }
 
 }  // namespace imaged::plugin

@@ -6,14 +6,16 @@
 #include "api/containerd/services/images/v1/images.grpc.pb.h"
 #include "plugin/convert.h"
 #include "plugin/event_exchange.h"
+#include "plugin/gc_scheduler.h"
 #include "store/image_store.h"
 
 namespace imaged::plugin {
 
 class ImagesService final : public imagespb::Images::Service {
  public:
-  ImagesService(store::ImageStore* store, EventExchange* events)
-      : store_(store), events_(events) {}
+  // `gc` (may be null) is told of deletes; Delete with `sync` waits for it.
+  ImagesService(store::ImageStore* store, EventExchange* events, GcScheduler* gc = nullptr)
+      : store_(store), events_(events), gc_(gc) {}
 
   grpc::Status Get(grpc::ServerContext* ctx, const imagespb::GetImageRequest* req,
                    imagespb::GetImageResponse* resp) override;
@@ -29,6 +31,7 @@ class ImagesService final : public imagespb::Images::Service {
  private:
   store::ImageStore* const store_;
   EventExchange* const events_;
+  GcScheduler* const gc_;
 };
 
 }  // namespace imaged::plugin

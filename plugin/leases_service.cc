@@ -55,9 +55,8 @@ grpc::Status LeasesService::Delete(grpc::ServerContext* ctx, const leasespb::Del
                                    google::protobuf::Empty*) {
   absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
-  // `sync` asks to wait for garbage collection; imaged has no collector yet,
-  // so there is nothing to wait for and the flag is accepted as a no-op.
-  return ToGrpcStatus(store_->Delete(*ns, req->id()));
+  if (absl::Status s = store_->Delete(*ns, req->id()); !s.ok()) return ToGrpcStatus(s);
+  return ToGrpcStatus(AfterDelete(gc_, *ns, req->sync()));
 }
 
 grpc::Status LeasesService::List(grpc::ServerContext* ctx, const leasespb::ListRequest* req,

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "api/containerd/services/leases/v1/leases.grpc.pb.h"
+#include "plugin/gc_scheduler.h"
 #include "store/lease_store.h"
 
 namespace imaged::plugin {
@@ -16,10 +17,12 @@ namespace leasespb = ::containerd::services::leases::v1;
 class LeasesService final : public leasespb::Leases::Service {
  public:
   // `store` is not owned and must outlive the service.
-  explicit LeasesService(store::LeaseStore* store) : store_(store) {}
+  // `gc` (may be null) is told of deletes; Delete with `sync` waits for it.
+  explicit LeasesService(store::LeaseStore* store, GcScheduler* gc = nullptr)
+      : store_(store), gc_(gc) {}
   // Owns `store`, for a server that needs the lease store nowhere else.
   explicit LeasesService(std::unique_ptr<store::LeaseStore> store)
-      : owned_(std::move(store)), store_(owned_.get()) {}
+      : owned_(std::move(store)), store_(owned_.get()), gc_(nullptr) {}
 
   // An empty ID gets a generated one, as containerd's service does.
   grpc::Status Create(grpc::ServerContext* ctx, const leasespb::CreateRequest* req,
@@ -38,6 +41,7 @@ class LeasesService final : public leasespb::Leases::Service {
  private:
   const std::unique_ptr<store::LeaseStore> owned_;
   store::LeaseStore* const store_;
+  GcScheduler* const gc_;
 };
 
 // A lease ID in the shape containerd's leases.WithRandomID makes:

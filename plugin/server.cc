@@ -124,11 +124,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return expired.status();
   }
 
+  server->leases_ =
+      std::make_unique<store::RocksDbLeaseStore>(server->db_.get(), store::SystemClock::Get());
+  server->collector_ = std::make_unique<store::Collector>(
+      server->db_.get(), server->content_.get(), server->leases_.get(), store::SystemClock::Get());
+  server->gc_ = std::make_unique<GcScheduler>(
+      server->collector_.get(),
+      config.gc_interval == absl::ZeroDuration() ? absl::InfiniteDuration() : config.gc_interval,
+      config.gc_delay);
+  GcScheduler* gc = server->gc_.get();
+
   server->services_.push_back(std::make_unique<ContentService>(server->content_.get()));
-  server->services_.push_back(std::make_unique<ImagesService>(images, &server->events_));
+  server->services_.push_back(std::make_unique<ImagesService>(images, &server->events_, gc));
   server->services_.push_back(std::make_unique<EventsService>(&server->events_));
-  server->services_.push_back(std::make_unique<LeasesService>(
-      std::make_unique<store::RocksDbLeaseStore>(server->db_.get(), store::SystemClock::Get())));
+  server->services_.push_back(std::make_unique<LeasesService>(server->leases_.get(), gc));
   store::RocksDbContentStore* content_store = server->content_.get();
   server->cri_ = std::make_unique<cri::ImageService>(
       images, config.root, [content_store] { return content_store->Usage(); });
@@ -140,11 +149,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     std::fprintf(stderr, "imaged: %s\n", line.c_str());
   };
   server->puller_ = std::make_unique<cri::Puller>(server->content_.get(), images, images,
-                                                  server->http_.get(), *platform,
-                                                  std::move(pull_options));
-  server->services_.push_back(std::make_unique<CriService>(
-      server->cri_.get(), &server->events_, config.cri_namespace, server->puller_.get()));
-  server->services_.push_back(std::make_unique<AdminService>(images));
+                                                  server->leases_.get(), server->http_.get(),
+                                                  *platform, std::move(pull_options));
+  server->services_.push_back(std::make_unique<CriService>(server->cri_.get(), &server->events_,
+                                                           config.cri_namespace,
+                                                           server->puller_.get(), gc));
+  server->services_.push_back(std::make_unique<AdminService>(images, server->content_.get(),
+                                                             server->collector_.get(), gc));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -190,11 +201,15 @@ void Server::Shutdown() {
   }
   stop_.Notify();
   if (expirer_.joinable()) expirer_.join();
+  if (gc_ != nullptr) gc_->Stop();
   grpc_.reset();
   services_.clear();
   cri_.reset();
   puller_.reset();
   http_.reset();
+  gc_.reset();
+  collector_.reset();
+  leases_.reset();
   images_.reset();
   content_.reset();
   db_.reset();

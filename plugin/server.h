@@ -22,6 +22,9 @@
 #include "plugin/event_exchange.h"
 #include "plugin/events_service.h"
 #include "plugin/images_service.h"
+#include "plugin/gc_scheduler.h"
+#include "store/gc.h"
+#include "store/lease_store.h"
 #include "store/metadata_db.h"
 #include "store/rocksdb_content_store.h"
 #include "store/rocksdb_image_store.h"
@@ -45,6 +48,7 @@ class Server {
   store::RocksDbContentStore& content_store() { return *content_; }
   store::RocksDbImageStore& image_store() { return *images_; }
   EventExchange& events() { return events_; }
+  GcScheduler& gc() { return *gc_; }
 
  private:
   explicit Server(Config config) : config_(std::move(config)) {}
@@ -54,6 +58,9 @@ class Server {
   std::unique_ptr<store::MetadataDb> db_;
   std::unique_ptr<store::RocksDbContentStore> content_;
   std::unique_ptr<store::RocksDbImageStore> images_;
+  std::unique_ptr<store::RocksDbLeaseStore> leases_;
+  std::unique_ptr<store::Collector> collector_;
+  std::unique_ptr<GcScheduler> gc_;
   std::unique_ptr<cri::ImageService> cri_;
   std::unique_ptr<cri::HttpClient> http_;
   std::unique_ptr<cri::Puller> puller_;

@@ -170,6 +170,7 @@ absl::StatusOr<std::vector<Lease>> RocksDbLeaseStore::List(absl::string_view ns,
 
 absl::Status RocksDbLeaseStore::AddResource(absl::string_view ns, absl::string_view lease,
                                             const LeaseResource& resource) {
+  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds a reference: see MetadataDb::gc_lock
   absl::MutexLock lock(&write_mu_);
   if (absl::Status s = CheckExists(ns, lease); !s.ok()) return s;
   if (absl::Status s = ValidateLeaseResource(resource); !s.ok()) return s;

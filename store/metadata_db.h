@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
 #include "store/keys.h"
@@ -28,11 +29,22 @@ class MetadataDb {
   absl::Status Write(rocksdb::WriteBatch* batch, bool sync = true);
   // Point read; NotFound when absent.
   absl::Status Get(Cf family, absl::string_view key, std::string* value) const;
+
+  // Orders the garbage collector against writes that add a reference to a
+  // blob (an image record, a content label, a blob committed or shared, a
+  // lease resource). Each such write holds it shared from its first read to
+  // its write, so what it read stays true; the collector holds it exclusively
+  // while it marks and removes metadata, so it never removes a blob that a
+  // write in flight is about to reference. Always the outermost lock taken,
+  // never taken twice by one thread (absl::Mutex is not reentrant).
+  absl::Mutex& gc_lock() const { return gc_lock_; }
+
  private:
   MetadataDb() = default;
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  mutable absl::Mutex gc_lock_;
 };
 
 // A scan of the keys of one column family that start with a prefix, bounded

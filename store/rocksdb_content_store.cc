@@ -278,6 +278,7 @@ absl::StatusOr<ContentInfo> RocksDbContentStore::Update(absl::string_view ns,
                                                         const ContentInfo& info,
                                                         absl::Span<const std::string> fieldpaths) {
   if (absl::Status s = ValidateDigest(info.digest); !s.ok()) return s;
+  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds a reference: see MetadataDb::gc_lock
   absl::MutexLock lock(&mu_);
   std::string key = ContentKey(ns, info.digest);
   std::string value;
@@ -323,6 +324,7 @@ absl::StatusOr<ContentInfo> RocksDbContentStore::Update(absl::string_view ns,
 absl::Status RocksDbContentStore::WriteWithBlobLabels(
     absl::string_view ns, absl::Span<const std::pair<std::string, Labels>> labels,
     rocksdb::WriteBatch* batch) {
+  // The caller holds db_->gc_lock() shared (it is writing references too).
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   for (const auto& [digest, set] : labels) {
@@ -391,6 +393,51 @@ absl::Status RocksDbContentStore::Delete(absl::string_view ns, absl::string_view
     return ErrnoError(errno, absl::StrCat("remove ", path));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<RocksDbContentStore::Removed> RocksDbContentStore::RemoveBlobs(
+    absl::string_view ns, absl::Span<const std::string> digests) {
+  absl::MutexLock lock(&mu_);
+  Removed out;
+  rocksdb::WriteBatch batch;
+  std::vector<std::string> unheld;
+  int64_t freed = 0;
+  for (const std::string& digest : digests) {
+    std::string key = ContentKey(ns, digest);
+    std::string value;
+    absl::Status got = db_->Get(Cf::kContent, key, &value);
+    if (absl::IsNotFound(got)) continue;
+    if (!got.ok()) return got;
+    absl::StatusOr<ContentRecord> r = DecodeContentRecord(value);
+    if (!r.ok()) return r.status();
+    absl::StatusOr<bool> shared = HeldByAnother(digest, ns);
+    if (!shared.ok()) return shared.status();
+    batch.Delete(db_->cf(Cf::kContent), key);
+    batch.Delete(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns));
+    ++out.rows;
+    if (!*shared) {
+      unheld.push_back(digest);
+      freed += r->size;
+    }
+  }
+  if (out.rows == 0) return out;
+  if (!unheld.empty()) {
+    if (absl::Status s = StageUsage(&batch, -freed, -static_cast<int64_t>(unheld.size()));
+        !s.ok()) {
+      return s;
+    }
+  }
+  // Metadata first, then the files (see Delete).
+  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  for (const std::string& digest : unheld) {
+    std::string path = BlobPath(digest);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoError(errno, absl::StrCat("remove ", path));
+    }
+  }
+  out.files = static_cast<int64_t>(unheld.size());
+  out.bytes = freed;
+  return out;
 }
 
 absl::StatusOr<bool> RocksDbContentStore::HeldByAnother(absl::string_view digest,
@@ -486,6 +533,7 @@ absl::StatusOr<std::vector<IngestStatus>> RocksDbContentStore::ListStatuses(
 
 absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_view digest,
                                             int64_t total, absl::string_view lease) {
+  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds a reference: see MetadataDb::gc_lock
   absl::MutexLock lock(&mu_);
   std::string key = ContentKey(ns, digest);
   std::string value;
@@ -588,6 +636,7 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
                                              const std::string& data_path,
                                              const std::string& digest, int64_t size,
                                              const Labels& labels, absl::string_view lease) {
+  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds a reference: see MetadataDb::gc_lock
   absl::MutexLock lock(&mu_);
   std::string key = ContentKey(ns, digest);
   std::string value;

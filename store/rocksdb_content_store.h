@@ -55,7 +55,18 @@ class RocksDbContentStore final : public ContentStore {
   // Adds to `batch` the setting of `labels` on blobs of `ns` (merged: other
   // labels stay, an empty value removes one) and writes it, under the lock
   // that orders label updates, so another store's rows and these labels land
-  // in one write. NotFound (nothing written) when a blob is missing.
+  // in one write. NotFound (nothing written) when a blob is missing. The
+  // caller must hold db->gc_lock() shared.
+  // Removes the rows of `digests` in `ns` (those still there) in one write,
+  // then the files no other namespace holds: the collector's sweep. The
+  // caller must hold db->gc_lock() exclusively.
+  struct Removed {
+    int64_t rows = 0;
+    int64_t files = 0;
+    int64_t bytes = 0;
+  };
+  absl::StatusOr<Removed> RemoveBlobs(absl::string_view ns, absl::Span<const std::string> digests);
+
   absl::Status WriteWithBlobLabels(absl::string_view ns,
                                    absl::Span<const std::pair<std::string, Labels>> labels,
                                    rocksdb::WriteBatch* batch);

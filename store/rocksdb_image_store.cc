@@ -382,6 +382,7 @@ absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Imag
                                                 absl::string_view lease) {
   if (absl::Status s = ValidateImage(image); !s.ok()) return s;
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
+  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
   absl::MutexLock lock(&write_mu_);
   absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
   if (!existing.ok()) return existing.status();
@@ -409,6 +410,7 @@ absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(
     }
   }
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
+  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
   absl::MutexLock lock(&write_mu_);
   const absl::Time now = clock_->Now();
   rocksdb::WriteBatch batch;
@@ -449,6 +451,7 @@ absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Imag
                                                 absl::string_view lease) {
   if (image.name.empty()) return absl::InvalidArgumentError("image name is required for update");
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
+  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
   absl::MutexLock lock(&write_mu_);
   absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
   if (!existing.ok()) return existing.status();

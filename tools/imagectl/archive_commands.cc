@@ -1,9 +1,12 @@
 #include "tools/imagectl/archive_commands.h"
 
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 #include "cri/archive.h"
 #include "plugin/content_client.h"
 #include "plugin/images_client.h"
+#include "plugin/leases_client.h"
 #include "store/platform.h"
 
 namespace imaged::imagectl {
@@ -34,8 +37,19 @@ absl::Status ImportArchive(const std::shared_ptr<grpc::Channel>& ch, const std::
   options.digest_refs = flags.digests;
   plugin::RemoteContentStore content(ch);
   plugin::RemoteImageStore images(ch);
+  // The import runs under a lease, so the server's collector leaves blobs
+  // written before their image record alone; it expires by itself if we die.
+  plugin::RemoteLeaseStore leases(ch);
+  store::Lease lease;
+  lease.id = absl::StrCat("imagectl-import-", absl::ToUnixNanos(absl::Now()), "-", ::getpid());
+  lease.labels[store::kLeaseExpireLabel] =
+      absl::FormatTime(absl::RFC3339_sec, absl::Now() + absl::Hours(24), absl::UTCTimeZone());
+  if (auto created = leases.Create(flags.ns, lease); !created.ok()) return created.status();
+  options.lease = lease.id;
   auto result = cri::ImportFile(&content, &images, flags.ns, file, options);
+  absl::Status released = leases.Delete(flags.ns, lease.id);
   if (!result.ok()) return result.status();
+  if (!released.ok()) return released;
   for (const cri::ImportedImage& image : result->images) {
     out << image.name << "\t" << image.target.digest << "\t"
         << (image.image_id.empty() ? "-" : image.image_id) << "\n";

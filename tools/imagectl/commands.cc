@@ -235,4 +235,38 @@ absl::Status Check(const std::shared_ptr<grpc::Channel>& ch, bool repair, std::o
   return absl::OkStatus();
 }
 
+absl::Status GarbageCollect(const std::shared_ptr<grpc::Channel>& ch,
+                            const std::vector<std::string>& namespaces, std::ostream& out) {
+  auto stub = adminpb::Admin::NewStub(ch);
+  adminpb::GarbageCollectRequest req;
+  for (const std::string& ns : namespaces) req.add_namespaces(ns);
+  adminpb::GarbageCollectResponse resp;
+  grpc::ClientContext ctx;
+  if (absl::Status s = FromGrpcStatus(stub->GarbageCollect(&ctx, req, &resp)); !s.ok()) return s;
+  out << absl::StrFormat(
+      "removed %d blobs (%d files, %s), %d expired leases; kept %d blobs; %d namespaces in %.1fms%s\n",
+      resp.blobs_removed(), resp.files_removed(), HumanSize(resp.bytes_freed()),
+      resp.leases_expired(), resp.blobs_kept(), resp.namespaces(),
+      resp.duration_micros() / 1000.0, resp.complete() ? "" : " (budget reached: run again)");
+  return absl::OkStatus();
+}
+
+absl::Status DiskUsage(const std::shared_ptr<grpc::Channel>& ch, std::ostream& out) {
+  auto stub = adminpb::Admin::NewStub(ch);
+  adminpb::DiskUsageRequest req;
+  adminpb::DiskUsageResponse resp;
+  grpc::ClientContext ctx;
+  if (absl::Status s = FromGrpcStatus(stub->DiskUsage(&ctx, req, &resp)); !s.ok()) return s;
+  out << absl::StrFormat("%-20s %8s %10s %10s %8s %12s\n", "NAMESPACE", "BLOBS", "SIZE",
+                         "EXCLUSIVE", "GARBAGE", "RECLAIMABLE");
+  for (const auto& u : resp.namespaces()) {
+    out << absl::StrFormat("%-20s %8d %10s %10s %8d %12s\n",
+                           u.namespace_().empty() ? "(content proxy)" : u.namespace_(), u.blobs(),
+                           HumanSize(u.bytes()), HumanSize(u.exclusive_bytes()), u.garbage_blobs(),
+                           HumanSize(u.reclaimable_bytes()));
+  }
+  out << absl::StrFormat("on disk: %d files, %s\n", resp.files(), HumanSize(resp.bytes()));
+  return absl::OkStatus();
+}
+
 }  // namespace imaged::imagectl

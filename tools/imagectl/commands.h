@@ -32,6 +32,12 @@ absl::Status ListRecords(const std::shared_ptr<grpc::Channel>& ch, const std::st
 // Index consistency and unresolved records; a problem found is FailedPrecondition.
 absl::Status Check(const std::shared_ptr<grpc::Channel>& ch, bool repair, std::ostream& out);
 
+// A garbage collection pass now (of `namespaces`; none: all) and what it removed.
+absl::Status GarbageCollect(const std::shared_ptr<grpc::Channel>& ch,
+                            const std::vector<std::string>& namespaces, std::ostream& out);
+// Space per namespace, and what a collection would free.
+absl::Status DiskUsage(const std::shared_ptr<grpc::Channel>& ch, std::ostream& out);
+
 // "1.5MB": crictl's human-readable size (powers of 1000).
 std::string HumanSize(uint64_t bytes);
 

@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "check the image-ID index against the records");
   check->add_flag("--repair", repair, "rebuild the index from the records");
   ic::ArchiveCommands archive(app);  // import, export
+  std::vector<std::string> gc_namespaces;
+  auto* gc = app.add_subcommand("gc", "collect garbage now and report what went");
+  gc->add_option("-n,--namespace", gc_namespaces, "only these namespaces (repeatable)");
+  auto* du = app.add_subcommand("du", "disk use per namespace and what gc would free");
   ic::PullFlags pull_flags;
   auto* pull = app.add_subcommand("pull", "pull an image through imaged's CRI, with progress");
   pull->add_option("image", pull_flags.image)->required();
@@ -55,6 +59,8 @@ int main(int argc, char** argv) {
   if (*ls) s = ic::ListRecords(channel, ns, filters, std::cout);
   if (*check) s = ic::Check(channel, repair, std::cout);
   if (archive.selected()) s = archive.Run(channel, std::cout);
+  if (*gc) s = ic::GarbageCollect(channel, gc_namespaces, std::cout);
+  if (*du) s = ic::DiskUsage(channel, std::cout);
   if (*pull) {
     pull_flags.terminal = ::isatty(STDOUT_FILENO) == 1;
     s = ic::Pull(channel, pull_flags, std::cout);

@@ -1,0 +1,107 @@
+// Garbage collection of content: mark and sweep over RocksDB, per namespace,
+// with containerd's reference rules.
+//
+// Roots of a namespace (containerd's gc scheduler and metadata/gc.go):
+//   - every image record: its target;
+//   - a blob labelled containerd.io/gc.root;
+//   - every resource of a lease that has not expired (containerd.io/gc.expire,
+//     RFC 3339, in the past: the lease itself is deleted by the pass);
+//     "content" resources are blobs, "images" resources name records.
+// References: a blob's labels containerd.io/gc.ref.content and
+// containerd.io/gc.ref.content.<anything> name other blobs of the namespace.
+// Everything else in [content] of the namespace is garbage.
+//
+// Ingests are not collected here: an open ingest is kept until it expires
+// (RocksDbContentStore::ExpireIngests). The content-proxy namespace "" is
+// never collected: what containerd writes through the proxy belongs to
+// containerd, whose own collector decides and calls Delete.
+//
+// Ownership: sweeping removes the namespace's row; a blob file goes only when
+// no namespace holds it any more. Metadata is removed first, in one write per
+// namespace, then files; a crash in between leaves only files no row names,
+// which RocksDbContentStore::Recover removes at the next start.
+//
+// Concurrency: the pass holds MetadataDb::gc_lock exclusively while it marks
+// and removes metadata, so no write can add a reference to a blob it is
+// about to remove; writes wait for the pass (marking reads only RocksDB).
+#ifndef IMAGED_STORE_GC_H_
+#define IMAGED_STORE_GC_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "store/clock.h"
+#include "store/lease_store.h"
+#include "store/metadata_db.h"
+#include "store/rocksdb_content_store.h"
+
+namespace imaged::store {
+
+inline constexpr char kGcRootLabel[] = "containerd.io/gc.root";
+inline constexpr char kGcRefContentLabel[] = "containerd.io/gc.ref.content";
+
+struct GcOptions {
+  // Blobs removed per namespace per pass at most; a pass that stops there
+  // says so (complete = false) and the next pass goes on.
+  int64_t max_removals_per_pass = 20000;
+};
+
+struct GcReport {
+  int namespaces = 0;
+  int64_t blobs_kept = 0;      // referenced
+  int64_t blobs_removed = 0;   // rows removed (a blob per namespace)
+  int64_t files_removed = 0;   // files gone from disk
+  int64_t bytes_freed = 0;     // of those files
+  int leases_expired = 0;
+  bool complete = true;        // false when the removal budget cut the sweep short
+  absl::Duration duration;
+};
+
+// What `imagectl du` shows for one namespace.
+struct NamespaceUsage {
+  std::string ns;
+  int64_t blobs = 0;
+  int64_t bytes = 0;             // sizes of the namespace's blobs
+  int64_t exclusive_bytes = 0;   // of blobs no other namespace holds
+  int64_t garbage_blobs = 0;     // unreferenced: a pass would remove the row
+  int64_t reclaimable_bytes = 0; // of unreferenced blobs no other namespace holds
+};
+
+class Collector {
+ public:
+  // None owned; all must outlive the collector.
+  Collector(MetadataDb* db, RocksDbContentStore* content, RocksDbLeaseStore* leases,
+            const Clock* clock, GcOptions options = {})
+      : db_(db), content_(content), leases_(leases), clock_(clock), options_(options) {}
+
+  // One pass over `namespaces` (none: every namespace that holds content or
+  // leases, except the content-proxy namespace, which is skipped if named).
+  // Passes are serialised.
+  absl::StatusOr<GcReport> Collect(absl::Span<const std::string> namespaces);
+
+  // Space per namespace and what a pass would free, without removing anything.
+  absl::StatusOr<std::vector<NamespaceUsage>> Usage();
+
+ private:
+  struct Marked;
+  // The blobs of `ns` that something references (after dropping expired
+  // leases when `expire` is set). Requires gc_lock held exclusively.
+  absl::StatusOr<Marked> Mark(absl::string_view ns, bool expire, int* leases_expired);
+  absl::StatusOr<std::vector<std::string>> AllNamespaces();
+
+  MetadataDb* const db_;
+  RocksDbContentStore* const content_;
+  RocksDbLeaseStore* const leases_;
+  const Clock* const clock_;
+  const GcOptions options_;
+  absl::Mutex pass_mu_;  // one pass at a time
+};
+
+}  // namespace imaged::store
+
+#endif  // IMAGED_STORE_GC_H_

@@ -1,0 +1,245 @@
+// The collector on real stores in a temp dir: each reference rule and each
+// ownership rule has a test named after it.
+#include "store/gc.h"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/digest.h"
+#include "store/files.h"
+#include "store/rocksdb_image_store.h"
+#include "store/test_images.h"
+
+namespace imaged::store {
+namespace {
+
+constexpr absl::string_view kNs = "k8s.io";
+
+std::string MakeTempDir() {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/imaged-gc-XXXXXX");
+  EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
+  return tmpl;
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+class GcTest : public ::testing::Test {
+ protected:
+  GcTest() : root_(MakeTempDir()) { Open(); }
+  ~GcTest() override {
+    Close();
+    RemoveAll(root_).IgnoreError();
+  }
+  void Open(GcOptions options = {}) {
+    db_ = *MetadataDb::Open(root_ + "/meta");
+    content_ = *RocksDbContentStore::Open(db_.get(), root_, &clock_);
+    ASSERT_TRUE(content_->Recover().ok());
+    images_ = std::make_unique<RocksDbImageStore>(db_.get(), content_.get(), &clock_,
+                                                  DefaultPlatform());
+    leases_ = std::make_unique<RocksDbLeaseStore>(db_.get(), &clock_);
+    gc_ = std::make_unique<Collector>(db_.get(), content_.get(), leases_.get(), &clock_, options);
+  }
+  void Close() {
+    gc_.reset();
+    leases_.reset();
+    images_.reset();
+    content_.reset();
+    db_.reset();
+  }
+
+  // A blob of `ns` with `labels`; returns its digest.
+  std::string Blob(absl::string_view data, Labels labels = {}, absl::string_view ns = kNs,
+                   absl::string_view lease = "") {
+    std::string digest = Sha256::Of(data);
+    auto w = content_->Writer(ns, absl::StrCat("t-", digest), 0, digest, lease);
+    if (w.ok()) {
+      EXPECT_TRUE((*w)->Write(data).ok());
+      EXPECT_TRUE((*w)->Commit(0, digest, labels).ok());
+    } else {
+      EXPECT_TRUE(absl::IsAlreadyExists(w.status())) << w.status();
+    }
+    return digest;
+  }
+  // An image `name` whose manifest names a config and `layers`, linked by
+  // gc.ref labels as a pull or an import links them.
+  std::string Image(absl::string_view name, absl::string_view config,
+                    const std::vector<std::string>& layers, absl::string_view ns = kNs) {
+    std::string config_digest = Blob(config, {}, ns);
+    Labels labels = {{"containerd.io/gc.ref.content.config", config_digest}};
+    std::string manifest = absl::StrCat(R"({"schemaVersion":2,"config":{"digest":")", config_digest,
+                                        R"("},"layers":[)");
+    for (size_t i = 0; i < layers.size(); ++i) {
+      labels[absl::StrCat("containerd.io/gc.ref.content.l.", i)] = layers[i];
+      absl::StrAppend(&manifest, i ? "," : "", R"({"digest":")", layers[i], R"("})");
+    }
+    absl::StrAppend(&manifest, "]}");
+    std::string manifest_digest = Blob(manifest, labels, ns);
+    store::Image image;
+    image.name = std::string(name);
+    image.target.media_type = std::string(kMediaTypeOciManifest);
+    image.target.digest = manifest_digest;
+    image.target.size = static_cast<int64_t>(manifest.size());
+    EXPECT_TRUE(images_->Create(ns, image).ok());
+    return manifest_digest;
+  }
+  bool Has(absl::string_view digest, absl::string_view ns = kNs) {
+    return content_->Info(ns, digest).ok();
+  }
+  bool OnDisk(absl::string_view digest) { return FileExists(content_->BlobPath(digest)); }
+  GcReport Collect(std::vector<std::string> namespaces = {}) {
+    absl::StatusOr<GcReport> r = gc_->Collect(namespaces);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : GcReport{};
+  }
+
+  std::string root_;
+  FakeClock clock_;
+  std::unique_ptr<MetadataDb> db_;
+  std::unique_ptr<RocksDbContentStore> content_;
+  std::unique_ptr<RocksDbImageStore> images_;
+  std::unique_ptr<RocksDbLeaseStore> leases_;
+  std::unique_ptr<Collector> gc_;
+};
+
+TEST_F(GcTest, RemovedImageLosesItsOwnBlobsButASharedLayerStays) {
+  std::string shared = Blob("shared layer"), own_a = Blob("layer a"), own_b = Blob("layer b");
+  std::string ma = Image("a:1", "config a", {shared, own_a});
+  std::string mb = Image("b:1", "config b", {shared, own_b});
+  GcReport nothing = Collect();
+  EXPECT_EQ(nothing.blobs_removed, 0);
+  EXPECT_EQ(nothing.blobs_kept, 7);
+
+  ASSERT_TRUE(images_->Delete(kNs, "a:1").ok());
+  GcReport r = Collect();
+  EXPECT_EQ(r.blobs_removed, 3);  // manifest, config, own layer
+  EXPECT_EQ(r.files_removed, 3);
+  EXPECT_TRUE(r.complete);
+  EXPECT_FALSE(Has(ma));
+  EXPECT_FALSE(Has(own_a));
+  EXPECT_FALSE(OnDisk(own_a));
+  EXPECT_TRUE(Has(shared));
+  EXPECT_TRUE(OnDisk(shared));
+  EXPECT_TRUE(Has(mb));
+  EXPECT_TRUE(Has(own_b));
+  EXPECT_EQ(content_->Usage()->files, 4);
+}
+
+TEST_F(GcTest, UnlabelledBlobIsGarbageAndGcRootIsNot) {
+  std::string loose = Blob("loose");
+  std::string rooted = Blob("rooted", {{kGcRootLabel, "2026-01-01T00:00:00Z"}});
+  Collect();
+  EXPECT_FALSE(Has(loose));
+  EXPECT_TRUE(Has(rooted));
+}
+
+TEST_F(GcTest, ALeaseHoldsWhatWasWrittenUnderItUntilItIsDeleted) {
+  ASSERT_TRUE(leases_->Create(kNs, Lease{"import-1", {}, {}}).ok());
+  std::string layer = Blob("slow import layer", {}, kNs, "import-1");
+  Collect();
+  EXPECT_TRUE(Has(layer));
+  ASSERT_TRUE(leases_->Delete(kNs, "import-1").ok());
+  Collect();
+  EXPECT_FALSE(Has(layer));
+}
+
+TEST_F(GcTest, AnExpiredLeaseIsCollectedWithWhatItHeld) {
+  Lease lease{"pull-1", {}, {{kLeaseExpireLabel, absl::FormatTime(absl::RFC3339_full,
+                                                                   clock_.Now() + absl::Hours(1),
+                                                                   absl::UTCTimeZone())}}};
+  ASSERT_TRUE(leases_->Create(kNs, lease).ok());
+  std::string blob = Blob("held for an hour", {}, kNs, "pull-1");
+  EXPECT_EQ(Collect().leases_expired, 0);
+  EXPECT_TRUE(Has(blob));
+  clock_.Advance(absl::Hours(2));
+  GcReport r = Collect();
+  EXPECT_EQ(r.leases_expired, 1);
+  EXPECT_FALSE(Has(blob));
+  EXPECT_TRUE(absl::IsNotFound(leases_->Get(kNs, "pull-1").status()));
+}
+
+TEST_F(GcTest, ALeasedImageRecordHoldsItsTarget) {
+  ASSERT_TRUE(leases_->Create(kNs, Lease{"l", {}, {}}).ok());
+  std::string manifest = Image("kept:1", "config", {Blob("layer")});
+  ASSERT_TRUE(leases_->AddResource(kNs, "l", {manifest, "content"}).ok());
+  ASSERT_TRUE(images_->Delete(kNs, "kept:1").ok());
+  Collect();
+  EXPECT_TRUE(Has(manifest));
+  EXPECT_TRUE(Has(Sha256::Of("layer")));  // through the manifest's labels
+}
+
+TEST_F(GcTest, ABlobAnotherNamespaceHoldsKeepsItsFile) {
+  std::string blob = Blob("in both");
+  Blob("in both", {}, "other");
+  Image("other:1", "cfg", {blob}, "other");
+  Collect({std::string(kNs)});
+  EXPECT_FALSE(Has(blob));
+  EXPECT_TRUE(Has(blob, "other"));
+  EXPECT_TRUE(OnDisk(blob));
+}
+
+TEST_F(GcTest, TheContentProxyNamespaceIsNeverCollected) {
+  std::string proxied = Blob("containerd's own", {}, "");
+  Collect();
+  EXPECT_TRUE(Has(proxied, ""));
+  GcReport named = Collect({""});
+  EXPECT_EQ(named.namespaces, 0);
+  EXPECT_TRUE(Has(proxied, ""));
+  EXPECT_TRUE(OnDisk(proxied));
+}
+
+TEST_F(GcTest, ThePassIsBoundedAndTheNextOneGoesOn) {
+  Close();
+  GcOptions small;
+  small.max_removals_per_pass = 2;
+  Open(small);
+  for (int i = 0; i < 5; ++i) Blob(absl::StrCat("garbage ", i));
+  GcReport first = Collect();
+  EXPECT_EQ(first.blobs_removed, 2);
+  EXPECT_FALSE(first.complete);
+  EXPECT_EQ(Collect().blobs_removed, 2);
+  GcReport last = Collect();
+  EXPECT_EQ(last.blobs_removed, 1);
+  EXPECT_TRUE(last.complete);
+}
+
+TEST_F(GcTest, UsageShowsWhatAPassWouldFree) {
+  std::string kept = Image("k:1", "cfg", {Blob("kept layer")});
+  std::string loose = Blob("loose bytes");
+  Blob("shared loose", {}, kNs);
+  Blob("shared loose", {}, "other");
+  Blob("proxy", {}, "");
+  absl::StatusOr<std::vector<NamespaceUsage>> usage = gc_->Usage();
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  ASSERT_EQ(usage->size(), 3u);
+  EXPECT_EQ((*usage)[0].ns, "");
+  EXPECT_EQ((*usage)[0].garbage_blobs, 0);
+  const NamespaceUsage& k8s = (*usage)[1].ns == kNs ? (*usage)[1] : (*usage)[2];
+  EXPECT_EQ(k8s.blobs, 5);
+  EXPECT_EQ(k8s.garbage_blobs, 2);
+  EXPECT_EQ(k8s.reclaimable_bytes, static_cast<int64_t>(std::string("loose bytes").size()));
+  EXPECT_TRUE(Has(loose));  // nothing removed
+}
+
+TEST_F(GcTest, ACrashBetweenMetadataAndFilesLeavesOnlyUnheldFilesWhichRecoverRemoves) {
+  std::string blob = Blob("about to go");
+  // What a sweep's metadata write does, without the unlink that would follow.
+  rocksdb::WriteBatch batch;
+  batch.Delete(db_->cf(Cf::kContent), ContentKey(kNs, blob));
+  batch.Delete(db_->cf(Cf::kBlobOwners), BlobOwnerKey(blob, kNs));
+  ASSERT_TRUE(db_->Write(&batch).ok());
+  ASSERT_TRUE(OnDisk(blob));
+  Close();
+  Open();  // Recover
+  EXPECT_FALSE(OnDisk(blob));
+}
+
+}  // namespace
+}  // namespace imaged::store
