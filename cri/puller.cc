@@ -61,14 +61,27 @@ Puller::Puller(store::ContentStore* content, store::ImageStore* images,
       platform_name_(store::FormatPlatform(platform)),
       options_(std::move(options)) {}
 
+absl::StatusOr<std::unique_ptr<store::ContentWriter>> Puller::OpenWriter(
+    Job& job, const std::string& ref, const store::Descriptor& desc) {
+  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w;
+  for (int i = 0;; ++i) {
+    w = content_->Writer(job.req->ns, ref, desc.size, desc.digest, job.blob_lease);
+    // Another writer (a concurrent pull of a document, ctr, containerd
+    // through the proxy) holds the ref: once it commits, this is AlreadyExists.
+    if (!absl::IsUnavailable(w.status()) || i >= kLockedRetries) break;
+    if (job.req->cancel != nullptr && job.req->cancel->load()) break;
+    absl::SleepFor(kLockedWait);
+  }
+  return w;
+}
+
 absl::StatusOr<std::string> Puller::Document(Job& job, const store::Descriptor& desc,
                                              absl::string_view ref_kind) {
   // Opening the ingest with the expected digest either finds the document
   // (and puts it under the pull's lease, so no collection takes it before the
   // names are written) or starts the write of a fetched copy.
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> w =
-      content_->Writer(job.req->ns, IngestRef(ref_kind, desc.digest), desc.size, desc.digest,
-                       job.blob_lease);
+      OpenWriter(job, IngestRef(ref_kind, desc.digest), desc);
   if (absl::IsAlreadyExists(w.status())) {
     absl::StatusOr<std::unique_ptr<store::ContentReader>> r =
         content_->Reader(job.req->ns, desc.digest);
@@ -133,14 +146,7 @@ absl::Status Puller::EnsureBlob(Job& job, const store::Descriptor& desc,
 absl::Status Puller::FetchBlob(Job& job, const store::Descriptor& desc,
                                absl::string_view ref_kind) {
   const std::string ref = IngestRef(ref_kind, desc.digest);
-  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w;
-  for (int i = 0;; ++i) {
-    w = content_->Writer(job.req->ns, ref, desc.size, desc.digest, job.blob_lease);
-    // Another client (ctr, containerd through the proxy) is writing it.
-    if (!absl::IsUnavailable(w.status()) || i >= kLockedRetries) break;
-    if (job.req->cancel != nullptr && job.req->cancel->load()) break;
-    absl::SleepFor(kLockedWait);
-  }
+  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w = OpenWriter(job, ref, desc);
   if (absl::IsAlreadyExists(w.status())) return absl::OkStatus();
   if (!w.ok()) return w.status();
   absl::StatusOr<store::IngestStatus> st = (*w)->Status();

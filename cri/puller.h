@@ -113,6 +113,10 @@ class Puller {
   };
   struct Job;
 
+  // Opens the ingest `ref` for `desc` under the pull's lease, waiting while
+  // another writer holds the ref. AlreadyExists when the blob is there.
+  absl::StatusOr<std::unique_ptr<store::ContentWriter>> OpenWriter(
+      Job& job, const std::string& ref, const store::Descriptor& desc);
   // The bytes of document `desc`: from the content store, or fetched and
   // committed to it.
   absl::StatusOr<std::string> Document(Job& job, const store::Descriptor& desc,

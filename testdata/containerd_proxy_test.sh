@@ -3,10 +3,14 @@
 # through a [proxy_plugins] entry, and `ctr images import` of an OCI archive
 # lands every blob in imaged's <root>/blobs/sha256/.
 #
-#   containerd_proxy_test.sh IMAGED_BINARY   (Bazel passes $(rootpath //plugin:imaged))
+# imaged's own collector leaves those blobs alone (they belong to
+# containerd, whose collector removes them through the proxy).
+#
+#   containerd_proxy_test.sh IMAGED IMAGECTL   (Bazel passes their rootpaths)
 set -euo pipefail
 
-IMAGED=$(realpath "${1:-${IMAGED:?usage: $0 IMAGED_BINARY}}")
+IMAGED=$(realpath "${1:-${IMAGED:?usage: $0 IMAGED IMAGECTL}}")
+IMAGECTL=$(realpath "${2:?usage: $0 IMAGED IMAGECTL}")
 source "${TEST_SRCDIR:-$(dirname "$0")/..}/${TEST_WORKSPACE:-.}/tools/testing/e2e_lib.sh"
 
 e2e_init
@@ -165,6 +169,14 @@ direct=$(must "ctr -a imaged -n default content ls" \
   ctr --address "$IMAGED_SOCK" --namespace default content ls -q)
 assert_not_contains "imaged's namespace default (the proxy's blobs belong to \"\")" \
   "$direct" "$OCI_MANIFEST"
+
+step "imaged's collector leaves containerd's blobs alone"
+gc_report=$(must "imagectl gc" "$IMAGECTL" --address "$IMAGED_SOCK" gc)
+assert_contains "imagectl gc" "$gc_report" "removed 0 blobs"
+for digest in "$OCI_MANIFEST" "$OCI_CONFIG" "${OCI_LAYERS[@]}"; do
+  assert_file_exists "blob $digest after imaged's collection" "$(blob_path "$digest")"
+done
+assert_contains "imagectl du" "$("$IMAGECTL" --address "$IMAGED_SOCK" du)" "(content proxy)"
 
 step "ctr images rm --sync: containerd's GC deletes the blobs from imaged"
 must "ctr images rm" ctr_containerd images rm --sync "$IMAGE" >/dev/null

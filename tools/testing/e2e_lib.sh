@@ -433,6 +433,43 @@ oci_index_json() {
   printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}\n' "$*"
 }
 
+# oci_quick_image LAYOUT NAME LAYER_BYTES [SHARED_LAYER_FILE]
+# Adds to LAYOUT (made if missing) an image NAME without umoci, fast enough
+# for hundreds: an uncompressed layer (a tar of one file of LAYER_BYTES random
+# bytes), optionally a second, shared layer (an existing tar file), a
+# linux/amd64 config naming their diff IDs and a manifest. Appends its
+# index.json descriptor to OCI_QUICK_ENTRIES (write index.json with
+# `oci_index_json "${OCI_QUICK_ENTRIES[@]}" >LAYOUT/index.json`). Sets
+# OCI_MANIFEST, OCI_CONFIG and OCI_LAYERS, as make_oci_archive.
+OCI_QUICK_ENTRIES=()
+oci_quick_image() {
+  local layout=$1 name=$2 bytes=$3 shared=${4:-}
+  local work
+  work=$(mktemp -d "$E2E_TMP/quick.XXXXXX")
+  mkdir -p "$work/root" "$layout/blobs/sha256"
+  [ -f "$layout/oci-layout" ] || echo '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
+  head -c "$bytes" /dev/urandom >"$work/root/data"
+  tar -C "$work/root" -cf "$work/layer.tar" data
+  OCI_LAYERS=()
+  [ -n "$shared" ] && OCI_LAYERS+=("$(oci_add_blob "$layout" "$shared")")
+  OCI_LAYERS+=("$(oci_add_blob "$layout" "$work/layer.tar")")
+  local diff_ids="" layers="" d
+  for d in "${OCI_LAYERS[@]}"; do
+    diff_ids+="${diff_ids:+,}\"$d\""
+    layers+="${layers:+,}$(oci_descriptor "$layout" application/vnd.oci.image.layer.v1.tar "$d")"
+  done
+  printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+    "$diff_ids" >"$work/config.json"
+  OCI_CONFIG=$(oci_add_blob "$layout" "$work/config.json")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' \
+    "$(oci_descriptor "$layout" application/vnd.oci.image.config.v1+json "$OCI_CONFIG")" "$layers" \
+    >"$work/manifest.json"
+  OCI_MANIFEST=$(oci_add_blob "$layout" "$work/manifest.json")
+  OCI_QUICK_ENTRIES+=("$(oci_descriptor "$layout" application/vnd.oci.image.manifest.v1+json \
+    "$OCI_MANIFEST" "$(oci_name_annotations "$name")")")
+  rm -rf "$work"
+}
+
 # oci_archive LAYOUT ARCHIVE: tars the layout as `ctr images import` wants it.
 oci_archive() {
   tar -C "$1" -cf "$2" oci-layout index.json blobs
