@@ -76,8 +76,12 @@ class ImageStore {
 // the manifest), written as one operation.
 struct ImageCommit {
   // Each is created, or, when the name exists, gets this target and these
-  // labels set (other labels stay; an empty value removes one).
+  // labels set (other labels stay, unless replace_labels; an empty value
+  // removes one).
   std::vector<Image> images;
+  bool replace_labels = false;
+  // Records to delete in the same write (a name that does not exist is skipped).
+  std::vector<std::string> deletes;
   // digest -> labels to set on that blob of the namespace (merged as above).
   std::vector<std::pair<std::string, Labels>> blob_labels;
 };
@@ -85,8 +89,8 @@ struct ImageCommit {
 class ImageCommitter {
  public:
   virtual ~ImageCommitter() = default;
-  // Applies `commit` to `ns` in one write and returns the records as
-  // written, each with whether it existed before. NotFound when a labelled
+  // Applies `commit` to `ns` in one write and returns the records written
+  // (not the deleted ones), each with whether it existed before. NotFound when a labelled
   // blob or the `lease` is missing (nothing is written then);
   // InvalidArgument as for Create.
   struct Written {

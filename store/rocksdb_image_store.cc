@@ -409,12 +409,27 @@ absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(
           absl::StrCat("image \"", image.name, "\": named twice in one commit"));
     }
   }
+  for (const std::string& name : commit.deletes) {
+    if (name.empty() || !names.insert(name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("image \"", name, "\": empty or named twice in one commit"));
+    }
+  }
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
   absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
   absl::MutexLock lock(&write_mu_);
   const absl::Time now = clock_->Now();
   rocksdb::WriteBatch batch;
   std::vector<Written> out;
+  // Deletes first: a record the batch rewrites stages its index rows after
+  // them, so an image ID a deleted name shared stays indexed.
+  for (const std::string& name : commit.deletes) {
+    absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, name);
+    if (!existing.ok()) return existing.status();
+    if (!existing->has_value()) continue;
+    if (absl::Status s = StageUnindex(&batch, ns, name, **existing, &names); !s.ok()) return s;
+    batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
+  }
   for (const Image& image : commit.images) {
     absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
     if (!existing.ok()) return existing.status();
@@ -426,6 +441,7 @@ absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(
       rec.digest = fresh.digest;
       rec.size = fresh.size;
       rec.annotations = fresh.annotations;
+      if (commit.replace_labels) rec.labels.clear();
       for (const auto& [k, v] : image.labels) rec.labels[k] = v;
     } else {
       rec = ToRecord(image);

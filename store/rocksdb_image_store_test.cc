@@ -398,5 +398,36 @@ TEST_F(CriIndexTest, CommitMovingEveryNameToANewImageDropsTheOldOne) {
       stores_.db().Get(Cf::kCriConfigs, CriIdPrefix(kNs, old_image.config.digest), &ignored)));
 }
 
+TEST_F(CriIndexTest, CommitDeletesAndRewritesInOneWriteKeepingASharedImageIndexed) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(stores_.index().Commit(kNs, PullCommit(ti, {"r/app:1", "r/app:2", "r/app:3"}), "").ok());
+  ImageCommit c = PullCommit(ti, {"r/app:1"});
+  c.blob_labels.clear();
+  c.deletes = {"r/app:2", "r/app:3", "r/app:never"};
+  ASSERT_TRUE(stores_.index().Commit(kNs, c, "").ok());
+  std::vector<CriImage> list = List();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_THAT(list[0].names, ElementsAre("r/app:1"));
+  EXPECT_EQ(stores_.images().Get(kNs, "r/app:2").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(stores_.index().Check(false)->problems, IsEmpty());
+  EXPECT_TRUE(stores_.index().ImageConfigJson(kNs, ti.config.digest).ok());
+}
+
+TEST_F(CriIndexTest, CommitCanReplaceLabels) {
+  TestImage ti = Make({});
+  ImageCommit c = PullCommit(ti, {"r/app:1"});
+  c.images[0].labels["team"] = "x";
+  ASSERT_TRUE(stores_.index().Commit(kNs, c, "").ok());
+  ImageCommit mirror = PullCommit(ti, {"r/app:1"});
+  mirror.replace_labels = true;
+  mirror.images[0].labels = {{"other", "y"}};
+  ASSERT_TRUE(stores_.index().Commit(kNs, mirror, "").ok());
+  Labels labels = stores_.images().Get(kNs, "r/app:1")->labels;
+  EXPECT_EQ(labels.count("team"), 0u);
+  EXPECT_EQ(labels.count(kLabelManaged), 0u);
+  EXPECT_EQ(labels.at("other"), "y");
+  EXPECT_EQ(labels.at(kLabelImageId), ti.config.digest);  // derived labels come back
+}
+
 }  // namespace
 }  // namespace imaged::store
