@@ -11,6 +11,11 @@ absl::StatusOr<std::unique_ptr<MetadataDb>> MetadataDb::Open(const std::string& 
   options.create_if_missing = true;
   options.create_missing_column_families = true;
   options.keep_log_file_num = 4;
+  // Flush memtables once the WAL holds this much, so churn (records and
+  // blobs written and deleted again, as image garbage collection makes)
+  // reaches compaction, which drops the tombstones: the directory stays
+  // flat instead of growing until a 64 MiB memtable fills.
+  options.max_total_wal_size = 4 << 20;
   options.max_manifest_file_size = 64 << 20;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families;

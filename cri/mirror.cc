@@ -1,0 +1,242 @@
+#include "cri/mirror.h"
+
+#include <atomic>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "store/oci.h"
+
+namespace imaged::cri {
+namespace {
+
+constexpr int kMaxIndexDepth = 4;
+constexpr size_t kMaxDocumentBytes = 4 << 20;
+constexpr char kGcRefPrefix[] = "containerd.io/gc.ref.content.";
+
+bool IsDerivedLabel(absl::string_view key) {
+  return key == store::kLabelImageId || key == store::kLabelChainId ||
+         key == store::kLabelImageSize || key == store::kLabelSpecUser;
+}
+
+std::string Ref(absl::string_view digest) { return absl::StrCat("mirror-", digest); }
+
+}  // namespace
+
+bool SameRecord(const store::Image& upstream, const store::Image& local) {
+  if (upstream.target.digest != local.target.digest ||
+      upstream.target.media_type != local.target.media_type ||
+      upstream.target.size != local.target.size) {
+    return false;
+  }
+  for (const auto& [k, v] : upstream.labels) {
+    auto it = local.labels.find(k);
+    if (it == local.labels.end() || it->second != v) return false;
+  }
+  for (const auto& [k, v] : local.labels) {
+    if (!upstream.labels.count(k) && !IsDerivedLabel(k)) return false;
+  }
+  return true;
+}
+
+Mirror::Mirror(MirrorSource source, MirrorTarget target, const store::Platform& platform,
+               size_t batch)
+    : source_(source), target_(target), matcher_(platform), batch_(batch == 0 ? 1 : batch) {}
+
+absl::StatusOr<std::string> Mirror::OpenLease(absl::string_view ns) {
+  if (target_.leases == nullptr) return std::string();
+  static std::atomic<uint64_t> serial{0};
+  store::Lease lease;
+  lease.id = absl::StrCat("imaged-mirror-", absl::ToUnixNanos(absl::Now()), "-", serial++);
+  lease.labels[store::kLeaseExpireLabel] =
+      absl::FormatTime(absl::RFC3339_sec, absl::Now() + absl::Hours(1), absl::UTCTimeZone());
+  absl::StatusOr<store::Lease> created = target_.leases->Create(ns, lease);
+  if (!created.ok()) return created.status();
+  return lease.id;
+}
+
+void Mirror::CloseLease(absl::string_view ns, const std::string& lease) {
+  if (target_.leases != nullptr && !lease.empty()) target_.leases->Delete(ns, lease).IgnoreError();
+}
+
+absl::Status Mirror::EnsureBlob(absl::string_view ns, const store::Descriptor& desc,
+                                absl::string_view lease, std::string* bytes) {
+  // Already here (or held by another namespace, e.g. the content proxy's:
+  // then it is shared, not copied). Either way it joins the lease.
+  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w =
+      target_.content->Writer(ns, Ref(desc.digest), desc.size, desc.digest, lease);
+  if (absl::IsAlreadyExists(w.status())) {
+    if (bytes == nullptr) return absl::OkStatus();
+    absl::StatusOr<std::unique_ptr<store::ContentReader>> r = target_.content->Reader(ns, desc.digest);
+    if (!r.ok()) return r.status();
+    if ((*r)->Size() > static_cast<int64_t>(kMaxDocumentBytes)) {
+      return absl::FailedPreconditionError(absl::StrCat(desc.digest, ": too large for a document"));
+    }
+    return (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), bytes);
+  }
+  if (!w.ok()) return w.status();
+  absl::StatusOr<std::unique_ptr<store::ContentReader>> r = source_.content->Reader(ns, desc.digest);
+  if (!r.ok()) {
+    w->reset();
+    target_.content->Abort(ns, Ref(desc.digest)).IgnoreError();
+    return r.status();
+  }
+  if ((*r)->Size() > static_cast<int64_t>(kMaxDocumentBytes)) {
+    return absl::FailedPreconditionError(absl::StrCat(desc.digest, ": too large for a document"));
+  }
+  std::string data;
+  if (absl::Status s = (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), &data); !s.ok()) return s;
+  if (absl::Status s = (*w)->Truncate(0); !s.ok()) return s;
+  if (absl::Status s = (*w)->Write(data); !s.ok()) return s;
+  absl::Status c = (*w)->Commit(static_cast<int64_t>(data.size()), desc.digest, {});
+  if (!c.ok() && !absl::IsAlreadyExists(c)) return c;
+  if (bytes != nullptr) *bytes = std::move(data);
+  return absl::OkStatus();
+}
+
+absl::Status Mirror::CopyDocuments(absl::string_view ns, const store::Descriptor& target,
+                                   absl::string_view lease) {
+  store::Descriptor desc = target;
+  for (int depth = 0; depth <= kMaxIndexDepth; ++depth) {
+    const bool index = store::IsIndexType(desc.media_type);
+    if (!index && !store::IsManifestType(desc.media_type)) return absl::OkStatus();
+    std::string doc;
+    absl::Status got = EnsureBlob(ns, desc, lease, &doc);
+    if (absl::IsNotFound(got)) return absl::OkStatus();  // resolved when it arrives
+    if (!got.ok()) return got;
+    store::Labels labels;
+    store::Descriptor next;
+    if (index) {
+      absl::StatusOr<std::vector<store::Descriptor>> entries = store::ParseIndex(doc);
+      if (!entries.ok()) return absl::OkStatus();  // unresolvable: the index says why
+      std::optional<store::Descriptor> chosen = store::SelectManifest(*entries, matcher_);
+      if (!chosen) return absl::OkStatus();
+      labels[absl::StrCat(kGcRefPrefix, "m.0")] = chosen->digest;
+      next = *std::move(chosen);
+    } else {
+      absl::StatusOr<store::Manifest> manifest = store::ParseManifest(doc);
+      if (!manifest.ok()) return absl::OkStatus();
+      labels[absl::StrCat(kGcRefPrefix, "config")] = manifest->config.digest;
+      next = manifest->config;
+    }
+    store::ContentInfo info;
+    info.digest = desc.digest;
+    info.labels = labels;
+    std::vector<std::string> paths;
+    for (const auto& [k, v] : labels) paths.push_back(absl::StrCat("labels.", k));
+    if (absl::StatusOr<store::ContentInfo> u = target_.content->Update(ns, info, paths); !u.ok()) {
+      return u.status();
+    }
+    if (!index) {
+      absl::Status config = EnsureBlob(ns, next, lease, nullptr);
+      return absl::IsNotFound(config) ? absl::OkStatus() : config;
+    }
+    desc = std::move(next);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Mirror::Write(absl::string_view ns, std::vector<store::Image> images,
+                           std::vector<std::string> deletes) {
+  store::ImageCommit commit;
+  commit.images = std::move(images);
+  commit.deletes = std::move(deletes);
+  commit.replace_labels = true;
+  return target_.committer->Commit(ns, commit, "").status();
+}
+
+absl::StatusOr<MirrorSyncReport> Mirror::Sync(absl::string_view ns) {
+  const absl::Time start = absl::Now();
+  MirrorSyncReport report;
+  absl::StatusOr<std::vector<store::Image>> upstream = source_.images->List(ns, {});
+  if (!upstream.ok()) return upstream.status();
+  absl::StatusOr<std::vector<store::Image>> local = target_.images->List(ns, {});
+  if (!local.ok()) return local.status();
+  std::map<std::string, const store::Image*> have;
+  for (const store::Image& image : *local) have[image.name] = &image;
+  report.upstream = static_cast<int64_t>(upstream->size());
+
+  std::vector<store::Image> changed;
+  for (const store::Image& image : *upstream) {
+    auto it = have.find(image.name);
+    if (it != have.end()) {
+      bool same = SameRecord(image, *it->second);
+      have.erase(it);
+      if (same) {
+        ++report.unchanged;
+        continue;
+      }
+    }
+    changed.push_back(image);
+  }
+  std::vector<std::string> gone;
+  for (const auto& [name, image] : have) gone.push_back(name);
+
+  for (size_t i = 0; i < changed.size() || (i == 0 && !gone.empty()); i += batch_) {
+    absl::StatusOr<std::string> lease = OpenLease(ns);
+    if (!lease.ok()) return lease.status();
+    std::vector<store::Image> part;
+    for (size_t j = i; j < changed.size() && j < i + batch_; ++j) {
+      store::Image image = changed[j];
+      image.target.platform.reset();
+      if (absl::Status s = CopyDocuments(ns, image.target, *lease); !s.ok()) {
+        CloseLease(ns, *lease);
+        return absl::Status(s.code(), absl::StrCat("mirroring \"", image.name, "\": ", s.message()));
+      }
+      part.push_back(std::move(image));
+    }
+    std::vector<std::string> deletes;
+    if (i == 0) deletes = gone;  // the first batch takes the deletes
+    report.written += static_cast<int64_t>(part.size());
+    report.deleted += static_cast<int64_t>(deletes.size());
+    absl::Status s = Write(ns, std::move(part), std::move(deletes));
+    CloseLease(ns, *lease);
+    if (!s.ok()) return s;
+  }
+  report.took = absl::Now() - start;
+  absl::MutexLock lock(&mu_);
+  state_.last_sync = absl::Now();
+  state_.last_report = report;
+  return report;
+}
+
+absl::StatusOr<bool> Mirror::SyncName(absl::string_view ns, absl::string_view name) {
+  absl::StatusOr<store::Image> up = source_.images->Get(ns, name);
+  absl::StatusOr<store::Image> here = target_.images->Get(ns, name);
+  if (!here.ok() && !absl::IsNotFound(here.status())) return here.status();
+  if (absl::IsNotFound(up.status())) {
+    if (here.ok()) {
+      if (absl::Status s = Write(ns, {}, {std::string(name)}); !s.ok()) return s;
+    }
+    return false;
+  }
+  if (!up.ok()) return up.status();
+  if (here.ok() && SameRecord(*up, *here)) return true;
+  absl::StatusOr<std::string> lease = OpenLease(ns);
+  if (!lease.ok()) return lease.status();
+  store::Image image = *std::move(up);
+  image.target.platform.reset();
+  absl::Status s = CopyDocuments(ns, image.target, *lease);
+  if (s.ok()) s = Write(ns, {std::move(image)}, {});
+  CloseLease(ns, *lease);
+  if (!s.ok()) return s;
+  return true;
+}
+
+void Mirror::SetConnected(bool connected, absl::string_view error) {
+  absl::MutexLock lock(&mu_);
+  state_.connected = connected;
+  if (!error.empty()) state_.last_error = std::string(error);
+}
+
+void Mirror::EventApplied(absl::Duration lag) {
+  absl::MutexLock lock(&mu_);
+  ++state_.events_applied;
+  state_.last_event_lag = lag;
+}
+
+MirrorState Mirror::State() {
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
+
+}  // namespace imaged::cri

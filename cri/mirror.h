@@ -1,0 +1,114 @@
+// Mirror mode: imaged keeps the image records of a running containerd in its
+// own RocksDB index, so kubelet's ListImages and ImageStatus are answered
+// from a persistent index instead of containerd's CRI cache.
+//
+//   containerd Images API --List / Get--> names, targets, labels
+//   containerd Content API --Read--> index, platform manifest, config (small)
+//        --> imaged's content store (namespace as in containerd; shared, not
+//            copied, when containerd uses imaged as its content proxy)
+//   --> store::ImageCommitter: the records and their index rows, in batches
+//
+// Layers are never copied: the index needs only the documents. The copies
+// carry gc.ref labels (index -> manifest -> config) and are written under a
+// lease, so imaged's collector keeps exactly what the mirrored records need.
+//
+// Sync compares containerd's list with imaged's records (name, target,
+// labels; imaged's derived labels aside) and writes only the differences, so
+// a restart resolves only what changed while imaged was down. SyncName does
+// the same for one name: what an event (/images/create, /images/update,
+// /images/delete) or a missed ImageStatus triggers. Both read containerd's
+// current state, so events may arrive late, twice or out of order.
+#ifndef IMAGED_CRI_MIRROR_H_
+#define IMAGED_CRI_MIRROR_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "store/content_store.h"
+#include "store/image_store.h"
+#include "store/lease_store.h"
+#include "store/platform.h"
+
+namespace imaged::cri {
+
+// containerd, as store interfaces (plugin/ provides them over gRPC).
+struct MirrorSource {
+  store::ImageStore* images = nullptr;
+  store::ContentStore* content = nullptr;
+};
+
+// imaged's own stores.
+struct MirrorTarget {
+  store::ContentStore* content = nullptr;
+  store::ImageStore* images = nullptr;
+  store::ImageCommitter* committer = nullptr;
+  store::LeaseStore* leases = nullptr;
+};
+
+struct MirrorSyncReport {
+  int64_t upstream = 0;   // records containerd has
+  int64_t unchanged = 0;  // already mirrored as they are
+  int64_t written = 0;    // created or changed here (their documents resolved)
+  int64_t deleted = 0;    // gone from containerd, removed here
+  absl::Duration took;
+};
+
+// What `imagectl mirror` and the health service report.
+struct MirrorState {
+  bool connected = false;
+  absl::Time last_sync = absl::InfinitePast();
+  MirrorSyncReport last_report;
+  int64_t events_applied = 0;
+  absl::Duration last_event_lag;  // event time to applied
+  std::string last_error;
+};
+
+class Mirror {
+ public:
+  // Records are written in batches of `batch` (one RocksDB write each).
+  Mirror(MirrorSource source, MirrorTarget target, const store::Platform& platform,
+         size_t batch = 500);
+
+  // Makes `ns` match containerd.
+  absl::StatusOr<MirrorSyncReport> Sync(absl::string_view ns);
+  // Makes record `name` of `ns` match containerd's (written, changed or
+  // deleted). Returns whether containerd has it.
+  absl::StatusOr<bool> SyncName(absl::string_view ns, absl::string_view name);
+
+  // Bookkeeping for the connection that feeds events (plugin/mirror_runner).
+  void SetConnected(bool connected, absl::string_view error = "");
+  void EventApplied(absl::Duration lag);
+  MirrorState State();
+
+ private:
+  struct Pending;
+  // Copies the documents `target` resolves through (for the platform) into
+  // imaged's store under `lease`, with gc.ref labels. A document containerd
+  // lacks is left out: the record then waits, unresolved, for it.
+  absl::Status CopyDocuments(absl::string_view ns, const store::Descriptor& target,
+                             absl::string_view lease);
+  absl::Status EnsureBlob(absl::string_view ns, const store::Descriptor& desc,
+                          absl::string_view lease, std::string* bytes);
+  absl::Status Write(absl::string_view ns, std::vector<store::Image> images,
+                     std::vector<std::string> deletes);
+  absl::StatusOr<std::string> OpenLease(absl::string_view ns);
+  void CloseLease(absl::string_view ns, const std::string& lease);
+
+  const MirrorSource source_;
+  const MirrorTarget target_;
+  const store::PlatformMatcher matcher_;
+  const size_t batch_;
+  absl::Mutex mu_;
+  MirrorState state_ ABSL_GUARDED_BY(mu_);
+};
+
+// Whether a local record already mirrors `upstream`: same target digest and
+// media type, and the same labels apart from the ones imaged derives.
+bool SameRecord(const store::Image& upstream, const store::Image& local);
+
+}  // namespace imaged::cri
+
+#endif  // IMAGED_CRI_MIRROR_H_

@@ -1,0 +1,216 @@
+// The mirror between two real store sets: one plays containerd (the source,
+// which plugin/ reaches over gRPC in production), the other is imaged's.
+#include "cri/mirror.h"
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/clock.h"
+#include "store/files.h"
+#include "store/gc.h"
+#include "store/metadata_db.h"
+#include "store/rocksdb_content_store.h"
+#include "store/rocksdb_image_store.h"
+#include "store/test_images.h"
+
+namespace imaged::cri {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+constexpr absl::string_view kNs = "k8s.io";
+
+std::string MakeTempDir() {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/imaged-mirror-XXXXXX");
+  EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
+  return tmpl;
+}
+
+struct Stores {
+  explicit Stores(store::Clock* clock) : root(MakeTempDir()) {
+    db = *store::MetadataDb::Open(root + "/meta");
+    content = *store::RocksDbContentStore::Open(db.get(), root, clock);
+    images = std::make_unique<store::RocksDbImageStore>(db.get(), content.get(), clock,
+                                                        store::DefaultPlatform());
+    content->SetCommitObserver([this](absl::string_view, absl::string_view digest) {
+      images->OnBlobArrived(digest).IgnoreError();
+    });
+    leases = std::make_unique<store::RocksDbLeaseStore>(db.get(), clock);
+  }
+  ~Stores() {
+    leases.reset();
+    images.reset();
+    content.reset();
+    db.reset();
+    store::RemoveAll(root).IgnoreError();
+  }
+  std::string root;
+  std::unique_ptr<store::MetadataDb> db;
+  std::unique_ptr<store::RocksDbContentStore> content;
+  std::unique_ptr<store::RocksDbImageStore> images;
+  std::unique_ptr<store::RocksDbLeaseStore> leases;
+};
+
+class MirrorTest : public ::testing::Test {
+ protected:
+  MirrorTest()
+      : containerd_(&clock_),
+        imaged_(&clock_),
+        mirror_(MirrorSource{containerd_.images.get(), containerd_.content.get()},
+                MirrorTarget{imaged_.content.get(), imaged_.images.get(), imaged_.images.get(),
+                             imaged_.leases.get()},
+                store::DefaultPlatform(), /*batch=*/2) {}
+
+  store::TestImage Upstream(const std::string& seed) {
+    store::TestImageSpec spec;
+    spec.seed = seed;
+    return *store::MakeTestImage(*containerd_.content, kNs, spec);
+  }
+  void Tag(const std::string& name, const store::TestImage& ti, store::Labels labels = {}) {
+    store::Image image;
+    image.name = name;
+    image.target = ti.manifest;
+    image.target.platform.reset();
+    image.labels = std::move(labels);
+    if (containerd_.images->Get(kNs, name).ok()) {
+      ASSERT_TRUE(containerd_.images->Update(kNs, image, {}).ok());
+    } else {
+      ASSERT_TRUE(containerd_.images->Create(kNs, image).ok());
+    }
+  }
+  std::vector<store::CriImage> Listed() {
+    std::vector<store::CriImage> out;
+    EXPECT_TRUE(imaged_.images->ListImages(kNs, [&](const store::CriImage& i) {
+      out.push_back(i);
+      return absl::OkStatus();
+    }).ok());
+    return out;
+  }
+
+  store::FakeClock clock_;
+  Stores containerd_;
+  Stores imaged_;
+  Mirror mirror_;
+};
+
+TEST_F(MirrorTest, SyncMirrorsRecordsAndCopiesOnlyTheDocuments) {
+  store::TestImage a = Upstream("a"), b = Upstream("b");
+  Tag("docker.io/library/a:1", a, {{"io.cri-containerd.image", "managed"}});
+  Tag(a.config.digest, a);
+  Tag("docker.io/library/b:1", b);
+  absl::StatusOr<MirrorSyncReport> r = mirror_.Sync(kNs);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->upstream, 3);
+  EXPECT_EQ(r->written, 3);
+  std::vector<store::CriImage> list = Listed();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_TRUE(imaged_.content->Info(kNs, a.manifest.digest).ok());
+  EXPECT_TRUE(imaged_.content->Info(kNs, a.config.digest).ok());
+  EXPECT_FALSE(imaged_.content->Info(kNs, a.layers[0].digest).ok());  // layers stay in containerd
+  EXPECT_EQ(imaged_.images->Get(kNs, "docker.io/library/a:1")->labels.at("io.cri-containerd.image"),
+            "managed");
+  EXPECT_TRUE(imaged_.leases->List(kNs, {})->empty());  // the sync's lease is gone
+}
+
+TEST_F(MirrorTest, ASecondSyncWritesOnlyWhatChanged) {
+  store::TestImage a = Upstream("a"), b = Upstream("b"), c = Upstream("c");
+  Tag("a:1", a);
+  Tag("b:1", b);
+  Tag("gone:1", c);
+  ASSERT_TRUE(mirror_.Sync(kNs).ok());
+  Tag("b:1", c);                          // re-pointed
+  Tag("a:1", a, {{"pinned", "yes"}});     // relabelled
+  ASSERT_TRUE(containerd_.images->Delete(kNs, "gone:1").ok());
+  Tag("new:1", b);
+  absl::StatusOr<MirrorSyncReport> r = mirror_.Sync(kNs);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->unchanged, 0);
+  EXPECT_EQ(r->written, 3);
+  EXPECT_EQ(r->deleted, 1);
+  absl::StatusOr<MirrorSyncReport> again = mirror_.Sync(kNs);
+  EXPECT_EQ(again->unchanged, 3);
+  EXPECT_EQ(again->written, 0);
+  EXPECT_EQ(imaged_.images->Get(kNs, "b:1")->target.digest, c.manifest.digest);
+  EXPECT_EQ(imaged_.images->Get(kNs, "a:1")->labels.at("pinned"), "yes");
+  EXPECT_EQ(imaged_.images->Get(kNs, "gone:1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(imaged_.images->Check(false)->problems, IsEmpty());
+}
+
+TEST_F(MirrorTest, SyncNameFollowsCreateUpdateAndDelete) {
+  store::TestImage a = Upstream("a"), b = Upstream("b");
+  Tag("x:1", a);
+  EXPECT_TRUE(*mirror_.SyncName(kNs, "x:1"));
+  EXPECT_EQ(Listed().size(), 1u);
+  Tag("x:1", b);
+  EXPECT_TRUE(*mirror_.SyncName(kNs, "x:1"));
+  EXPECT_EQ(Listed()[0].id, b.config.digest);
+  ASSERT_TRUE(containerd_.images->Delete(kNs, "x:1").ok());
+  EXPECT_FALSE(*mirror_.SyncName(kNs, "x:1"));
+  EXPECT_FALSE(*mirror_.SyncName(kNs, "x:1"));  // twice: still fine
+  EXPECT_THAT(Listed(), IsEmpty());
+}
+
+TEST_F(MirrorTest, AMultiPlatformIndexCopiesOnlyThePlatformsManifest) {
+  store::TestImageSpec arm;
+  arm.seed = "arm";
+  arm.architecture = "arm64";
+  store::TestImage amd = Upstream("amd");
+  store::TestImage arm_image = *store::MakeTestImage(*containerd_.content, kNs, arm);
+  auto index = store::MakeTestIndex(*containerd_.content, kNs, {arm_image, amd});
+  ASSERT_TRUE(index.ok());
+  store::Image image;
+  image.name = "multi:1";
+  image.target = index->first;
+  ASSERT_TRUE(containerd_.images->Create(kNs, image).ok());
+  ASSERT_TRUE(mirror_.Sync(kNs).ok());
+  ASSERT_EQ(Listed().size(), 1u);
+  EXPECT_EQ(Listed()[0].id, amd.config.digest);
+  EXPECT_FALSE(imaged_.content->Info(kNs, arm_image.manifest.digest).ok());
+}
+
+TEST_F(MirrorTest, ImagedsCollectorKeepsTheCopiedDocuments) {
+  store::TestImage a = Upstream("a");
+  Tag("a:1", a);
+  ASSERT_TRUE(mirror_.Sync(kNs).ok());
+  store::Collector gc(imaged_.db.get(), imaged_.content.get(), imaged_.leases.get(), &clock_);
+  absl::StatusOr<store::GcReport> r = gc.Collect({});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->blobs_removed, 0);
+  EXPECT_TRUE(imaged_.content->Info(kNs, a.config.digest).ok());
+  ASSERT_TRUE(containerd_.images->Delete(kNs, "a:1").ok());
+  ASSERT_TRUE(mirror_.Sync(kNs).ok());
+  r = gc.Collect({});
+  EXPECT_EQ(r->blobs_removed, 2);  // manifest and config
+}
+
+TEST_F(MirrorTest, ARecordWhoseDocumentsContainerdLacksWaitsUnresolved) {
+  store::TestImage a = *store::MakeTestImage(*containerd_.content, kNs, {}, /*write=*/false);
+  store::Image image;
+  image.name = "half:1";
+  image.target = a.manifest;
+  image.target.platform.reset();
+  ASSERT_TRUE(containerd_.images->Create(kNs, image).ok());
+  ASSERT_TRUE(mirror_.Sync(kNs).ok());
+  EXPECT_THAT(Listed(), IsEmpty());
+  EXPECT_EQ(imaged_.images->ListUnresolved()->size(), 1u);
+}
+
+TEST(SameRecord, DerivedLabelsDoNotCountButOthersDo) {
+  store::Image up, local;
+  up.target.digest = local.target.digest = "sha256:x";
+  up.labels = {{"a", "1"}};
+  local.labels = {{"a", "1"}, {std::string(store::kLabelImageId), "sha256:y"}};
+  EXPECT_TRUE(SameRecord(up, local));
+  local.labels["b"] = "2";
+  EXPECT_FALSE(SameRecord(up, local));
+  local.labels.erase("b");
+  up.labels["a"] = "2";
+  EXPECT_FALSE(SameRecord(up, local));
+}
+
+}  // namespace
+}  // namespace imaged::cri
