@@ -158,6 +158,10 @@ class CriImageIndex {
   // was nothing to delete).
   virtual absl::StatusOr<std::vector<std::string>> RemoveImage(absl::string_view ns,
                                                                absl::string_view id) = 0;
+  // A number that changes with every write to the index (in any namespace),
+  // by the time the write is visible: an answer built from the index after
+  // reading generation g stays the answer while Generation() is still g.
+  virtual uint64_t Generation() const = 0;
 };
 
 }  // namespace imaged::store

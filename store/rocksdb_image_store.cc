@@ -142,6 +142,14 @@ RocksDbImageStore::RocksDbImageStore(MetadataDb* db, RocksDbContentStore* conten
       platform_name_(FormatPlatform(platform)),
       classify_(std::move(classify)) {}
 
+absl::Status RocksDbImageStore::WriteIndex(rocksdb::WriteBatch* batch) {
+  absl::Status s = db_->Write(batch);
+  // Even a failed write may have reached the memtable; a spare bump only
+  // costs a rebuilt answer.
+  BumpGeneration();
+  return s;
+}
+
 NameRecord RocksDbImageStore::NameRowFor(absl::string_view name, const Labels& labels) const {
   auto pinned = labels.find(kLabelPinned);
   NameRecord row;
@@ -395,7 +403,7 @@ absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Imag
   rocksdb::WriteBatch batch;
   if (absl::Status s = StageRecord(&batch, ns, image.name, nullptr, &rec); !s.ok()) return s;
   StageImageLease(&batch, ns, lease, image.name);
-  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
   return ToImage(image.name, rec);
 }
 
@@ -456,9 +464,9 @@ absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(
     StageImageLease(&batch, ns, lease, image.name);
     out.push_back(Written{ToImage(image.name, rec), existing->has_value()});
   }
-  if (absl::Status s = content_->WriteWithBlobLabels(ns, commit.blob_labels, &batch); !s.ok()) {
-    return s;
-  }
+  absl::Status written = content_->WriteWithBlobLabels(ns, commit.blob_labels, &batch);
+  BumpGeneration();
+  if (!written.ok()) return written;
   return out;
 }
 
@@ -510,7 +518,7 @@ absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Imag
   rocksdb::WriteBatch batch;
   if (absl::Status s = StageRecord(&batch, ns, image.name, &old, &rec); !s.ok()) return s;
   StageImageLease(&batch, ns, lease, image.name);
-  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
   return ToImage(image.name, rec);
 }
 
@@ -523,7 +531,7 @@ absl::Status RocksDbImageStore::Delete(absl::string_view ns, absl::string_view n
   rocksdb::WriteBatch batch;
   if (absl::Status s = StageUnindex(&batch, ns, name, **existing); !s.ok()) return s;
   batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
-  return db_->Write(&batch);
+  return WriteIndex(&batch);
 }
 
 absl::Status RocksDbImageStore::ListImages(absl::string_view ns, const ImageFn& fn) {
@@ -652,7 +660,7 @@ absl::StatusOr<std::vector<std::string>> RocksDbImageStore::RemoveImage(absl::st
     batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
   }
   if (!removed.empty()) {
-    if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+    if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
   }
   return removed;
 }
@@ -665,7 +673,7 @@ absl::Status RocksDbImageStore::Retry(absl::string_view ns, absl::string_view na
   if (!existing->has_value()) {
     // A leftover row of a record that is gone.
     if (absl::Status s = StageDropUnresolved(&batch, ns, name); !s.ok()) return s;
-    return batch.Count() > 0 ? db_->Write(&batch) : absl::OkStatus();
+    return batch.Count() > 0 ? WriteIndex(&batch) : absl::OkStatus();
   }
   ImageRecord rec = **existing;
   absl::Status staged = StageRecord(&batch, ns, name, &**existing, &rec);
@@ -676,10 +684,10 @@ absl::Status RocksDbImageStore::Retry(absl::string_view ns, absl::string_view na
     if (absl::Status s = StageUnindex(&batch, ns, name, **existing); !s.ok()) return s;
     batch.Put(db_->cf(Cf::kUnresolved), ImageKey(ns, name),
               EncodeUnresolved("", staged.message()));
-    return db_->Write(&batch);
+    return WriteIndex(&batch);
   }
   if (!staged.ok()) return staged;
-  return db_->Write(&batch);
+  return WriteIndex(&batch);
 }
 
 absl::Status RocksDbImageStore::OnBlobArrived(absl::string_view digest) {
@@ -789,7 +797,7 @@ absl::StatusOr<RocksDbImageStore::CheckReport> RocksDbImageStore::Check(bool rep
     batch.Put(db_->cf(key.first), key.second, value);
   }
   if (repair && batch.Count() > 0) {
-    if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+    if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
     report.repaired = true;
   }
   return report;

@@ -11,6 +11,7 @@
 #ifndef IMAGED_STORE_ROCKSDB_IMAGE_STORE_H_
 #define IMAGED_STORE_ROCKSDB_IMAGE_STORE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +65,7 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
                                                               size_t limit) override;
   absl::StatusOr<std::vector<std::string>> RemoveImage(absl::string_view ns,
                                                        absl::string_view id) override;
+  uint64_t Generation() const override { return generation_.load(std::memory_order_acquire); }
 
   // Retries the records waiting for `digest`; call after it is committed.
   absl::Status OnBlobArrived(absl::string_view digest);
@@ -111,6 +113,10 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   // Adds to `batch` that image `name` belongs to `lease` (if any).
   void StageImageLease(rocksdb::WriteBatch* batch, absl::string_view ns, absl::string_view lease,
                        absl::string_view name);
+  // Writes `batch` (durably) and moves the generation on: every write of
+  // index rows goes through here, or bumps it itself (Commit).
+  absl::Status WriteIndex(rocksdb::WriteBatch* batch);
+  void BumpGeneration() { generation_.fetch_add(1, std::memory_order_acq_rel); }
   // The name row of `name` for a record with `labels`.
   NameRecord NameRowFor(absl::string_view name, const Labels& labels) const;
 
@@ -122,6 +128,7 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   const CriNameFn classify_;
   // Serialises image writes: each reads the index, decides, and writes one batch.
   absl::Mutex write_mu_;
+  std::atomic<uint64_t> generation_{1};
 };
 
 }  // namespace imaged::store

@@ -429,5 +429,102 @@ TEST_F(CriIndexTest, CommitCanReplaceLabels) {
   EXPECT_EQ(labels.at(kLabelImageId), ti.config.digest);  // derived labels come back
 }
 
+// Generation(): every write of the index moves it on, in every path that
+// writes one, so a cached ListImages answer is rebuilt after each; reads and
+// checks that find nothing to repair leave it.
+class GenerationTest : public CriIndexTest {
+ protected:
+  uint64_t Generation() { return stores_.index().Generation(); }
+};
+
+TEST_F(GenerationTest, ReadsAndCleanChecksLeaveIt) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("x:1", ti.manifest).ok());
+  const uint64_t before = Generation();
+  List();
+  ASSERT_TRUE(stores_.index().GetImage(kNs, ti.config.digest).ok());
+  ASSERT_TRUE(stores_.index().ImageIdOfName(kNs, "x:1").ok());
+  ASSERT_TRUE(stores_.images().List(kNs, {}).ok());
+  ASSERT_TRUE(stores_.index().Check(true).ok());
+  EXPECT_EQ(Generation(), before);
+}
+
+TEST_F(GenerationTest, CreateMovesIt) {
+  TestImage ti = Make({});
+  const uint64_t before = Generation();
+  ASSERT_TRUE(Create("x:1", ti.manifest).ok());
+  EXPECT_GT(Generation(), before);
+}
+
+TEST_F(GenerationTest, UpdateMovesIt) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("x:1", ti.manifest).ok());
+  const uint64_t before = Generation();
+  Image image;
+  image.name = "x:1";
+  image.labels = {{kLabelPinned, kPinnedValue}};
+  ASSERT_TRUE(stores_.images().Update(kNs, image, {"labels.io.cri-containerd.pinned"}).ok());
+  EXPECT_GT(Generation(), before);
+}
+
+TEST_F(GenerationTest, DeleteMovesIt) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("x:1", ti.manifest).ok());
+  const uint64_t before = Generation();
+  ASSERT_TRUE(stores_.images().Delete(kNs, "x:1").ok());
+  EXPECT_GT(Generation(), before);
+}
+
+TEST_F(GenerationTest, RemoveImageMovesIt) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("x:1", ti.manifest).ok());
+  const uint64_t before = Generation();
+  ASSERT_TRUE(stores_.index().RemoveImage(kNs, ti.config.digest).ok());
+  EXPECT_GT(Generation(), before);
+}
+
+TEST_F(GenerationTest, CommitOfAPullOrImportMovesIt) {
+  TestImage ti = Make({});
+  const uint64_t before = Generation();
+  ImageCommit commit;
+  Image image;
+  image.name = "x:1";
+  image.target = ti.manifest;
+  image.target.platform.reset();
+  commit.images.push_back(image);
+  ASSERT_TRUE(stores_.index().Commit(kNs, commit, "").ok());
+  EXPECT_GT(Generation(), before);
+}
+
+TEST_F(GenerationTest, BlobArrivalThatResolvesARecordMovesIt) {
+  TestImageSpec spec;
+  TestImage ti = Make(spec, /*write=*/false);
+  // Everything but the config: the record waits for it.
+  for (const auto& [digest, bytes] : ti.blobs) {
+    if (digest != ti.config.digest) ASSERT_TRUE(WriteBlob(stores_.content(), kNs, bytes).ok());
+  }
+  ASSERT_TRUE(Create("x:1", ti.manifest).ok());
+  EXPECT_TRUE(List().empty());
+  const uint64_t before = Generation();
+  for (const auto& [digest, bytes] : ti.blobs) {
+    if (digest == ti.config.digest) ASSERT_TRUE(WriteBlob(stores_.content(), kNs, bytes).ok());
+  }
+  EXPECT_GT(Generation(), before);
+  EXPECT_EQ(List().size(), 1u);
+}
+
+TEST_F(GenerationTest, CheckThatRepairsMovesIt) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("x:1", ti.manifest).ok());
+  rocksdb::WriteBatch batch;
+  batch.Delete(stores_.db().cf(Cf::kCriIndex), CriNameKey(kNs, ti.config.digest, "x:1"));
+  ASSERT_TRUE(stores_.db().Write(&batch).ok());
+  const uint64_t before = Generation();
+  ASSERT_TRUE(stores_.index().Check(/*repair=*/false).ok());
+  EXPECT_EQ(Generation(), before);
+  ASSERT_TRUE(stores_.index().Check(/*repair=*/true).ok());
+  EXPECT_GT(Generation(), before);
+}
+
 }  // namespace
 }  // namespace imaged::store
