@@ -32,6 +32,12 @@ class ImageService {
   // nothing).
   absl::StatusOr<std::vector<store::CriImage>> ListImages(absl::string_view ns,
                                                           absl::string_view filter_ref);
+  // Calls `fn` with every image of `ns`, in image-ID order (one scan).
+  absl::Status ForEachImage(absl::string_view ns, const store::CriImageIndex::ImageFn& fn) {
+    return index_->ListImages(ns, fn);
+  }
+  // The index's generation: answers built from it stay right while it holds.
+  uint64_t Generation() const { return index_->Generation(); }
   // Streams ListImages' answer from the same scan, in batches of `batch`.
   absl::Status StreamImages(absl::string_view ns,
                             const std::function<absl::Status(const std::vector<store::CriImage>&)>& fn,

@@ -38,12 +38,71 @@ void ToCriImage(const store::CriImage& image, cripb::Image* out) {
   out->set_pinned(image.pinned);
 }
 
-grpc::Status CriService::ListImages(grpc::ServerContext*, const cripb::ListImagesRequest* req,
-                                    cripb::ListImagesResponse* resp) {
-  auto images = images_->ListImages(ns_, req->filter().image().image());
-  if (!images.ok()) return ToGrpcStatus(images.status());
-  for (const store::CriImage& image : *images) ToCriImage(image, resp->add_images());
-  return grpc::Status::OK;
+void CriService::StartListCache() {
+  list_cache_ = std::make_unique<ListImagesCache>([this] { return images_->Generation(); },
+                                                  [this](size_t hint) { return BuildList(hint); });
+}
+
+absl::StatusOr<ListImagesCache::Answer> CriService::BuildList(size_t size_hint) {
+  ListImagesCache::Answer out;
+  out.bytes.reserve(size_hint + size_hint / 8);
+  cripb::Image image;
+  absl::Status s = images_->ForEachImage(ns_, [&](const store::CriImage& cri) {
+    image.Clear();
+    ToCriImage(cri, &image);
+    // ListImagesResponse.images is field 1, length-delimited: tag byte 0x0a,
+    // the length as a varint, the message.
+    static_assert(cripb::ListImagesResponse::kImagesFieldNumber == 1);
+    out.bytes.push_back('\x0a');
+    for (size_t n = image.ByteSizeLong();; n >>= 7) {
+      if (n < 0x80) {
+        out.bytes.push_back(static_cast<char>(n));
+        break;
+      }
+      out.bytes.push_back(static_cast<char>((n & 0x7f) | 0x80));
+    }
+    image.AppendToString(&out.bytes);
+    ++out.images;
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+grpc::ServerUnaryReactor* CriService::ListImages(grpc::CallbackServerContext* ctx,
+                                                 const grpc::ByteBuffer* req,
+                                                 grpc::ByteBuffer* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  cripb::ListImagesRequest request;
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (req->Dump(&slices).ok()) {
+    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  if (!request.ParseFromString(bytes)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed ListImagesRequest"));
+    return reactor;
+  }
+  const std::string& filter = request.filter().image().image();
+  if (filter.empty()) {
+    list_cache_->Get([reactor, resp](const absl::Status& s, const grpc::ByteBuffer& answer) {
+      if (s.ok()) *resp = answer;
+      reactor->Finish(ToGrpcStatus(s));
+    });
+    return reactor;
+  }
+  // One image at most: a point lookup, answered inline.
+  auto images = images_->ListImages(ns_, filter);
+  if (!images.ok()) {
+    reactor->Finish(ToGrpcStatus(images.status()));
+    return reactor;
+  }
+  cripb::ListImagesResponse answer;
+  for (const store::CriImage& image : *images) ToCriImage(image, answer.add_images());
+  grpc::Slice slice(answer.SerializeAsString());
+  *resp = grpc::ByteBuffer(&slice, 1);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 grpc::Status CriService::StreamImages(grpc::ServerContext*, const cripb::StreamImagesRequest* req,
@@ -62,8 +121,16 @@ grpc::Status CriService::StreamImages(grpc::ServerContext*, const cripb::StreamI
   return ToGrpcStatus(images_->StreamImages(ns_, send, kStreamBatch));
 }
 
-grpc::Status CriService::ImageStatus(grpc::ServerContext*, const cripb::ImageStatusRequest* req,
-                                     cripb::ImageStatusResponse* resp) {
+grpc::ServerUnaryReactor* CriService::ImageStatus(grpc::CallbackServerContext* ctx,
+                                                  const cripb::ImageStatusRequest* req,
+                                                  cripb::ImageStatusResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(StatusOf(req, resp));
+  return reactor;
+}
+
+grpc::Status CriService::StatusOf(const cripb::ImageStatusRequest* req,
+                                  cripb::ImageStatusResponse* resp) {
   auto image = images_->ImageStatus(ns_, req->image().image());
   if (!image.ok()) return ToGrpcStatus(image.status());
   if (!image->has_value()) return grpc::Status::OK;  // kubelet's "not present"

@@ -3,6 +3,7 @@
 #ifndef IMAGED_PLUGIN_CRI_SERVICE_H_
 #define IMAGED_PLUGIN_CRI_SERVICE_H_
 
+#include <memory>
 #include <string>
 
 #include "api/runtime/v1/api.grpc.pb.h"
@@ -10,12 +11,19 @@
 #include "cri/puller.h"
 #include "plugin/event_exchange.h"
 #include "plugin/gc_scheduler.h"
+#include "plugin/list_images_cache.h"
 
 namespace imaged::plugin {
 
 namespace cripb = ::runtime::v1;
 
-class CriService final : public cripb::ImageService::Service {
+// ListImages is served raw (callback API): an unfiltered list is the cached
+// serialized answer (list_images_cache.h), a filtered one is built per call.
+// ImageStatus (a few point reads) is answered on gRPC's callback thread
+// without the sync server's hand-off to a worker thread.
+class CriService final
+    : public cripb::ImageService::WithRawCallbackMethod_ListImages<
+          cripb::ImageService::WithCallbackMethod_ImageStatus<cripb::ImageService::Service>> {
  public:
   // Images per StreamImages response message.
   static constexpr size_t kStreamBatch = 100;
@@ -25,14 +33,20 @@ class CriService final : public cripb::ImageService::Service {
   // `gc` is set.
   CriService(cri::ImageService* images, EventExchange* events, std::string ns,
              cri::Puller* puller = nullptr, GcScheduler* gc = nullptr)
-      : images_(images), events_(events), ns_(std::move(ns)), puller_(puller), gc_(gc) {}
+      : images_(images), events_(events), ns_(std::move(ns)), puller_(puller), gc_(gc) {
+    StartListCache();
+  }
 
-  grpc::Status ListImages(grpc::ServerContext* ctx, const cripb::ListImagesRequest* req,
-                          cripb::ListImagesResponse* resp) override;
+  grpc::ServerUnaryReactor* ListImages(grpc::CallbackServerContext* ctx,
+                                       const grpc::ByteBuffer* req,
+                                       grpc::ByteBuffer* resp) override;
+  // The unfiltered answer's cache (hits, rebuilds, size), for metrics.
+  ListImagesCache::Stats ListCacheStats() const { return list_cache_->stats(); }
   grpc::Status StreamImages(grpc::ServerContext* ctx, const cripb::StreamImagesRequest* req,
                             grpc::ServerWriter<cripb::StreamImagesResponse>* writer) override;
-  grpc::Status ImageStatus(grpc::ServerContext* ctx, const cripb::ImageStatusRequest* req,
-                           cripb::ImageStatusResponse* resp) override;
+  grpc::ServerUnaryReactor* ImageStatus(grpc::CallbackServerContext* ctx,
+                                        const cripb::ImageStatusRequest* req,
+                                        cripb::ImageStatusResponse* resp) override;
   grpc::Status PullImage(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,
                          cripb::PullImageResponse* resp) override;
   grpc::Status RemoveImage(grpc::ServerContext* ctx, const cripb::RemoveImageRequest* req,
@@ -41,11 +55,18 @@ class CriService final : public cripb::ImageService::Service {
                            cripb::ImageFsInfoResponse* resp) override;
 
  private:
+  grpc::Status StatusOf(const cripb::ImageStatusRequest* req, cripb::ImageStatusResponse* resp);
+  void StartListCache();
+  // The serialized ListImagesResponse of every image, built in one scan with
+  // one reused Image message.
+  absl::StatusOr<ListImagesCache::Answer> BuildList(size_t size_hint);
+
   cri::ImageService* const images_;
   EventExchange* const events_;
   const std::string ns_;
   cri::Puller* const puller_;
   GcScheduler* const gc_;
+  std::unique_ptr<ListImagesCache> list_cache_;
 };
 
 // The CRI Image message for one image (repo tags and digests from its names,

@@ -218,4 +218,11 @@ void Server::Shutdown() {
 
 Server::~Server() { Shutdown(); }
 
+CriService& Server::cri_service() {
+  for (const auto& service : services_) {
+    if (auto* cri = dynamic_cast<CriService*>(service.get())) return *cri;
+  }
+  std::abort();  // Start() always registers one
+}
+
 }  // namespace imaged::plugin

@@ -48,6 +48,8 @@ class Server {
   store::RocksDbContentStore& content_store() { return *content_; }
   store::RocksDbImageStore& image_store() { return *images_; }
   EventExchange& events() { return events_; }
+  // The CRI ImageService (its ListImages cache statistics, for metrics and tests).
+  CriService& cri_service();
   GcScheduler& gc() { return *gc_; }
 
  private:

@@ -1,0 +1,80 @@
+// The serialized answer to an unfiltered CRI ListImages, kept until the
+// image-ID index changes. kubelet lists every image every 30 s and, on a
+// node whose images did not change, gets the same bytes each time: they are
+// built once, after the first call that follows a write, and then handed to
+// gRPC as a reference-counted slice, with no proto built, copied or
+// serialized per call.
+//
+// Whether the cached answer is current is the index's generation
+// (store::CriImageIndex::Generation), which every index write moves on
+// before it returns: a call that starts after a write returns never gets
+// an answer from before it.
+//
+// Rebuilds run on the cache's own thread, not on gRPC's, and one rebuild
+// serves every call waiting when it starts.
+#ifndef IMAGED_PLUGIN_LIST_IMAGES_CACHE_H_
+#define IMAGED_PLUGIN_LIST_IMAGES_CACHE_H_
+
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/slice.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace imaged::plugin {
+
+class ListImagesCache {
+ public:
+  // What a rebuild produces: the serialized response and its image count.
+  struct Answer {
+    std::string bytes;
+    int64_t images = 0;
+  };
+  using GenerationFn = std::function<uint64_t()>;
+  // Builds the answer; `size_hint` is the last answer's size, for reserve().
+  using BuildFn = std::function<absl::StatusOr<Answer>(size_t size_hint)>;
+  using DoneFn = std::function<void(const absl::Status&, const grpc::ByteBuffer&)>;
+
+  ListImagesCache(GenerationFn generation, BuildFn build);
+  // Answers what is waiting, then stops the rebuild thread.
+  ~ListImagesCache();
+  ListImagesCache(const ListImagesCache&) = delete;
+  ListImagesCache& operator=(const ListImagesCache&) = delete;
+
+  // Calls `done` with the current answer: at once, on this thread, when the
+  // cached one is current; otherwise on the rebuild thread once rebuilt.
+  void Get(DoneFn done);
+
+  struct Stats {
+    uint64_t hits = 0;
+    uint64_t builds = 0;
+    int64_t images = 0;        // in the last answer built
+    size_t bytes = 0;          // of the last answer built
+    double last_build_seconds = 0;
+  };
+  Stats stats() const;
+
+ private:
+  void Loop();
+
+  const GenerationFn generation_;
+  const BuildFn build_;
+  mutable absl::Mutex mu_;
+  bool valid_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t generation_built_ ABSL_GUARDED_BY(mu_) = 0;
+  grpc::Slice answer_ ABSL_GUARDED_BY(mu_);
+  std::vector<DoneFn> waiting_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace imaged::plugin
+
+#endif  // IMAGED_PLUGIN_LIST_IMAGES_CACHE_H_

@@ -1,0 +1,258 @@
+// The cached ListImages answer: built once per index generation, shared by
+// the calls that wait for it, and rebuilt after every kind of index write
+// (each write path has a test that the next ListImages shows it).
+#include "plugin/list_images_cache.h"
+
+#include <grpcpp/create_channel.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "api/runtime/v1/api.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "plugin/content_client.h"
+#include "plugin/images_client.h"
+#include "plugin/test_server.h"
+#include "store/test_images.h"
+
+namespace imaged::plugin {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+namespace cripb = ::runtime::v1;
+
+std::string Bytes(const grpc::ByteBuffer& bb) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!bb.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+// Get() for tests: blocks until `done` ran.
+std::string GetNow(ListImagesCache& cache) {
+  absl::Notification done;
+  std::string out;
+  cache.Get([&](const absl::Status& s, const grpc::ByteBuffer& bb) {
+    EXPECT_TRUE(s.ok()) << s;
+    out = Bytes(bb);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+TEST(ListImagesCacheTest, BuildsOncePerGeneration) {
+  std::atomic<uint64_t> generation{1};
+  std::atomic<int> builds{0};
+  ListImagesCache cache([&] { return generation.load(); },
+                        [&](size_t) -> absl::StatusOr<ListImagesCache::Answer> {
+                          ++builds;
+                          return ListImagesCache::Answer{absl::StrCat("gen", generation.load()), 1};
+                        });
+  EXPECT_EQ(GetNow(cache), "gen1");
+  EXPECT_EQ(GetNow(cache), "gen1");
+  EXPECT_EQ(GetNow(cache), "gen1");
+  EXPECT_EQ(builds, 1);
+  EXPECT_EQ(cache.stats().hits, 2u);
+  generation = 2;
+  EXPECT_EQ(GetNow(cache), "gen2");
+  EXPECT_EQ(builds, 2);
+}
+
+TEST(ListImagesCacheTest, OneRebuildServesEveryWaitingCall) {
+  absl::Notification release;
+  std::atomic<int> builds{0};
+  ListImagesCache cache([] { return uint64_t{7}; },
+                        [&](size_t) -> absl::StatusOr<ListImagesCache::Answer> {
+                          ++builds;
+                          release.WaitForNotification();
+                          return ListImagesCache::Answer{"answer", 1};
+                        });
+  std::atomic<int> answered{0};
+  // The first call starts the build and holds it; the others queue behind it.
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 8; ++i) {
+    callers.emplace_back([&] {
+      EXPECT_EQ(GetNow(cache), "answer");
+      ++answered;
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(100));
+  release.Notify();
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(answered, 8);
+  EXPECT_LE(builds, 2);  // the first, and at most one for callers that came after it started
+}
+
+TEST(ListImagesCacheTest, AFailedBuildIsReportedAndNotCached) {
+  std::atomic<bool> fail{true};
+  ListImagesCache cache([] { return uint64_t{1}; },
+                        [&](size_t) -> absl::StatusOr<ListImagesCache::Answer> {
+                          if (fail) return absl::DataLossError("bad row");
+                          return ListImagesCache::Answer{"ok", 0};
+                        });
+  absl::Notification done;
+  cache.Get([&](const absl::Status& s, const grpc::ByteBuffer&) {
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  fail = false;
+  EXPECT_EQ(GetNow(cache), "ok");
+}
+
+// Over a real server: each write path, then ListImages.
+class CachedListImagesTest : public ::testing::Test {
+ protected:
+  CachedListImagesTest()
+      : content_(fixture_.channel()),
+        images_(fixture_.channel()),
+        cri_(cripb::ImageService::NewStub(fixture_.channel())) {}
+
+  store::TestImage Make(const std::string& seed, bool write = true) {
+    store::TestImageSpec spec;
+    spec.seed = seed;
+    auto ti = store::MakeTestImage(content_, "k8s.io", spec, write);
+    EXPECT_TRUE(ti.ok()) << ti.status();
+    return *ti;
+  }
+  store::Image Record(const std::string& name, const store::TestImage& ti) {
+    store::Image image;
+    image.name = name;
+    image.target = ti.manifest;
+    image.target.platform.reset();
+    return image;
+  }
+  void Name(const std::string& name, const store::TestImage& ti) {
+    auto created = images_.Create("k8s.io", Record(name, ti));
+    ASSERT_TRUE(created.ok()) << created.status();
+  }
+  // Repo tags of every listed image, in list order.
+  std::vector<std::string> Tags(const std::string& filter = "") {
+    cripb::ListImagesRequest req;
+    if (!filter.empty()) req.mutable_filter()->mutable_image()->set_image(filter);
+    cripb::ListImagesResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = cri_->ListImages(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    std::vector<std::string> out;
+    for (const cripb::Image& image : resp.images()) {
+      for (const std::string& t : image.repo_tags()) out.push_back(t);
+      if (image.repo_tags().empty()) out.push_back(image.id());
+    }
+    return out;
+  }
+  bool Pinned(const std::string& tag) {
+    cripb::ListImagesResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(cri_->ListImages(&ctx, cripb::ListImagesRequest(), &resp).ok());
+    for (const cripb::Image& image : resp.images()) {
+      for (const std::string& t : image.repo_tags()) {
+        if (t == tag) return image.pinned();
+      }
+    }
+    ADD_FAILURE() << tag << " not listed";
+    return false;
+  }
+  ListImagesCache::Stats Stats() { return fixture_.server()->cri_service().ListCacheStats(); }
+
+  ServerFixture fixture_;
+  RemoteContentStore content_;
+  RemoteImageStore images_;
+  std::unique_ptr<cripb::ImageService::Stub> cri_;
+};
+
+TEST_F(CachedListImagesTest, AnUnchangedListIsServedFromTheCache) {
+  Name("docker.io/library/a:1", Make("a"));
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+  const ListImagesCache::Stats first = Stats();
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+  EXPECT_EQ(Stats().builds, first.builds);
+  EXPECT_EQ(Stats().hits, first.hits + 2);
+  EXPECT_EQ(Stats().images, 1);
+}
+
+TEST_F(CachedListImagesTest, AFilteredListIsNotCachedAndNotStale) {
+  store::TestImage a = Make("a");
+  Name("docker.io/library/a:1", a);
+  EXPECT_THAT(Tags("docker.io/library/a:1"), ElementsAre("docker.io/library/a:1"));
+  EXPECT_THAT(Tags("docker.io/library/b:1"), IsEmpty());
+  Name("docker.io/library/b:1", Make("b"));
+  EXPECT_THAT(Tags("docker.io/library/b:1"), ElementsAre("docker.io/library/b:1"));
+}
+
+TEST_F(CachedListImagesTest, ImagesApiCreateIsSeenByTheNextList) {
+  Name("docker.io/library/a:1", Make("a"));
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+  store::TestImage b = Make("b");
+  Name("docker.io/library/b:1", b);
+  EXPECT_THAT(Tags(), testing::UnorderedElementsAre("docker.io/library/a:1", "docker.io/library/b:1"));
+}
+
+TEST_F(CachedListImagesTest, ImagesApiUpdateIsSeenByTheNextList) {
+  Name("docker.io/library/a:1", Make("a"));
+  EXPECT_FALSE(Pinned("docker.io/library/a:1"));
+  store::Image pin;
+  pin.name = "docker.io/library/a:1";
+  pin.labels = {{store::kLabelPinned, store::kPinnedValue}};
+  ASSERT_TRUE(images_.Update("k8s.io", pin, {"labels.io.cri-containerd.pinned"}).ok());
+  EXPECT_TRUE(Pinned("docker.io/library/a:1"));
+}
+
+TEST_F(CachedListImagesTest, ImagesApiDeleteIsSeenByTheNextList) {
+  Name("docker.io/library/a:1", Make("a"));
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+  ASSERT_TRUE(images_.Delete("k8s.io", "docker.io/library/a:1").ok());
+  EXPECT_THAT(Tags(), IsEmpty());
+}
+
+TEST_F(CachedListImagesTest, CriRemoveImageIsSeenByTheNextList) {
+  Name("docker.io/library/a:1", Make("a"));
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+  cripb::RemoveImageRequest req;
+  req.mutable_image()->set_image("docker.io/library/a:1");
+  cripb::RemoveImageResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(cri_->RemoveImage(&ctx, req, &resp).ok());
+  EXPECT_THAT(Tags(), IsEmpty());
+}
+
+TEST_F(CachedListImagesTest, ABlobThatResolvesAWaitingRecordIsSeenByTheNextList) {
+  store::TestImage a = Make("a", /*write=*/false);
+  for (const auto& [digest, bytes] : a.blobs) {
+    if (digest != a.config.digest) ASSERT_TRUE(store::WriteBlob(content_, "k8s.io", bytes).ok());
+  }
+  Name("docker.io/library/a:1", a);
+  EXPECT_THAT(Tags(), IsEmpty());  // waiting for its config
+  for (const auto& [digest, bytes] : a.blobs) {
+    if (digest == a.config.digest) ASSERT_TRUE(store::WriteBlob(content_, "k8s.io", bytes).ok());
+  }
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+}
+
+TEST_F(CachedListImagesTest, ACommitAsPullsAndImportsWriteIsSeenByTheNextList) {
+  EXPECT_THAT(Tags(), IsEmpty());
+  store::ImageCommit commit;
+  commit.images.push_back(Record("docker.io/library/a:1", Make("a")));
+  ASSERT_TRUE(fixture_.server()->image_store().Commit("k8s.io", commit, "").ok());
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+}
+
+TEST_F(CachedListImagesTest, AnIndexRepairIsSeenByTheNextList) {
+  Name("docker.io/library/a:1", Make("a"));
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+  // A repair that finds nothing to do writes nothing and keeps the answer.
+  const uint64_t builds = Stats().builds;
+  ASSERT_TRUE(fixture_.server()->image_store().Check(/*repair=*/true).ok());
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+  EXPECT_EQ(Stats().builds, builds);
+}
+
+}  // namespace
+}  // namespace imaged::plugin
