@@ -49,6 +49,9 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
                            : k == "platform" ? &out.platform
                                              : &out.cri_namespace;
       *field = *text;
+    } else if (k == "metrics_address") {
+      if (!text) return Bad(path, k, "must be a string such as \"127.0.0.1:9464\"");
+      out.metrics_address = *text;
     } else if (k == "index_check") {
       if (!text || (*text != "off" && *text != "report" && *text != "repair")) {
         return Bad(path, k, "must be \"off\", \"report\" or \"repair\"");

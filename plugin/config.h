@@ -31,6 +31,9 @@ struct Config {
   std::string registry_config_path;
   // Blobs one CRI pull downloads at once.
   int max_concurrent_downloads = 3;
+  // Prometheus metrics over HTTP on this loopback "HOST:PORT" (127.0.0.1,
+  // [::1] or localhost); "" serves none.
+  std::string metrics_address;
   // A garbage collection pass over every namespace runs this often (zero:
   // only after deletes and on request).
   absl::Duration gc_interval = absl::Hours(1);
@@ -48,6 +51,7 @@ struct Config {
 //   platform = "linux/amd64"      # manifests chosen from an index
 //   cri_namespace = "k8s.io"
 //   index_check = "off"           # or "report", "repair"
+//   metrics_address = "127.0.0.1:9464"  # Prometheus /metrics; "" (default) for none
 //   max_concurrent_downloads = 3  # per pull
 //   gc_interval = "1h"            # "0s": no scheduled pass
 //   gc_delay = "1s"               # after a delete

@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   app.add_option("--root", root, "state directory (RocksDB, blobs, ingests)");
   app.add_option("--address", address, "unix socket to serve on");
   app.add_option("--socket-mode", socket_mode, "socket file mode, octal (default 0660)");
+  std::string metrics_address;
+  app.add_option("--metrics-address", metrics_address,
+                 "serve Prometheus metrics on this loopback HOST:PORT (e.g. 127.0.0.1:9464)");
   app.add_option("--registry-config-path", registry_config_path,
                  "directory of <host>/hosts.toml registry configs (containerd's format)");
   CLI11_PARSE(app, argc, argv);
@@ -34,6 +37,7 @@ int main(int argc, char** argv) {
   if (!root.empty()) config.root = root;
   if (!address.empty()) config.address = address;
   if (!registry_config_path.empty()) config.registry_config_path = registry_config_path;
+  if (!metrics_address.empty()) config.metrics_address = metrics_address;
   if (!socket_mode.empty()) {
     auto mode = imaged::plugin::ParseMode(socket_mode);
     if (!mode.ok()) {

@@ -162,6 +162,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   builder.AddListeningPort("unix:" + config.address, grpc::InsecureServerCredentials());
   builder.SetMaxReceiveMessageSize(kMaxMessageSize);
   builder.SetMaxSendMessageSize(kMaxMessageSize);
+  if (!config.metrics_address.empty()) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> timing;
+    timing.push_back(server->rpc_metrics_.InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(timing));
+  }
   for (const auto& service : server->services_) builder.RegisterService(service.get());
   server->grpc_ = builder.BuildAndStart();
   if (server->grpc_ == nullptr) {
@@ -171,6 +176,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return store::ErrnoError(errno, absl::StrCat("chmod ", config.address));
   }
   server->expirer_ = std::thread([s = server.get()] { s->ExpireLoop(); });
+  if (!config.metrics_address.empty()) {
+    auto metrics = MetricsServer::Start(config.metrics_address, [s = server.get()] {
+      return s->RenderMetrics();
+    });
+    if (!metrics.ok()) return metrics.status();
+    server->metrics_ = *std::move(metrics);
+  }
   return server;
 }
 
@@ -189,6 +201,7 @@ void Server::ExpireLoop() {
 void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  metrics_.reset();
   // Only a server that got as far as listening owns the socket: a failed
   // start must not remove the socket of the live server it found there.
   const bool listening = grpc_ != nullptr;
@@ -217,6 +230,30 @@ void Server::Shutdown() {
 }
 
 Server::~Server() { Shutdown(); }
+
+std::string Server::RenderMetrics() {
+  std::string out;
+  rpc_metrics_.Write(&out);
+  const ListImagesCache::Stats list = cri_service().ListCacheStats();
+  AppendHeader(&out, "imaged_cri_images", "gauge",
+               "Images in the CRI index (as of the last ListImages answer built).");
+  AppendSample(&out, "imaged_cri_images", "", static_cast<double>(list.images));
+  AppendHeader(&out, "imaged_cri_index_generation", "counter", "Writes of the CRI index since start.");
+  AppendSample(&out, "imaged_cri_index_generation", "", static_cast<double>(images_->Generation()));
+  AppendHeader(&out, "imaged_cri_list_cache_hits_total", "counter",
+               "ListImages answered with the cached response.");
+  AppendSample(&out, "imaged_cri_list_cache_hits_total", "", static_cast<double>(list.hits));
+  AppendHeader(&out, "imaged_cri_list_cache_builds_total", "counter",
+               "ListImages responses built (after index writes).");
+  AppendSample(&out, "imaged_cri_list_cache_builds_total", "", static_cast<double>(list.builds));
+  AppendHeader(&out, "imaged_cri_list_cache_bytes", "gauge", "Size of the cached ListImages response.");
+  AppendSample(&out, "imaged_cri_list_cache_bytes", "", static_cast<double>(list.bytes));
+  AppendHeader(&out, "imaged_cri_list_build_seconds", "gauge", "How long the last build took.");
+  AppendSample(&out, "imaged_cri_list_build_seconds", "", list.last_build_seconds);
+  AppendRocksDbMetrics(*db_, &out);
+  AppendProcessMetrics(&out);
+  return out;
+}
 
 CriService& Server::cri_service() {
   for (const auto& service : services_) {

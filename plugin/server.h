@@ -22,6 +22,7 @@
 #include "plugin/event_exchange.h"
 #include "plugin/events_service.h"
 #include "plugin/images_service.h"
+#include "plugin/metrics.h"
 #include "plugin/gc_scheduler.h"
 #include "store/gc.h"
 #include "store/lease_store.h"
@@ -50,11 +51,15 @@ class Server {
   EventExchange& events() { return events_; }
   // The CRI ImageService (its ListImages cache statistics, for metrics and tests).
   CriService& cri_service();
+  // The metrics endpoint's port (when metrics_address is set), else 0.
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   GcScheduler& gc() { return *gc_; }
 
  private:
   explicit Server(Config config) : config_(std::move(config)) {}
   void ExpireLoop();
+  // The text /metrics serves.
+  std::string RenderMetrics();
 
   Config config_;
   std::unique_ptr<store::MetadataDb> db_;
@@ -71,6 +76,8 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_;
   absl::Notification stop_;
   std::thread expirer_;
+  RpcMetrics rpc_metrics_;
+  std::unique_ptr<MetricsServer> metrics_;
   bool shut_down_ = false;
 };
 
