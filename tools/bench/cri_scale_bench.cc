@@ -620,7 +620,10 @@ void Bench::MeasureList(System& sys, bool writes) {
   double cpu0 = CpuSeconds(sys.pid);
   auto t0 = Clock::now();
   int calls = 0;
-  while (calls < o_.list_calls || (Since(t0) < o_.list_seconds && calls < 2000)) {
+  // At least --list-calls calls (but no more than 60 s of them, and at least
+  // 5), or --list-seconds of them, whichever is more.
+  while ((calls < o_.list_calls && (calls < 5 || Since(t0) < 60)) ||
+         (Since(t0) < o_.list_seconds && calls < 2000)) {
     RawList r = ListRaw(sys);
     if (!r.status.ok()) Die(absl::StrCat(sys.name, ": ListImages: ", r.status.error_message()));
     lat.Add(r.seconds);
