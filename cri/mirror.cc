@@ -62,8 +62,14 @@ absl::Status Mirror::EnsureBlob(absl::string_view ns, const store::Descriptor& d
                                 absl::string_view lease, std::string* bytes) {
   // Already here (or held by another namespace, e.g. the content proxy's:
   // then it is shared, not copied). Either way it joins the lease.
-  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w =
-      target_.content->Writer(ns, Ref(desc.digest), desc.size, desc.digest, lease);
+  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w;
+  for (int i = 0;; ++i) {
+    w = target_.content->Writer(ns, Ref(desc.digest), desc.size, desc.digest, lease);
+    // An event and a CRI call may mirror the same image at once: the other
+    // copy is done in moments, and then this is AlreadyExists.
+    if (!absl::IsUnavailable(w.status()) || i >= 100) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
   if (absl::IsAlreadyExists(w.status())) {
     if (bytes == nullptr) return absl::OkStatus();
     absl::StatusOr<std::unique_ptr<store::ContentReader>> r = target_.content->Reader(ns, desc.digest);
@@ -220,6 +226,26 @@ absl::StatusOr<bool> Mirror::SyncName(absl::string_view ns, absl::string_view na
   CloseLease(ns, *lease);
   if (!s.ok()) return s;
   return true;
+}
+
+absl::Status Mirror::SyncImage(absl::string_view ns, absl::Span<const std::string> names) {
+  std::vector<std::string> targets;
+  for (const std::string& name : names) {
+    absl::StatusOr<bool> had = SyncName(ns, name);
+    if (!had.ok()) return had.status();
+    if (!*had) continue;
+    absl::StatusOr<store::Image> image = source_.images->Get(ns, name);
+    if (image.ok()) targets.push_back(image->target.digest);
+  }
+  for (const std::string& digest : targets) {
+    absl::StatusOr<std::vector<store::Image>> same =
+        source_.images->List(ns, {absl::StrCat("target.digest==", digest)});
+    if (!same.ok()) return same.status();
+    for (const store::Image& image : *same) {
+      if (absl::StatusOr<bool> s = SyncName(ns, image.name); !s.ok()) return s.status();
+    }
+  }
+  return absl::OkStatus();
 }
 
 void Mirror::SetConnected(bool connected, absl::string_view error) {

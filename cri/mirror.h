@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "store/content_store.h"
 #include "store/image_store.h"
 #include "store/lease_store.h"
@@ -77,6 +78,9 @@ class Mirror {
   // Makes record `name` of `ns` match containerd's (written, changed or
   // deleted). Returns whether containerd has it.
   absl::StatusOr<bool> SyncName(absl::string_view ns, absl::string_view name);
+  // SyncName for each of `names` and for every other record of containerd's
+  // with the same target (a pull writes repo:tag, repo@digest and the ID).
+  absl::Status SyncImage(absl::string_view ns, absl::Span<const std::string> names);
 
   // Bookkeeping for the connection that feeds events (plugin/mirror_runner).
   void SetConnected(bool connected, absl::string_view error = "");

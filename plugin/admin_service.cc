@@ -74,4 +74,22 @@ grpc::Status AdminService::DiskUsage(grpc::ServerContext*, const adminpb::DiskUs
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::MirrorStatus(grpc::ServerContext*, const adminpb::MirrorStatusRequest*,
+                                        adminpb::MirrorStatusResponse* resp) {
+  if (mirror_ == nullptr) return grpc::Status::OK;
+  cri::MirrorState st = mirror_->State();
+  resp->set_enabled(true);
+  resp->set_connected(st.connected);
+  if (st.last_sync != absl::InfinitePast()) resp->set_last_sync_unix(absl::ToUnixSeconds(st.last_sync));
+  resp->set_last_sync_upstream(st.last_report.upstream);
+  resp->set_last_sync_unchanged(st.last_report.unchanged);
+  resp->set_last_sync_written(st.last_report.written);
+  resp->set_last_sync_deleted(st.last_report.deleted);
+  resp->set_last_sync_micros(absl::ToInt64Microseconds(st.last_report.took));
+  resp->set_events_applied(st.events_applied);
+  resp->set_last_event_lag_micros(absl::ToInt64Microseconds(st.last_event_lag));
+  resp->set_last_error(st.last_error);
+  return grpc::Status::OK;
+}
+
 }  // namespace imaged::plugin

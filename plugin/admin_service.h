@@ -3,6 +3,7 @@
 #define IMAGED_PLUGIN_ADMIN_SERVICE_H_
 
 #include "api/imaged/v1/admin.grpc.pb.h"
+#include "cri/mirror.h"
 #include "plugin/gc_scheduler.h"
 #include "store/gc.h"
 #include "store/rocksdb_content_store.h"
@@ -16,10 +17,12 @@ class AdminService final : public adminpb::Admin::Service {
  public:
   // GarbageCollect and DiskUsage answer FailedPrecondition without `gc` and
   // `collector`.
+  // MirrorStatus says "not enabled" without `mirror`.
   explicit AdminService(store::RocksDbImageStore* images,
                         store::RocksDbContentStore* content = nullptr,
-                        store::Collector* collector = nullptr, GcScheduler* gc = nullptr)
-      : images_(images), content_(content), collector_(collector), gc_(gc) {}
+                        store::Collector* collector = nullptr, GcScheduler* gc = nullptr,
+                        cri::Mirror* mirror = nullptr)
+      : images_(images), content_(content), collector_(collector), gc_(gc), mirror_(mirror) {}
 
   grpc::Status CheckIndex(grpc::ServerContext* ctx, const adminpb::CheckIndexRequest* req,
                           adminpb::CheckIndexResponse* resp) override;
@@ -29,12 +32,15 @@ class AdminService final : public adminpb::Admin::Service {
                               adminpb::GarbageCollectResponse* resp) override;
   grpc::Status DiskUsage(grpc::ServerContext* ctx, const adminpb::DiskUsageRequest* req,
                          adminpb::DiskUsageResponse* resp) override;
+  grpc::Status MirrorStatus(grpc::ServerContext* ctx, const adminpb::MirrorStatusRequest* req,
+                            adminpb::MirrorStatusResponse* resp) override;
 
  private:
   store::RocksDbImageStore* const images_;
   store::RocksDbContentStore* const content_;
   store::Collector* const collector_;
   GcScheduler* const gc_;
+  cri::Mirror* const mirror_;
 };
 
 }  // namespace imaged::plugin

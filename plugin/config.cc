@@ -68,6 +68,18 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
         return Bad(path, k, "must be a positive duration such as \"30s\" or \"24h\"");
       }
       (k == "ingest_expiry" ? out.ingest_expiry : out.shutdown_timeout) = d;
+    } else if (k == "containerd_address" || k == "upstream_cri_address") {
+      if (!text) return Bad(path, k, "must be a string (a unix socket path)");
+      (k == "containerd_address" ? out.containerd_address : out.upstream_cri_address) = *text;
+    } else if (k == "mirror_namespaces") {
+      const toml::array* list = node.as_array();
+      if (list == nullptr || list->empty()) return Bad(path, k, "must be a non-empty array of strings");
+      out.mirror_namespaces.clear();
+      for (const toml::node& item : *list) {
+        auto ns = item.value<std::string>();
+        if (!ns || ns->empty()) return Bad(path, k, "must be a non-empty array of strings");
+        out.mirror_namespaces.push_back(*ns);
+      }
     } else if (k == "gc_interval" || k == "gc_delay") {
       absl::Duration d;
       if (!text || !absl::ParseDuration(*text, &d) || d < absl::ZeroDuration()) {

@@ -3,6 +3,7 @@
 #define IMAGED_PLUGIN_CONFIG_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -40,6 +41,13 @@ struct Config {
   // A pass over the namespaces a delete touched runs this long after it
   // (deletes in the meantime share the pass).
   absl::Duration gc_delay = absl::Seconds(1);
+  // Mirror mode (on when set): the containerd socket whose images imaged
+  // keeps in its index, the namespaces mirrored, and containerd's CRI
+  // endpoint that PullImage is forwarded to ("" = pull into containerd
+  // through its Content and Images APIs).
+  std::string containerd_address;
+  std::vector<std::string> mirror_namespaces = {"k8s.io"};
+  std::string upstream_cri_address;
 };
 
 // Reads a TOML file over `base`. Keys (all optional):
@@ -55,6 +63,9 @@ struct Config {
 //   max_concurrent_downloads = 3  # per pull
 //   gc_interval = "1h"            # "0s": no scheduled pass
 //   gc_delay = "1s"               # after a delete
+//   containerd_address = "/run/containerd/containerd.sock"   # mirror mode
+//   mirror_namespaces = ["k8s.io"]
+//   upstream_cri_address = "/run/containerd/containerd.sock" # PullImage forwarded there
 //   [registry]
 //   config_path = "/etc/imaged/certs.d"   # containerd's hosts.toml layout
 // InvalidArgument naming the file and key for a syntax error, an unknown key

@@ -32,6 +32,9 @@ index_check = "repair"
 max_concurrent_downloads = 5
 gc_interval = "0s"
 gc_delay = "250ms"
+containerd_address = "/run/containerd/containerd.sock"
+mirror_namespaces = ["k8s.io", "moby"]
+upstream_cri_address = "/run/containerd/cri.sock"
 [registry]
 config_path = "/etc/imaged/certs.d"
 )"));
@@ -47,6 +50,9 @@ config_path = "/etc/imaged/certs.d"
   EXPECT_EQ(config->max_concurrent_downloads, 5);
   EXPECT_EQ(config->gc_interval, absl::ZeroDuration());
   EXPECT_EQ(config->gc_delay, absl::Milliseconds(250));
+  EXPECT_EQ(config->containerd_address, "/run/containerd/containerd.sock");
+  EXPECT_EQ(config->mirror_namespaces, (std::vector<std::string>{"k8s.io", "moby"}));
+  EXPECT_EQ(config->upstream_cri_address, "/run/containerd/cri.sock");
   EXPECT_EQ(config->registry_config_path, "/etc/imaged/certs.d");
 }
 
@@ -76,6 +82,9 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
       {"max_concurrent_downloads = 0", "max_concurrent_downloads"},
       {"gc_interval = \"-1s\"", "gc_interval"},
       {"gc_delay = 5", "gc_delay"},
+      {"mirror_namespaces = []", "mirror_namespaces"},
+      {"mirror_namespaces = \"k8s.io\"", "mirror_namespaces"},
+      {"containerd_address = 1", "containerd_address"},
       {"max_concurrent_downloads = \"3\"", "max_concurrent_downloads"},
       {"registry = \"x\"", "registry"},
       {"[registry]\nconfig_path = 1", "registry.config_path"},

@@ -51,6 +51,9 @@ class RemoteWriter final : public store::ContentWriter {
   ~RemoteWriter() override {
     if (!finished_) {
       stream_->WritesDone();
+      contentpb::WriteContentResponse extra;  // containerd answers EOF with one more
+      while (stream_->Read(&extra)) {
+      }
       stream_->Finish().IgnoreError();
     }
   }
@@ -62,6 +65,9 @@ class RemoteWriter final : public store::ContentWriter {
     if (!stream_->Write(req) || !stream_->Read(&resp)) {
       finished_ = true;
       stream_->WritesDone();
+      contentpb::WriteContentResponse extra;
+      while (stream_->Read(&extra)) {
+      }
       absl::Status s = FromGrpcStatus(stream_->Finish());
       return s.ok() ? absl::UnknownError("write stream closed early") : s;
     }
@@ -107,6 +113,12 @@ class RemoteWriter final : public store::ContentWriter {
     if (!finished_) {
       finished_ = true;
       stream_->WritesDone();
+      // containerd's Write handler sends its last response twice after a
+      // commit (once in its loop, once more as it returns); gRPC's Finish
+      // waits until every message has been read, so drain them first.
+      contentpb::WriteContentResponse extra;
+      while (stream_->Read(&extra)) {
+      }
       absl::Status end = FromGrpcStatus(stream_->Finish());
       if (s.ok()) s = end;
     }

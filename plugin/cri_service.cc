@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -54,7 +55,7 @@ absl::StatusOr<ListImagesCache::Answer> CriService::BuildList(size_t size_hint) 
     // the length as a varint, the message.
     static_assert(cripb::ListImagesResponse::kImagesFieldNumber == 1);
     out.bytes.push_back('\x0a');
-    for (size_t n = image.ByteSizeLong();; n >>= 7) {
+    for (size_t n = image.ByteSizeLong(); ; n >>= 7) {
       if (n < 0x80) {
         out.bytes.push_back(static_cast<char>(n));
         break;
@@ -121,6 +122,11 @@ grpc::Status CriService::StreamImages(grpc::ServerContext*, const cripb::StreamI
   return ToGrpcStatus(images_->StreamImages(ns_, send, kStreamBatch));
 }
 
+void CriService::SetMirror(MirrorRunner* mirror, std::shared_ptr<grpc::Channel> upstream_cri) {
+  mirror_ = mirror;
+  if (upstream_cri != nullptr) upstream_cri_ = cripb::ImageService::NewStub(std::move(upstream_cri));
+}
+
 grpc::ServerUnaryReactor* CriService::ImageStatus(grpc::CallbackServerContext* ctx,
                                                   const cripb::ImageStatusRequest* req,
                                                   cripb::ImageStatusResponse* resp) {
@@ -133,6 +139,19 @@ grpc::Status CriService::StatusOf(const cripb::ImageStatusRequest* req,
                                   cripb::ImageStatusResponse* resp) {
   auto image = images_->ImageStatus(ns_, req->image().image());
   if (!image.ok()) return ToGrpcStatus(image.status());
+  if (!image->has_value() && mirror_ != nullptr) {
+    // Read-your-writes: containerd may have the image before its event
+    // reached the mirror; ask once rather than make kubelet pull again.
+    bool found = false;
+    for (const std::string& name : MirrorCandidates(req->image().image())) {
+      absl::StatusOr<bool> had = mirror_->mirror().SyncName(ns_, name);
+      found = found || (had.ok() && *had);
+    }
+    if (found) {
+      image = images_->ImageStatus(ns_, req->image().image());
+      if (!image.ok()) return ToGrpcStatus(image.status());
+    }
+  }
   if (!image->has_value()) return grpc::Status::OK;  // kubelet's "not present"
   ToCriImage(**image, resp->mutable_image());
   if (req->verbose()) {
@@ -143,8 +162,26 @@ grpc::Status CriService::StatusOf(const cripb::ImageStatusRequest* req,
   return grpc::Status::OK;
 }
 
+grpc::Status CriService::ForwardPull(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,
+                                     cripb::PullImageResponse* resp) {
+  grpc::ClientContext up;
+  up.set_deadline(ctx->deadline());
+  grpc::Status s = upstream_cri_->PullImage(&up, *req, resp);
+  if (!s.ok()) return s;
+  // Answer once the mirror has what containerd's CRI wrote: the ID record,
+  // the reference, and every other name of the same target.
+  std::vector<std::string> names = {resp->image_ref()};
+  if (absl::StatusOr<std::string> ref = cri::NormalizeImageRef(req->image().image()); ref.ok()) {
+    names.push_back(*ref);
+  }
+  return ToGrpcStatus(mirror_->mirror().SyncImage(ns_, names));
+}
+
 grpc::Status CriService::PullImage(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,
                                    cripb::PullImageResponse* resp) {
+  if (mirror_ != nullptr && upstream_cri_ != nullptr && !req->image().image().empty()) {
+    return ForwardPull(ctx, req, resp);
+  }
   if (puller_ == nullptr) {
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this imaged does not pull images");
   }
@@ -194,12 +231,45 @@ grpc::Status CriService::PullImage(grpc::ServerContext* ctx, const cripb::PullIm
                  static_cast<long long>(result->bytes_resumed),
                  absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))).c_str());
   }
+  if (mirror_ != nullptr) {
+    // The puller wrote into containerd: answer once the mirror has it.
+    std::vector<std::string> names;
+    for (const store::ImageCommitter::Written& w : result->written) names.push_back(w.image.name);
+    if (names.empty()) names.push_back(result->image_id);
+    if (absl::Status s = mirror_->mirror().SyncImage(ns_, names); !s.ok()) return ToGrpcStatus(s);
+  }
   resp->set_image_ref(result->image_id);
   return grpc::Status::OK;
 }
 
+grpc::Status CriService::RemoveFromContainerd(const cripb::RemoveImageRequest* req) {
+  auto image = images_->ImageStatus(ns_, req->image().image());
+  if (!image.ok()) return ToGrpcStatus(image.status());
+  if (!image->has_value()) return grpc::Status::OK;
+  // The ID record last, as containerd's CRI removes it, and with `sync`, so
+  // containerd's collector has freed the space when this returns.
+  std::vector<std::string> names = (*image)->names;
+  std::stable_partition(names.begin(), names.end(),
+                        [](const std::string& n) { return !cri::IsImageId(n); });
+  for (size_t i = 0; i < names.size(); ++i) {
+    absl::Status s = i + 1 == names.size()
+                         ? mirror_->upstream_images().DeleteSync(ns_, names[i])
+                         : mirror_->upstream_images().Delete(ns_, names[i]);
+    if (!s.ok() && !absl::IsNotFound(s)) return ToGrpcStatus(s);
+  }
+  auto removed = images_->RemoveImage(ns_, (*image)->id);
+  if (!removed.ok()) return ToGrpcStatus(removed.status());
+  for (const std::string& name : *removed) {
+    imagespb::ImageDelete event;
+    event.set_name(name);
+    events_->Publish(ns_, "/images/delete", event);
+  }
+  return ToGrpcStatus(AfterDelete(gc_, ns_, /*sync=*/true));
+}
+
 grpc::Status CriService::RemoveImage(grpc::ServerContext*, const cripb::RemoveImageRequest* req,
                                      cripb::RemoveImageResponse*) {
+  if (mirror_ != nullptr) return RemoveFromContainerd(req);
   auto removed = images_->RemoveImage(ns_, req->image().image());
   if (!removed.ok()) return ToGrpcStatus(removed.status());
   // The same events an Images API delete of each name would publish.

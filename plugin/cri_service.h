@@ -12,6 +12,7 @@
 #include "plugin/event_exchange.h"
 #include "plugin/gc_scheduler.h"
 #include "plugin/list_images_cache.h"
+#include "plugin/mirror_runner.h"
 
 namespace imaged::plugin {
 
@@ -54,6 +55,13 @@ class CriService final
   grpc::Status ImageFsInfo(grpc::ServerContext* ctx, const cripb::ImageFsInfoRequest* req,
                            cripb::ImageFsInfoResponse* resp) override;
 
+  // Mirror mode: answers come from the mirrored index; a name it misses is
+  // asked of containerd once; RemoveImage deletes through containerd's Images
+  // API; PullImage goes to `upstream_cri` when set (containerd's own CRI,
+  // which unpacks), else the puller (which then writes into containerd), and
+  // answers once the mirror has the image. Not owned; set before serving.
+  void SetMirror(MirrorRunner* mirror, std::shared_ptr<grpc::Channel> upstream_cri);
+
  private:
   grpc::Status StatusOf(const cripb::ImageStatusRequest* req, cripb::ImageStatusResponse* resp);
   void StartListCache();
@@ -66,6 +74,12 @@ class CriService final
   const std::string ns_;
   cri::Puller* const puller_;
   GcScheduler* const gc_;
+  MirrorRunner* mirror_ = nullptr;
+  std::unique_ptr<cripb::ImageService::Stub> upstream_cri_;
+
+  grpc::Status ForwardPull(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,
+                           cripb::PullImageResponse* resp);
+  grpc::Status RemoveFromContainerd(const cripb::RemoveImageRequest* req);
   std::unique_ptr<ListImagesCache> list_cache_;
 };
 

@@ -57,6 +57,55 @@ absl::StatusOr<store::Image> RemoteImageStore::Update(absl::string_view ns,
   return FromProto(resp.image());
 }
 
+absl::Status RemoteImageStore::DeleteSync(absl::string_view ns, absl::string_view name) {
+  imagespb::DeleteImageRequest req;
+  req.set_name(std::string(name));
+  req.set_sync(true);
+  google::protobuf::Empty resp;
+  auto ctx = NamespacedContext(ns);
+  return FromGrpcStatus(stub_->Delete(ctx.get(), req, &resp));
+}
+
+absl::StatusOr<std::vector<store::ImageCommitter::Written>> RemoteImageCommitter::Commit(
+    absl::string_view ns, const store::ImageCommit& commit, absl::string_view lease) {
+  for (const auto& [digest, labels] : commit.blob_labels) {
+    store::ContentInfo info;
+    info.digest = digest;
+    info.labels = labels;
+    std::vector<std::string> paths;
+    for (const auto& [k, v] : labels) paths.push_back("labels." + k);
+    if (auto u = content_->Update(ns, info, paths); !u.ok()) return u.status();
+  }
+  std::vector<Written> out;
+  for (const store::Image& image : commit.images) {
+    absl::StatusOr<store::Image> have = images_->Get(ns, image.name);
+    if (!have.ok() && !absl::IsNotFound(have.status())) return have.status();
+    if (have.ok()) {
+      std::vector<std::string> paths = {"target"};
+      if (commit.replace_labels) {
+        paths.push_back("labels");
+      } else {
+        for (const auto& [k, v] : image.labels) paths.push_back("labels." + k);
+      }
+      absl::StatusOr<store::Image> updated = images_->Update(ns, image, paths, lease);
+      if (!updated.ok()) return updated.status();
+      out.push_back(Written{*std::move(updated), true});
+    } else {
+      absl::StatusOr<store::Image> created = images_->Create(ns, image, lease);
+      if (absl::IsAlreadyExists(created.status())) {  // raced with another writer
+        created = images_->Update(ns, image, {"target", "labels"}, lease);
+      }
+      if (!created.ok()) return created.status();
+      out.push_back(Written{*std::move(created), false});
+    }
+  }
+  for (const std::string& name : commit.deletes) {
+    absl::Status s = images_->Delete(ns, name);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+  }
+  return out;
+}
+
 absl::Status RemoteImageStore::Delete(absl::string_view ns, absl::string_view name) {
   imagespb::DeleteImageRequest req;
   req.set_name(std::string(name));

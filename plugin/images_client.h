@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "api/containerd/services/images/v1/images.grpc.pb.h"
+#include "store/content_store.h"
 #include "store/image_store.h"
 
 namespace imaged::plugin {
@@ -28,9 +29,30 @@ class RemoteImageStore final : public store::ImageStore {
                                       absl::Span<const std::string> fieldpaths,
                                       absl::string_view lease) override;
   absl::Status Delete(absl::string_view ns, absl::string_view name) override;
+  // Delete with `sync`: containerd returns after its garbage collection.
+  absl::Status DeleteSync(absl::string_view ns, absl::string_view name);
 
  private:
   std::unique_ptr<::containerd::services::images::v1::Images::Stub> stub_;
+};
+
+// store::ImageCommitter over the Content and Images APIs of a server that has
+// no batch call (containerd): blob labels first, then each record created or
+// updated, then the deletes. Not one write: a failure part-way leaves the
+// earlier steps done, each of which is harmless alone (labels that protect
+// blobs, records that resolve). Used to pull into containerd in mirror mode.
+class RemoteImageCommitter final : public store::ImageCommitter {
+ public:
+  // Not owned.
+  RemoteImageCommitter(store::ContentStore* content, store::ImageStore* images)
+      : content_(content), images_(images) {}
+  absl::StatusOr<std::vector<Written>> Commit(absl::string_view ns,
+                                              const store::ImageCommit& commit,
+                                              absl::string_view lease) override;
+
+ private:
+  store::ContentStore* const content_;
+  store::ImageStore* const images_;
 };
 
 }  // namespace imaged::plugin

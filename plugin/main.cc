@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "plugin/config.h"
@@ -14,6 +15,8 @@ int main(int argc, char** argv) {
   using imaged::plugin::Config;
   CLI::App app{"imaged: containerd image and content metadata service"};
   std::string config_file, root, address, socket_mode, registry_config_path;
+  std::string containerd_address, upstream_cri_address;
+  std::vector<std::string> mirror_namespaces;
   app.add_option("--config", config_file, "TOML config file");
   app.add_option("--root", root, "state directory (RocksDB, blobs, ingests)");
   app.add_option("--address", address, "unix socket to serve on");
@@ -23,6 +26,12 @@ int main(int argc, char** argv) {
                  "serve Prometheus metrics on this loopback HOST:PORT (e.g. 127.0.0.1:9464)");
   app.add_option("--registry-config-path", registry_config_path,
                  "directory of <host>/hosts.toml registry configs (containerd's format)");
+  app.add_option("--containerd-address", containerd_address,
+                 "mirror mode: the containerd socket whose images imaged keeps indexed");
+  app.add_option("--mirror-namespace", mirror_namespaces,
+                 "mirror mode: a containerd namespace to mirror (repeatable; default k8s.io)");
+  app.add_option("--upstream-cri-address", upstream_cri_address,
+                 "mirror mode: containerd's CRI socket that PullImage is forwarded to");
   CLI11_PARSE(app, argc, argv);
 
   Config config;
@@ -38,6 +47,9 @@ int main(int argc, char** argv) {
   if (!address.empty()) config.address = address;
   if (!registry_config_path.empty()) config.registry_config_path = registry_config_path;
   if (!metrics_address.empty()) config.metrics_address = metrics_address;
+  if (!containerd_address.empty()) config.containerd_address = containerd_address;
+  if (!mirror_namespaces.empty()) config.mirror_namespaces = mirror_namespaces;
+  if (!upstream_cri_address.empty()) config.upstream_cri_address = upstream_cri_address;
   if (!socket_mode.empty()) {
     auto mode = imaged::plugin::ParseMode(socket_mode);
     if (!mode.ok()) {

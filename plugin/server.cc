@@ -1,5 +1,6 @@
 #include "plugin/server.h"
 
+#include <grpcpp/create_channel.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
@@ -9,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -148,14 +150,56 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   pull_options.log = [](const std::string& line) {
     std::fprintf(stderr, "imaged: %s\n", line.c_str());
   };
-  server->puller_ = std::make_unique<cri::Puller>(server->content_.get(), images, images,
-                                                  server->leases_.get(), server->http_.get(),
-                                                  *platform, std::move(pull_options));
-  server->services_.push_back(std::make_unique<CriService>(server->cri_.get(), &server->events_,
-                                                           config.cri_namespace,
-                                                           server->puller_.get(), gc));
-  server->services_.push_back(std::make_unique<AdminService>(images, server->content_.get(),
-                                                             server->collector_.get(), gc));
+  cri::Puller* cri_puller = nullptr;
+  if (config.containerd_address.empty()) {
+    server->puller_ = std::make_unique<cri::Puller>(server->content_.get(), images, images,
+                                                    server->leases_.get(), server->http_.get(),
+                                                    *platform, std::move(pull_options));
+    cri_puller = server->puller_.get();
+  } else {
+    // Mirror mode: containerd holds the images; imaged indexes them.
+    if (std::find(config.mirror_namespaces.begin(), config.mirror_namespaces.end(),
+                  config.cri_namespace) == config.mirror_namespaces.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("mirror_namespaces must include cri_namespace \"",
+                                                     config.cri_namespace, "\""));
+    }
+    MirrorRunner::Options mirror_options;
+    mirror_options.containerd_address = config.containerd_address;
+    mirror_options.namespaces = config.mirror_namespaces;
+    Server* s = server.get();
+    mirror_options.on_connected = [s](bool connected) {
+      if (s->grpc_ != nullptr && s->grpc_->GetHealthCheckService() != nullptr) {
+        s->grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, connected);
+      }
+    };
+    server->mirror_ = std::make_unique<MirrorRunner>(
+        std::move(mirror_options),
+        cri::MirrorTarget{server->content_.get(), images, images, server->leases_.get()},
+        *platform);
+    if (config.upstream_cri_address.empty()) {
+      // Pulls go into containerd itself, under a containerd lease.
+      server->mirror_committer_ = std::make_unique<RemoteImageCommitter>(
+          &server->mirror_->upstream_content(), &server->mirror_->upstream_images());
+      server->puller_ = std::make_unique<cri::Puller>(
+          &server->mirror_->upstream_content(), &server->mirror_->upstream_images(),
+          server->mirror_committer_.get(), &server->mirror_->upstream_leases(),
+          server->http_.get(), *platform, std::move(pull_options));
+      cri_puller = server->puller_.get();
+    }
+  }
+  auto cri_service = std::make_unique<CriService>(server->cri_.get(), &server->events_,
+                                                  config.cri_namespace, cri_puller, gc);
+  if (server->mirror_ != nullptr) {
+    cri_service->SetMirror(server->mirror_.get(),
+                           config.upstream_cri_address.empty()
+                               ? nullptr
+                               : grpc::CreateChannel("unix:" + config.upstream_cri_address,
+                                                     grpc::InsecureChannelCredentials()));
+  }
+  server->services_.push_back(std::move(cri_service));
+  server->services_.push_back(std::make_unique<AdminService>(
+      images, server->content_.get(), server->collector_.get(), gc,
+      server->mirror_ != nullptr ? &server->mirror_->mirror() : nullptr));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -182,6 +226,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     });
     if (!metrics.ok()) return metrics.status();
     server->metrics_ = *std::move(metrics);
+  }
+  if (server->mirror_ != nullptr) {
+    server->grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, false);
+    server->mirror_->Start();
   }
   return server;
 }
@@ -212,6 +260,7 @@ void Server::Shutdown() {
     grpc_->Shutdown(deadline);
     grpc_->Wait();
   }
+  if (mirror_ != nullptr) mirror_->Stop();
   stop_.Notify();
   if (expirer_.joinable()) expirer_.join();
   if (gc_ != nullptr) gc_->Stop();
@@ -219,6 +268,8 @@ void Server::Shutdown() {
   services_.clear();
   cri_.reset();
   puller_.reset();
+  mirror_committer_.reset();
+  mirror_.reset();
   http_.reset();
   gc_.reset();
   collector_.reset();

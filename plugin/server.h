@@ -24,6 +24,8 @@
 #include "plugin/images_service.h"
 #include "plugin/metrics.h"
 #include "plugin/gc_scheduler.h"
+#include "plugin/images_client.h"
+#include "plugin/mirror_runner.h"
 #include "store/gc.h"
 #include "store/lease_store.h"
 #include "store/metadata_db.h"
@@ -31,6 +33,10 @@
 #include "store/rocksdb_image_store.h"
 
 namespace imaged::plugin {
+
+// The health service name whose status says whether mirror mode is
+// connected to containerd (imaged itself stays SERVING either way).
+inline constexpr char kMirrorHealthService[] = "imaged.mirror";
 
 class Server {
  public:
@@ -71,6 +77,8 @@ class Server {
   std::unique_ptr<cri::ImageService> cri_;
   std::unique_ptr<cri::HttpClient> http_;
   std::unique_ptr<cri::Puller> puller_;
+  std::unique_ptr<MirrorRunner> mirror_;
+  std::unique_ptr<RemoteImageCommitter> mirror_committer_;
   EventExchange events_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> grpc_;

@@ -269,4 +269,33 @@ absl::Status DiskUsage(const std::shared_ptr<grpc::Channel>& ch, std::ostream& o
   return absl::OkStatus();
 }
 
+absl::Status MirrorStatus(const std::shared_ptr<grpc::Channel>& ch, std::ostream& out) {
+  auto stub = adminpb::Admin::NewStub(ch);
+  adminpb::MirrorStatusRequest req;
+  adminpb::MirrorStatusResponse resp;
+  grpc::ClientContext ctx;
+  if (absl::Status s = FromGrpcStatus(stub->MirrorStatus(&ctx, req, &resp)); !s.ok()) return s;
+  if (!resp.enabled()) {
+    out << "mirror mode is off\n";
+    return absl::OkStatus();
+  }
+  out << "connected: " << (resp.connected() ? "yes" : "no") << "\n";
+  if (resp.last_sync_unix() > 0) {
+    out << absl::StrFormat(
+        "last sync: %s (%d records in containerd, %d unchanged, %d written, %d deleted, %.1fms)\n",
+        absl::FormatTime(absl::RFC3339_sec, absl::FromUnixSeconds(resp.last_sync_unix()),
+                         absl::UTCTimeZone()),
+        resp.last_sync_upstream(), resp.last_sync_unchanged(), resp.last_sync_written(),
+        resp.last_sync_deleted(), resp.last_sync_micros() / 1000.0);
+  } else {
+    out << "last sync: none yet\n";
+  }
+  out << absl::StrFormat("events applied: %d, last lag: %.1fms\n", resp.events_applied(),
+                         resp.last_event_lag_micros() / 1000.0);
+  if (!resp.last_error().empty()) out << "last error: " << resp.last_error() << "\n";
+  // Not connected is a state to report, and a failure for scripts.
+  if (!resp.connected()) return absl::UnavailableError("the mirror is not connected to containerd");
+  return absl::OkStatus();
+}
+
 }  // namespace imaged::imagectl

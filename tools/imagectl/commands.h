@@ -38,6 +38,10 @@ absl::Status GarbageCollect(const std::shared_ptr<grpc::Channel>& ch,
 // Space per namespace, and what a collection would free.
 absl::Status DiskUsage(const std::shared_ptr<grpc::Channel>& ch, std::ostream& out);
 
+// Mirror mode's state: connected, last sync, events applied and their lag.
+// Unavailable when enabled but not connected.
+absl::Status MirrorStatus(const std::shared_ptr<grpc::Channel>& ch, std::ostream& out);
+
 // "1.5MB": crictl's human-readable size (powers of 1000).
 std::string HumanSize(uint64_t bytes);
 

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   auto* gc = app.add_subcommand("gc", "collect garbage now and report what went");
   gc->add_option("-n,--namespace", gc_namespaces, "only these namespaces (repeatable)");
   auto* du = app.add_subcommand("du", "disk use per namespace and what gc would free");
+  auto* mirror = app.add_subcommand("mirror", "mirror mode: connection to containerd, sync, lag");
   ic::PullFlags pull_flags;
   auto* pull = app.add_subcommand("pull", "pull an image through imaged's CRI, with progress");
   pull->add_option("image", pull_flags.image)->required();
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   if (archive.selected()) s = archive.Run(channel, std::cout);
   if (*gc) s = ic::GarbageCollect(channel, gc_namespaces, std::cout);
   if (*du) s = ic::DiskUsage(channel, std::cout);
+  if (*mirror) s = ic::MirrorStatus(channel, std::cout);
   if (*pull) {
     pull_flags.terminal = ::isatty(STDOUT_FILENO) == 1;
     s = ic::Pull(channel, pull_flags, std::cout);

@@ -1,0 +1,189 @@
+#include "plugin/mirror_runner.h"
+
+#include <grpcpp/create_channel.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "api/containerd/events/image.pb.h"
+#include "api/containerd/services/events/v1/events.grpc.pb.h"
+#include "cri/reference.h"
+#include "plugin/convert.h"
+#include "plugin/grpc_status.h"
+
+namespace imaged::plugin {
+namespace {
+
+namespace eventspb = ::containerd::services::events::v1;
+
+constexpr char kProbeTopic[] = "/imaged/mirror-probe";
+
+std::shared_ptr<grpc::Channel> Dial(const std::string& path) {
+  grpc::ChannelArguments args;
+  // containerd answers an unfiltered List with up to 16 MiB.
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return grpc::CreateCustomChannel("unix:" + path, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+std::vector<std::string> MirrorCandidates(absl::string_view ref) {
+  std::vector<std::string> out = {std::string(ref)};
+  absl::StatusOr<std::string> normalized = cri::NormalizeImageRef(ref);
+  if (normalized.ok() && *normalized != ref) out.push_back(*normalized);
+  return out;
+}
+
+MirrorRunner::MirrorRunner(Options options, cri::MirrorTarget target,
+                           const store::Platform& platform)
+    : options_(std::move(options)), channel_(Dial(options_.containerd_address)) {
+  images_ = std::make_unique<RemoteImageStore>(channel_);
+  content_ = std::make_unique<RemoteContentStore>(channel_);
+  leases_ = std::make_unique<RemoteLeaseStore>(channel_);
+  mirror_ = std::make_unique<cri::Mirror>(cri::MirrorSource{images_.get(), content_.get()}, target,
+                                          platform);
+}
+
+MirrorRunner::~MirrorRunner() { Stop(); }
+
+void MirrorRunner::Start() { thread_ = std::thread([this] { Loop(); }); }
+
+void MirrorRunner::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    if (active_ != nullptr) active_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void MirrorRunner::Loop() {
+  absl::Duration backoff = absl::Milliseconds(500);
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+    }
+    const absl::Time start = absl::Now();
+    absl::Status ended = RunOnce();
+    mirror_->SetConnected(false, ended.ToString());
+    if (options_.on_connected) options_.on_connected(false);
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+    }
+    std::fprintf(stderr, "imaged: mirror: containerd at %s: %s; retrying in %s\n",
+                 options_.containerd_address.c_str(), ended.ToString().c_str(),
+                 absl::FormatDuration(backoff).c_str());
+    // A connection that lasted resets the backoff.
+    if (absl::Now() - start > absl::Minutes(1)) backoff = absl::Milliseconds(500);
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), backoff);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+absl::Status MirrorRunner::RunOnce() {
+  auto events = eventspb::Events::NewStub(channel_);
+  grpc::ClientContext ctx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return absl::CancelledError("stopping");
+    active_ = &ctx;
+  }
+  struct Clear {
+    MirrorRunner* r;
+    ~Clear() {
+      absl::MutexLock lock(&r->mu_);
+      r->active_ = nullptr;
+    }
+  } clear{this};
+
+  eventspb::SubscribeRequest req;
+  for (const std::string& ns : options_.namespaces) {
+    req.add_filters(absl::StrCat("topic~=\"^/images/\",namespace==\"", ns, "\""));
+  }
+  req.add_filters(absl::StrCat("topic==\"", kProbeTopic, "\""));
+  std::unique_ptr<grpc::ClientReader<eventspb::Envelope>> reader = events->Subscribe(&ctx, req);
+
+  // The probe: once one comes back, the subscription is registered. The
+  // call above returns before containerd has registered it, so probes are
+  // published until one arrives.
+  const std::string probe_id = absl::StrCat(absl::ToUnixNanos(absl::Now()));
+  absl::Notification probed_note;
+  absl::Status publish_error;
+  std::thread prober([&] {
+    for (int i = 0; i < 100 && !probed_note.HasBeenNotified(); ++i) {
+      eventspb::PublishRequest pub;
+      pub.set_topic(kProbeTopic);
+      pub.mutable_event()->set_type_url("imaged.mirror.probe");
+      pub.mutable_event()->set_value(probe_id);
+      google::protobuf::Empty empty;
+      auto pctx = NamespacedContext(options_.namespaces.front());
+      pctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      absl::Status s = FromGrpcStatus(events->Publish(pctx.get(), pub, &empty));
+      if (!s.ok()) {
+        publish_error = s;
+        ctx.TryCancel();
+        return;
+      }
+      probed_note.WaitForNotificationWithTimeout(absl::Milliseconds(200));
+    }
+    if (!probed_note.HasBeenNotified()) ctx.TryCancel();  // 20 s without our own event
+  });
+  eventspb::Envelope env;
+  bool probed = false;
+  std::vector<std::pair<std::string, std::string>> early;  // events before the probe
+  while (!probed && reader->Read(&env)) {
+    if (env.topic() == kProbeTopic) {
+      probed = env.event().value() == probe_id;
+    } else {
+      imagespb::ImageDelete named;  // every image event has the name as field 1
+      if (named.ParseFromString(env.event().value())) early.emplace_back(env.namespace_(), named.name());
+    }
+  }
+  if (!probed_note.HasBeenNotified()) probed_note.Notify();
+  prober.join();
+  if (!publish_error.ok()) {
+    reader->Finish().ok();
+    return publish_error;
+  }
+  if (!probed) return FromGrpcStatus(reader->Finish());
+
+  for (const std::string& ns : options_.namespaces) {
+    absl::StatusOr<cri::MirrorSyncReport> r = mirror_->Sync(ns);
+    if (!r.ok()) {
+      ctx.TryCancel();
+      reader->Finish().ok();
+      return r.status();
+    }
+    std::fprintf(stderr,
+                 "imaged: mirror: %s: %lld records in containerd, %lld unchanged, %lld written, "
+                 "%lld deleted, in %s\n",
+                 ns.c_str(), static_cast<long long>(r->upstream),
+                 static_cast<long long>(r->unchanged), static_cast<long long>(r->written),
+                 static_cast<long long>(r->deleted),
+                 absl::FormatDuration(absl::Trunc(r->took, absl::Milliseconds(1))).c_str());
+  }
+  for (const auto& [ns, name] : early) mirror_->SyncName(ns, name).IgnoreError();
+  // Connected means: in step with containerd, following its events.
+  mirror_->SetConnected(true);
+  if (options_.on_connected) options_.on_connected(true);
+
+  while (reader->Read(&env)) {
+    if (env.topic() == kProbeTopic) continue;
+    imagespb::ImageDelete named;
+    if (!named.ParseFromString(env.event().value()) || named.name().empty()) continue;
+    absl::StatusOr<bool> applied = mirror_->SyncName(env.namespace_(), named.name());
+    if (!applied.ok()) {
+      std::fprintf(stderr, "imaged: mirror: %s %s: %s\n", env.topic().c_str(),
+                   named.name().c_str(), applied.status().ToString().c_str());
+      continue;
+    }
+    mirror_->EventApplied(absl::Now() - FromProto(env.timestamp()));
+  }
+  absl::Status finished = FromGrpcStatus(reader->Finish());
+  return finished.ok() ? absl::UnavailableError("containerd closed the event stream") : finished;
+}
+
+}  // namespace imaged::plugin
