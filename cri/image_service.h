@@ -38,6 +38,14 @@ class ImageService {
   }
   // The index's generation: answers built from it stay right while it holds.
   uint64_t Generation() const { return index_->Generation(); }
+  // See store::CriImageIndex::ChangedSince and GetImage.
+  std::optional<std::vector<std::string>> ChangedSince(absl::string_view ns, uint64_t since) const {
+    return index_->ChangedSince(ns, since);
+  }
+  absl::StatusOr<std::optional<store::CriImage>> GetImage(absl::string_view ns,
+                                                          absl::string_view id) {
+    return index_->GetImage(ns, id);
+  }
   // Streams ListImages' answer from the same scan, in batches of `batch`.
   absl::Status StreamImages(absl::string_view ns,
                             const std::function<absl::Status(const std::vector<store::CriImage>&)>& fn,

@@ -41,29 +41,85 @@ void ToCriImage(const store::CriImage& image, cripb::Image* out) {
 
 void CriService::StartListCache() {
   list_cache_ = std::make_unique<ListImagesCache>([this] { return images_->Generation(); },
-                                                  [this](size_t hint) { return BuildList(hint); });
+                                                  [this](const ListImagesCache::Previous* previous) {
+                                                    return BuildList(previous);
+                                                  });
 }
 
-absl::StatusOr<ListImagesCache::Answer> CriService::BuildList(size_t size_hint) {
-  ListImagesCache::Answer out;
-  out.bytes.reserve(size_hint + size_hint / 8);
-  cripb::Image image;
-  absl::Status s = images_->ForEachImage(ns_, [&](const store::CriImage& cri) {
-    image.Clear();
-    ToCriImage(cri, &image);
-    // ListImagesResponse.images is field 1, length-delimited: tag byte 0x0a,
-    // the length as a varint, the message.
-    static_assert(cripb::ListImagesResponse::kImagesFieldNumber == 1);
-    out.bytes.push_back('\x0a');
-    for (size_t n = image.ByteSizeLong(); ; n >>= 7) {
-      if (n < 0x80) {
-        out.bytes.push_back(static_cast<char>(n));
-        break;
-      }
-      out.bytes.push_back(static_cast<char>((n & 0x7f) | 0x80));
+namespace {
+
+// Appends `cri` as one ListImagesResponse.images entry (field 1,
+// length-delimited: tag byte 0x0a, the length as a varint, the message),
+// using `scratch` as the message.
+ListImagesCache::Entry AppendEntry(const store::CriImage& cri, cripb::Image* scratch,
+                                   std::string* out) {
+  static_assert(cripb::ListImagesResponse::kImagesFieldNumber == 1);
+  ListImagesCache::Entry entry;
+  entry.offset = static_cast<uint32_t>(out->size());
+  scratch->Clear();
+  ToCriImage(cri, scratch);
+  out->push_back('\x0a');
+  for (size_t n = scratch->ByteSizeLong();; n >>= 7) {
+    if (n < 0x80) {
+      out->push_back(static_cast<char>(n));
+      break;
     }
-    image.AppendToString(&out.bytes);
-    ++out.images;
+    out->push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  scratch->AppendToString(out);
+  entry.length = static_cast<uint32_t>(out->size() - entry.offset);
+  return entry;
+}
+
+}  // namespace
+
+absl::StatusOr<ListImagesCache::Answer> CriService::BuildList(
+    const ListImagesCache::Previous* previous) {
+  ListImagesCache::Answer out;
+  cripb::Image scratch;
+  std::optional<std::vector<std::string>> changed;
+  if (previous != nullptr) changed = images_->ChangedSince(ns_, previous->generation);
+  if (changed) {
+    // Patch: the changed images read again (or gone), merged in ID order
+    // with the previous answer's other entries, copied as they are.
+    std::string fresh;
+    std::vector<std::pair<std::string, ListImagesCache::Entry>> updates;  // id, entry in `fresh`
+    for (const std::string& id : *changed) {
+      auto image = images_->GetImage(ns_, id);
+      if (!image.ok()) return image.status();
+      ListImagesCache::Entry e{0, 0};
+      if (image->has_value()) e = AppendEntry(**image, &scratch, &fresh);
+      updates.emplace_back(id, e);
+    }
+    out.bytes.reserve(previous->bytes.size() + fresh.size());
+    out.entries.reserve(previous->entries->size() + updates.size());
+    auto append = [&](absl::string_view bytes) {
+      out.entries.push_back(ListImagesCache::Entry{static_cast<uint32_t>(out.bytes.size()),
+                                                   static_cast<uint32_t>(bytes.size())});
+      out.bytes.append(bytes.data(), bytes.size());
+    };
+    auto append_update = [&](size_t u) {
+      const ListImagesCache::Entry& e = updates[u].second;
+      if (e.length > 0) append(absl::string_view(fresh).substr(e.offset, e.length));
+    };
+    size_t u = 0;
+    for (const ListImagesCache::Entry& e : *previous->entries) {
+      absl::string_view old = previous->bytes.substr(e.offset, e.length);
+      absl::string_view id = EntryImageId(old);
+      for (; u < updates.size() && updates[u].first < id; ++u) append_update(u);
+      if (u < updates.size() && updates[u].first == id) {
+        append_update(u++);  // replaces the old entry, or drops it
+        continue;
+      }
+      append(old);
+    }
+    for (; u < updates.size(); ++u) append_update(u);
+    out.patched = true;
+    return out;
+  }
+  if (previous != nullptr) out.bytes.reserve(previous->bytes.size() + previous->bytes.size() / 8);
+  absl::Status s = images_->ForEachImage(ns_, [&](const store::CriImage& cri) {
+    out.entries.push_back(AppendEntry(cri, &scratch, &out.bytes));
     return absl::OkStatus();
   });
   if (!s.ok()) return s;

@@ -65,9 +65,10 @@ class CriService final
  private:
   grpc::Status StatusOf(const cripb::ImageStatusRequest* req, cripb::ImageStatusResponse* resp);
   void StartListCache();
-  // The serialized ListImagesResponse of every image, built in one scan with
-  // one reused Image message.
-  absl::StatusOr<ListImagesCache::Answer> BuildList(size_t size_hint);
+  // The serialized ListImagesResponse of every image: `previous` patched
+  // with the images changed since, or else one scan, with one reused Image
+  // message either way.
+  absl::StatusOr<ListImagesCache::Answer> BuildList(const ListImagesCache::Previous* previous);
 
   cri::ImageService* const images_;
   EventExchange* const events_;

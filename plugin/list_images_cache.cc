@@ -49,7 +49,9 @@ ListImagesCache::Stats ListImagesCache::stats() const {
 void ListImagesCache::Loop() {
   while (true) {
     std::vector<DoneFn> waiting;
-    size_t hint = 0;
+    Previous previous;
+    bool have_previous = false;
+    grpc::Slice held;  // keeps the previous bytes alive while patching
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -59,25 +61,37 @@ void ListImagesCache::Loop() {
           this));
       if (waiting_.empty()) return;  // stopping, nobody waiting
       waiting.swap(waiting_);
-      hint = stats_.bytes;
+      if (valid_) {
+        held = answer_;
+        have_previous = true;
+        previous.generation = generation_built_;
+      }
+    }
+    if (have_previous) {
+      previous.bytes = absl::string_view(reinterpret_cast<const char*>(held.begin()), held.size());
+      previous.entries = &entries_;
     }
     // Read after the waiters were taken: the answer is at least as new as
     // any write that finished before one of them called.
     const uint64_t generation = generation_();
     const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<Answer> built = build_(hint);
+    absl::StatusOr<Answer> built = build_(have_previous ? &previous : nullptr);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    held = grpc::Slice();
     grpc::Slice answer;
     if (built.ok()) {
-      int64_t images = built->images;
-      size_t bytes = built->bytes.size();
+      const int64_t images = static_cast<int64_t>(built->entries.size());
+      const size_t bytes = built->bytes.size();
+      const bool patched = built->patched;
+      entries_ = std::move(built->entries);
       answer = OwningSlice(std::move(built->bytes));
       absl::MutexLock lock(&mu_);
       valid_ = true;
       generation_built_ = generation;
       answer_ = answer;
       ++stats_.builds;
+      if (patched) ++stats_.patches;
       stats_.images = images;
       stats_.bytes = bytes;
       stats_.last_build_seconds = seconds;
@@ -86,6 +100,26 @@ void ListImagesCache::Loop() {
     const grpc::ByteBuffer buffer = built.ok() ? grpc::ByteBuffer(&answer, 1) : grpc::ByteBuffer();
     for (DoneFn& done : waiting) done(status, buffer);
   }
+}
+
+absl::string_view EntryImageId(absl::string_view entry) {
+  // Reads a varint at `p`; false when it runs past `end`.
+  auto varint = [](const char*& p, const char* end, uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; p < end && shift < 64; shift += 7) {
+      uint8_t b = static_cast<uint8_t>(*p++);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  };
+  const char* p = entry.data();
+  const char* end = p + entry.size();
+  uint64_t v = 0;
+  if (p == end || *p++ != '\x0a' || !varint(p, end, &v)) return {};  // images entry, its length
+  if (p == end || *p++ != '\x0a' || !varint(p, end, &v)) return {};  // Image.id, its length
+  if (v > static_cast<uint64_t>(end - p)) return {};
+  return absl::string_view(p, static_cast<size_t>(v));
 }
 
 }  // namespace imaged::plugin

@@ -11,7 +11,10 @@
 // an answer from before it.
 //
 // Rebuilds run on the cache's own thread, not on gRPC's, and one rebuild
-// serves every call waiting when it starts.
+// serves every call waiting when it starts. A rebuild after a few writes
+// patches the last answer: the images the index says changed since its
+// generation (CriImageIndex::ChangedSince) are read again and the rest is
+// copied over, so it costs a copy of the bytes rather than a scan.
 #ifndef IMAGED_PLUGIN_LIST_IMAGES_CACHE_H_
 #define IMAGED_PLUGIN_LIST_IMAGES_CACHE_H_
 
@@ -25,20 +28,35 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 
 namespace imaged::plugin {
 
 class ListImagesCache {
  public:
-  // What a rebuild produces: the serialized response and its image count.
+  // One image's place in the answer: `length` bytes at `offset`, the whole
+  // `images` field entry (tag, length, Image message).
+  struct Entry {
+    uint32_t offset = 0;
+    uint32_t length = 0;
+  };
+  // What a build produces: the serialized response, where each image is in
+  // it (in image-ID order), and whether it was patched from the last one.
   struct Answer {
     std::string bytes;
-    int64_t images = 0;
+    std::vector<Entry> entries;
+    bool patched = false;
+  };
+  // The last answer, for a build that patches it instead of scanning.
+  struct Previous {
+    uint64_t generation = 0;
+    absl::string_view bytes;
+    const std::vector<Entry>* entries = nullptr;
   };
   using GenerationFn = std::function<uint64_t()>;
-  // Builds the answer; `size_hint` is the last answer's size, for reserve().
-  using BuildFn = std::function<absl::StatusOr<Answer>(size_t size_hint)>;
+  // Builds the answer, from scratch or from `previous` (null when there is none).
+  using BuildFn = std::function<absl::StatusOr<Answer>(const Previous* previous)>;
   using DoneFn = std::function<void(const absl::Status&, const grpc::ByteBuffer&)>;
 
   ListImagesCache(GenerationFn generation, BuildFn build);
@@ -54,6 +72,7 @@ class ListImagesCache {
   struct Stats {
     uint64_t hits = 0;
     uint64_t builds = 0;
+    uint64_t patches = 0;      // builds that patched the last answer
     int64_t images = 0;        // in the last answer built
     size_t bytes = 0;          // of the last answer built
     double last_build_seconds = 0;
@@ -72,8 +91,14 @@ class ListImagesCache {
   std::vector<DoneFn> waiting_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  // Written and read by the rebuild thread only.
+  std::vector<Entry> entries_;
   std::thread thread_;
 };
+
+// The image ID of an entry (the Image's first field, which ToCriImage sets
+// first); empty if the bytes are not an entry.
+absl::string_view EntryImageId(absl::string_view entry);
 
 }  // namespace imaged::plugin
 

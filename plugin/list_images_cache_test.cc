@@ -50,9 +50,9 @@ TEST(ListImagesCacheTest, BuildsOncePerGeneration) {
   std::atomic<uint64_t> generation{1};
   std::atomic<int> builds{0};
   ListImagesCache cache([&] { return generation.load(); },
-                        [&](size_t) -> absl::StatusOr<ListImagesCache::Answer> {
+                        [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
                           ++builds;
-                          return ListImagesCache::Answer{absl::StrCat("gen", generation.load()), 1};
+                          return ListImagesCache::Answer{absl::StrCat("gen", generation.load()), {}, false};
                         });
   EXPECT_EQ(GetNow(cache), "gen1");
   EXPECT_EQ(GetNow(cache), "gen1");
@@ -68,10 +68,10 @@ TEST(ListImagesCacheTest, OneRebuildServesEveryWaitingCall) {
   absl::Notification release;
   std::atomic<int> builds{0};
   ListImagesCache cache([] { return uint64_t{7}; },
-                        [&](size_t) -> absl::StatusOr<ListImagesCache::Answer> {
+                        [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
                           ++builds;
                           release.WaitForNotification();
-                          return ListImagesCache::Answer{"answer", 1};
+                          return ListImagesCache::Answer{"answer", {}, false};
                         });
   std::atomic<int> answered{0};
   // The first call starts the build and holds it; the others queue behind it.
@@ -92,9 +92,9 @@ TEST(ListImagesCacheTest, OneRebuildServesEveryWaitingCall) {
 TEST(ListImagesCacheTest, AFailedBuildIsReportedAndNotCached) {
   std::atomic<bool> fail{true};
   ListImagesCache cache([] { return uint64_t{1}; },
-                        [&](size_t) -> absl::StatusOr<ListImagesCache::Answer> {
+                        [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
                           if (fail) return absl::DataLossError("bad row");
-                          return ListImagesCache::Answer{"ok", 0};
+                          return ListImagesCache::Answer{"ok", {}, false};
                         });
   absl::Notification done;
   cache.Get([&](const absl::Status& s, const grpc::ByteBuffer&) {
@@ -104,6 +104,15 @@ TEST(ListImagesCacheTest, AFailedBuildIsReportedAndNotCached) {
   done.WaitForNotification();
   fail = false;
   EXPECT_EQ(GetNow(cache), "ok");
+}
+
+TEST(ListImagesCacheTest, EntryImageIdReadsTheImagesFirstField) {
+  runtime::v1::ListImagesResponse resp;
+  resp.add_images()->set_id("sha256:abc");
+  resp.mutable_images(0)->add_repo_tags("a:1");
+  EXPECT_EQ(EntryImageId(resp.SerializeAsString()), "sha256:abc");
+  EXPECT_EQ(EntryImageId(""), "");
+  EXPECT_EQ(EntryImageId("\x0a\x05\x0a\x09ab"), "");  // runs past the end
 }
 
 // Over a real server: each write path, then ListImages.
@@ -226,12 +235,16 @@ TEST_F(CachedListImagesTest, CriRemoveImageIsSeenByTheNextList) {
 TEST_F(CachedListImagesTest, ABlobThatResolvesAWaitingRecordIsSeenByTheNextList) {
   store::TestImage a = Make("a", /*write=*/false);
   for (const auto& [digest, bytes] : a.blobs) {
-    if (digest != a.config.digest) ASSERT_TRUE(store::WriteBlob(content_, "k8s.io", bytes).ok());
+    if (digest != a.config.digest) {
+      ASSERT_TRUE(store::WriteBlob(content_, "k8s.io", bytes).ok());
+    }
   }
   Name("docker.io/library/a:1", a);
   EXPECT_THAT(Tags(), IsEmpty());  // waiting for its config
   for (const auto& [digest, bytes] : a.blobs) {
-    if (digest == a.config.digest) ASSERT_TRUE(store::WriteBlob(content_, "k8s.io", bytes).ok());
+    if (digest == a.config.digest) {
+      ASSERT_TRUE(store::WriteBlob(content_, "k8s.io", bytes).ok());
+    }
   }
   EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
 }
@@ -242,6 +255,44 @@ TEST_F(CachedListImagesTest, ACommitAsPullsAndImportsWriteIsSeenByTheNextList) {
   commit.images.push_back(Record("docker.io/library/a:1", Make("a")));
   ASSERT_TRUE(fixture_.server()->image_store().Commit("k8s.io", commit, "").ok());
   EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+}
+
+// Several writes between two lists: the second answer is the first one
+// patched, and equals what a scan (StreamImages) says.
+TEST_F(CachedListImagesTest, APatchedAnswerEqualsAFreshScan) {
+  std::vector<store::TestImage> made;
+  for (int i = 0; i < 6; ++i) {
+    made.push_back(Make(absl::StrCat("p", i)));
+    Name(absl::StrCat("docker.io/library/p", i, ":1"), made.back());
+  }
+  EXPECT_EQ(Tags().size(), 6u);
+  const uint64_t patches = Stats().patches;
+  ASSERT_TRUE(images_.Delete("k8s.io", "docker.io/library/p0:1").ok());  // an image goes
+  Name("docker.io/library/p1:2", made[1]);                               // a name comes
+  Name("docker.io/library/q:1", Make("q"));                               // an image comes
+  store::Image pin;
+  pin.name = "docker.io/library/p5:1";
+  pin.labels = {{store::kLabelPinned, store::kPinnedValue}};
+  ASSERT_TRUE(images_.Update("k8s.io", pin, {"labels.io.cri-containerd.pinned"}).ok());
+
+  cripb::ListImagesResponse listed;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(cri_->ListImages(&ctx, cripb::ListImagesRequest(), &listed).ok());
+  }
+  EXPECT_EQ(Stats().patches, patches + 1);
+  cripb::ListImagesResponse scanned;
+  {
+    grpc::ClientContext ctx;
+    auto reader = cri_->StreamImages(&ctx, cripb::StreamImagesRequest());
+    cripb::StreamImagesResponse part;
+    while (reader->Read(&part)) {
+      for (const cripb::Image& image : part.images()) *scanned.add_images() = image;
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  EXPECT_EQ(listed.SerializeAsString(), scanned.SerializeAsString());
+  EXPECT_EQ(listed.images_size(), 6);
 }
 
 TEST_F(CachedListImagesTest, AnIndexRepairIsSeenByTheNextList) {

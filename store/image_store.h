@@ -162,6 +162,11 @@ class CriImageIndex {
   // by the time the write is visible: an answer built from the index after
   // reading generation g stays the answer while Generation() is still g.
   virtual uint64_t Generation() const = 0;
+  // The image IDs of `ns` whose index rows were written after generation
+  // `since` (up to the current one, perhaps more), sorted; nullopt when that
+  // is no longer known (too many writes since: then rebuild from a scan).
+  virtual std::optional<std::vector<std::string>> ChangedSince(absl::string_view ns,
+                                                               uint64_t since) const = 0;
 };
 
 }  // namespace imaged::store

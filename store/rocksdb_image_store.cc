@@ -144,10 +144,69 @@ RocksDbImageStore::RocksDbImageStore(MetadataDb* db, RocksDbContentStore* conten
 
 absl::Status RocksDbImageStore::WriteIndex(rocksdb::WriteBatch* batch) {
   absl::Status s = db_->Write(batch);
-  // Even a failed write may have reached the memtable; a spare bump only
-  // costs a rebuilt answer.
-  BumpGeneration();
+  // Even a failed write may have reached the memtable; a spare generation
+  // only costs a rebuilt answer.
+  Publish(*batch);
   return s;
+}
+
+void RocksDbImageStore::Publish(const rocksdb::WriteBatch& batch) {
+  // Every [cri_index] key the batch puts or deletes names its image ID.
+  struct Keys : rocksdb::WriteBatch::Handler {
+    uint32_t family = 0;
+    std::vector<std::pair<std::string, std::string>> touched;  // ns, image id
+    void Note(uint32_t cf, const rocksdb::Slice& key) {
+      if (cf != family) return;
+      std::optional<CriIndexKey> k = ParseCriIndexKey(absl::string_view(key.data(), key.size()));
+      if (k) touched.emplace_back(std::string(k->ns), std::string(k->image_id));
+    }
+    rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice&) override {
+      Note(cf, key);
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      Note(cf, key);
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      Note(cf, key);
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      if (cf == family) range = true;
+      return rocksdb::Status::OK();
+    }
+    bool range = false;
+  } keys;
+  keys.family = db_->cf(Cf::kCriIndex)->GetID();
+  const bool parsed = batch.Iterate(&keys).ok() && !keys.range;
+  absl::MutexLock lock(&changes_mu_);
+  const uint64_t generation = generation_.load(std::memory_order_relaxed) + 1;
+  if (!parsed) {
+    changes_.clear();
+    changes_complete_after_ = generation;
+  }
+  for (auto& [ns, id] : keys.touched) {
+    changes_.push_back(Change{generation, std::move(ns), std::move(id)});
+  }
+  while (changes_.size() > kMaxChanges) {
+    changes_complete_after_ = changes_.front().generation;
+    changes_.pop_front();
+  }
+  generation_.store(generation, std::memory_order_release);
+}
+
+std::optional<std::vector<std::string>> RocksDbImageStore::ChangedSince(absl::string_view ns,
+                                                                        uint64_t since) const {
+  absl::MutexLock lock(&changes_mu_);
+  if (since < changes_complete_after_) return std::nullopt;
+  std::vector<std::string> out;
+  for (auto it = changes_.rbegin(); it != changes_.rend() && it->generation > since; ++it) {
+    if (it->ns == ns) out.push_back(it->image_id);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 NameRecord RocksDbImageStore::NameRowFor(absl::string_view name, const Labels& labels) const {
@@ -465,7 +524,7 @@ absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(
     out.push_back(Written{ToImage(image.name, rec), existing->has_value()});
   }
   absl::Status written = content_->WriteWithBlobLabels(ns, commit.blob_labels, &batch);
-  BumpGeneration();
+  Publish(batch);
   if (!written.ok()) return written;
   return out;
 }

@@ -12,6 +12,7 @@
 #define IMAGED_STORE_ROCKSDB_IMAGE_STORE_H_
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -66,6 +67,8 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   absl::StatusOr<std::vector<std::string>> RemoveImage(absl::string_view ns,
                                                        absl::string_view id) override;
   uint64_t Generation() const override { return generation_.load(std::memory_order_acquire); }
+  std::optional<std::vector<std::string>> ChangedSince(absl::string_view ns,
+                                                       uint64_t since) const override;
 
   // Retries the records waiting for `digest`; call after it is committed.
   absl::Status OnBlobArrived(absl::string_view digest);
@@ -113,10 +116,12 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   // Adds to `batch` that image `name` belongs to `lease` (if any).
   void StageImageLease(rocksdb::WriteBatch* batch, absl::string_view ns, absl::string_view lease,
                        absl::string_view name);
-  // Writes `batch` (durably) and moves the generation on: every write of
-  // index rows goes through here, or bumps it itself (Commit).
+  // Writes `batch` (durably) and publishes it: every write of index rows
+  // goes through here, or publishes itself (Commit).
   absl::Status WriteIndex(rocksdb::WriteBatch* batch);
-  void BumpGeneration() { generation_.fetch_add(1, std::memory_order_acq_rel); }
+  // Logs the image IDs whose [cri_index] rows `batch` writes under the next
+  // generation, then moves the generation on.
+  void Publish(const rocksdb::WriteBatch& batch);
   // The name row of `name` for a record with `labels`.
   NameRecord NameRowFor(absl::string_view name, const Labels& labels) const;
 
@@ -129,6 +134,17 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   // Serialises image writes: each reads the index, decides, and writes one batch.
   absl::Mutex write_mu_;
   std::atomic<uint64_t> generation_{1};
+  // The image IDs recent generations touched, oldest first, bounded; every
+  // change after generation `changes_complete_after_` is in it.
+  struct Change {
+    uint64_t generation;
+    std::string ns;
+    std::string image_id;
+  };
+  static constexpr size_t kMaxChanges = 8192;
+  mutable absl::Mutex changes_mu_;
+  std::deque<Change> changes_ ABSL_GUARDED_BY(changes_mu_);
+  uint64_t changes_complete_after_ ABSL_GUARDED_BY(changes_mu_) = 1;
 };
 
 }  // namespace imaged::store

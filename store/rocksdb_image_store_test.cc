@@ -501,16 +501,40 @@ TEST_F(GenerationTest, BlobArrivalThatResolvesARecordMovesIt) {
   TestImage ti = Make(spec, /*write=*/false);
   // Everything but the config: the record waits for it.
   for (const auto& [digest, bytes] : ti.blobs) {
-    if (digest != ti.config.digest) ASSERT_TRUE(WriteBlob(stores_.content(), kNs, bytes).ok());
+    if (digest != ti.config.digest) {
+      ASSERT_TRUE(WriteBlob(stores_.content(), kNs, bytes).ok());
+    }
   }
   ASSERT_TRUE(Create("x:1", ti.manifest).ok());
   EXPECT_TRUE(List().empty());
   const uint64_t before = Generation();
   for (const auto& [digest, bytes] : ti.blobs) {
-    if (digest == ti.config.digest) ASSERT_TRUE(WriteBlob(stores_.content(), kNs, bytes).ok());
+    if (digest == ti.config.digest) {
+      ASSERT_TRUE(WriteBlob(stores_.content(), kNs, bytes).ok());
+    }
   }
   EXPECT_GT(Generation(), before);
   EXPECT_EQ(List().size(), 1u);
+}
+
+TEST_F(GenerationTest, ChangedSinceNamesTheImagesWrittenInThatNamespace) {
+  TestImageSpec spec_a, spec_b;
+  spec_a.seed = "a";
+  spec_b.seed = "b";
+  TestImage a = Make(spec_a);
+  TestImage b = Make(spec_b);
+  ASSERT_TRUE(Create("a:1", a.manifest).ok());
+  const uint64_t after_a = Generation();
+  ASSERT_TRUE(Create("b:1", b.manifest).ok());
+  ASSERT_TRUE(Create("b:2", b.manifest).ok());
+  auto changed = stores_.index().ChangedSince(kNs, after_a);
+  ASSERT_TRUE(changed.has_value());
+  EXPECT_THAT(*changed, ElementsAre(b.config.digest));
+  EXPECT_THAT(*stores_.index().ChangedSince(kNs, Generation()), IsEmpty());
+  EXPECT_THAT(*stores_.index().ChangedSince("other", after_a), IsEmpty());
+  ASSERT_TRUE(stores_.index().RemoveImage(kNs, a.config.digest).ok());
+  EXPECT_THAT(*stores_.index().ChangedSince(kNs, after_a),
+              testing::UnorderedElementsAre(a.config.digest, b.config.digest));
 }
 
 TEST_F(GenerationTest, CheckThatRepairsMovesIt) {
