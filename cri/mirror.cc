@@ -1,7 +1,12 @@
 #include "cri/mirror.h"
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
+#include <thread>
+
+#include "absl/container/flat_hash_set.h"
 
 #include "absl/strings/str_cat.h"
 #include "store/oci.h"
@@ -21,6 +26,30 @@ bool IsDerivedLabel(absl::string_view key) {
 std::string Ref(absl::string_view digest) { return absl::StrCat("mirror-", digest); }
 
 }  // namespace
+
+// Runs fn(0..n-1) on up to kCopyThreads threads; the first error wins.
+absl::Status ForEachParallel(size_t n, const std::function<absl::Status(size_t)>& fn) {
+  constexpr size_t kCopyThreads = 8;
+  std::atomic<size_t> next{0};
+  absl::Mutex mu;
+  absl::Status first;
+  auto work = [&] {
+    for (size_t k = next++; k < n; k = next++) {
+      absl::Status s = fn(k);
+      if (!s.ok()) {
+        absl::MutexLock lock(&mu);
+        if (first.ok()) first = s;
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(n, kCopyThreads); ++t) threads.emplace_back(work);
+  work();
+  for (std::thread& t : threads) t.join();
+  absl::MutexLock lock(&mu);
+  return first;
+}
 
 bool SameRecord(const store::Image& upstream, const store::Image& local) {
   if (upstream.target.digest != local.target.digest ||
@@ -124,13 +153,21 @@ absl::Status Mirror::CopyDocuments(absl::string_view ns, const store::Descriptor
       labels[absl::StrCat(kGcRefPrefix, "config")] = manifest->config.digest;
       next = manifest->config;
     }
-    store::ContentInfo info;
-    info.digest = desc.digest;
-    info.labels = labels;
-    std::vector<std::string> paths;
-    for (const auto& [k, v] : labels) paths.push_back(absl::StrCat("labels.", k));
-    if (absl::StatusOr<store::ContentInfo> u = target_.content->Update(ns, info, paths); !u.ok()) {
-      return u.status();
+    // The gc.ref labels, unless the copy already has them (a write saved).
+    absl::StatusOr<store::ContentInfo> have = target_.content->Info(ns, desc.digest);
+    bool labelled = have.ok();
+    for (const auto& [k, v] : labels) {
+      labelled = labelled && have->labels.count(k) && have->labels.at(k) == v;
+    }
+    if (!labelled) {
+      store::ContentInfo info;
+      info.digest = desc.digest;
+      info.labels = labels;
+      std::vector<std::string> paths;
+      for (const auto& [k, v] : labels) paths.push_back(absl::StrCat("labels.", k));
+      if (absl::StatusOr<store::ContentInfo> u = target_.content->Update(ns, info, paths); !u.ok()) {
+        return u.status();
+      }
     }
     if (!index) {
       absl::Status config = EnsureBlob(ns, next, lease, nullptr);
@@ -176,19 +213,38 @@ absl::StatusOr<MirrorSyncReport> Mirror::Sync(absl::string_view ns) {
   }
   std::vector<std::string> gone;
   for (const auto& [name, image] : have) gone.push_back(name);
+  // Names of one target side by side, so each batch copies a target once.
+  std::stable_sort(changed.begin(), changed.end(), [](const store::Image& a, const store::Image& b) {
+    return a.target.digest < b.target.digest;
+  });
 
   for (size_t i = 0; i < changed.size() || (i == 0 && !gone.empty()); i += batch_) {
     absl::StatusOr<std::string> lease = OpenLease(ns);
     if (!lease.ok()) return lease.status();
     std::vector<store::Image> part;
+    // Each distinct target once (a pulled image has three names on one
+    // target), copied by a few threads: the copies are small and most of
+    // their time is fsync, which overlaps.
+    std::vector<const store::Descriptor*> targets;
+    absl::flat_hash_set<std::string> seen;
     for (size_t j = i; j < changed.size() && j < i + batch_; ++j) {
       store::Image image = changed[j];
       image.target.platform.reset();
-      if (absl::Status s = CopyDocuments(ns, image.target, *lease); !s.ok()) {
-        CloseLease(ns, *lease);
-        return absl::Status(s.code(), absl::StrCat("mirroring \"", image.name, "\": ", s.message()));
-      }
       part.push_back(std::move(image));
+    }
+    for (const store::Image& image : part) {
+      if (seen.insert(image.target.digest).second) targets.push_back(&image.target);
+    }
+    absl::Status copied = ForEachParallel(targets.size(), [&](size_t k) {
+      absl::Status s = CopyDocuments(ns, *targets[k], *lease);
+      if (!s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("mirroring ", targets[k]->digest, ": ", s.message()));
+      }
+      return s;
+    });
+    if (!copied.ok()) {
+      CloseLease(ns, *lease);
+      return copied;
     }
     std::vector<std::string> deletes;
     if (i == 0) deletes = gone;  // the first batch takes the deletes
@@ -258,11 +314,24 @@ void Mirror::EventApplied(absl::Duration lag) {
   absl::MutexLock lock(&mu_);
   ++state_.events_applied;
   state_.last_event_lag = lag;
+  if (lags_.size() < kLagWindow) {
+    lags_.push_back(lag);
+  } else {
+    lags_[next_lag_] = lag;
+  }
+  next_lag_ = (next_lag_ + 1) % kLagWindow;
 }
 
 MirrorState Mirror::State() {
   absl::MutexLock lock(&mu_);
-  return state_;
+  MirrorState out = state_;
+  if (!lags_.empty()) {
+    std::vector<absl::Duration> sorted = lags_;
+    std::sort(sorted.begin(), sorted.end());
+    out.lag_p50 = sorted[sorted.size() / 2];
+    out.lag_p99 = sorted[std::min(sorted.size() - 1, sorted.size() * 99 / 100)];
+  }
+  return out;
 }
 
 }  // namespace imaged::cri

@@ -64,6 +64,9 @@ struct MirrorState {
   MirrorSyncReport last_report;
   int64_t events_applied = 0;
   absl::Duration last_event_lag;  // event time to applied
+  // Over the last kLagWindow events applied (zero when there were none).
+  absl::Duration lag_p50;
+  absl::Duration lag_p99;
   std::string last_error;
 };
 
@@ -105,8 +108,11 @@ class Mirror {
   const MirrorTarget target_;
   const store::PlatformMatcher matcher_;
   const size_t batch_;
+  static constexpr size_t kLagWindow = 4096;
   absl::Mutex mu_;
   MirrorState state_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Duration> lags_ ABSL_GUARDED_BY(mu_);  // ring of the last kLagWindow
+  size_t next_lag_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Whether a local record already mirrors `upstream`: same target digest and

@@ -212,5 +212,14 @@ TEST(SameRecord, DerivedLabelsDoNotCountButOthersDo) {
   EXPECT_FALSE(SameRecord(up, local));
 }
 
+TEST_F(MirrorTest, StateReportsLagPercentiles) {
+  for (int i = 1; i <= 100; ++i) mirror_.EventApplied(absl::Milliseconds(i));
+  MirrorState st = mirror_.State();
+  EXPECT_EQ(st.events_applied, 100);
+  EXPECT_EQ(st.lag_p50, absl::Milliseconds(51));
+  EXPECT_EQ(st.lag_p99, absl::Milliseconds(100));
+  EXPECT_EQ(st.last_event_lag, absl::Milliseconds(100));
+}
+
 }  // namespace
 }  // namespace imaged::cri

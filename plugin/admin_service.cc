@@ -89,6 +89,8 @@ grpc::Status AdminService::MirrorStatus(grpc::ServerContext*, const adminpb::Mir
   resp->set_events_applied(st.events_applied);
   resp->set_last_event_lag_micros(absl::ToInt64Microseconds(st.last_event_lag));
   resp->set_last_error(st.last_error);
+  resp->set_lag_p50_micros(absl::ToInt64Microseconds(st.lag_p50));
+  resp->set_lag_p99_micros(absl::ToInt64Microseconds(st.lag_p99));
   return grpc::Status::OK;
 }
 

@@ -3,6 +3,8 @@
 #include <grpcpp/create_channel.h>
 
 #include <cstdio>
+#include <deque>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "api/containerd/events/image.pb.h"
@@ -170,18 +172,59 @@ absl::Status MirrorRunner::RunOnce() {
   mirror_->SetConnected(true);
   if (options_.on_connected) options_.on_connected(true);
 
+  // Events are applied by a few workers, each name always by the same one
+  // (in order for that name); different names in parallel, so a burst of
+  // imports does not queue behind one slow write.
+  constexpr size_t kWorkers = 4;
+  struct Work {
+    std::string ns, name, topic;
+    absl::Time at;
+  };
+  struct Queue {
+    absl::Mutex mu;
+    std::deque<Work> items ABSL_GUARDED_BY(mu);
+    bool closed ABSL_GUARDED_BY(mu) = false;
+  };
+  std::vector<std::unique_ptr<Queue>> queues;
+  std::vector<std::thread> workers;
+  for (size_t w = 0; w < kWorkers; ++w) {
+    queues.push_back(std::make_unique<Queue>());
+    workers.emplace_back([this, q = queues.back().get()] {
+      while (true) {
+        Work work;
+        {
+          absl::MutexLock lock(&q->mu);
+          auto ready = [q]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu) {
+            return !q->items.empty() || q->closed;
+          };
+          q->mu.Await(absl::Condition(&ready));
+          if (q->items.empty()) return;
+          work = std::move(q->items.front());
+          q->items.pop_front();
+        }
+        absl::StatusOr<bool> applied = mirror_->SyncName(work.ns, work.name);
+        if (!applied.ok()) {
+          std::fprintf(stderr, "imaged: mirror: %s %s: %s\n", work.topic.c_str(),
+                       work.name.c_str(), applied.status().ToString().c_str());
+          continue;
+        }
+        mirror_->EventApplied(absl::Now() - work.at);
+      }
+    });
+  }
   while (reader->Read(&env)) {
     if (env.topic() == kProbeTopic) continue;
     imagespb::ImageDelete named;
     if (!named.ParseFromString(env.event().value()) || named.name().empty()) continue;
-    absl::StatusOr<bool> applied = mirror_->SyncName(env.namespace_(), named.name());
-    if (!applied.ok()) {
-      std::fprintf(stderr, "imaged: mirror: %s %s: %s\n", env.topic().c_str(),
-                   named.name().c_str(), applied.status().ToString().c_str());
-      continue;
-    }
-    mirror_->EventApplied(absl::Now() - FromProto(env.timestamp()));
+    Queue* q = queues[std::hash<std::string>()(named.name()) % kWorkers].get();
+    absl::MutexLock lock(&q->mu);
+    q->items.push_back(Work{env.namespace_(), named.name(), env.topic(), FromProto(env.timestamp())});
   }
+  for (auto& q : queues) {
+    absl::MutexLock lock(&q->mu);
+    q->closed = true;
+  }
+  for (std::thread& t : workers) t.join();
   absl::Status finished = FromGrpcStatus(reader->Finish());
   return finished.ok() ? absl::UnavailableError("containerd closed the event stream") : finished;
 }

@@ -290,8 +290,9 @@ absl::Status MirrorStatus(const std::shared_ptr<grpc::Channel>& ch, std::ostream
   } else {
     out << "last sync: none yet\n";
   }
-  out << absl::StrFormat("events applied: %d, last lag: %.1fms\n", resp.events_applied(),
-                         resp.last_event_lag_micros() / 1000.0);
+  out << absl::StrFormat("events applied: %d, lag: last %.1fms, p50 %.1fms, p99 %.1fms\n",
+                         resp.events_applied(), resp.last_event_lag_micros() / 1000.0,
+                         resp.lag_p50_micros() / 1000.0, resp.lag_p99_micros() / 1000.0);
   if (!resp.last_error().empty()) out << "last error: " << resp.last_error() << "\n";
   // Not connected is a state to report, and a failure for scripts.
   if (!resp.connected()) return absl::UnavailableError("the mirror is not connected to containerd");
