@@ -45,13 +45,16 @@
 #include <signal.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -177,6 +180,19 @@ double RssMiB(pid_t pid) {
     }
   }
   return 0;
+}
+
+// True when a unix socket at `path` accepts a connection.
+bool SocketAccepts(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
 }
 
 int64_t DiskBytes(const fs::path& dir) {
@@ -568,6 +584,13 @@ void Bench::Restart(System& sys, double timeout_s, double poll_s) {
   }
   auto t0 = Clock::now();
   sys.pid = Spawn(sys.argv, sys.log);
+  // A channel made before the socket exists fails and sits in gRPC's
+  // reconnect backoff, which would be timed instead of the server: connect
+  // by hand first, then open the channel.
+  while (!SocketAccepts(sys.socket)) {
+    if (Since(t0) > timeout_s) Die(sys.name + " did not listen on " + sys.socket);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
   sys.Open();
   double s = WaitForImages(sys, o_.images, t0, timeout_s, poll_s);
   sys.result["startup_s"] = s;
