@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   containerd docker-registry umoci skopeo
   python3 openssl curl apache2-utils
+  gnuplot-nox
 )
 
 missing=()
