@@ -19,8 +19,10 @@ constexpr size_t kMaxDocumentBytes = 4 << 20;
 constexpr char kGcRefPrefix[] = "containerd.io/gc.ref.content.";
 
 bool IsDerivedLabel(absl::string_view key) {
-  return key == store::kLabelImageId || key == store::kLabelChainId ||
-         key == store::kLabelImageSize || key == store::kLabelSpecUser;
+  for (const char* label : store::kDerivedLabels) {
+    if (key == label) return true;
+  }
+  return false;
 }
 
 std::string Ref(absl::string_view digest) { return absl::StrCat("mirror-", digest); }

@@ -29,6 +29,9 @@ inline constexpr char kLabelImageId[] = "io.cri-containerd.image-config-digest";
 inline constexpr char kLabelChainId[] = "io.cri-containerd.image-chain-id";
 inline constexpr char kLabelImageSize[] = "io.cri-containerd.image-size";
 inline constexpr char kLabelSpecUser[] = "io.cri-containerd.image-spec-user";
+// The four above: labels imaged derives from the content, not the client's.
+inline constexpr const char* kDerivedLabels[] = {kLabelImageId, kLabelChainId, kLabelImageSize,
+                                                 kLabelSpecUser};
 // containerd's CRI labels.
 inline constexpr char kLabelPinned[] = "io.cri-containerd.pinned";
 inline constexpr char kPinnedValue[] = "pinned";

@@ -19,9 +19,6 @@ namespace {
 constexpr int64_t kMaxMetadataBlob = 64 << 20;
 constexpr size_t kImageIdLength = 71;  // "sha256:" + 64 hex
 
-constexpr const char* kDerivedLabels[] = {kLabelImageId, kLabelChainId, kLabelImageSize,
-                                          kLabelSpecUser};
-
 absl::Status ImageNotFound(absl::string_view name) {
   return absl::NotFoundError(absl::StrCat("image \"", name, "\": not found"));
 }
