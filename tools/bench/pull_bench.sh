@@ -30,7 +30,8 @@
 #       ctr-fetch  `ctr -n k8s.io content fetch --plain-http REF` (the same
 #                  fetch, no unpack)
 #  3. A Markdown table (median seconds, MiB/s of the image's bytes, ratio to
-#     imaged) and the machine's facts.
+#     imaged, CPU seconds of client plus daemon, which a loaded machine
+#     disturbs less than wall time) and the machine's facts.
 # Every process started here is stopped by e2e_lib's EXIT trap.
 set -euo pipefail
 export LC_ALL=C
@@ -109,26 +110,47 @@ log() { echo "[$(date +%T)] $*" >&2; }
 # ---------------------------------------------------------------------------
 # Timing
 
-declare -A TIMES=()   # tool key -> space-separated seconds, one per round
+declare -A TIMES=()   # tool key -> space-separated wall seconds, one per round
+declare -A CPUS=()    # tool key -> space-separated CPU seconds, one per round
 ELAPSED=""
+CPU_USED=""
+SERVER_PID=""  # the daemon that does the pull's work (imaged, containerd), if any
+CLK_TCK=$(getconf CLK_TCK)
+
+# CPU time, in clock ticks, of this shell's reaped children (the timed client
+# command, once it has exited) and of SERVER_PID (all its threads, and its
+# children it has reaped).
+children_ticks() {
+  awk '{ print $16 + $17 }' "/proc/$$/stat"
+}
+server_ticks() {
+  if [ -n "$SERVER_PID" ]; then awk '{ print $14 + $15 + $16 + $17 }' "/proc/$SERVER_PID/stat"; else echo 0; fi
+}
 
 # timed LOG CMD...: runs CMD with its output appended to LOG; sets ELAPSED
-# (seconds, wall clock). Fails the benchmark, showing LOG, if CMD fails.
+# (seconds, wall clock) and CPU_USED (user + system seconds of CMD and of
+# SERVER_PID while CMD ran). Fails the benchmark, showing LOG, if CMD fails.
 timed() {
-  local out=$1 t0 t1 rc=0
+  local out=$1 t0 t1 c0 c1 s0 s1 rc=0
   shift
   echo "\$ $*" >>"$out"
+  s0=$(server_ticks)
+  c0=$(children_ticks)
   t0=$EPOCHREALTIME
   "$@" >>"$out" 2>&1 || rc=$?
   t1=$EPOCHREALTIME
+  c1=$(children_ticks)
+  s1=$(server_ticks)
   [ "$rc" -eq 0 ] || fail "\`$*\` exited $rc; its output:
 $(tail -n 30 "$out")"
   ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+  CPU_USED=$(awk -v c=$((c1 - c0 + s1 - s0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", c / hz }')
 }
 
-record() {  # KEY SECONDS
-  TIMES[$1]="${TIMES[$1]:-}${TIMES[$1]:+ }$2"
-  log "  $1: $2 s"
+record() {  # KEY: files ELAPSED and CPU_USED under KEY
+  TIMES[$1]="${TIMES[$1]:-}${TIMES[$1]:+ }$ELAPSED"
+  CPUS[$1]="${CPUS[$1]:-}${CPUS[$1]:+ }$CPU_USED"
+  log "  $1: $ELAPSED s, $CPU_USED CPU s"
 }
 
 median() {
@@ -203,6 +225,7 @@ start_containerd() {
   write_containerd_config
   containerd --config "$CTRD_DIR/config.toml" >"$log" 2>&1 &
   CONTAINERD_PID=$!
+  SERVER_PID=$CONTAINERD_PID
   e2e_track "$CONTAINERD_PID"
   local deadline=$((SECONDS + 60))
   until ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; do
@@ -221,6 +244,7 @@ start_containerd() {
 # Stops containerd and removes its root (after checking that nothing is
 # still mounted below it).
 stop_containerd() {
+  SERVER_PID=""
   kill -TERM "$CONTAINERD_PID"
   e2e_wait_gone "$CONTAINERD_PID" 30 || fail "containerd still running 30s after SIGTERM"
   e2e_reap "$CONTAINERD_PID"
@@ -255,11 +279,13 @@ bench_imaged() {
   local root="$E2E_TMP/imaged-root" out="$E2E_TMP/imaged.$round.out"
   rm -rf "$root"
   start_imaged "$root" "$E2E_SOCKDIR/imaged.sock"
+  SERVER_PID=$IMAGED_PID
   settle
   : >"$out"
   timed "$out" "$IMAGECTL" --address "$IMAGED_SOCK" pull "$REF"
   expect_image_id "$out"
-  record imaged "$ELAPSED"
+  record imaged
+  SERVER_PID=""
   stop_imaged
   cp "$IMAGED_LOG" "$E2E_TMP/imaged.$round.log"
   rm -rf "$root"
@@ -273,7 +299,7 @@ bench_skopeo() {
   : >"$out"
   timed "$out" skopeo --insecure-policy copy --quiet --src-tls-verify=false \
     --src-authfile "$E2E_TMP/empty-auth.json" "docker://$REF" "oci:$dir:$TAG"
-  record skopeo "$ELAPSED"
+  record skopeo
   [ "$(du -sb "$dir/blobs" | cut -f1)" -ge "$IMAGE_BYTES" ] ||
     fail "skopeo's OCI dir holds $(du -sb "$dir/blobs" | cut -f1) bytes, expected at least $IMAGE_BYTES"
   rm -rf "$dir"
@@ -287,7 +313,7 @@ bench_cri() {
   : >"$out"
   timed "$out" "$IMAGECTL" --address "$CTRD_SOCK" pull "$REF"
   expect_image_id "$out"
-  record cri "$ELAPSED"
+  record cri
   expect_snapshots "its CRI pull"
   stop_containerd
 }
@@ -299,7 +325,7 @@ bench_ctr_pull() {
   settle
   : >"$out"
   timed "$out" ctr --address "$CTRD_SOCK" -n k8s.io images pull --plain-http "$REF"
-  record ctr-pull "$ELAPSED"
+  record ctr-pull
   expect_snapshots "ctr images pull"
   stop_containerd
 }
@@ -311,7 +337,7 @@ bench_ctr_fetch() {
   settle
   : >"$out"
   timed "$out" ctr --address "$CTRD_SOCK" -n k8s.io content fetch --plain-http "$REF"
-  record ctr-fetch "$ELAPSED"
+  record ctr-fetch
   stop_containerd
 }
 
@@ -356,15 +382,18 @@ IMAGED_MEDIAN=""
 echo
 echo "Image: $LAYERS layers x $LAYER_MIB MiB random bytes (gzip, as umoci writes them), $IMAGE_BYTES bytes ($MIB MiB) in all; runs: $RUNS"
 echo
-echo "| tool | runs | median s | MiB/s | time / imaged's time | all runs (s) |"
-echo "|---|---|---|---|---|---|"
+echo "| tool | runs | median s | MiB/s | time / imaged's time | CPU s (median) | all runs: wall s | all runs: CPU s |"
+echo "|---|---|---|---|---|---|---|---|"
 for t in "${TOOL_LIST[@]}"; do
   m=$(median "${TIMES[$t]}")
   rate=$(awk -v b="$MIB" -v s="$m" 'BEGIN { printf "%.0f", b / s }')
   ratio="-"
   [ -n "$IMAGED_MEDIAN" ] && ratio=$(awk -v a="$m" -v b="$IMAGED_MEDIAN" 'BEGIN { printf "%.2f", a / b }')
-  printf '| %s | %d | %s | %s | %s | %s |\n' "${LABEL[$t]}" "$(wc -w <<<"${TIMES[$t]}")" "$m" "$rate" "$ratio" "${TIMES[$t]}"
+  printf '| %s | %d | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$t]}" "$(wc -w <<<"${TIMES[$t]}")" \
+    "$m" "$rate" "$ratio" "$(median "${CPUS[$t]}")" "${TIMES[$t]}" "${CPUS[$t]}"
 done
+echo
+echo "CPU s: user + system seconds of the client command and of the daemon that served it (imaged or containerd) while the pull ran; not the registry's."
 echo
 echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), scratch on $(df -T "$E2E_TMP" | awk 'NR == 2 { print $2 " (" $1 ")" }'); load average $LOAD_START at start, $LOAD_END at end."
 commit=""
