@@ -19,7 +19,7 @@
 #       imaged     `imagectl pull REF` against a fresh imaged (CRI PullImage:
 #                  fetch, verify, store blobs fsynced, write the image record)
 #       skopeo     `skopeo copy docker://REF oci:DIR:TAG` to a fresh directory
-#                  (fetch, verify, write files; skopeo 1.9.3 fsyncs each blob)
+#                  (fetch, verify, write files; skopeo 1.9.3 fsyncs the blobs)
 #       cri        `imagectl --address <containerd.sock> pull REF` against a
 #                  fresh containerd with its CRI plugin: containerd's own
 #                  PullImage, which fetches AND unpacks every layer into its
