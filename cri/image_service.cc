@@ -6,15 +6,29 @@
 
 namespace imaged::cri {
 
+namespace {
+
+// A full image ID with its algorithm ("sha256:<hex>"), from one with or without.
+std::string FullImageId(absl::string_view id) {
+  return absl::StartsWith(id, "sha256:") ? std::string(id) : absl::StrCat("sha256:", id);
+}
+
+}  // namespace
+
 absl::StatusOr<std::optional<std::string>> ImageService::Resolve(absl::string_view ns,
                                                                   absl::string_view ref) {
   if (ref.empty()) return absl::InvalidArgumentError("image reference must not be empty");
   if (IsImageId(ref)) {
-    std::string id = absl::StartsWith(ref, "sha256:") ? std::string(ref) : absl::StrCat("sha256:", ref);
+    const std::string id = FullImageId(ref);
     absl::StatusOr<std::optional<store::CriImage>> image = index_->GetImage(ns, id);
     if (!image.ok()) return image.status();
     if (image->has_value()) return std::optional<std::string>(id);
   }
+  return ResolveNotId(ns, ref);
+}
+
+absl::StatusOr<std::optional<std::string>> ImageService::ResolveNotId(absl::string_view ns,
+                                                                       absl::string_view ref) {
   if (absl::StatusOr<std::string> normalized = NormalizeImageRef(ref); normalized.ok()) {
     absl::StatusOr<std::optional<std::string>> id = index_->ImageIdOfName(ns, *normalized);
     if (!id.ok() || id->has_value()) return id;
@@ -66,7 +80,15 @@ absl::Status ImageService::StreamImages(
 
 absl::StatusOr<std::optional<store::CriImage>> ImageService::ImageStatus(absl::string_view ns,
                                                                          absl::string_view ref) {
-  absl::StatusOr<std::optional<std::string>> id = Resolve(ns, ref);
+  if (ref.empty()) return absl::InvalidArgumentError("image reference must not be empty");
+  // By full ID (kubelet's most common call, with the image_ref of a pull):
+  // the scan that finds it is the answer.
+  if (IsImageId(ref)) {
+    const std::string id = FullImageId(ref);
+    absl::StatusOr<std::optional<store::CriImage>> image = index_->GetImage(ns, id);
+    if (!image.ok() || image->has_value()) return image;
+  }
+  absl::StatusOr<std::optional<std::string>> id = ResolveNotId(ns, ref);
   if (!id.ok()) return id.status();
   if (!id->has_value()) return std::optional<store::CriImage>();
   return index_->GetImage(ns, **id);

@@ -69,6 +69,10 @@ class ImageService {
   absl::StatusOr<std::optional<std::string>> Resolve(absl::string_view ns, absl::string_view ref);
 
  private:
+  // Resolve, after a full image ID has been looked up and not found.
+  absl::StatusOr<std::optional<std::string>> ResolveNotId(absl::string_view ns,
+                                                          absl::string_view ref);
+
   store::CriImageIndex* const index_;
   const std::string content_root_;
   const UsageFn usage_;

@@ -1,5 +1,7 @@
 #include "plugin/list_images_cache.h"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <utility>
 
@@ -99,6 +101,13 @@ void ListImagesCache::Loop() {
     const absl::Status status = built.status();
     const grpc::ByteBuffer buffer = built.ok() ? grpc::ByteBuffer(&answer, 1) : grpc::ByteBuffer();
     for (DoneFn& done : waiting) done(status, buffer);
+    // A build allocates and frees about twice the answer (9 MB at 30,000
+    // images); glibc keeps freed memory in its arenas, so without a trim the
+    // resident size only ever grows to the largest peak. At most every 2 s.
+    if (const auto now = std::chrono::steady_clock::now(); now - last_trim_ > std::chrono::seconds(2)) {
+      ::malloc_trim(0);
+      last_trim_ = now;
+    }
   }
 }
 

@@ -85,7 +85,7 @@ std::string IngestKey(absl::string_view ns, absl::string_view ref) {
   return absl::StrCat(NamespacePrefix(ns), ref);
 }
 
-std::string IngestDirName(absl::string_view ns, absl::string_view ref) {
+std::string IngestFileName(absl::string_view ns, absl::string_view ref) {
   return Sha256::Hex(IngestKey(ns, ref));
 }
 

@@ -32,7 +32,7 @@
 //   │   └── [lease_resources]       what each lease holds
 //   │       └── lp(namespace) lp(lease id) lp(type) resource id -> ""
 //   ├── blobs/sha256/<hex>         committed, verified content (containerd's layout)
-//   └── ingest/<IngestDirName>/data  bytes of an in-progress write
+//   └── ingest/<IngestFileName>    bytes of an in-progress write (renamed into blobs/ at commit)
 //
 // lp(x) is x prefixed with its length as a u32 big-endian, so a namespace (or
 // digest) prefix never matches a longer one and prefix scans are exact. The last
@@ -108,7 +108,7 @@ std::string BlobOwnerPrefix(absl::string_view digest);
 std::string IngestKey(absl::string_view ns, absl::string_view ref);
 // The directory name under <root>/ingest/ for an ingest: the hex SHA-256 of its
 // [ingests] key, so no ref, however odd, ever names a path.
-std::string IngestDirName(absl::string_view ns, absl::string_view ref);
+std::string IngestFileName(absl::string_view ns, absl::string_view ref);
 
 // [images], [unresolved]: lp(namespace) name, as ContentKey.
 std::string ImageKey(absl::string_view ns, absl::string_view name);

@@ -39,8 +39,8 @@ TEST(KeysTest, BlobOwnerKeyGolden) {
 TEST(KeysTest, IngestKeyGoldenAndDirName) {
   EXPECT_EQ(Hex(IngestKey("ns", std::string("a\0/", 3))), "000000026e73" "61002f");
   // sha256 of the key bytes 00000000 "ref"
-  EXPECT_EQ(IngestDirName("", "ref").size(), 64u);
-  EXPECT_NE(IngestDirName("", std::string("ns\0ref", 6)), IngestDirName("ns", "ref"));
+  EXPECT_EQ(IngestFileName("", "ref").size(), 64u);
+  EXPECT_NE(IngestFileName("", std::string("ns\0ref", 6)), IngestFileName("ns", "ref"));
 }
 
 TEST(KeysTest, NamespacePrefixesDoNotOverlap) {

@@ -88,10 +88,27 @@ MetadataDb::~MetadataDb() {
   db_->Close();
 }
 
+thread_local MetadataDb::PendingSync* MetadataDb::pending_ = nullptr;
+
 absl::Status MetadataDb::Write(rocksdb::WriteBatch* batch, bool sync) {
+  const bool defer = sync && pending_ != nullptr && pending_->db == this;
   rocksdb::WriteOptions options;
-  options.sync = sync;
-  return RocksError(db_->Write(options, batch), "metadata write");
+  options.sync = sync && !defer;
+  absl::Status s = RocksError(db_->Write(options, batch), "metadata write");
+  // Even a failed write may have reached the WAL: sync whatever is there.
+  if (defer) pending_->ticket = db_->GetLatestSequenceNumber();
+  return s;
+}
+
+absl::Status MetadataDb::SyncWalTo(uint64_t ticket) {
+  absl::MutexLock lock(&sync_mu_);
+  // Whoever held the lock before may have synced past this ticket already.
+  if (synced_to_ >= ticket) return absl::OkStatus();
+  const uint64_t upto = db_->GetLatestSequenceNumber();
+  if (absl::Status s = RocksError(db_->SyncWAL(), "metadata WAL sync"); !s.ok()) return s;
+  synced_to_ = upto;
+  group_syncs_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
 }
 
 absl::Status MetadataDb::Get(Cf family, absl::string_view key, std::string* value) const {

@@ -3,6 +3,7 @@
 #ifndef IMAGED_STORE_METADATA_DB_H_
 #define IMAGED_STORE_METADATA_DB_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,8 +26,28 @@ class MetadataDb {
   rocksdb::DB* db() const { return db_.get(); }
   rocksdb::ColumnFamilyHandle* cf(Cf family) const { return handles_[static_cast<int>(family)]; }
 
-  // Applies `batch` atomically and, by default, durably (WAL fsynced).
+  // Applies `batch` atomically and, by default, durably (WAL fsynced). Inside
+  // GroupCommit on this thread a durable write does not wait for its fsync:
+  // GroupCommit does, once the caller's locks are released.
   absl::Status Write(rocksdb::WriteBatch* batch, bool sync = true);
+
+  // Group commit. Runs `f`, which takes its own locks and writes; its durable
+  // writes reach the WAL without waiting for the fsync, and after `f` has
+  // returned (its locks released) one fsync makes them durable together with
+  // every write other threads made meanwhile, before GroupCommit returns. So
+  // writers serialised by a lock of their own still share fsyncs, as RocksDB's
+  // own write group does for writers that hold no lock. A write is visible to
+  // readers from the memtable before its fsync, never to its own caller's
+  // client; nothing written after it can become durable without it (the WAL is
+  // replayed in order). `f` returns absl::Status or absl::StatusOr; a failed
+  // fsync replaces its result. Nested calls join the outer one.
+  template <typename F>
+  auto GroupCommit(F&& f) -> decltype(f());
+  // Blocks until the WAL is fsynced at least to `ticket` (a sequence number
+  // Write returned through a GroupCommit), sharing one fsync among waiters.
+  absl::Status SyncWalTo(uint64_t ticket);
+  // WAL fsyncs GroupCommit has made (for tests and metrics).
+  uint64_t group_syncs() const { return group_syncs_.load(std::memory_order_relaxed); }
   // Point read; NotFound when absent.
   absl::Status Get(Cf family, absl::string_view key, std::string* value) const;
 
@@ -42,10 +63,35 @@ class MetadataDb {
  private:
   MetadataDb() = default;
 
+  // The open GroupCommit of this thread, if any: the last sequence number its
+  // deferred writes reached (0: none yet).
+  struct PendingSync {
+    const MetadataDb* db;
+    uint64_t ticket = 0;
+  };
+  static thread_local PendingSync* pending_;
+
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   mutable absl::Mutex gc_lock_;
+  absl::Mutex sync_mu_;
+  uint64_t synced_to_ ABSL_GUARDED_BY(sync_mu_) = 0;
+  std::atomic<uint64_t> group_syncs_{0};
 };
+
+template <typename F>
+auto MetadataDb::GroupCommit(F&& f) -> decltype(f()) {
+  if (pending_ != nullptr && pending_->db == this) return f();
+  PendingSync* outer = pending_;
+  PendingSync mine{this};
+  pending_ = &mine;
+  auto result = f();
+  pending_ = outer;
+  if (mine.ticket != 0) {
+    if (absl::Status s = SyncWalTo(mine.ticket); !s.ok()) return s;
+  }
+  return result;
+}
 
 // A scan of the keys of one column family that start with a prefix, bounded
 // so RocksDB stops at the prefix's end instead of reading on.

@@ -94,7 +94,7 @@ class RocksDbContentStore final : public ContentStore {
 
   RocksDbContentStore(MetadataDb* db, std::string root, const Clock* clock);
 
-  std::string IngestDir(absl::string_view ns, absl::string_view ref) const;
+  std::string IngestPath(absl::string_view ns, absl::string_view ref) const;
   // Holds `key` for one writer; Unavailable when another has it.
   absl::Status LockRef(const std::string& key, absl::string_view ref);
   void UnlockRef(const std::string& key);
@@ -107,6 +107,13 @@ class RocksDbContentStore final : public ContentStore {
   // it. NotFound when no namespace holds such a file.
   absl::Status ShareBlob(absl::string_view ns, absl::string_view digest, int64_t total,
                          absl::string_view lease);
+
+  // Waits until no commit of any of `digests` is between its rename and its
+  // row (see CommitBlob).
+  void AwaitNotCommitting(absl::Span<const std::string> digests) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fsyncs blobs/sha256 unless an fsync that began after rename number
+  // `renamed` has already done so: concurrent commits share one.
+  absl::Status SyncBlobDir(uint64_t renamed) ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::Status RemoveIngest(absl::string_view ns, absl::string_view ref);
   // True when a namespace other than `except` holds `digest`.
@@ -127,7 +134,14 @@ class RocksDbContentStore final : public ContentStore {
   // Serialises metadata read-modify-writes and the file moves that go with
   // them (commit, share, delete), so a delete never unlinks a file that a
   // concurrent commit has just given a row.
+  // A commit does not hold it across its fsyncs: it renames under it, marks
+  // the digest in `committing_`, syncs the directory and writes the row under
+  // it again; whatever else acts on that digest waits for the mark to go.
   absl::Mutex mu_;
+  absl::flat_hash_set<std::string> committing_ ABSL_GUARDED_BY(mu_);
+  uint64_t renames_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Mutex dir_sync_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  uint64_t dir_synced_ ABSL_GUARDED_BY(dir_sync_mu_) = 0;
   absl::Mutex locks_mu_;
   absl::flat_hash_set<std::string> locked_ ABSL_GUARDED_BY(locks_mu_);
 };

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -144,7 +146,7 @@ TEST(RocksDbContentStoreTest, OddRefsNeverNameAPath) {
     ASSERT_TRUE(w.ok()) << w.status();
     ASSERT_TRUE((*w)->Write("partial").ok());
   }
-  // Only hex-named directories under ingest/, nothing outside the root.
+  // Only hex-named files under ingest/, nothing outside the root.
   for (const auto& e : fs::directory_iterator(f.root() + "/ingest")) {
     EXPECT_EQ(e.path().filename().string().size(), 64u) << e.path();
   }
@@ -191,6 +193,41 @@ TEST(RocksDbContentStoreTest, RecoverRemovesCrashLeftovers) {
   EXPECT_TRUE(fs::exists(f.root() + "/blobs/sha256/" + Sha256::Hex("kept blob")));
 }
 
+// Until 2026-11-30 an ingest was ingest/<hex>/data; one left by an older
+// imaged resumes with its bytes after an upgrade.
+TEST(RocksDbContentStoreTest, RecoverKeepsAnIngestOfTheOldDirectoryLayout) {
+  Fixture f;
+  {
+    auto w = f.store().Writer("default", "old", 0, "");
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write("old ").ok());
+  }
+  std::string file;
+  for (const auto& e : fs::directory_iterator(f.root() + "/ingest")) file = e.path();
+  ASSERT_FALSE(file.empty());
+  fs::rename(file, file + ".tmp");
+  fs::create_directory(file);
+  fs::rename(file + ".tmp", file + "/data");
+
+  f.Reopen();
+  ASSERT_TRUE(f.store().Recover().ok());
+  EXPECT_TRUE(fs::is_regular_file(file));
+  auto w = f.store().Writer("default", "old", 0, "");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ((*w)->Status()->offset, 4);
+  ASSERT_TRUE((*w)->Write("bytes").ok());
+  EXPECT_TRUE((*w)->Commit(9, Sha256::Of("old bytes"), {}).ok());
+  EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+}
+
+// A committed blob leaves nothing under ingest/: its file became the blob.
+TEST(RocksDbContentStoreTest, CommitLeavesNoIngestFile) {
+  Fixture f;
+  ASSERT_TRUE(PutBlob(f.store(), "default", "r", "one").ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(PutBlob(f.store(), "default", "r", "one")));
+  EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+}
+
 TEST(RocksDbContentStoreTest, UnheldFileIsNotSharedButRewritten) {
   Fixture f;
   // A leftover file is not trusted: a writer expecting its digest must transfer.
@@ -228,6 +265,42 @@ TEST(RocksDbContentStoreTest, UsageCountsEachFileOnce) {
   ASSERT_TRUE(f.store().Delete("b", Sha256::Of("12345")).ok());
   ASSERT_TRUE(f.store().Delete("a", Sha256::Of("123")).ok());
   EXPECT_EQ(f.store().Usage()->bytes, 0);
+  EXPECT_EQ(f.store().Usage()->files, 0);
+}
+
+// Commits no longer hold the store's mutex across their fsyncs (group
+// commit): commits and deletes of one digest racing from many namespaces
+// must still leave the file present exactly while some namespace holds it,
+// and the usage counter counting it once.
+TEST(RocksDbContentStoreTest, RacingCommitsAndDeletesOfOneDigestStayConsistent) {
+  Fixture f;
+  const std::string data = "raced blob";
+  const std::string digest = Sha256::Of(data);
+  const std::string path = f.root() + "/blobs/sha256/" + Sha256::Hex(data);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string ns = absl::StrCat("ns", t % 4);
+      for (int i = 0; i < 40; ++i) {
+        absl::Status s = PutBlob(f.store(), ns, absl::StrCat("r", t), data);
+        EXPECT_TRUE(s.ok() || absl::IsAlreadyExists(s)) << s;
+        if ((i + t) % 3 == 0) {
+          absl::Status d = f.store().Delete(ns, digest);
+          EXPECT_TRUE(d.ok() || absl::IsNotFound(d)) << d;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int holders = 0;
+  for (int n = 0; n < 4; ++n) holders += f.store().Info(absl::StrCat("ns", n), digest).ok();
+  auto usage = f.store().Usage();
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->files, holders > 0 ? 1 : 0);
+  EXPECT_EQ(usage->bytes, holders > 0 ? static_cast<int64_t>(data.size()) : 0);
+  EXPECT_EQ(fs::exists(path), holders > 0);
+  for (int n = 0; n < 4; ++n) f.store().Delete(absl::StrCat("ns", n), digest).IgnoreError();
+  EXPECT_FALSE(fs::exists(path));
   EXPECT_EQ(f.store().Usage()->files, 0);
 }
 

@@ -126,6 +126,7 @@ struct RocksDbImageStore::Resolution {
   std::string user;  // the config's User, verbatim
   CriMetaRecord meta;
   std::string config;  // JSON
+  std::vector<std::string> blobs;  // every digest read, in order
   std::string waiting_for;
   std::string reason;
 };
@@ -220,6 +221,36 @@ NameRecord RocksDbImageStore::NameRowFor(absl::string_view name, const Labels& l
 
 RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
                                                          const ImageRecord& rec) {
+  std::string cache_key = absl::StrCat(ns, "\n", rec.media_type, "\n", rec.digest);
+  std::shared_ptr<const Resolution> hit;
+  {
+    absl::MutexLock lock(&resolved_mu_);
+    auto it = resolved_.find(cache_key);
+    if (it != resolved_.end()) hit = it->second;
+  }
+  // Still there? (A cheap row read instead of reading and parsing the blobs.)
+  if (hit != nullptr &&
+      std::all_of(hit->blobs.begin(), hit->blobs.end(), [&](const std::string& digest) {
+        return content_->Info(ns, digest).ok() || (!ns.empty() && content_->Info("", digest).ok());
+      })) {
+    return *hit;
+  }
+  Resolution res = ResolveUncached(ns, rec);
+  if (res.ok) {
+    auto shared = std::make_shared<const Resolution>(res);
+    absl::MutexLock lock(&resolved_mu_);
+    if (resolved_.size() >= kMaxResolved) resolved_.clear();
+    resolved_.emplace(std::move(cache_key), std::move(shared));
+  }
+  return res;
+}
+
+void RocksDbImageStore::Preresolve(absl::string_view ns, absl::Span<const Image> images) {
+  for (const Image& image : images) Resolve(ns, ToRecord(image));
+}
+
+RocksDbImageStore::Resolution RocksDbImageStore::ResolveUncached(absl::string_view ns,
+                                                                 const ImageRecord& rec) {
   Resolution res;
   auto waiting = [&](absl::string_view digest, absl::string_view what) {
     res.waiting_for = std::string(digest);
@@ -232,6 +263,7 @@ RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
   };
   // The whole blob, from `ns` or else the content-proxy namespace.
   auto read = [&](absl::string_view digest, std::string* out) -> absl::Status {
+    res.blobs.emplace_back(digest);
     absl::StatusOr<std::unique_ptr<ContentReader>> r = content_->Reader(ns, digest);
     if (absl::IsNotFound(r.status()) && !ns.empty()) r = content_->Reader("", digest);
     if (!r.ok()) return r.status();
@@ -446,21 +478,24 @@ absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Imag
                                                 absl::string_view lease) {
   if (absl::Status s = ValidateImage(image); !s.ok()) return s;
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
-  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
-  absl::MutexLock lock(&write_mu_);
-  absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
-  if (!existing.ok()) return existing.status();
-  if (existing->has_value()) {
-    return absl::AlreadyExistsError(absl::StrCat("image \"", image.name, "\": already exists"));
-  }
-  ImageRecord rec = ToRecord(image);
-  DropEmptyLabels(&rec.labels);
-  rec.created_at = rec.updated_at = clock_->Now();
-  rocksdb::WriteBatch batch;
-  if (absl::Status s = StageRecord(&batch, ns, image.name, nullptr, &rec); !s.ok()) return s;
-  StageImageLease(&batch, ns, lease, image.name);
-  if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
-  return ToImage(image.name, rec);
+  Preresolve(ns, absl::MakeConstSpan(&image, 1));
+  return db_->GroupCommit([&]() -> absl::StatusOr<Image> {
+    absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
+    if (!existing.ok()) return existing.status();
+    if (existing->has_value()) {
+      return absl::AlreadyExistsError(absl::StrCat("image \"", image.name, "\": already exists"));
+    }
+    ImageRecord rec = ToRecord(image);
+    DropEmptyLabels(&rec.labels);
+    rec.created_at = rec.updated_at = clock_->Now();
+    rocksdb::WriteBatch batch;
+    if (absl::Status s = StageRecord(&batch, ns, image.name, nullptr, &rec); !s.ok()) return s;
+    StageImageLease(&batch, ns, lease, image.name);
+    if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
+    return ToImage(image.name, rec);
+  });
 }
 
 absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(
@@ -480,50 +515,53 @@ absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(
     }
   }
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
-  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
-  absl::MutexLock lock(&write_mu_);
-  const absl::Time now = clock_->Now();
-  rocksdb::WriteBatch batch;
-  std::vector<Written> out;
-  // Deletes first: a record the batch rewrites stages its index rows after
-  // them, so an image ID a deleted name shared stays indexed.
-  for (const std::string& name : commit.deletes) {
-    absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, name);
-    if (!existing.ok()) return existing.status();
-    if (!existing->has_value()) continue;
-    if (absl::Status s = StageUnindex(&batch, ns, name, **existing, &names); !s.ok()) return s;
-    batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
-  }
-  for (const Image& image : commit.images) {
-    absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
-    if (!existing.ok()) return existing.status();
-    ImageRecord rec;
-    if (existing->has_value()) {
-      rec = **existing;
-      ImageRecord fresh = ToRecord(image);
-      rec.media_type = fresh.media_type;
-      rec.digest = fresh.digest;
-      rec.size = fresh.size;
-      rec.annotations = fresh.annotations;
-      if (commit.replace_labels) rec.labels.clear();
-      for (const auto& [k, v] : image.labels) rec.labels[k] = v;
-    } else {
-      rec = ToRecord(image);
-      rec.created_at = now;
+  Preresolve(ns, commit.images);
+  return db_->GroupCommit([&]() -> absl::StatusOr<std::vector<Written>> {
+    absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
+    absl::MutexLock lock(&write_mu_);
+    const absl::Time now = clock_->Now();
+    rocksdb::WriteBatch batch;
+    std::vector<Written> out;
+    // Deletes first: a record the batch rewrites stages its index rows after
+    // them, so an image ID a deleted name shared stays indexed.
+    for (const std::string& name : commit.deletes) {
+      absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, name);
+      if (!existing.ok()) return existing.status();
+      if (!existing->has_value()) continue;
+      if (absl::Status s = StageUnindex(&batch, ns, name, **existing, &names); !s.ok()) return s;
+      batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
     }
-    DropEmptyLabels(&rec.labels);
-    rec.updated_at = now;
-    const ImageRecord* old = existing->has_value() ? &**existing : nullptr;
-    if (absl::Status s = StageRecord(&batch, ns, image.name, old, &rec, &names); !s.ok()) {
-      return s;
+    for (const Image& image : commit.images) {
+      absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
+      if (!existing.ok()) return existing.status();
+      ImageRecord rec;
+      if (existing->has_value()) {
+        rec = **existing;
+        ImageRecord fresh = ToRecord(image);
+        rec.media_type = fresh.media_type;
+        rec.digest = fresh.digest;
+        rec.size = fresh.size;
+        rec.annotations = fresh.annotations;
+        if (commit.replace_labels) rec.labels.clear();
+        for (const auto& [k, v] : image.labels) rec.labels[k] = v;
+      } else {
+        rec = ToRecord(image);
+        rec.created_at = now;
+      }
+      DropEmptyLabels(&rec.labels);
+      rec.updated_at = now;
+      const ImageRecord* old = existing->has_value() ? &**existing : nullptr;
+      if (absl::Status s = StageRecord(&batch, ns, image.name, old, &rec, &names); !s.ok()) {
+        return s;
+      }
+      StageImageLease(&batch, ns, lease, image.name);
+      out.push_back(Written{ToImage(image.name, rec), existing->has_value()});
     }
-    StageImageLease(&batch, ns, lease, image.name);
-    out.push_back(Written{ToImage(image.name, rec), existing->has_value()});
-  }
-  absl::Status written = content_->WriteWithBlobLabels(ns, commit.blob_labels, &batch);
-  Publish(batch);
-  if (!written.ok()) return written;
-  return out;
+    absl::Status written = content_->WriteWithBlobLabels(ns, commit.blob_labels, &batch);
+    Publish(batch);
+    if (!written.ok()) return written;
+    return out;
+  });
 }
 
 absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Image& image,
@@ -531,63 +569,67 @@ absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Imag
                                                 absl::string_view lease) {
   if (image.name.empty()) return absl::InvalidArgumentError("image name is required for update");
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
-  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
-  absl::MutexLock lock(&write_mu_);
-  absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
-  if (!existing.ok()) return existing.status();
-  if (!existing->has_value()) return ImageNotFound(image.name);
-  const ImageRecord& old = **existing;
+  return db_->GroupCommit([&]() -> absl::StatusOr<Image> {
+    absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
+    if (!existing.ok()) return existing.status();
+    if (!existing->has_value()) return ImageNotFound(image.name);
+    const ImageRecord& old = **existing;
 
-  ImageRecord rec = old;
-  if (fieldpaths.empty()) {
-    rec = ToRecord(image);
-  }
-  for (const std::string& path : fieldpaths) {
-    if (absl::StartsWith(path, "labels.")) {
-      std::string key = path.substr(7);
-      auto it = image.labels.find(key);
-      rec.labels[key] = it == image.labels.end() ? "" : it->second;
-    } else if (absl::StartsWith(path, "annotations.")) {
-      std::string key = path.substr(12);
-      auto it = image.target.annotations.find(key);
-      rec.annotations[key] = it == image.target.annotations.end() ? "" : it->second;
-    } else if (path == "labels") {
-      rec.labels = image.labels;
-    } else if (path == "target") {
-      rec.media_type = image.target.media_type;
-      rec.digest = image.target.digest;
-      rec.size = image.target.size;
-      rec.annotations = image.target.annotations;
-    } else if (path == "annotations") {
-      rec.annotations = image.target.annotations;
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot update \"", path, "\" field on image \"", image.name, "\""));
+    ImageRecord rec = old;
+    if (fieldpaths.empty()) {
+      rec = ToRecord(image);
     }
-  }
-  DropEmptyLabels(&rec.labels);
-  DropEmptyLabels(&rec.annotations);
-  if (absl::Status s = ValidateImage(ToImage(image.name, rec)); !s.ok()) return s;
-  rec.created_at = old.created_at;
-  rec.updated_at = clock_->Now();
+    for (const std::string& path : fieldpaths) {
+      if (absl::StartsWith(path, "labels.")) {
+        std::string key = path.substr(7);
+        auto it = image.labels.find(key);
+        rec.labels[key] = it == image.labels.end() ? "" : it->second;
+      } else if (absl::StartsWith(path, "annotations.")) {
+        std::string key = path.substr(12);
+        auto it = image.target.annotations.find(key);
+        rec.annotations[key] = it == image.target.annotations.end() ? "" : it->second;
+      } else if (path == "labels") {
+        rec.labels = image.labels;
+      } else if (path == "target") {
+        rec.media_type = image.target.media_type;
+        rec.digest = image.target.digest;
+        rec.size = image.target.size;
+        rec.annotations = image.target.annotations;
+      } else if (path == "annotations") {
+        rec.annotations = image.target.annotations;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cannot update \"", path, "\" field on image \"", image.name, "\""));
+      }
+    }
+    DropEmptyLabels(&rec.labels);
+    DropEmptyLabels(&rec.annotations);
+    if (absl::Status s = ValidateImage(ToImage(image.name, rec)); !s.ok()) return s;
+    rec.created_at = old.created_at;
+    rec.updated_at = clock_->Now();
 
-  rocksdb::WriteBatch batch;
-  if (absl::Status s = StageRecord(&batch, ns, image.name, &old, &rec); !s.ok()) return s;
-  StageImageLease(&batch, ns, lease, image.name);
-  if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
-  return ToImage(image.name, rec);
+    rocksdb::WriteBatch batch;
+    if (absl::Status s = StageRecord(&batch, ns, image.name, &old, &rec); !s.ok()) return s;
+    StageImageLease(&batch, ns, lease, image.name);
+    if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
+    return ToImage(image.name, rec);
+  });
 }
 
 absl::Status RocksDbImageStore::Delete(absl::string_view ns, absl::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError("image name must not be empty");
-  absl::MutexLock lock(&write_mu_);
-  absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, name);
-  if (!existing.ok()) return existing.status();
-  if (!existing->has_value()) return ImageNotFound(name);
-  rocksdb::WriteBatch batch;
-  if (absl::Status s = StageUnindex(&batch, ns, name, **existing); !s.ok()) return s;
-  batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
-  return WriteIndex(&batch);
+  return db_->GroupCommit([&]() -> absl::Status {
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, name);
+    if (!existing.ok()) return existing.status();
+    if (!existing->has_value()) return ImageNotFound(name);
+    rocksdb::WriteBatch batch;
+    if (absl::Status s = StageUnindex(&batch, ns, name, **existing); !s.ok()) return s;
+    batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
+    return WriteIndex(&batch);
+  });
 }
 
 absl::Status RocksDbImageStore::ListImages(absl::string_view ns, const ImageFn& fn) {
@@ -689,61 +731,65 @@ absl::StatusOr<std::vector<std::string>> RocksDbImageStore::ImageIdsWithPrefix(
 }
 
 absl::StatusOr<std::vector<std::string>> RocksDbImageStore::RemoveImage(absl::string_view ns,
-                                                                       absl::string_view id) {
-  absl::MutexLock lock(&write_mu_);
-  rocksdb::WriteBatch batch;
-  std::vector<std::string> names;
-  {
-    PrefixScan scan(*db_, Cf::kCriIndex, CriIdPrefix(ns, id));
-    for (; scan.Valid(); scan.Next()) {
-      batch.Delete(db_->cf(Cf::kCriIndex), std::string(scan.key()));
-      if (!scan.suffix().empty()) names.emplace_back(scan.suffix());
+                                                                        absl::string_view id) {
+  return db_->GroupCommit([&]() -> absl::StatusOr<std::vector<std::string>> {
+    absl::MutexLock lock(&write_mu_);
+    rocksdb::WriteBatch batch;
+    std::vector<std::string> names;
+    {
+      PrefixScan scan(*db_, Cf::kCriIndex, CriIdPrefix(ns, id));
+      for (; scan.Valid(); scan.Next()) {
+        batch.Delete(db_->cf(Cf::kCriIndex), std::string(scan.key()));
+        if (!scan.suffix().empty()) names.emplace_back(scan.suffix());
+      }
+      if (!scan.status().ok()) return scan.status();
     }
-    if (!scan.status().ok()) return scan.status();
-  }
-  batch.Delete(db_->cf(Cf::kCriConfigs), CriIdPrefix(ns, id));
-  // The record named by the ID itself goes too, resolved or not, so no orphan
-  // "sha256:<id>" record survives its image.
-  if (std::find(names.begin(), names.end(), id) == names.end()) names.emplace_back(id);
-  std::vector<std::string> removed;
-  for (const std::string& name : names) {
-    absl::StatusOr<std::optional<ImageRecord>> r = ReadRecord(ns, name);
-    if (!r.ok()) return r.status();
-    if (!r->has_value()) continue;
-    removed.push_back(name);
-    // Index rows are already staged for deletion; clear unresolved ones too.
-    if (absl::Status s = StageDropUnresolved(&batch, ns, name); !s.ok()) return s;
-    batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
-  }
-  if (!removed.empty()) {
-    if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
-  }
-  return removed;
+    batch.Delete(db_->cf(Cf::kCriConfigs), CriIdPrefix(ns, id));
+    // The record named by the ID itself goes too, resolved or not, so no orphan
+    // "sha256:<id>" record survives its image.
+    if (std::find(names.begin(), names.end(), id) == names.end()) names.emplace_back(id);
+    std::vector<std::string> removed;
+    for (const std::string& name : names) {
+      absl::StatusOr<std::optional<ImageRecord>> r = ReadRecord(ns, name);
+      if (!r.ok()) return r.status();
+      if (!r->has_value()) continue;
+      removed.push_back(name);
+      // Index rows are already staged for deletion; clear unresolved ones too.
+      if (absl::Status s = StageDropUnresolved(&batch, ns, name); !s.ok()) return s;
+      batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
+    }
+    if (!removed.empty()) {
+      if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
+    }
+    return removed;
+  });
 }
 
 absl::Status RocksDbImageStore::Retry(absl::string_view ns, absl::string_view name) {
-  absl::MutexLock lock(&write_mu_);
-  absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, name);
-  if (!existing.ok()) return existing.status();
-  rocksdb::WriteBatch batch;
-  if (!existing->has_value()) {
-    // A leftover row of a record that is gone.
-    if (absl::Status s = StageDropUnresolved(&batch, ns, name); !s.ok()) return s;
-    return batch.Count() > 0 ? WriteIndex(&batch) : absl::OkStatus();
-  }
-  ImageRecord rec = **existing;
-  absl::Status staged = StageRecord(&batch, ns, name, &**existing, &rec);
-  if (absl::IsInvalidArgument(staged)) {
-    // The content now contradicts a label the client set: keep the record
-    // unresolved and say why, rather than fail the blob's commit.
-    batch.Clear();
-    if (absl::Status s = StageUnindex(&batch, ns, name, **existing); !s.ok()) return s;
-    batch.Put(db_->cf(Cf::kUnresolved), ImageKey(ns, name),
-              EncodeUnresolved("", staged.message()));
+  return db_->GroupCommit([&]() -> absl::Status {
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, name);
+    if (!existing.ok()) return existing.status();
+    rocksdb::WriteBatch batch;
+    if (!existing->has_value()) {
+      // A leftover row of a record that is gone.
+      if (absl::Status s = StageDropUnresolved(&batch, ns, name); !s.ok()) return s;
+      return batch.Count() > 0 ? WriteIndex(&batch) : absl::OkStatus();
+    }
+    ImageRecord rec = **existing;
+    absl::Status staged = StageRecord(&batch, ns, name, &**existing, &rec);
+    if (absl::IsInvalidArgument(staged)) {
+      // The content now contradicts a label the client set: keep the record
+      // unresolved and say why, rather than fail the blob's commit.
+      batch.Clear();
+      if (absl::Status s = StageUnindex(&batch, ns, name, **existing); !s.ok()) return s;
+      batch.Put(db_->cf(Cf::kUnresolved), ImageKey(ns, name),
+                EncodeUnresolved("", staged.message()));
+      return WriteIndex(&batch);
+    }
+    if (!staged.ok()) return staged;
     return WriteIndex(&batch);
-  }
-  if (!staged.ok()) return staged;
-  return WriteIndex(&batch);
+  });
 }
 
 absl::Status RocksDbImageStore::OnBlobArrived(absl::string_view digest) {

@@ -17,7 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/types/span.h"
 #include "absl/synchronization/mutex.h"
 #include "rocksdb/write_batch.h"
 #include "store/clock.h"
@@ -91,8 +93,14 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
 
  private:
   struct Resolution;
-  // Follows `rec`'s target through the content store.
+  // Follows `rec`'s target through the content store. Successful
+  // resolutions are remembered (a target's blobs never change), so the
+  // several names of one image read and parse its blobs once.
   Resolution Resolve(absl::string_view ns, const ImageRecord& rec);
+  // Resolves `images`' targets before the caller takes write_mu_, so the
+  // blob reads and parsing happen outside it.
+  void Preresolve(absl::string_view ns, absl::Span<const Image> images);
+  Resolution ResolveUncached(absl::string_view ns, const ImageRecord& rec);
   // Adds to `batch` everything that writing `rec` (replacing `old`, if any)
   // under `name` implies: index rows, unresolved/awaiting rows, derived
   // labels (set on `rec`), and the record itself.
@@ -133,6 +141,11 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   const CriNameFn classify_;
   // Serialises image writes: each reads the index, decides, and writes one batch.
   absl::Mutex write_mu_;
+  // Recent successful resolutions by namespace and target; cleared when full.
+  static constexpr size_t kMaxResolved = 256;
+  absl::Mutex resolved_mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const Resolution>> resolved_
+      ABSL_GUARDED_BY(resolved_mu_);
   std::atomic<uint64_t> generation_{1};
   // The image IDs recent generations touched, oldest first, bounded; every
   // change after generation `changes_complete_after_` is in it.

@@ -162,6 +162,21 @@ TEST_F(CriIndexTest, RecordWhoseContentIsMissingIsUnresolvedUntilItsBlobsArrive)
   EXPECT_EQ(stores_.images().Get(kNs, "early")->labels.at(kLabelImageId), ti.config.digest);
 }
 
+// Resolutions are remembered so an image's several names read its blobs once;
+// one whose blobs have since gone is not trusted.
+TEST_F(CriIndexTest, ARememberedResolutionIsNotUsedOnceItsBlobsAreGone) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("first", ti.manifest).ok());
+  ASSERT_TRUE(stores_.images().Delete(kNs, "first").ok());
+  ASSERT_TRUE(stores_.content().Delete(kNs, ti.config.digest).ok());
+  ASSERT_TRUE(Create("second", ti.manifest).ok());
+  EXPECT_THAT(List(), IsEmpty());
+  auto unresolved = stores_.index().ListUnresolved();
+  ASSERT_TRUE(unresolved.ok());
+  ASSERT_EQ(unresolved->size(), 1u);
+  EXPECT_EQ((*unresolved)[0].waiting_for, ti.config.digest);
+}
+
 TEST_F(CriIndexTest, MultiPlatformIndexResolvesToTheConfiguredPlatform) {
   TestImageSpec amd, arm;
   amd.seed = "amd";
