@@ -91,6 +91,19 @@ absl::StatusOr<Reference> ParseNormalizedNamed(absl::string_view s);
 // This is the key containerd (and imaged) stores and looks image names up by.
 absl::StatusOr<std::string> NormalizeImageRef(absl::string_view s);
 
+namespace internal {
+// The grammar's captures of "domain/remainder" (views into it).
+struct ReferenceParts {
+  absl::string_view domain, path, tag, digest;
+};
+// Without RE2, for references whose first segment is a domain; nullopt
+// when it cannot tell (RE2 then decides). Whatever it returns, RE2 returns
+// too (tested on generated strings).
+std::optional<ReferenceParts> SplitReferenceFast(absl::string_view full);
+// RE2's match of the grammar; nullopt when `full` is not a reference.
+std::optional<ReferenceParts> SplitReferenceRe2(absl::string_view full);
+}  // namespace internal
+
 // The CRI view of one image's names.
 struct RepoRefs {
   // "docker.io/library/busybox:1.36"

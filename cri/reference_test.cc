@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -615,6 +616,56 @@ TEST(ImageIdPrefixTest, AmbiguousPrefixResolvesToNothing) {
   EXPECT_EQ(ResolveId(ids, "sha256:1123"), std::nullopt);
   EXPECT_EQ(ResolveId(ids, "11234"), ids[0]);
   EXPECT_EQ(ResolveId(ids, ids[4]), ids[4]);
+}
+
+}  // namespace
+}  // namespace imaged::cri
+
+namespace imaged::cri {
+namespace {
+
+// The hand-written split must agree with RE2 on everything it accepts, and
+// accept the references kubelet sends.
+TEST(SplitReferenceFastTest, AgreesWithRe2OnGeneratedStrings) {
+  const std::vector<std::string> pieces = {
+      "a", "b9", "Z", "0", ".", "_", "__", "-", "--", ":", "/", "@", "sha256:",
+      std::string(64, 'e'), std::string(32, 'F'), "docker.io", "localhost", "my-host.example.com",
+      "host:5000", "x+y", "v1.2", "latest", "ab_cd", "ex..am", "-x", "x-"};
+  std::mt19937 rng(6);
+  int accepted = 0;
+  for (int i = 0; i < 200000; ++i) {
+    std::string s;
+    const int n = 1 + static_cast<int>(rng() % 7);
+    for (int k = 0; k < n; ++k) s += pieces[rng() % pieces.size()];
+    std::optional<internal::ReferenceParts> fast = internal::SplitReferenceFast(s);
+    if (!fast) continue;
+    ++accepted;
+    std::optional<internal::ReferenceParts> re2 = internal::SplitReferenceRe2(s);
+    ASSERT_TRUE(re2.has_value()) << s;
+    EXPECT_EQ(fast->domain, re2->domain) << s;
+    EXPECT_EQ(fast->path, re2->path) << s;
+    EXPECT_EQ(fast->tag, re2->tag) << s;
+    EXPECT_EQ(fast->digest, re2->digest) << s;
+  }
+  EXPECT_GT(accepted, 1000);
+}
+
+TEST(SplitReferenceFastTest, TakesTheCommonForms) {
+  for (const char* s : {"docker.io/library/busybox:1.36", "registry.example.com/bench/app-000001:v1",
+                        "localhost:5000/a/b_c/d--e:tag.1-x",
+                        "docker.io/library/busybox@sha256:"
+                        "0000000000000000000000000000000000000000000000000000000000000000",
+                        "quay.io/org/app:v1@sha256:"
+                        "1111111111111111111111111111111111111111111111111111111111111111"}) {
+    std::optional<internal::ReferenceParts> fast = internal::SplitReferenceFast(s);
+    ASSERT_TRUE(fast.has_value()) << s;
+    std::optional<internal::ReferenceParts> re2 = internal::SplitReferenceRe2(s);
+    ASSERT_TRUE(re2.has_value()) << s;
+    EXPECT_EQ(fast->domain, re2->domain);
+    EXPECT_EQ(fast->path, re2->path);
+    EXPECT_EQ(fast->tag, re2->tag);
+    EXPECT_EQ(fast->digest, re2->digest);
+  }
 }
 
 }  // namespace

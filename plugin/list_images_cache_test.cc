@@ -112,7 +112,7 @@ TEST(ListImagesCacheTest, EntryImageIdReadsTheImagesFirstField) {
   resp.mutable_images(0)->add_repo_tags("a:1");
   EXPECT_EQ(EntryImageId(resp.SerializeAsString()), "sha256:abc");
   EXPECT_EQ(EntryImageId(""), "");
-  EXPECT_EQ(EntryImageId("\x0a\x05\x0a\x09ab"), "");  // runs past the end
+  EXPECT_EQ(EntryImageId("\x0a\x05\x0a\x09" "ab"), "");  // runs past the end
 }
 
 // Over a real server: each write path, then ListImages.

@@ -32,7 +32,7 @@ class RocksDbContentStore final : public ContentStore {
                                                                    const std::string& root,
                                                                    const Clock* clock);
 
-  // Removes what a crash can leave behind: ingest directories without a row and
+  // Removes what a crash can leave behind: ingest files without a row and
   // blob files no namespace holds. Call once at startup, before serving.
   absl::Status Recover();
   // Aborts ingests that no writer and no lease holds and that were not
