@@ -46,6 +46,10 @@ void CriService::StartListCache() {
                                                   });
 }
 
+void CriService::WarmUp() {
+  list_cache_->Get([](const absl::Status&, const grpc::ByteBuffer&) {});
+}
+
 namespace {
 
 // Appends `cri` as one ListImagesResponse.images entry (field 1,

@@ -41,6 +41,8 @@ class CriService final
   grpc::ServerUnaryReactor* ListImages(grpc::CallbackServerContext* ctx,
                                        const grpc::ByteBuffer* req,
                                        grpc::ByteBuffer* resp) override;
+  // Starts building the unfiltered ListImages answer now, before anyone asks.
+  void WarmUp();
   // The unfiltered answer's cache (hits, rebuilds, size), for metrics.
   ListImagesCache::Stats ListCacheStats() const { return list_cache_->stats(); }
   grpc::Status StreamImages(grpc::ServerContext* ctx, const cripb::StreamImagesRequest* req,

@@ -1,8 +1,7 @@
 #include "plugin/list_images_cache.h"
 
-#include <malloc.h>
-
 #include <chrono>
+#include <cstdio>
 #include <utility>
 
 namespace imaged::plugin {
@@ -97,17 +96,14 @@ void ListImagesCache::Loop() {
       stats_.images = images;
       stats_.bytes = bytes;
       stats_.last_build_seconds = seconds;
+      if (stats_.builds == 1) {
+        std::fprintf(stderr, "imaged: first ListImages answer built in %.3f s (%lld images, %zu bytes)\n",
+                     seconds, static_cast<long long>(images), bytes);
+      }
     }
     const absl::Status status = built.status();
     const grpc::ByteBuffer buffer = built.ok() ? grpc::ByteBuffer(&answer, 1) : grpc::ByteBuffer();
     for (DoneFn& done : waiting) done(status, buffer);
-    // A build allocates and frees about twice the answer (9 MB at 30,000
-    // images); glibc keeps freed memory in its arenas, so without a trim the
-    // resident size only ever grows to the largest peak. At most every 2 s.
-    if (const auto now = std::chrono::steady_clock::now(); now - last_trim_ > std::chrono::seconds(2)) {
-      ::malloc_trim(0);
-      last_trim_ = now;
-    }
   }
 }
 

@@ -21,7 +21,6 @@
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/slice.h>
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -94,7 +93,6 @@ class ListImagesCache {
   Stats stats_ ABSL_GUARDED_BY(mu_);
   // Written and read by the rebuild thread only.
   std::vector<Entry> entries_;
-  std::chrono::steady_clock::time_point last_trim_;  // the loop's own
   std::thread thread_;
 };
 

@@ -1,5 +1,7 @@
 #include "plugin/server.h"
 
+#include <malloc.h>
+
 #include <grpcpp/create_channel.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -18,6 +20,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "store/clock.h"
 #include "store/errors.h"
 #include "store/files.h"
@@ -84,14 +87,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   if (absl::Status s = PrepareSocket(config.address); !s.ok()) return s;
   if (absl::Status s = CheckWritableDir(config.root); !s.ok()) return s;
 
+  const absl::Time start = absl::Now();
   absl::StatusOr<std::unique_ptr<store::MetadataDb>> db = store::MetadataDb::Open(config.root + "/meta");
   if (!db.ok()) return db.status();
   server->db_ = *std::move(db);
+  const absl::Time opened = absl::Now();
   auto content = store::RocksDbContentStore::Open(server->db_.get(), config.root,
                                                   store::SystemClock::Get());
   if (!content.ok()) return content.status();
   server->content_ = *std::move(content);
   if (absl::Status s = server->content_->Recover(); !s.ok()) return s;
+  std::fprintf(stderr, "imaged: metadata opened in %.3f s, content recovered in %.3f s\n",
+               absl::ToDoubleSeconds(opened - start), absl::ToDoubleSeconds(absl::Now() - opened));
 
   absl::StatusOr<store::Platform> platform = store::ParsePlatform(config.platform);
   if (!platform.ok()) {
@@ -196,6 +203,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                                : grpc::CreateChannel("unix:" + config.upstream_cri_address,
                                                      grpc::InsecureChannelCredentials()));
   }
+  // kubelet lists images as soon as it connects: have the answer under way.
+  cri_service->WarmUp();
   server->services_.push_back(std::move(cri_service));
   server->services_.push_back(std::make_unique<AdminService>(
       images, server->content_.get(), server->collector_.get(), gc,
@@ -225,6 +234,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return store::ErrnoError(errno, absl::StrCat("chmod ", config.address));
   }
   server->expirer_ = std::thread([s = server.get()] { s->ExpireLoop(); });
+  server->trimmer_ = std::thread([s = server.get()] { s->TrimLoop(); });
   if (!config.metrics_address.empty()) {
     auto metrics = MetricsServer::Start(config.metrics_address, [s = server.get()] {
       return s->RenderMetrics();
@@ -240,6 +250,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
 }
 
 void Server::ExpireLoop() {
+  // Crash leftovers in blobs/, once serving has begun: listing the directory
+  // was a quarter of the start-up at 60,000 blobs.
+  if (absl::Status s = content_->RemoveUnheldBlobs(); !s.ok()) {
+    std::fprintf(stderr, "imaged: removing unheld blob files: %s\n", s.ToString().c_str());
+  }
   const absl::Duration period = std::min(config_.ingest_expiry / 4, absl::Hours(1));
   while (!stop_.WaitForNotificationWithTimeout(period)) {
     auto expired = content_->ExpireIngests(config_.ingest_expiry);
@@ -249,6 +264,10 @@ void Server::ExpireLoop() {
       std::fprintf(stderr, "imaged: expired %d stale ingests\n", *expired);
     }
   }
+}
+
+void Server::TrimLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) ::malloc_trim(0);
 }
 
 void Server::Shutdown() {
@@ -268,6 +287,7 @@ void Server::Shutdown() {
   if (mirror_ != nullptr) mirror_->Stop();
   stop_.Notify();
   if (expirer_.joinable()) expirer_.join();
+  if (trimmer_.joinable()) trimmer_.join();
   if (gc_ != nullptr) gc_->Stop();
   grpc_.reset();
   services_.clear();

@@ -42,6 +42,7 @@ class GcTest : public ::testing::Test {
     db_ = *MetadataDb::Open(root_ + "/meta");
     content_ = *RocksDbContentStore::Open(db_.get(), root_, &clock_);
     ASSERT_TRUE(content_->Recover().ok());
+    ASSERT_TRUE(content_->RemoveUnheldBlobs().ok());  // as the server does once serving
     images_ = std::make_unique<RocksDbImageStore>(db_.get(), content_.get(), &clock_,
                                                   DefaultPlatform());
     leases_ = std::make_unique<RocksDbLeaseStore>(db_.get(), &clock_);
@@ -237,7 +238,7 @@ TEST_F(GcTest, ACrashBetweenMetadataAndFilesLeavesOnlyUnheldFilesWhichRecoverRem
   ASSERT_TRUE(db_->Write(&batch).ok());
   ASSERT_TRUE(OnDisk(blob));
   Close();
-  Open();  // Recover
+  Open();  // Recover and RemoveUnheldBlobs
   EXPECT_FALSE(OnDisk(blob));
 }
 

@@ -801,6 +801,10 @@ absl::Status RocksDbContentStore::Recover() {
     }
   }
 
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbContentStore::RemoveUnheldBlobs() {
   // Blob files no namespace holds: a crash between rename and metadata write,
   // or between a delete's metadata write and its unlink. One scan of
   // blob_owners gives the held digests, sorted (their keys are), instead of
@@ -823,6 +827,7 @@ absl::Status RocksDbContentStore::Recover() {
   }
   absl::StatusOr<std::vector<std::string>> blobs = ListDir(blob_dir_);
   if (!blobs.ok()) return blobs.status();
+  int removed = 0;
   for (const std::string& name : *blobs) {
     bool is_held = false;
     if (name.size() == 64 && ValidateDigest(absl::StrCat(kSha256Prefix, name)).ok()) {
@@ -830,14 +835,23 @@ absl::Status RocksDbContentStore::Recover() {
       std::memcpy(hex.data(), name.data(), hex.size());
       is_held = std::binary_search(held.begin(), held.end(), hex);
     }
-    if (!is_held) {
-      std::string path = absl::StrCat(blob_dir_, "/", name);
-      if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-        return ErrnoError(errno, absl::StrCat("remove ", path));
-      }
+    if (is_held) continue;
+    // This may run while serving: a commit may have renamed the file in after
+    // the scan. Under mu_, a file being committed is marked and a committed
+    // one has its owner row.
+    const std::string digest = absl::StrCat(kSha256Prefix, name);
+    absl::MutexLock lock(&mu_);
+    AwaitNotCommitting({&digest, 1});
+    PrefixScan owners(*db_, Cf::kBlobOwners, BlobOwnerPrefix(digest));
+    if (!owners.status().ok()) return owners.status();
+    if (owners.Valid()) continue;
+    std::string path = absl::StrCat(blob_dir_, "/", name);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoError(errno, absl::StrCat("remove ", path));
     }
+    ++removed;
   }
-  return SyncDir(blob_dir_);
+  return removed > 0 ? SyncDir(blob_dir_) : absl::OkStatus();
 }
 
 absl::StatusOr<int> RocksDbContentStore::ExpireIngests(absl::Duration max_age) {
