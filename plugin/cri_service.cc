@@ -55,11 +55,8 @@ namespace {
 // Appends `cri` as one ListImagesResponse.images entry (field 1,
 // length-delimited: tag byte 0x0a, the length as a varint, the message),
 // using `scratch` as the message.
-ListImagesCache::Entry AppendEntry(const store::CriImage& cri, cripb::Image* scratch,
-                                   std::string* out) {
+void AppendEntry(const store::CriImage& cri, cripb::Image* scratch, std::string* out) {
   static_assert(cripb::ListImagesResponse::kImagesFieldNumber == 1);
-  ListImagesCache::Entry entry;
-  entry.offset = static_cast<uint32_t>(out->size());
   scratch->Clear();
   ToCriImage(cri, scratch);
   out->push_back('\x0a');
@@ -71,8 +68,6 @@ ListImagesCache::Entry AppendEntry(const store::CriImage& cri, cripb::Image* scr
     out->push_back(static_cast<char>((n & 0x7f) | 0x80));
   }
   scratch->AppendToString(out);
-  entry.length = static_cast<uint32_t>(out->size() - entry.offset);
-  return entry;
 }
 
 }  // namespace
@@ -84,49 +79,31 @@ absl::StatusOr<ListImagesCache::Answer> CriService::BuildList(
   std::optional<std::vector<std::string>> changed;
   if (previous != nullptr) changed = images_->ChangedSince(ns_, previous->generation);
   if (changed) {
-    // Patch: the changed images read again (or gone), merged in ID order
-    // with the previous answer's other entries, copied as they are.
-    std::string fresh;
-    std::vector<std::pair<std::string, ListImagesCache::Entry>> updates;  // id, entry in `fresh`
+    // Patch: the changed images read again (or gone); only the chunks they
+    // fall into are rebuilt.
+    std::vector<ListImagesCache::Update> updates;
+    updates.reserve(changed->size());
     for (const std::string& id : *changed) {
       auto image = images_->GetImage(ns_, id);
       if (!image.ok()) return image.status();
-      ListImagesCache::Entry e{0, 0};
-      if (image->has_value()) e = AppendEntry(**image, &scratch, &fresh);
-      updates.emplace_back(id, e);
+      ListImagesCache::Update update{id, {}};
+      if (image->has_value()) AppendEntry(**image, &scratch, &update.entry);
+      updates.push_back(std::move(update));
     }
-    out.bytes.reserve(previous->bytes.size() + fresh.size());
-    out.entries.reserve(previous->entries->size() + updates.size());
-    auto append = [&](absl::string_view bytes) {
-      out.entries.push_back(ListImagesCache::Entry{static_cast<uint32_t>(out.bytes.size()),
-                                                   static_cast<uint32_t>(bytes.size())});
-      out.bytes.append(bytes.data(), bytes.size());
-    };
-    auto append_update = [&](size_t u) {
-      const ListImagesCache::Entry& e = updates[u].second;
-      if (e.length > 0) append(absl::string_view(fresh).substr(e.offset, e.length));
-    };
-    size_t u = 0;
-    for (const ListImagesCache::Entry& e : *previous->entries) {
-      absl::string_view old = previous->bytes.substr(e.offset, e.length);
-      absl::string_view id = EntryImageId(old);
-      for (; u < updates.size() && updates[u].first < id; ++u) append_update(u);
-      if (u < updates.size() && updates[u].first == id) {
-        append_update(u++);  // replaces the old entry, or drops it
-        continue;
-      }
-      append(old);
-    }
-    for (; u < updates.size(); ++u) append_update(u);
+    out.chunks = ListImagesCache::Patch(*previous->chunks, updates);
     out.patched = true;
     return out;
   }
-  if (previous != nullptr) out.bytes.reserve(previous->bytes.size() + previous->bytes.size() / 8);
+  ListImagesCache::ChunkWriter writer;
+  std::string entry;
   absl::Status s = images_->ForEachImage(ns_, [&](const store::CriImage& cri) {
-    out.entries.push_back(AppendEntry(cri, &scratch, &out.bytes));
+    entry.clear();
+    AppendEntry(cri, &scratch, &entry);
+    writer.Add(entry);
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
+  out.chunks = writer.Finish();
   return out;
 }
 

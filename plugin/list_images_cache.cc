@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <utility>
 
 namespace imaged::plugin {
@@ -29,17 +30,17 @@ ListImagesCache::~ListImagesCache() {
 
 void ListImagesCache::Get(DoneFn done) {
   const uint64_t generation = generation_();
-  grpc::Slice answer;
+  grpc::ByteBuffer answer;
   {
     absl::MutexLock lock(&mu_);
     if (!valid_ || generation_built_ != generation) {
       waiting_.push_back(std::move(done));
       return;
     }
-    answer = answer_;  // a reference, not a copy
+    answer = answer_;  // references to the chunks, not a copy of them
     ++stats_.hits;
   }
-  done(absl::OkStatus(), grpc::ByteBuffer(&answer, 1));
+  done(absl::OkStatus(), answer);
 }
 
 ListImagesCache::Stats ListImagesCache::stats() const {
@@ -52,7 +53,7 @@ void ListImagesCache::Loop() {
     std::vector<DoneFn> waiting;
     Previous previous;
     bool have_previous = false;
-    grpc::Slice held;  // keeps the previous bytes alive while patching
+    std::optional<grpc::ByteBuffer> current;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -62,15 +63,19 @@ void ListImagesCache::Loop() {
           this));
       if (waiting_.empty()) return;  // stopping, nobody waiting
       waiting.swap(waiting_);
-      if (valid_) {
-        held = answer_;
+      // Callers that came during the last build may find its answer current.
+      if (valid_ && generation_built_ == generation_()) {
+        current = answer_;
+        stats_.hits += waiting.size();
+      } else if (valid_) {
         have_previous = true;
         previous.generation = generation_built_;
+        previous.chunks = &chunks_;
       }
     }
-    if (have_previous) {
-      previous.bytes = absl::string_view(reinterpret_cast<const char*>(held.begin()), held.size());
-      previous.entries = &entries_;
+    if (current) {
+      for (DoneFn& done : waiting) done(absl::OkStatus(), *current);
+      continue;
     }
     // Read after the waiters were taken: the answer is at least as new as
     // any write that finished before one of them called.
@@ -79,20 +84,18 @@ void ListImagesCache::Loop() {
     absl::StatusOr<Answer> built = build_(have_previous ? &previous : nullptr);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    held = grpc::Slice();
-    grpc::Slice answer;
+    grpc::ByteBuffer answer;
     if (built.ok()) {
-      const int64_t images = static_cast<int64_t>(built->entries.size());
-      const size_t bytes = built->bytes.size();
-      const bool patched = built->patched;
-      entries_ = std::move(built->entries);
-      answer = OwningSlice(std::move(built->bytes));
+      chunks_ = std::move(built->chunks);
+      answer = ToByteBuffer(chunks_);
+      const int64_t images = CountImages(chunks_);
+      const size_t bytes = CountBytes(chunks_);
       absl::MutexLock lock(&mu_);
       valid_ = true;
       generation_built_ = generation;
       answer_ = answer;
       ++stats_.builds;
-      if (patched) ++stats_.patches;
+      if (built->patched) ++stats_.patches;
       stats_.images = images;
       stats_.bytes = bytes;
       stats_.last_build_seconds = seconds;
@@ -102,9 +105,108 @@ void ListImagesCache::Loop() {
       }
     }
     const absl::Status status = built.status();
-    const grpc::ByteBuffer buffer = built.ok() ? grpc::ByteBuffer(&answer, 1) : grpc::ByteBuffer();
-    for (DoneFn& done : waiting) done(status, buffer);
+    for (DoneFn& done : waiting) done(status, answer);
   }
+}
+
+void ListImagesCache::ChunkWriter::Add(absl::string_view entry) {
+  entries_.push_back(Entry{static_cast<uint32_t>(bytes_.size()), static_cast<uint32_t>(entry.size())});
+  bytes_.append(entry.data(), entry.size());
+  if (bytes_.size() >= chunk_bytes_) Flush();
+}
+
+void ListImagesCache::ChunkWriter::Reuse(std::shared_ptr<const Chunk> chunk) {
+  Flush();
+  out_.push_back(std::move(chunk));
+}
+
+void ListImagesCache::ChunkWriter::Flush() {
+  if (entries_.empty()) return;
+  auto chunk = std::make_shared<Chunk>();
+  chunk->bytes = OwningSlice(std::move(bytes_));
+  chunk->entries = std::move(entries_);
+  out_.push_back(std::move(chunk));
+  bytes_ = std::string();
+  entries_ = std::vector<Entry>();
+}
+
+ListImagesCache::Chunks ListImagesCache::ChunkWriter::Finish() {
+  Flush();
+  return std::move(out_);
+}
+
+namespace {
+
+absl::string_view EntryBytes(const ListImagesCache::Chunk& chunk, const ListImagesCache::Entry& e) {
+  return absl::string_view(reinterpret_cast<const char*>(chunk.bytes.begin()) + e.offset, e.length);
+}
+
+}  // namespace
+
+ListImagesCache::Chunks ListImagesCache::Patch(const Chunks& previous,
+                                               const std::vector<Update>& updates,
+                                               size_t chunk_bytes) {
+  ChunkWriter out(chunk_bytes);
+  size_t u = 0;
+  auto add_update = [&](size_t i) {
+    if (!updates[i].entry.empty()) out.Add(updates[i].entry);
+  };
+  for (size_t c = 0; c < previous.size(); ++c) {
+    const Chunk& chunk = *previous[c];
+    const bool last = c + 1 == previous.size();
+    // The updates that fall into this chunk: up to its last ID (the last
+    // chunk takes the rest).
+    const absl::string_view last_id = EntryImageId(EntryBytes(chunk, chunk.entries.back()));
+    size_t end = u;
+    while (end < updates.size() && (last || updates[end].id <= last_id)) ++end;
+    if (end == u) {
+      out.Reuse(previous[c]);
+      continue;
+    }
+    for (const Entry& e : chunk.entries) {
+      const absl::string_view old = EntryBytes(chunk, e);
+      const absl::string_view id = EntryImageId(old);
+      for (; u < end && updates[u].id < id; ++u) add_update(u);
+      if (u < end && updates[u].id == id) {
+        add_update(u++);  // replaces the old entry, or drops it
+        continue;
+      }
+      out.Add(old);
+    }
+    for (; u < end; ++u) add_update(u);
+  }
+  for (; u < updates.size(); ++u) add_update(u);  // no previous chunks
+  Chunks chunks = out.Finish();
+  // Rebuilt chunks are flushed short before a shared one: when patches have
+  // cut the answer into many small chunks, copy it into full ones again.
+  const size_t bytes = CountBytes(chunks);
+  if (chunks.size() > 2 * (bytes / chunk_bytes) + 8) {
+    ChunkWriter compact(chunk_bytes);
+    for (const auto& chunk : chunks) {
+      for (const Entry& e : chunk->entries) compact.Add(EntryBytes(*chunk, e));
+    }
+    chunks = compact.Finish();
+  }
+  return chunks;
+}
+
+grpc::ByteBuffer ListImagesCache::ToByteBuffer(const Chunks& chunks) {
+  std::vector<grpc::Slice> slices;
+  slices.reserve(chunks.size());
+  for (const auto& chunk : chunks) slices.push_back(chunk->bytes);
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+int64_t ListImagesCache::CountImages(const Chunks& chunks) {
+  int64_t n = 0;
+  for (const auto& chunk : chunks) n += static_cast<int64_t>(chunk->entries.size());
+  return n;
+}
+
+size_t ListImagesCache::CountBytes(const Chunks& chunks) {
+  size_t n = 0;
+  for (const auto& chunk : chunks) n += chunk->bytes.size();
+  return n;
 }
 
 absl::string_view EntryImageId(absl::string_view entry) {

@@ -13,8 +13,8 @@
 // Rebuilds run on the cache's own thread, not on gRPC's, and one rebuild
 // serves every call waiting when it starts. A rebuild after a few writes
 // patches the last answer: the images the index says changed since its
-// generation (CriImageIndex::ChangedSince) are read again and the rest is
-// copied over, so it costs a copy of the bytes rather than a scan.
+// generation (CriImageIndex::ChangedSince) are read again and only the
+// chunks of the answer that hold them are rebuilt; the rest are shared.
 #ifndef IMAGED_PLUGIN_LIST_IMAGES_CACHE_H_
 #define IMAGED_PLUGIN_LIST_IMAGES_CACHE_H_
 
@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,25 +36,65 @@ namespace imaged::plugin {
 
 class ListImagesCache {
  public:
-  // One image's place in the answer: `length` bytes at `offset`, the whole
+  // One image's place in a chunk: `length` bytes at `offset`, the whole
   // `images` field entry (tag, length, Image message).
   struct Entry {
     uint32_t offset = 0;
     uint32_t length = 0;
   };
-  // What a build produces: the serialized response, where each image is in
-  // it (in image-ID order), and whether it was patched from the last one.
+  // A piece of the answer: whole entries back to back, in image-ID order.
+  // The response is its chunks in order (a protobuf message is the
+  // concatenation of its fields), each a reference-counted slice, and a
+  // patched answer shares every chunk no changed image falls into with the
+  // previous one: a write costs the chunks it touches, not a copy of the
+  // answer, and two answers are never resident whole at once.
+  struct Chunk {
+    grpc::Slice bytes;
+    std::vector<Entry> entries;  // offsets within `bytes`
+  };
+  using Chunks = std::vector<std::shared_ptr<const Chunk>>;
+  static constexpr size_t kChunkBytes = 128 << 10;
+  // What a build produces, and whether it was patched from the last one.
   struct Answer {
-    std::string bytes;
-    std::vector<Entry> entries;
+    Chunks chunks;
     bool patched = false;
   };
   // The last answer, for a build that patches it instead of scanning.
   struct Previous {
     uint64_t generation = 0;
-    absl::string_view bytes;
-    const std::vector<Entry>* entries = nullptr;
+    const Chunks* chunks = nullptr;
   };
+
+  // Cuts entries, added in image-ID order, into chunks of about `chunk_bytes`.
+  class ChunkWriter {
+   public:
+    explicit ChunkWriter(size_t chunk_bytes = kChunkBytes) : chunk_bytes_(chunk_bytes) {}
+    // One whole entry.
+    void Add(absl::string_view entry);
+    // An unchanged chunk of the previous answer, shared as it is.
+    void Reuse(std::shared_ptr<const Chunk> chunk);
+    Chunks Finish();
+
+   private:
+    void Flush();
+    const size_t chunk_bytes_;
+    std::string bytes_;
+    std::vector<Entry> entries_;
+    Chunks out_;
+  };
+  // An image's new entry by image ID; an empty entry: the image is gone.
+  struct Update {
+    std::string id;
+    std::string entry;
+  };
+  // `previous` with `updates` (sorted by ID, one per ID) merged in.
+  static Chunks Patch(const Chunks& previous, const std::vector<Update>& updates,
+                      size_t chunk_bytes = kChunkBytes);
+  // A response of the chunks, and its size in images and bytes.
+  static grpc::ByteBuffer ToByteBuffer(const Chunks& chunks);
+  static int64_t CountImages(const Chunks& chunks);
+  static size_t CountBytes(const Chunks& chunks);
+
   using GenerationFn = std::function<uint64_t()>;
   // Builds the answer, from scratch or from `previous` (null when there is none).
   using BuildFn = std::function<absl::StatusOr<Answer>(const Previous* previous)>;
@@ -87,12 +128,12 @@ class ListImagesCache {
   mutable absl::Mutex mu_;
   bool valid_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t generation_built_ ABSL_GUARDED_BY(mu_) = 0;
-  grpc::Slice answer_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer answer_ ABSL_GUARDED_BY(mu_);
   std::vector<DoneFn> waiting_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   Stats stats_ ABSL_GUARDED_BY(mu_);
-  // Written and read by the rebuild thread only.
-  std::vector<Entry> entries_;
+  // Written and read by the rebuild thread only: the chunks of `answer_`.
+  Chunks chunks_;
   std::thread thread_;
 };
 

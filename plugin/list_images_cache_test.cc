@@ -5,10 +5,13 @@
 
 #include <grpcpp/create_channel.h>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "api/runtime/v1/api.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -46,13 +49,35 @@ std::string GetNow(ListImagesCache& cache) {
   return out;
 }
 
+// An answer of one chunk holding `bytes` as one entry.
+ListImagesCache::Answer Answer(absl::string_view bytes) {
+  ListImagesCache::ChunkWriter writer;
+  writer.Add(bytes);
+  return ListImagesCache::Answer{writer.Finish(), false};
+}
+
+// An images entry whose Image has only `id`.
+std::string EntryOf(absl::string_view id) {
+  runtime::v1::ListImagesResponse one;
+  one.add_images()->set_id(std::string(id));
+  return one.SerializeAsString();
+}
+
+std::string Concat(const ListImagesCache::Chunks& chunks) {
+  std::string out;
+  for (const auto& chunk : chunks) {
+    out.append(reinterpret_cast<const char*>(chunk->bytes.begin()), chunk->bytes.size());
+  }
+  return out;
+}
+
 TEST(ListImagesCacheTest, BuildsOncePerGeneration) {
   std::atomic<uint64_t> generation{1};
   std::atomic<int> builds{0};
   ListImagesCache cache([&] { return generation.load(); },
                         [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
                           ++builds;
-                          return ListImagesCache::Answer{absl::StrCat("gen", generation.load()), {}, false};
+                          return Answer(absl::StrCat("gen", generation.load()));
                         });
   EXPECT_EQ(GetNow(cache), "gen1");
   EXPECT_EQ(GetNow(cache), "gen1");
@@ -71,7 +96,7 @@ TEST(ListImagesCacheTest, OneRebuildServesEveryWaitingCall) {
                         [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
                           ++builds;
                           release.WaitForNotification();
-                          return ListImagesCache::Answer{"answer", {}, false};
+                          return Answer("answer");
                         });
   std::atomic<int> answered{0};
   // The first call starts the build and holds it; the others queue behind it.
@@ -94,7 +119,7 @@ TEST(ListImagesCacheTest, AFailedBuildIsReportedAndNotCached) {
   ListImagesCache cache([] { return uint64_t{1}; },
                         [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
                           if (fail) return absl::DataLossError("bad row");
-                          return ListImagesCache::Answer{"ok", {}, false};
+                          return Answer("ok");
                         });
   absl::Notification done;
   cache.Get([&](const absl::Status& s, const grpc::ByteBuffer&) {
@@ -303,6 +328,70 @@ TEST_F(CachedListImagesTest, AnIndexRepairIsSeenByTheNextList) {
   ASSERT_TRUE(fixture_.server()->image_store().Check(/*repair=*/true).ok());
   EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
   EXPECT_EQ(Stats().builds, builds);
+}
+
+
+// Patching with small chunks: the result is the entries in ID order with the
+// updates applied, and the chunks no update touched are the same objects.
+TEST(ListImagesCacheTest, APatchRebuildsOnlyTheChunksItTouches) {
+  constexpr size_t kSmall = 32;  // two or three entries a chunk
+  ListImagesCache::ChunkWriter writer(kSmall);
+  std::map<std::string, std::string> want;
+  for (int i = 0; i < 40; i += 2) {
+    std::string id = absl::StrFormat("sha256:%03d", i);
+    want[id] = EntryOf(id);
+    writer.Add(want[id]);
+  }
+  const ListImagesCache::Chunks before = writer.Finish();
+  ASSERT_GT(before.size(), 5u);
+  // Changed: one replaced, one removed, one added in the middle, one before
+  // all, one after all.
+  std::vector<ListImagesCache::Update> updates = {
+      {"sha256:", EntryOf("sha256:")},
+      {"sha256:005", EntryOf("sha256:005")},
+      {"sha256:010", ""},
+      {"sha256:012", EntryOf("sha256:012") + ""},
+      {"sha256:999", EntryOf("sha256:999")},
+  };
+  for (const auto& u : updates) {
+    if (u.entry.empty()) {
+      want.erase(u.id);
+    } else {
+      want[u.id] = u.entry;
+    }
+  }
+  const ListImagesCache::Chunks after = ListImagesCache::Patch(before, updates, kSmall);
+  std::string expected;
+  for (const auto& [id, entry] : want) expected += entry;
+  EXPECT_EQ(Concat(after), expected);
+  EXPECT_EQ(ListImagesCache::CountImages(after), static_cast<int64_t>(want.size()));
+  int shared = 0;
+  for (const auto& chunk : after) {
+    shared += std::count(before.begin(), before.end(), chunk) > 0;
+  }
+  EXPECT_GE(shared, static_cast<int>(before.size()) - 4);
+  // Patching an empty answer adds the entries; removing every one empties it.
+  EXPECT_EQ(Concat(ListImagesCache::Patch({}, updates, kSmall)),
+            EntryOf("sha256:") + EntryOf("sha256:005") + EntryOf("sha256:012") +
+                EntryOf("sha256:999"));
+  std::vector<ListImagesCache::Update> all_gone;
+  for (const auto& [id, entry] : want) all_gone.push_back({id, ""});
+  EXPECT_TRUE(ListImagesCache::Patch(after, all_gone, kSmall).empty());
+}
+
+// Many patches of one small region do not leave the answer in slivers.
+TEST(ListImagesCacheTest, RepeatedPatchesKeepChunksFull) {
+  constexpr size_t kSmall = 64;
+  ListImagesCache::ChunkWriter writer(kSmall);
+  for (int i = 0; i < 200; ++i) writer.Add(EntryOf(absl::StrFormat("sha256:%03d", i)));
+  ListImagesCache::Chunks chunks = writer.Finish();
+  const std::string whole = Concat(chunks);
+  for (int round = 0; round < 300; ++round) {
+    std::string id = absl::StrFormat("sha256:%03d", (round * 37) % 200);
+    chunks = ListImagesCache::Patch(chunks, {{id, EntryOf(id)}}, kSmall);
+  }
+  EXPECT_EQ(Concat(chunks), whole);
+  EXPECT_LE(chunks.size(), 2 * (whole.size() / kSmall) + 8);
 }
 
 }  // namespace
