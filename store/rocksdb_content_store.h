@@ -141,7 +141,8 @@ class RocksDbContentStore final : public ContentStore {
   // concurrent commit has just given a row.
   // A commit does not hold it across its fsyncs: it renames under it, marks
   // the digest in `committing_`, syncs the directory and writes the row under
-  // it again; whatever else acts on that digest waits for the mark to go.
+  // it again; other commits, deletes and sweeps of that digest wait for the
+  // mark to go (a share finds no row yet and makes the writer transfer).
   absl::Mutex mu_;
   absl::flat_hash_set<std::string> committing_ ABSL_GUARDED_BY(mu_);
   uint64_t renames_ ABSL_GUARDED_BY(mu_) = 0;
