@@ -26,7 +26,6 @@ require_tools containerd ctr umoci skopeo tar gzip sha256sum awk cmp
 SOCK="$E2E_SOCKDIR/imaged.sock"
 CTRD_DIR="$E2E_TMP/containerd"
 CTRD_SOCK="$E2E_SOCKDIR/containerd.sock"
-CONTAINERD_PID=""
 CONTAINERD_LOG="$E2E_TMP/containerd.log"
 E2E_LOGS+=("$CONTAINERD_LOG")
 MT_MANIFEST=application/vnd.oci.image.manifest.v1+json
@@ -48,53 +47,14 @@ ctr_ctrd() {
 # is off (it wants networking) and so are the snapshotters that only log
 # "not supported" here; native unpacks the imported layers.
 start_containerd() {
-  mkdir -p "$CTRD_DIR"
-  cat >"$CTRD_DIR/config.toml" <<EOF
-version = 2
-root = "$CTRD_DIR/root"
-state = "$CTRD_DIR/state"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.overlayfs",
-]
-
-[grpc]
-  address = "$CTRD_SOCK"
-
-[ttrpc]
-  address = "$E2E_SOCKDIR/containerd.ttrpc"
-
-[debug]
-  address = "$E2E_SOCKDIR/containerd.debug"
-  level = "info"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$CTRD_DIR/opt"
-EOF
-  containerd --config "$CTRD_DIR/config.toml" >"$CONTAINERD_LOG" 2>&1 &
-  CONTAINERD_PID=$!
-  e2e_track "$CONTAINERD_PID"
-  local deadline=$((SECONDS + 60))
-  until ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; do
-    if ! e2e_alive "$CONTAINERD_PID"; then
-      e2e_reap "$CONTAINERD_PID"
-      fail "containerd exited with status $E2E_STATUS before answering \`ctr version\` on $CTRD_SOCK"
-    fi
-    [ "$SECONDS" -ge "$deadline" ] && fail "containerd did not answer \`ctr version\` within 60s"
-    sleep 0.2
-  done
+  e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK" io.containerd.grpc.v1.cri \
+    io.containerd.snapshotter.v1.overlayfs </dev/null
+  e2e_start_containerd "$CTRD_DIR" "$CTRD_SOCK" "$CONTAINERD_LOG"
 }
 
 stop_containerd() {
-  kill -TERM "$CONTAINERD_PID"
-  e2e_wait_gone "$CONTAINERD_PID" 30 || fail "containerd still running 30s after SIGTERM"
-  e2e_reap "$CONTAINERD_PID"
+  e2e_stop_containerd
   assert_eq "containerd exit status after SIGTERM" 0 "$E2E_STATUS"
-  CONTAINERD_PID=""
 }
 
 # The DIGEST column of `ctr images ls` for image $1 in containerd.

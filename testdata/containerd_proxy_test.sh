@@ -21,7 +21,6 @@ CTRD_DIR="$E2E_TMP/containerd"
 CTRD_SOCK="$E2E_SOCKDIR/containerd.sock"
 IMAGE=docker.io/imaged/e2e:v1
 
-CONTAINERD_PID=""
 CONTAINERD_LOG="$E2E_TMP/containerd.log"
 E2E_LOGS+=("$CONTAINERD_LOG")
 
@@ -46,34 +45,8 @@ ctr_containerd() {
 # log "not supported" on this machine are disabled to keep the log readable;
 # native stays, because the metadata plugin wants at least one snapshotter.
 write_containerd_config() {
-  mkdir -p "$CTRD_DIR"
-  cat >"$CTRD_DIR/config.toml" <<EOF
-version = 2
-root = "$CTRD_DIR/root"
-state = "$CTRD_DIR/state"
-disabled_plugins = [
-  "io.containerd.content.v1.content",
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.overlayfs",
-]
-
-[grpc]
-  address = "$CTRD_SOCK"
-
-[ttrpc]
-  address = "$E2E_SOCKDIR/containerd.ttrpc"
-
-[debug]
-  address = "$E2E_SOCKDIR/containerd.debug"
-  level = "info"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$CTRD_DIR/opt"
-
+  e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK" io.containerd.content.v1.content \
+    io.containerd.grpc.v1.cri io.containerd.snapshotter.v1.overlayfs <<EOF
 [proxy_plugins]
   [proxy_plugins.imaged]
     type = "content"
@@ -81,31 +54,13 @@ disabled_plugins = [
 EOF
 }
 
-containerd_answers() {
-  ctr --address "$CTRD_SOCK" version
-}
-
 start_containerd() {
-  containerd --config "$CTRD_DIR/config.toml" >"$CONTAINERD_LOG" 2>&1 &
-  CONTAINERD_PID=$!
-  e2e_track "$CONTAINERD_PID"
-  local deadline=$((SECONDS + 60))
-  until containerd_answers >/dev/null 2>&1; do
-    if ! e2e_alive "$CONTAINERD_PID"; then
-      e2e_reap "$CONTAINERD_PID"
-      fail "containerd exited with status $E2E_STATUS before answering \`ctr version\` on $CTRD_SOCK"
-    fi
-    [ "$SECONDS" -ge "$deadline" ] && fail "containerd did not answer \`ctr version\` within 60s"
-    sleep 0.2
-  done
+  e2e_start_containerd "$CTRD_DIR" "$CTRD_SOCK" "$CONTAINERD_LOG"
 }
 
 stop_containerd() {
-  kill -TERM "$CONTAINERD_PID"
-  e2e_wait_gone "$CONTAINERD_PID" 30 || fail "containerd still running 30s after SIGTERM"
-  e2e_reap "$CONTAINERD_PID"
+  e2e_stop_containerd
   assert_eq "containerd exit status after SIGTERM" 0 "$E2E_STATUS"
-  CONTAINERD_PID=""
 }
 
 # Checks from containerd's own introspection that the proxy is its content

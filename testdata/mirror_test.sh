@@ -24,7 +24,6 @@ require_tools containerd ctr tar docker-registry skopeo umoci
 
 CTRD_DIR="$E2E_TMP/containerd"
 CTRD_SOCK="$E2E_SOCKDIR/containerd.sock"
-CONTAINERD_PID=""
 CONTAINERD_LOG="$E2E_TMP/containerd.log"
 E2E_LOGS+=("$CONTAINERD_LOG")
 ROOT="$E2E_TMP/imaged-root"
@@ -36,31 +35,7 @@ ic() { "$IMAGECTL" --address "$SOCK" "$@"; }
 # containerd with its CRI plugin, everything under the temp dir (the config
 # tools/bench/pull_bench.sh found to load the plugin here as root).
 write_containerd_config() {
-  mkdir -p "$CTRD_DIR"
-  cat >"$CTRD_DIR/config.toml" <<EOF
-version = 2
-root = "$CTRD_DIR/root"
-state = "$CTRD_DIR/state"
-disabled_plugins = [
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-
-[grpc]
-  address = "$CTRD_SOCK"
-
-[ttrpc]
-  address = "$E2E_SOCKDIR/containerd.ttrpc"
-
-[debug]
-  address = "$E2E_SOCKDIR/containerd.debug"
-  level = "info"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$CTRD_DIR/opt"
-
+  e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK" <<EOF
 [plugins."io.containerd.grpc.v1.cri"]
   disable_cgroup = true
   restrict_oom_score_adj = true
@@ -70,25 +45,12 @@ EOF
 }
 
 start_containerd() {
-  containerd --config "$CTRD_DIR/config.toml" >>"$CONTAINERD_LOG" 2>&1 &
-  CONTAINERD_PID=$!
-  e2e_track "$CONTAINERD_PID"
-  local deadline=$((SECONDS + 60))
-  until ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; do
-    e2e_alive "$CONTAINERD_PID" || fail "containerd exited before answering; see its log"
-    [ "$SECONDS" -ge "$deadline" ] && fail "containerd did not answer within 60s"
-    sleep 0.2
-  done
-  local row
-  row=$(ctr --address "$CTRD_SOCK" plugins ls | awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" { print $NF }')
-  [ "$row" == ok ] || fail "containerd's CRI plugin is '$row', not ok"
+  e2e_start_containerd "$CTRD_DIR" "$CTRD_SOCK" "$CONTAINERD_LOG"
+  e2e_require_cri "$CTRD_SOCK"
 }
 
 stop_containerd() {
-  kill -TERM "$CONTAINERD_PID"
-  e2e_wait_gone "$CONTAINERD_PID" 30 || fail "containerd still running 30s after SIGTERM"
-  e2e_reap "$CONTAINERD_PID"
-  CONTAINERD_PID=""
+  e2e_stop_containerd
 }
 
 # same_answers STEP: imaged's CRI and containerd's agree (containerd's CRI

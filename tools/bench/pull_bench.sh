@@ -170,7 +170,6 @@ settle() {
 
 CTRD_DIR=""
 CTRD_SOCK="$E2E_SOCKDIR/containerd.sock"
-CONTAINERD_PID=""
 
 # What makes containerd 1.6.20's CRI plugin load here (`ctr plugins ls`: cri
 # ok), as root: nothing beyond its defaults (checked with an empty
@@ -183,30 +182,7 @@ CONTAINERD_PID=""
 # hosts (as imaged does). The snapshotter is named although overlayfs is the
 # default, since the figures depend on it.
 write_containerd_config() {
-  cat >"$CTRD_DIR/config.toml" <<EOF
-version = 2
-root = "$CTRD_DIR/root"
-state = "$CTRD_DIR/state"
-disabled_plugins = [
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-
-[grpc]
-  address = "$CTRD_SOCK"
-
-[ttrpc]
-  address = "$E2E_SOCKDIR/containerd.ttrpc"
-
-[debug]
-  address = "$E2E_SOCKDIR/containerd.debug"
-  level = "info"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$CTRD_DIR/opt"
-
+  e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK" <<EOF
 [plugins."io.containerd.grpc.v1.cri"]
   disable_cgroup = true
   restrict_oom_score_adj = true
@@ -223,32 +199,16 @@ start_containerd() {
   log="$CTRD_DIR/containerd.log"
   E2E_LOGS+=("$log")
   write_containerd_config
-  containerd --config "$CTRD_DIR/config.toml" >"$log" 2>&1 &
-  CONTAINERD_PID=$!
+  e2e_start_containerd "$CTRD_DIR" "$CTRD_SOCK" "$log"
   SERVER_PID=$CONTAINERD_PID
-  e2e_track "$CONTAINERD_PID"
-  local deadline=$((SECONDS + 60))
-  until ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; do
-    if ! e2e_alive "$CONTAINERD_PID"; then
-      e2e_reap "$CONTAINERD_PID"
-      fail "containerd exited with status $E2E_STATUS before answering on $CTRD_SOCK"
-    fi
-    [ "$SECONDS" -ge "$deadline" ] && fail "containerd did not answer \`ctr version\` within 60s"
-    sleep 0.2
-  done
-  local row
-  row=$(ctr --address "$CTRD_SOCK" plugins ls | awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" { print $NF }')
-  [ "$row" == ok ] || fail "containerd's CRI plugin is '$row' in \`ctr plugins ls\`, not ok"
+  e2e_require_cri "$CTRD_SOCK"
 }
 
 # Stops containerd and removes its root (after checking that nothing is
 # still mounted below it).
 stop_containerd() {
   SERVER_PID=""
-  kill -TERM "$CONTAINERD_PID"
-  e2e_wait_gone "$CONTAINERD_PID" 30 || fail "containerd still running 30s after SIGTERM"
-  e2e_reap "$CONTAINERD_PID"
-  CONTAINERD_PID=""
+  e2e_stop_containerd
   local m
   while read -r m; do
     umount "$m" || fail "cannot unmount $m left by containerd"

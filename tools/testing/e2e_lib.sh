@@ -273,6 +273,69 @@ stop_imaged() {
 }
 
 # ---------------------------------------------------------------------------
+# Debian's containerd, on a root of the test's own
+
+# The containerd currently running (e2e_start_containerd / e2e_stop_containerd).
+CONTAINERD_PID=""
+
+# e2e_containerd_config DIR SOCK [PLUGIN_ID...] < EXTRA_TOML
+# Writes DIR/config.toml: root, state and opt under DIR, gRPC on SOCK, ttrpc
+# and debug sockets in E2E_SOCKDIR; the snapshotters that cannot run here
+# and the PLUGIN_IDs disabled; then the TOML on stdin (plugin sections).
+e2e_containerd_config() {
+  local dir=$1 sock=$2 id
+  shift 2
+  mkdir -p "$dir"
+  {
+    printf 'version = 2\nroot = "%s/root"\nstate = "%s/state"\ndisabled_plugins = [\n' "$dir" "$dir"
+    for id in io.containerd.snapshotter.v1.aufs io.containerd.snapshotter.v1.btrfs \
+      io.containerd.snapshotter.v1.devmapper io.containerd.snapshotter.v1.zfs "$@"; do
+      printf '  "%s",\n' "$id"
+    done
+    printf ']\n\n[grpc]\n  address = "%s"\n\n' "$sock"
+    printf '[ttrpc]\n  address = "%s/containerd.ttrpc"\n\n' "$E2E_SOCKDIR"
+    printf '[debug]\n  address = "%s/containerd.debug"\n  level = "info"\n\n' "$E2E_SOCKDIR"
+    printf '[plugins."io.containerd.internal.v1.opt"]\n  path = "%s/opt"\n\n' "$dir"
+    cat
+  } >"$dir/config.toml"
+}
+
+# e2e_start_containerd DIR SOCK LOG
+# Starts containerd on DIR/config.toml, appending its output to LOG, and
+# returns once `ctr version` answers on SOCK (60 s), with CONTAINERD_PID set.
+e2e_start_containerd() {
+  local dir=$1 sock=$2 log=$3
+  containerd --config "$dir/config.toml" >>"$log" 2>&1 &
+  CONTAINERD_PID=$!
+  e2e_track "$CONTAINERD_PID"
+  local deadline=$((SECONDS + 60))
+  until ctr --address "$sock" version >/dev/null 2>&1; do
+    if ! e2e_alive "$CONTAINERD_PID"; then
+      e2e_reap "$CONTAINERD_PID"
+      fail "containerd exited with status $E2E_STATUS before answering \`ctr version\` on $sock"
+    fi
+    [ "$SECONDS" -ge "$deadline" ] && fail "containerd did not answer \`ctr version\` within 60s"
+    sleep 0.2
+  done
+}
+
+# e2e_require_cri SOCK: containerd's CRI plugin loaded ("ok" in `ctr plugins ls`).
+e2e_require_cri() {
+  local row
+  row=$(ctr --address "$1" plugins ls | awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" { print $NF }')
+  [ "$row" == ok ] || fail "containerd's CRI plugin is '$row' in \`ctr plugins ls\`, not ok"
+}
+
+# Sends SIGTERM and waits (30 s) for containerd to exit; its status is in E2E_STATUS.
+e2e_stop_containerd() {
+  [ -n "$CONTAINERD_PID" ] || fail "e2e_stop_containerd: containerd is not running"
+  kill -TERM "$CONTAINERD_PID"
+  e2e_wait_gone "$CONTAINERD_PID" 30 || fail "containerd still running 30s after SIGTERM"
+  e2e_reap "$CONTAINERD_PID"
+  CONTAINERD_PID=""
+}
+
+# ---------------------------------------------------------------------------
 # A small OCI image
 
 # make_oci_archive WORKDIR ARCHIVE IMAGE_NAME
