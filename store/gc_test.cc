@@ -13,18 +13,12 @@
 #include "store/files.h"
 #include "store/rocksdb_image_store.h"
 #include "store/test_images.h"
+#include "store/test_dirs.h"
 
 namespace imaged::store {
 namespace {
 
 constexpr absl::string_view kNs = "k8s.io";
-
-std::string MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/imaged-gc-XXXXXX");
-  EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
 
 bool FileExists(const std::string& path) {
   struct stat st;
@@ -33,7 +27,7 @@ bool FileExists(const std::string& path) {
 
 class GcTest : public ::testing::Test {
  protected:
-  GcTest() : root_(MakeTempDir()) { Open(); }
+  GcTest() : root_(MakeTempDir("imaged-gc")) { Open(); }
   ~GcTest() override {
     Close();
     RemoveAll(root_).IgnoreError();

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "store/files.h"
+#include "store/test_dirs.h"
 
 namespace imaged::store {
 namespace {
@@ -17,9 +18,7 @@ namespace {
 class MetadataDbTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* base = std::getenv("TEST_TMPDIR");
-    root_ = absl::StrCat(base ? base : "/tmp", "/imaged-meta-XXXXXX");
-    ASSERT_NE(::mkdtemp(root_.data()), nullptr);
+    root_ = MakeTempDir("imaged-meta");
     auto db = MetadataDb::Open(root_ + "/meta");
     ASSERT_TRUE(db.ok()) << db.status();
     db_ = *std::move(db);

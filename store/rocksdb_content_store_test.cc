@@ -19,6 +19,7 @@
 #include "store/digest.h"
 #include "store/files.h"
 #include "store/metadata_db.h"
+#include "store/test_dirs.h"
 
 namespace imaged::store {
 namespace {
@@ -62,19 +63,11 @@ const bool kCrashChild = [] {
   return false;
 }();
 
-std::string MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/imaged-content-XXXXXX");
-  char* dir = ::mkdtemp(tmpl.data());
-  EXPECT_NE(dir, nullptr);
-  return tmpl;
-}
-
 // A store on a fresh root; reopenable to simulate a restart.
 class Fixture {
  public:
   explicit Fixture(const Clock* clock = SystemClock::Get())
-      : root_(MakeTempDir()), clock_(clock) {
+      : root_(MakeTempDir("imaged-content")), clock_(clock) {
     Open();
   }
   ~Fixture() {
@@ -392,7 +385,7 @@ TEST(RocksDbContentStoreTest, SecondProcessOnTheSameRootIsFailedPrecondition) {
 // after each restart every blob the store shows is whole and verified, and
 // every ingest resumes.
 TEST(RocksDbContentStoreTest, KillNineAtAnyPointLeavesOnlyWholeBlobs) {
-  std::string root = MakeTempDir();
+  std::string root = MakeTempDir("imaged-content");
   std::mt19937 rng(42);
   int blobs_seen = 0;
   for (int round = 0; round < 12; ++round) {

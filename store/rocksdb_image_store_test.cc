@@ -12,6 +12,7 @@
 #include "store/image_store_contract.h"
 #include "store/rocksdb_content_store.h"
 #include "store/test_images.h"
+#include "store/test_dirs.h"
 
 namespace imaged::store {
 namespace {
@@ -21,17 +22,11 @@ using ::testing::IsEmpty;
 
 constexpr absl::string_view kNs = "k8s.io";
 
-std::string MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/imaged-images-XXXXXX");
-  EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
-
 // Content and image stores on one RocksDB, wired as the server wires them.
 class Stores : public ImageHarness {
  public:
-  explicit Stores(const Platform& platform = DefaultPlatform()) : root_(MakeTempDir()) {
+  explicit Stores(const Platform& platform = DefaultPlatform())
+      : root_(MakeTempDir("imaged-images")) {
     auto db = MetadataDb::Open(root_ + "/meta");
     EXPECT_TRUE(db.ok()) << db.status();
     db_ = *std::move(db);

@@ -13,6 +13,7 @@
 #include "store/keys.h"
 #include "store/lease_store.h"
 #include "store/metadata_db.h"
+#include "store/test_dirs.h"
 
 namespace imaged::store {
 namespace {
@@ -23,13 +24,6 @@ using ::testing::IsEmpty;
 constexpr absl::string_view kNs = "default";
 const std::string kDigest = absl::StrCat("sha256:", std::string(64, 'a'));
 
-std::string MakeTempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/imaged-leases-XXXXXX");
-  EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
-
 std::vector<std::string> Ids(const std::vector<Lease>& leases) {
   std::vector<std::string> out;
   for (const Lease& l : leases) out.push_back(l.id);
@@ -38,7 +32,7 @@ std::vector<std::string> Ids(const std::vector<Lease>& leases) {
 
 class LeaseStoreTest : public ::testing::Test {
  protected:
-  LeaseStoreTest() : root_(MakeTempDir()) { Open(); }
+  LeaseStoreTest() : root_(MakeTempDir("imaged-leases")) { Open(); }
   ~LeaseStoreTest() override {
     store_.reset();
     db_.reset();
