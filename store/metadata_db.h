@@ -46,7 +46,7 @@ class MetadataDb {
   // Blocks until the WAL is fsynced at least to `ticket` (a sequence number
   // Write returned through a GroupCommit), sharing one fsync among waiters.
   absl::Status SyncWalTo(uint64_t ticket);
-  // WAL fsyncs GroupCommit has made (for tests and metrics).
+  // WAL fsyncs GroupCommit has made (for tests).
   uint64_t group_syncs() const { return group_syncs_.load(std::memory_order_relaxed); }
   // Point read; NotFound when absent.
   absl::Status Get(Cf family, absl::string_view key, std::string* value) const;

@@ -221,7 +221,7 @@ NameRecord RocksDbImageStore::NameRowFor(absl::string_view name, const Labels& l
 
 RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
                                                          const ImageRecord& rec) {
-  std::string cache_key = absl::StrCat(ns, "\n", rec.media_type, "\n", rec.digest);
+  std::string cache_key = ResolutionKey(ns, rec);
   std::shared_ptr<const Resolution> hit;
   {
     absl::MutexLock lock(&resolved_mu_);
@@ -240,13 +240,26 @@ RocksDbImageStore::Resolution RocksDbImageStore::Resolve(absl::string_view ns,
     auto shared = std::make_shared<const Resolution>(res);
     absl::MutexLock lock(&resolved_mu_);
     if (resolved_.size() >= kMaxResolved) resolved_.clear();
-    resolved_.emplace(std::move(cache_key), std::move(shared));
+    // Replaces one whose blobs have gone and come back.
+    resolved_.insert_or_assign(std::move(cache_key), std::move(shared));
   }
   return res;
 }
 
 void RocksDbImageStore::Preresolve(absl::string_view ns, absl::Span<const Image> images) {
-  for (const Image& image : images) Resolve(ns, ToRecord(image));
+  for (const Image& image : images) {
+    const ImageRecord rec = ToRecord(image);
+    {
+      // Remembered already: StageRecord checks its blobs under the lock.
+      absl::MutexLock lock(&resolved_mu_);
+      if (resolved_.contains(ResolutionKey(ns, rec))) continue;
+    }
+    Resolve(ns, rec);
+  }
+}
+
+std::string RocksDbImageStore::ResolutionKey(absl::string_view ns, const ImageRecord& rec) {
+  return absl::StrCat(ns, "\n", rec.media_type, "\n", rec.digest);
 }
 
 RocksDbImageStore::Resolution RocksDbImageStore::ResolveUncached(absl::string_view ns,

@@ -101,6 +101,7 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   // blob reads and parsing happen outside it.
   void Preresolve(absl::string_view ns, absl::Span<const Image> images);
   Resolution ResolveUncached(absl::string_view ns, const ImageRecord& rec);
+  static std::string ResolutionKey(absl::string_view ns, const ImageRecord& rec);
   // Adds to `batch` everything that writing `rec` (replacing `old`, if any)
   // under `name` implies: index rows, unresolved/awaiting rows, derived
   // labels (set on `rec`), and the record itself.

@@ -170,6 +170,13 @@ TEST_F(CriIndexTest, ARememberedResolutionIsNotUsedOnceItsBlobsAreGone) {
   ASSERT_TRUE(unresolved.ok());
   ASSERT_EQ(unresolved->size(), 1u);
   EXPECT_EQ((*unresolved)[0].waiting_for, ti.config.digest);
+  // The config back: the record resolves, and the resolution is remembered anew.
+  for (const auto& [digest, bytes] : ti.blobs) {
+    if (digest == ti.config.digest) ASSERT_TRUE(WriteBlob(stores_.content(), kNs, bytes).ok());
+  }
+  ASSERT_EQ(List().size(), 1u);
+  ASSERT_TRUE(Create("third", ti.manifest).ok());
+  EXPECT_THAT(List()[0].names, ElementsAre("second", "third"));
 }
 
 TEST_F(CriIndexTest, MultiPlatformIndexResolvesToTheConfiguredPlatform) {

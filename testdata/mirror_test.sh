@@ -32,16 +32,9 @@ SOCK="$E2E_SOCKDIR/imaged.sock"
 ctrd() { ctr --address "$CTRD_SOCK" -n k8s.io "$@"; }
 ic() { "$IMAGECTL" --address "$SOCK" "$@"; }
 
-# containerd with its CRI plugin, everything under the temp dir (the config
-# tools/bench/pull_bench.sh found to load the plugin here as root).
+# containerd with its CRI plugin, everything under the temp dir.
 write_containerd_config() {
-  e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK" <<EOF
-[plugins."io.containerd.grpc.v1.cri"]
-  disable_cgroup = true
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
-EOF
+  e2e_cri_plugin_toml native | e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK"
 }
 
 start_containerd() {

@@ -171,24 +171,10 @@ settle() {
 CTRD_DIR=""
 CTRD_SOCK="$E2E_SOCKDIR/containerd.sock"
 
-# What makes containerd 1.6.20's CRI plugin load here (`ctr plugins ls`: cri
-# ok), as root: nothing beyond its defaults (checked with an empty
-# [plugins."io.containerd.grpc.v1.cri"]). disable_cgroup and
-# restrict_oom_score_adj matter only for running containers; they are set so
-# the plugin also starts where cgroups or oom_score_adj are restricted. The
-# CNI error it logs at start ("no network config found in /etc/cni/net.d")
-# does not stop it. Plain HTTP to 127.0.0.1 needs no registry config: with no
-# config_path, containerd 1.6's CRI uses http for localhost and loopback
-# hosts (as imaged does). The snapshotter is named although overlayfs is the
-# default, since the figures depend on it.
+# containerd with its CRI plugin (e2e_cri_plugin_toml). The snapshotter is
+# named although overlayfs is the default, since the figures depend on it.
 write_containerd_config() {
-  e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK" <<EOF
-[plugins."io.containerd.grpc.v1.cri"]
-  disable_cgroup = true
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-EOF
+  e2e_cri_plugin_toml overlayfs | e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK"
 }
 
 # Starts a containerd on a fresh root; returns once it answers and its CRI
