@@ -172,7 +172,9 @@ TEST_F(CriIndexTest, ARememberedResolutionIsNotUsedOnceItsBlobsAreGone) {
   EXPECT_EQ((*unresolved)[0].waiting_for, ti.config.digest);
   // The config back: the record resolves, and the resolution is remembered anew.
   for (const auto& [digest, bytes] : ti.blobs) {
-    if (digest == ti.config.digest) ASSERT_TRUE(WriteBlob(stores_.content(), kNs, bytes).ok());
+    if (digest == ti.config.digest) {
+      ASSERT_TRUE(WriteBlob(stores_.content(), kNs, bytes).ok());
+    }
   }
   ASSERT_EQ(List().size(), 1u);
   ASSERT_TRUE(Create("third", ti.manifest).ok());
