@@ -312,6 +312,13 @@ void Mirror::SetConnected(bool connected, absl::string_view error) {
   if (!error.empty()) state_.last_error = std::string(error);
 }
 
+void Mirror::SetAnswering(bool answering, absl::Time since, absl::string_view last_failure) {
+  absl::MutexLock lock(&mu_);
+  state_.answering = answering;
+  state_.answering_since = since;
+  state_.last_failure = std::string(last_failure);
+}
+
 void Mirror::EventApplied(absl::Duration lag) {
   absl::MutexLock lock(&mu_);
   ++state_.events_applied;

@@ -68,6 +68,12 @@ struct MirrorState {
   absl::Duration lag_p50;
   absl::Duration lag_p99;
   std::string last_error;
+  // Whether containerd answers calls (a hung containerd keeps its socket
+  // open, so a connection can be up while nothing comes back), since when,
+  // and the last call that found it not answering.
+  bool answering = true;
+  absl::Time answering_since = absl::InfinitePast();
+  std::string last_failure;
 };
 
 class Mirror {
@@ -87,6 +93,7 @@ class Mirror {
 
   // Bookkeeping for the connection that feeds events (plugin/mirror_runner).
   void SetConnected(bool connected, absl::string_view error = "");
+  void SetAnswering(bool answering, absl::Time since, absl::string_view last_failure);
   void EventApplied(absl::Duration lag);
   MirrorState State();
 

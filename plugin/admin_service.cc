@@ -91,6 +91,11 @@ grpc::Status AdminService::MirrorStatus(grpc::ServerContext*, const adminpb::Mir
   resp->set_last_error(st.last_error);
   resp->set_lag_p50_micros(absl::ToInt64Microseconds(st.lag_p50));
   resp->set_lag_p99_micros(absl::ToInt64Microseconds(st.lag_p99));
+  resp->set_containerd_answering(st.answering);
+  if (st.answering_since != absl::InfinitePast()) {
+    resp->set_answering_since_unix(absl::ToUnixSeconds(st.answering_since));
+  }
+  resp->set_last_failure(st.last_failure);
   return grpc::Status::OK;
 }
 

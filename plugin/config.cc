@@ -62,12 +62,25 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
       absl::StatusOr<unsigned> mode = ParseMode(*text);
       if (!mode.ok()) return Bad(path, k, mode.status().message());
       out.socket_mode = *mode;
-    } else if (k == "ingest_expiry" || k == "shutdown_timeout") {
+    } else if (k == "ingest_expiry" || k == "shutdown_timeout" || k == "containerd_timeout" ||
+               k == "containerd_list_timeout" || k == "upstream_pull_timeout" ||
+               k == "mirror_miss_budget") {
       absl::Duration d;
-      if (!text || !absl::ParseDuration(*text, &d) || d <= absl::ZeroDuration()) {
+      if (!text || !absl::ParseDuration(*text, &d) || d <= absl::ZeroDuration() ||
+          d == absl::InfiniteDuration()) {
         return Bad(path, k, "must be a positive duration such as \"30s\" or \"24h\"");
       }
-      (k == "ingest_expiry" ? out.ingest_expiry : out.shutdown_timeout) = d;
+      absl::Duration* field = k == "ingest_expiry"             ? &out.ingest_expiry
+                              : k == "shutdown_timeout"        ? &out.shutdown_timeout
+                              : k == "containerd_timeout"      ? &out.containerd_timeout
+                              : k == "containerd_list_timeout" ? &out.containerd_list_timeout
+                              : k == "upstream_pull_timeout"   ? &out.upstream_pull_timeout
+                                                               : &out.mirror_miss_budget;
+      *field = d;
+    } else if (k == "mirror_miss_queue") {
+      auto n = node.value<int64_t>();
+      if (!n || *n < 1 || *n > 4096) return Bad(path, k, "must be an integer from 1 to 4096");
+      out.mirror_miss_queue = static_cast<int>(*n);
     } else if (k == "containerd_address" || k == "upstream_cri_address") {
       if (!text) return Bad(path, k, "must be a string (a unix socket path)");
       (k == "containerd_address" ? out.containerd_address : out.upstream_cri_address) = *text;

@@ -48,6 +48,20 @@ struct Config {
   std::string containerd_address;
   std::vector<std::string> mirror_namespaces = {"k8s.io"};
   std::string upstream_cri_address;
+  // Mirror mode: deadlines of calls to containerd. A point call (Get, Info,
+  // Create, Delete...) and a stream kept waiting for a message end after
+  // `containerd_timeout`; a call that lists everything, or a delete that
+  // waits for containerd's collector, after `containerd_list_timeout`; a
+  // forwarded PullImage at the caller's deadline or `upstream_pull_timeout`.
+  absl::Duration containerd_timeout = absl::Seconds(5);
+  absl::Duration containerd_list_timeout = absl::Seconds(60);
+  absl::Duration upstream_pull_timeout = absl::Minutes(30);
+  // Mirror mode: an ImageStatus miss is looked up in containerd for at most
+  // this long before the answer is "not present" (the lookup goes on), with
+  // at most `mirror_miss_queue` distinct lookups waiting or running (more
+  // are "not present" at once).
+  absl::Duration mirror_miss_budget = absl::Seconds(2);
+  int mirror_miss_queue = 64;
 };
 
 // Reads a TOML file over `base`. Keys (all optional):
@@ -66,6 +80,11 @@ struct Config {
 //   containerd_address = "/run/containerd/containerd.sock"   # mirror mode
 //   mirror_namespaces = ["k8s.io"]
 //   upstream_cri_address = "/run/containerd/containerd.sock" # PullImage forwarded there
+//   containerd_timeout = "5s"         # mirror mode: point calls to containerd
+//   containerd_list_timeout = "60s"   # whole lists, deletes that wait for its GC
+//   upstream_pull_timeout = "30m"     # a forwarded PullImage at most
+//   mirror_miss_budget = "2s"         # an ImageStatus miss asks containerd this long
+//   mirror_miss_queue = 64            # distinct misses looked up at once, at most
 //   [registry]
 //   config_path = "/etc/imaged/certs.d"   # containerd's hosts.toml layout
 // InvalidArgument naming the file and key for a syntax error, an unknown key

@@ -35,6 +35,11 @@ gc_delay = "250ms"
 containerd_address = "/run/containerd/containerd.sock"
 mirror_namespaces = ["k8s.io", "moby"]
 upstream_cri_address = "/run/containerd/cri.sock"
+containerd_timeout = "3s"
+containerd_list_timeout = "20s"
+upstream_pull_timeout = "10m"
+mirror_miss_budget = "500ms"
+mirror_miss_queue = 16
 [registry]
 config_path = "/etc/imaged/certs.d"
 )"));
@@ -54,6 +59,11 @@ config_path = "/etc/imaged/certs.d"
   EXPECT_EQ(config->mirror_namespaces, (std::vector<std::string>{"k8s.io", "moby"}));
   EXPECT_EQ(config->upstream_cri_address, "/run/containerd/cri.sock");
   EXPECT_EQ(config->registry_config_path, "/etc/imaged/certs.d");
+  EXPECT_EQ(config->containerd_timeout, absl::Seconds(3));
+  EXPECT_EQ(config->containerd_list_timeout, absl::Seconds(20));
+  EXPECT_EQ(config->upstream_pull_timeout, absl::Minutes(10));
+  EXPECT_EQ(config->mirror_miss_budget, absl::Milliseconds(500));
+  EXPECT_EQ(config->mirror_miss_queue, 16);
 }
 
 TEST(ConfigTest, EmptyFileKeepsDefaults) {
@@ -87,6 +97,10 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
       {"containerd_address = 1", "containerd_address"},
       {"max_concurrent_downloads = \"3\"", "max_concurrent_downloads"},
       {"registry = \"x\"", "registry"},
+      {"containerd_timeout = \"0s\"", "containerd_timeout"},
+      {"containerd_list_timeout = \"inf\"", "containerd_list_timeout"},
+      {"mirror_miss_budget = 2", "mirror_miss_budget"},
+      {"mirror_miss_queue = 0", "mirror_miss_queue"},
       {"[registry]\nconfig_path = 1", "registry.config_path"},
       {"[registry]\nmirrors = \"x\"", "registry.mirrors"},
   };

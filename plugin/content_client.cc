@@ -12,8 +12,9 @@ namespace {
 
 class RemoteReader final : public store::ContentReader {
  public:
-  RemoteReader(contentpb::Content::Stub* stub, std::string ns, std::string digest, int64_t size)
-      : stub_(stub), ns_(std::move(ns)), digest_(std::move(digest)), size_(size) {}
+  RemoteReader(contentpb::Content::Stub* stub, UpstreamCalls* calls, std::string ns,
+               std::string digest, int64_t size)
+      : stub_(stub), calls_(calls), ns_(std::move(ns)), digest_(std::move(digest)), size_(size) {}
 
   int64_t Size() const override { return size_; }
 
@@ -24,15 +25,19 @@ class RemoteReader final : public store::ContentReader {
     req.set_digest(digest_);
     req.set_offset(offset);
     req.set_size(static_cast<int64_t>(n));
-    auto ctx = NamespacedContext(ns_);
-    auto reader = stub_->Read(ctx.get(), req);
+    auto call = calls_->Start("Content/Read", ns_, UpstreamCalls::Kind::kStream);
+    auto reader = stub_->Read(call->get(), req);
     contentpb::ReadContentResponse resp;
-    while (reader->Read(&resp)) out->append(resp.data());
-    return FromGrpcStatus(reader->Finish());
+    while (reader->Read(&resp)) {
+      call->Progress();
+      out->append(resp.data());
+    }
+    return call->Finish(reader->Finish());
   }
 
  private:
   contentpb::Content::Stub* stub_;
+  UpstreamCalls* calls_;
   std::string ns_;
   std::string digest_;
   int64_t size_;
@@ -44,12 +49,13 @@ class RemoteWriter final : public store::ContentWriter {
   using Stream = grpc::ClientReaderWriter<contentpb::WriteContentRequest,
                                           contentpb::WriteContentResponse>;
 
-  RemoteWriter(std::unique_ptr<grpc::ClientContext> ctx, std::unique_ptr<Stream> stream,
+  RemoteWriter(std::unique_ptr<UpstreamCalls::Call> call, std::unique_ptr<Stream> stream,
                std::string ref)
-      : ctx_(std::move(ctx)), stream_(std::move(stream)), ref_(std::move(ref)) {}
+      : call_(std::move(call)), stream_(std::move(stream)), ref_(std::move(ref)) {}
 
   ~RemoteWriter() override {
     if (!finished_) {
+      call_->Progress();
       stream_->WritesDone();
       contentpb::WriteContentResponse extra;  // containerd answers EOF with one more
       while (stream_->Read(&extra)) {
@@ -62,15 +68,17 @@ class RemoteWriter final : public store::ContentWriter {
   absl::StatusOr<contentpb::WriteContentResponse> Send(const contentpb::WriteContentRequest& req) {
     if (finished_) return absl::FailedPreconditionError("write stream already closed");
     contentpb::WriteContentResponse resp;
+    call_->Progress();
     if (!stream_->Write(req) || !stream_->Read(&resp)) {
       finished_ = true;
       stream_->WritesDone();
       contentpb::WriteContentResponse extra;
       while (stream_->Read(&extra)) {
       }
-      absl::Status s = FromGrpcStatus(stream_->Finish());
+      absl::Status s = call_->Finish(stream_->Finish());
       return s.ok() ? absl::UnknownError("write stream closed early") : s;
     }
+    call_->Idle();  // until the next request: our own time, not the peer's
     offset_ = resp.offset();
     if (!resp.digest().empty()) digest_ = resp.digest();
     return resp;
@@ -112,6 +120,7 @@ class RemoteWriter final : public store::ContentWriter {
     absl::Status s = Send(req).status();
     if (!finished_) {
       finished_ = true;
+      call_->Progress();
       stream_->WritesDone();
       // containerd's Write handler sends its last response twice after a
       // commit (once in its loop, once more as it returns); gRPC's Finish
@@ -119,14 +128,15 @@ class RemoteWriter final : public store::ContentWriter {
       contentpb::WriteContentResponse extra;
       while (stream_->Read(&extra)) {
       }
-      absl::Status end = FromGrpcStatus(stream_->Finish());
+      absl::Status end = call_->Finish(stream_->Finish());
       if (s.ok()) s = end;
     }
     return s;
   }
 
  private:
-  std::unique_ptr<grpc::ClientContext> ctx_;
+  // Declared first: the stream must end before its context does.
+  std::unique_ptr<UpstreamCalls::Call> call_;
   std::unique_ptr<Stream> stream_;
   std::string ref_;
   int64_t offset_ = 0;
@@ -142,16 +152,18 @@ std::unique_ptr<grpc::ClientContext> NamespacedContext(absl::string_view ns) {
   return ctx;
 }
 
-RemoteContentStore::RemoteContentStore(std::shared_ptr<grpc::Channel> channel)
-    : stub_(contentpb::Content::NewStub(std::move(channel))) {}
+RemoteContentStore::RemoteContentStore(std::shared_ptr<grpc::Channel> channel,
+                                       UpstreamCalls* calls)
+    : stub_(contentpb::Content::NewStub(std::move(channel))),
+      calls_(calls != nullptr ? calls : UpstreamCalls::Unbounded()) {}
 
 absl::StatusOr<store::ContentInfo> RemoteContentStore::Info(absl::string_view ns,
                                                             absl::string_view digest) {
   contentpb::InfoRequest req;
   req.set_digest(std::string(digest));
   contentpb::InfoResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (absl::Status s = FromGrpcStatus(stub_->Info(ctx.get(), req, &resp)); !s.ok()) return s;
+  auto call = calls_->Start("Content/Info", ns);
+  if (absl::Status s = call->Finish(stub_->Info(call->get(), req, &resp)); !s.ok()) return s;
   return FromProto(resp.info());
 }
 
@@ -162,8 +174,8 @@ absl::StatusOr<store::ContentInfo> RemoteContentStore::Update(
   ToProto(info, req.mutable_info());
   for (const std::string& p : fieldpaths) req.mutable_update_mask()->add_paths(p);
   contentpb::UpdateResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (absl::Status s = FromGrpcStatus(stub_->Update(ctx.get(), req, &resp)); !s.ok()) return s;
+  auto call = calls_->Start("Content/Update", ns);
+  if (absl::Status s = call->Finish(stub_->Update(call->get(), req, &resp)); !s.ok()) return s;
   return FromProto(resp.info());
 }
 
@@ -171,37 +183,38 @@ absl::Status RemoteContentStore::Walk(absl::string_view ns, absl::Span<const std
                                       const WalkFn& fn) {
   contentpb::ListContentRequest req;
   for (const std::string& f : filters) req.add_filters(f);
-  auto ctx = NamespacedContext(ns);
-  auto reader = stub_->List(ctx.get(), req);
+  auto call = calls_->Start("Content/List", ns, UpstreamCalls::Kind::kStream);
+  auto reader = stub_->List(call->get(), req);
   contentpb::ListContentResponse resp;
   absl::Status result;
   while (result.ok() && reader->Read(&resp)) {
+    call->Progress();
     for (const contentpb::Info& info : resp.info()) {
       result = fn(FromProto(info));
       if (!result.ok()) break;
     }
   }
   if (!result.ok()) {
-    ctx->TryCancel();
+    call->get()->TryCancel();
     reader->Finish().IgnoreError();
     return result;
   }
-  return FromGrpcStatus(reader->Finish());
+  return call->Finish(reader->Finish());
 }
 
 absl::Status RemoteContentStore::Delete(absl::string_view ns, absl::string_view digest) {
   contentpb::DeleteContentRequest req;
   req.set_digest(std::string(digest));
   google::protobuf::Empty resp;
-  auto ctx = NamespacedContext(ns);
-  return FromGrpcStatus(stub_->Delete(ctx.get(), req, &resp));
+  auto call = calls_->Start("Content/Delete", ns);
+  return call->Finish(stub_->Delete(call->get(), req, &resp));
 }
 
 absl::StatusOr<std::unique_ptr<store::ContentReader>> RemoteContentStore::Reader(
     absl::string_view ns, absl::string_view digest) {
   absl::StatusOr<store::ContentInfo> info = Info(ns, digest);
   if (!info.ok()) return info.status();
-  return std::make_unique<RemoteReader>(stub_.get(), std::string(ns), std::string(digest),
+  return std::make_unique<RemoteReader>(stub_.get(), calls_, std::string(ns), std::string(digest),
                                         info->size);
 }
 
@@ -210,8 +223,8 @@ absl::StatusOr<store::IngestStatus> RemoteContentStore::Status(absl::string_view
   contentpb::StatusRequest req;
   req.set_ref(std::string(ref));
   contentpb::StatusResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (absl::Status s = FromGrpcStatus(stub_->Status(ctx.get(), req, &resp)); !s.ok()) return s;
+  auto call = calls_->Start("Content/Status", ns);
+  if (absl::Status s = call->Finish(stub_->Status(call->get(), req, &resp)); !s.ok()) return s;
   return FromProto(resp.status());
 }
 
@@ -220,8 +233,8 @@ absl::StatusOr<std::vector<store::IngestStatus>> RemoteContentStore::ListStatuse
   contentpb::ListStatusesRequest req;
   for (const std::string& f : filters) req.add_filters(f);
   contentpb::ListStatusesResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (absl::Status s = FromGrpcStatus(stub_->ListStatuses(ctx.get(), req, &resp)); !s.ok()) {
+  auto call = calls_->Start("Content/ListStatuses", ns, UpstreamCalls::Kind::kList);
+  if (absl::Status s = call->Finish(stub_->ListStatuses(call->get(), req, &resp)); !s.ok()) {
     return s;
   }
   std::vector<store::IngestStatus> out;
@@ -232,10 +245,10 @@ absl::StatusOr<std::vector<store::IngestStatus>> RemoteContentStore::ListStatuse
 absl::StatusOr<std::unique_ptr<store::ContentWriter>> RemoteContentStore::Writer(
     absl::string_view ns, absl::string_view ref, int64_t total, absl::string_view expected,
     absl::string_view lease) {
-  auto ctx = NamespacedContext(ns);
-  if (!lease.empty()) ctx->AddMetadata(kLeaseHeader, std::string(lease));
-  auto stream = stub_->Write(ctx.get());
-  auto writer = std::make_unique<RemoteWriter>(std::move(ctx), std::move(stream), std::string(ref));
+  auto call = calls_->Start("Content/Write", ns, UpstreamCalls::Kind::kStream);
+  if (!lease.empty()) call->get()->AddMetadata(kLeaseHeader, std::string(lease));
+  auto stream = stub_->Write(call->get());
+  auto writer = std::make_unique<RemoteWriter>(std::move(call), std::move(stream), std::string(ref));
   // Opening is a STAT that names the ref, as containerd's proxy negotiates.
   contentpb::WriteContentRequest req;
   req.set_action(contentpb::STAT);
@@ -250,8 +263,8 @@ absl::Status RemoteContentStore::Abort(absl::string_view ns, absl::string_view r
   contentpb::AbortRequest req;
   req.set_ref(std::string(ref));
   google::protobuf::Empty resp;
-  auto ctx = NamespacedContext(ns);
-  return FromGrpcStatus(stub_->Abort(ctx.get(), req, &resp));
+  auto call = calls_->Start("Content/Abort", ns);
+  return call->Finish(stub_->Abort(call->get(), req, &resp));
 }
 
 }  // namespace imaged::plugin

@@ -10,13 +10,15 @@
 #include <memory>
 
 #include "api/containerd/services/content/v1/content.grpc.pb.h"
+#include "plugin/upstream_calls.h"
 #include "store/content_store.h"
 
 namespace imaged::plugin {
 
 class RemoteContentStore final : public store::ContentStore {
  public:
-  explicit RemoteContentStore(std::shared_ptr<grpc::Channel> channel);
+  // Calls get their deadlines from `calls` (not owned; null: none).
+  explicit RemoteContentStore(std::shared_ptr<grpc::Channel> channel, UpstreamCalls* calls = nullptr);
 
   absl::StatusOr<store::ContentInfo> Info(absl::string_view ns, absl::string_view digest) override;
   absl::StatusOr<store::ContentInfo> Update(absl::string_view ns, const store::ContentInfo& info,
@@ -40,6 +42,7 @@ class RemoteContentStore final : public store::ContentStore {
 
  private:
   std::unique_ptr<::containerd::services::content::v1::Content::Stub> stub_;
+  UpstreamCalls* const calls_;
 };
 
 // A client context carrying `ns` in the containerd-namespace header ("" sends none).

@@ -159,52 +159,82 @@ grpc::Status CriService::StreamImages(grpc::ServerContext*, const cripb::StreamI
   return ToGrpcStatus(images_->StreamImages(ns_, send, kStreamBatch));
 }
 
-void CriService::SetMirror(MirrorRunner* mirror, std::shared_ptr<grpc::Channel> upstream_cri) {
+void CriService::SetMirror(MirrorRunner* mirror, std::shared_ptr<grpc::Channel> upstream_cri,
+                           const MirrorOptions& options) {
   mirror_ = mirror;
+  mirror_options_ = options;
   if (upstream_cri != nullptr) upstream_cri_ = cripb::ImageService::NewStub(std::move(upstream_cri));
+  misses_ = std::make_unique<cri::MirrorMisses>(
+      [mirror](const std::string& ns, const std::string& ref) -> absl::StatusOr<bool> {
+        bool found = false;
+        for (const std::string& name : MirrorCandidates(ref)) {
+          absl::StatusOr<bool> had = mirror->mirror().SyncName(ns, name);
+          if (!had.ok()) return had.status();
+          found = found || *had;
+        }
+        return found;
+      },
+      options.misses);
+}
+
+void CriService::StopMirror() {
+  if (misses_ != nullptr) misses_->Stop();
+}
+
+cri::MirrorMisses::Stats CriService::MissStats() const {
+  return misses_ != nullptr ? misses_->stats() : cri::MirrorMisses::Stats{};
+}
+
+grpc::Status CriService::Answer(const store::CriImage& image, bool verbose,
+                                cripb::ImageStatusResponse* resp) {
+  ToCriImage(image, resp->mutable_image());
+  if (verbose) {
+    auto config = images_->ImageConfigJson(ns_, image.id);
+    if (!config.ok()) return ToGrpcStatus(config.status());
+    (*resp->mutable_info())["info"] = VerboseInfo(image, *config);
+  }
+  return grpc::Status::OK;
 }
 
 grpc::ServerUnaryReactor* CriService::ImageStatus(grpc::CallbackServerContext* ctx,
                                                   const cripb::ImageStatusRequest* req,
                                                   cripb::ImageStatusResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(StatusOf(req, resp));
-  return reactor;
-}
-
-grpc::Status CriService::StatusOf(const cripb::ImageStatusRequest* req,
-                                  cripb::ImageStatusResponse* resp) {
   auto image = images_->ImageStatus(ns_, req->image().image());
-  if (!image.ok()) return ToGrpcStatus(image.status());
-  if (!image->has_value() && mirror_ != nullptr) {
+  if (!image.ok()) {
+    reactor->Finish(ToGrpcStatus(image.status()));
+  } else if (image->has_value()) {
+    reactor->Finish(Answer(**image, req->verbose(), resp));
+  } else if (misses_ == nullptr || req->image().image().empty()) {
+    reactor->Finish(grpc::Status::OK);  // kubelet's "not present"
+  } else {
     // Read-your-writes: containerd may have the image before its event
-    // reached the mirror; ask once rather than make kubelet pull again.
-    bool found = false;
-    for (const std::string& name : MirrorCandidates(req->image().image())) {
-      absl::StatusOr<bool> had = mirror_->mirror().SyncName(ns_, name);
-      found = found || (had.ok() && *had);
-    }
-    if (found) {
-      image = images_->ImageStatus(ns_, req->image().image());
-      if (!image.ok()) return ToGrpcStatus(image.status());
-    }
+    // reached the mirror. Asked off this thread, within the miss budget;
+    // whatever the lookup's outcome, an absent image is "not present".
+    misses_->Lookup(ns_, req->image().image(), [this, reactor, req, resp](cri::MirrorMisses::Outcome o) {
+      if (o != cri::MirrorMisses::Outcome::kFound) {
+        reactor->Finish(grpc::Status::OK);
+        return;
+      }
+      auto found = images_->ImageStatus(ns_, req->image().image());
+      if (!found.ok()) {
+        reactor->Finish(ToGrpcStatus(found.status()));
+      } else if (!found->has_value()) {
+        reactor->Finish(grpc::Status::OK);
+      } else {
+        reactor->Finish(Answer(**found, req->verbose(), resp));
+      }
+    });
   }
-  if (!image->has_value()) return grpc::Status::OK;  // kubelet's "not present"
-  ToCriImage(**image, resp->mutable_image());
-  if (req->verbose()) {
-    auto config = images_->ImageConfigJson(ns_, (*image)->id);
-    if (!config.ok()) return ToGrpcStatus(config.status());
-    (*resp->mutable_info())["info"] = VerboseInfo(**image, *config);
-  }
-  return grpc::Status::OK;
+  return reactor;
 }
 
 grpc::Status CriService::ForwardPull(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,
                                      cripb::PullImageResponse* resp) {
-  grpc::ClientContext up;
-  up.set_deadline(ctx->deadline());
-  grpc::Status s = upstream_cri_->PullImage(&up, *req, resp);
-  if (!s.ok()) return s;
+  auto up = mirror_->calls().StartForwarded("CRI/PullImage", *ctx, mirror_options_.pull_timeout);
+  if (absl::Status s = up->Finish(upstream_cri_->PullImage(up->get(), *req, resp)); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   // Answer once the mirror has what containerd's CRI wrote: the ID record,
   // the reference, and every other name of the same target.
   std::vector<std::string> names = {resp->image_ref()};

@@ -8,6 +8,7 @@
 
 #include "api/runtime/v1/api.grpc.pb.h"
 #include "cri/image_service.h"
+#include "cri/mirror_misses.h"
 #include "cri/puller.h"
 #include "plugin/event_exchange.h"
 #include "plugin/gc_scheduler.h"
@@ -57,15 +58,28 @@ class CriService final
   grpc::Status ImageFsInfo(grpc::ServerContext* ctx, const cripb::ImageFsInfoRequest* req,
                            cripb::ImageFsInfoResponse* resp) override;
 
+  struct MirrorOptions {
+    // ImageStatus misses looked up in containerd (cri/mirror_misses.h).
+    cri::MirrorMisses::Options misses;
+    // A forwarded PullImage ends at the caller's deadline or after this.
+    absl::Duration pull_timeout = absl::Minutes(30);
+  };
   // Mirror mode: answers come from the mirrored index; a name it misses is
-  // asked of containerd once; RemoveImage deletes through containerd's Images
-  // API; PullImage goes to `upstream_cri` when set (containerd's own CRI,
-  // which unpacks), else the puller (which then writes into containerd), and
-  // answers once the mirror has the image. Not owned; set before serving.
-  void SetMirror(MirrorRunner* mirror, std::shared_ptr<grpc::Channel> upstream_cri);
+  // looked up in containerd off gRPC's threads and within a budget, after
+  // which the answer is "not present"; RemoveImage deletes through
+  // containerd's Images API; PullImage goes to `upstream_cri` when set
+  // (containerd's own CRI, which unpacks), else the puller (which then writes
+  // into containerd), and answers once the mirror has the image. Not owned;
+  // set before serving.
+  void SetMirror(MirrorRunner* mirror, std::shared_ptr<grpc::Channel> upstream_cri,
+                 const MirrorOptions& options);
+  // Answers every ImageStatus still waiting on a lookup ("not present") and
+  // stops the lookups (their calls to containerd are cancelled first).
+  void StopMirror();
+  // How mirror-mode misses were answered, for metrics.
+  cri::MirrorMisses::Stats MissStats() const;
 
  private:
-  grpc::Status StatusOf(const cripb::ImageStatusRequest* req, cripb::ImageStatusResponse* resp);
   void StartListCache();
   // The serialized ListImagesResponse of every image: `previous` patched
   // with the images changed since, or else one scan, with one reused Image
@@ -79,6 +93,10 @@ class CriService final
   GcScheduler* const gc_;
   MirrorRunner* mirror_ = nullptr;
   std::unique_ptr<cripb::ImageService::Stub> upstream_cri_;
+  MirrorOptions mirror_options_;
+  std::unique_ptr<cri::MirrorMisses> misses_;
+  // Fills `resp` for an image found in the index (with the verbose info).
+  grpc::Status Answer(const store::CriImage& image, bool verbose, cripb::ImageStatusResponse* resp);
 
   grpc::Status ForwardPull(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,
                            cripb::PullImageResponse* resp);

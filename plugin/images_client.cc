@@ -7,15 +7,16 @@
 
 namespace imaged::plugin {
 
-RemoteImageStore::RemoteImageStore(std::shared_ptr<grpc::Channel> channel)
-    : stub_(imagespb::Images::NewStub(std::move(channel))) {}
+RemoteImageStore::RemoteImageStore(std::shared_ptr<grpc::Channel> channel, UpstreamCalls* calls)
+    : stub_(imagespb::Images::NewStub(std::move(channel))),
+      calls_(calls != nullptr ? calls : UpstreamCalls::Unbounded()) {}
 
 absl::StatusOr<store::Image> RemoteImageStore::Get(absl::string_view ns, absl::string_view name) {
   imagespb::GetImageRequest req;
   req.set_name(std::string(name));
   imagespb::GetImageResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (absl::Status s = FromGrpcStatus(stub_->Get(ctx.get(), req, &resp)); !s.ok()) return s;
+  auto call = calls_->Start("Images/Get", ns);
+  if (absl::Status s = call->Finish(stub_->Get(call->get(), req, &resp)); !s.ok()) return s;
   return FromProto(resp.image());
 }
 
@@ -24,8 +25,8 @@ absl::StatusOr<std::vector<store::Image>> RemoteImageStore::List(
   imagespb::ListImagesRequest req;
   for (const std::string& f : filters) req.add_filters(f);
   imagespb::ListImagesResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (absl::Status s = FromGrpcStatus(stub_->List(ctx.get(), req, &resp)); !s.ok()) return s;
+  auto call = calls_->Start("Images/List", ns, UpstreamCalls::Kind::kList);
+  if (absl::Status s = call->Finish(stub_->List(call->get(), req, &resp)); !s.ok()) return s;
   std::vector<store::Image> out;
   for (const imagespb::Image& i : resp.images()) out.push_back(FromProto(i));
   return out;
@@ -37,9 +38,9 @@ absl::StatusOr<store::Image> RemoteImageStore::Create(absl::string_view ns,
   imagespb::CreateImageRequest req;
   ToProto(image, req.mutable_image());
   imagespb::CreateImageResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (!lease.empty()) ctx->AddMetadata(kLeaseHeader, std::string(lease));
-  if (absl::Status s = FromGrpcStatus(stub_->Create(ctx.get(), req, &resp)); !s.ok()) return s;
+  auto call = calls_->Start("Images/Create", ns);
+  if (!lease.empty()) call->get()->AddMetadata(kLeaseHeader, std::string(lease));
+  if (absl::Status s = call->Finish(stub_->Create(call->get(), req, &resp)); !s.ok()) return s;
   return FromProto(resp.image());
 }
 
@@ -51,9 +52,9 @@ absl::StatusOr<store::Image> RemoteImageStore::Update(absl::string_view ns,
   ToProto(image, req.mutable_image());
   for (const std::string& p : fieldpaths) req.mutable_update_mask()->add_paths(p);
   imagespb::UpdateImageResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (!lease.empty()) ctx->AddMetadata(kLeaseHeader, std::string(lease));
-  if (absl::Status s = FromGrpcStatus(stub_->Update(ctx.get(), req, &resp)); !s.ok()) return s;
+  auto call = calls_->Start("Images/Update", ns);
+  if (!lease.empty()) call->get()->AddMetadata(kLeaseHeader, std::string(lease));
+  if (absl::Status s = call->Finish(stub_->Update(call->get(), req, &resp)); !s.ok()) return s;
   return FromProto(resp.image());
 }
 
@@ -62,8 +63,8 @@ absl::Status RemoteImageStore::DeleteSync(absl::string_view ns, absl::string_vie
   req.set_name(std::string(name));
   req.set_sync(true);
   google::protobuf::Empty resp;
-  auto ctx = NamespacedContext(ns);
-  return FromGrpcStatus(stub_->Delete(ctx.get(), req, &resp));
+  auto call = calls_->Start("Images/Delete", ns, UpstreamCalls::Kind::kList);
+  return call->Finish(stub_->Delete(call->get(), req, &resp));
 }
 
 absl::StatusOr<std::vector<store::ImageCommitter::Written>> RemoteImageCommitter::Commit(
@@ -110,8 +111,8 @@ absl::Status RemoteImageStore::Delete(absl::string_view ns, absl::string_view na
   imagespb::DeleteImageRequest req;
   req.set_name(std::string(name));
   google::protobuf::Empty resp;
-  auto ctx = NamespacedContext(ns);
-  return FromGrpcStatus(stub_->Delete(ctx.get(), req, &resp));
+  auto call = calls_->Start("Images/Delete", ns);
+  return call->Finish(stub_->Delete(call->get(), req, &resp));
 }
 
 }  // namespace imaged::plugin

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "api/containerd/services/images/v1/images.grpc.pb.h"
+#include "plugin/upstream_calls.h"
 #include "store/content_store.h"
 #include "store/image_store.h"
 
@@ -15,7 +16,8 @@ namespace imaged::plugin {
 
 class RemoteImageStore final : public store::ImageStore {
  public:
-  explicit RemoteImageStore(std::shared_ptr<grpc::Channel> channel);
+  // Calls get their deadlines from `calls` (not owned; null: none).
+  explicit RemoteImageStore(std::shared_ptr<grpc::Channel> channel, UpstreamCalls* calls = nullptr);
 
   absl::StatusOr<store::Image> Get(absl::string_view ns, absl::string_view name) override;
   absl::StatusOr<std::vector<store::Image>> List(absl::string_view ns,
@@ -34,6 +36,7 @@ class RemoteImageStore final : public store::ImageStore {
 
  private:
   std::unique_ptr<::containerd::services::images::v1::Images::Stub> stub_;
+  UpstreamCalls* const calls_;
 };
 
 // store::ImageCommitter over the Content and Images APIs of a server that has

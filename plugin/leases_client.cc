@@ -21,8 +21,9 @@ store::Lease FromProto(const leasespb::Lease& l) {
 
 }  // namespace
 
-RemoteLeaseStore::RemoteLeaseStore(std::shared_ptr<grpc::Channel> channel)
-    : stub_(leasespb::Leases::NewStub(std::move(channel))) {}
+RemoteLeaseStore::RemoteLeaseStore(std::shared_ptr<grpc::Channel> channel, UpstreamCalls* calls)
+    : stub_(leasespb::Leases::NewStub(std::move(channel))),
+      calls_(calls != nullptr ? calls : UpstreamCalls::Unbounded()) {}
 
 absl::StatusOr<store::Lease> RemoteLeaseStore::Create(absl::string_view ns,
                                                       const store::Lease& lease) {
@@ -30,8 +31,8 @@ absl::StatusOr<store::Lease> RemoteLeaseStore::Create(absl::string_view ns,
   req.set_id(lease.id);
   req.mutable_labels()->insert(lease.labels.begin(), lease.labels.end());
   leasespb::CreateResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (absl::Status s = FromGrpcStatus(stub_->Create(ctx.get(), req, &resp)); !s.ok()) return s;
+  auto call = calls_->Start("Leases/Create", ns);
+  if (absl::Status s = call->Finish(stub_->Create(call->get(), req, &resp)); !s.ok()) return s;
   return FromProto(resp.lease());
 }
 
@@ -49,8 +50,8 @@ absl::Status RemoteLeaseStore::Delete(absl::string_view ns, absl::string_view id
   leasespb::DeleteRequest req;
   req.set_id(std::string(id));
   google::protobuf::Empty resp;
-  auto ctx = NamespacedContext(ns);
-  return FromGrpcStatus(stub_->Delete(ctx.get(), req, &resp));
+  auto call = calls_->Start("Leases/Delete", ns);
+  return call->Finish(stub_->Delete(call->get(), req, &resp));
 }
 
 absl::Status RemoteLeaseStore::DeleteSync(absl::string_view ns, absl::string_view id) {
@@ -58,8 +59,8 @@ absl::Status RemoteLeaseStore::DeleteSync(absl::string_view ns, absl::string_vie
   req.set_id(std::string(id));
   req.set_sync(true);
   google::protobuf::Empty resp;
-  auto ctx = NamespacedContext(ns);
-  return FromGrpcStatus(stub_->Delete(ctx.get(), req, &resp));
+  auto call = calls_->Start("Leases/Delete", ns, UpstreamCalls::Kind::kList);
+  return call->Finish(stub_->Delete(call->get(), req, &resp));
 }
 
 absl::StatusOr<std::vector<store::Lease>> RemoteLeaseStore::List(
@@ -67,8 +68,8 @@ absl::StatusOr<std::vector<store::Lease>> RemoteLeaseStore::List(
   leasespb::ListRequest req;
   for (const std::string& f : filters) req.add_filters(f);
   leasespb::ListResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (absl::Status s = FromGrpcStatus(stub_->List(ctx.get(), req, &resp)); !s.ok()) return s;
+  auto call = calls_->Start("Leases/List", ns, UpstreamCalls::Kind::kList);
+  if (absl::Status s = call->Finish(stub_->List(call->get(), req, &resp)); !s.ok()) return s;
   std::vector<store::Lease> out;
   for (const leasespb::Lease& l : resp.leases()) out.push_back(FromProto(l));
   return out;
@@ -81,8 +82,8 @@ absl::Status RemoteLeaseStore::AddResource(absl::string_view ns, absl::string_vi
   req.mutable_resource()->set_id(resource.id);
   req.mutable_resource()->set_type(resource.type);
   google::protobuf::Empty resp;
-  auto ctx = NamespacedContext(ns);
-  return FromGrpcStatus(stub_->AddResource(ctx.get(), req, &resp));
+  auto call = calls_->Start("Leases/AddResource", ns);
+  return call->Finish(stub_->AddResource(call->get(), req, &resp));
 }
 
 absl::Status RemoteLeaseStore::DeleteResource(absl::string_view ns, absl::string_view lease,
@@ -92,8 +93,8 @@ absl::Status RemoteLeaseStore::DeleteResource(absl::string_view ns, absl::string
   req.mutable_resource()->set_id(resource.id);
   req.mutable_resource()->set_type(resource.type);
   google::protobuf::Empty resp;
-  auto ctx = NamespacedContext(ns);
-  return FromGrpcStatus(stub_->DeleteResource(ctx.get(), req, &resp));
+  auto call = calls_->Start("Leases/DeleteResource", ns);
+  return call->Finish(stub_->DeleteResource(call->get(), req, &resp));
 }
 
 absl::StatusOr<std::vector<store::LeaseResource>> RemoteLeaseStore::ListResources(
@@ -101,8 +102,8 @@ absl::StatusOr<std::vector<store::LeaseResource>> RemoteLeaseStore::ListResource
   leasespb::ListResourcesRequest req;
   req.set_id(std::string(lease));
   leasespb::ListResourcesResponse resp;
-  auto ctx = NamespacedContext(ns);
-  if (absl::Status s = FromGrpcStatus(stub_->ListResources(ctx.get(), req, &resp)); !s.ok()) {
+  auto call = calls_->Start("Leases/ListResources", ns, UpstreamCalls::Kind::kList);
+  if (absl::Status s = call->Finish(stub_->ListResources(call->get(), req, &resp)); !s.ok()) {
     return s;
   }
   std::vector<store::LeaseResource> out;

@@ -9,13 +9,15 @@
 #include <memory>
 
 #include "api/containerd/services/leases/v1/leases.grpc.pb.h"
+#include "plugin/upstream_calls.h"
 #include "store/lease_store.h"
 
 namespace imaged::plugin {
 
 class RemoteLeaseStore final : public store::LeaseStore {
  public:
-  explicit RemoteLeaseStore(std::shared_ptr<grpc::Channel> channel);
+  // Calls get their deadlines from `calls` (not owned; null: none).
+  explicit RemoteLeaseStore(std::shared_ptr<grpc::Channel> channel, UpstreamCalls* calls = nullptr);
 
   absl::StatusOr<store::Lease> Create(absl::string_view ns, const store::Lease& lease) override;
   absl::StatusOr<store::Lease> Get(absl::string_view ns, absl::string_view id) override;
@@ -33,6 +35,7 @@ class RemoteLeaseStore final : public store::LeaseStore {
 
  private:
   std::unique_ptr<::containerd::services::leases::v1::Leases::Stub> stub_;
+  UpstreamCalls* const calls_;
 };
 
 }  // namespace imaged::plugin

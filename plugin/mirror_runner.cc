@@ -38,25 +38,67 @@ std::vector<std::string> MirrorCandidates(absl::string_view ref) {
 
 MirrorRunner::MirrorRunner(Options options, cri::MirrorTarget target,
                            const store::Platform& platform)
-    : options_(std::move(options)), channel_(Dial(options_.containerd_address)) {
-  images_ = std::make_unique<RemoteImageStore>(channel_);
-  content_ = std::make_unique<RemoteContentStore>(channel_);
-  leases_ = std::make_unique<RemoteLeaseStore>(channel_);
+    : options_(std::move(options)),
+      channel_(Dial(options_.containerd_address)),
+      calls_(std::make_unique<UpstreamCalls>(options_.calls)) {
+  images_ = std::make_unique<RemoteImageStore>(channel_, calls_.get());
+  content_ = std::make_unique<RemoteContentStore>(channel_, calls_.get());
+  leases_ = std::make_unique<RemoteLeaseStore>(channel_, calls_.get());
   mirror_ = std::make_unique<cri::Mirror>(cri::MirrorSource{images_.get(), content_.get()}, target,
                                           platform);
+  calls_->OnHealthChange([this](bool) { UpstreamHealthChanged(); });
 }
 
 MirrorRunner::~MirrorRunner() { Stop(); }
 
-void MirrorRunner::Start() { thread_ = std::thread([this] { Loop(); }); }
+void MirrorRunner::Start() {
+  thread_ = std::thread([this] { Loop(); });
+  heartbeat_ = std::thread([this] { Heartbeat(); });
+}
 
 void MirrorRunner::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
-    if (active_ != nullptr) active_->TryCancel();
   }
+  calls_->CancelAll();
   if (thread_.joinable()) thread_.join();
+  if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+void MirrorRunner::Heartbeat() {
+  // A Get of a name nobody uses: NotFound is the answer expected; what
+  // matters is that one comes within the deadline.
+  absl::MutexLock lock(&mu_);
+  while (!stop_) {
+    mu_.Unlock();
+    images_->Get(options_.namespaces.front(), "imaged-heartbeat").status().IgnoreError();
+    mu_.Lock();
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.heartbeat);
+  }
+}
+
+void MirrorRunner::SetConnected(bool connected, absl::string_view error) {
+  mirror_->SetConnected(connected, error);
+  {
+    absl::MutexLock lock(&health_mu_);
+    connected_ = connected;
+  }
+  UpstreamHealthChanged();
+}
+
+void MirrorRunner::UpstreamHealthChanged() {
+  absl::MutexLock lock(&health_mu_);
+  const UpstreamCalls::Health h = calls_->health();
+  mirror_->SetAnswering(h.answering, h.since, h.last_failure);
+  const bool serving = connected_ && h.answering;
+  if (serving_ == serving) return;
+  serving_ = serving;
+  if (!h.answering) {
+    std::fprintf(stderr, "imaged: mirror: containerd at %s is not answering (%s)\n",
+                 options_.containerd_address.c_str(), h.last_failure.c_str());
+  }
+  if (options_.on_serving) options_.on_serving(serving);
 }
 
 void MirrorRunner::Loop() {
@@ -68,8 +110,7 @@ void MirrorRunner::Loop() {
     }
     const absl::Time start = absl::Now();
     absl::Status ended = RunOnce();
-    mirror_->SetConnected(false, ended.ToString());
-    if (options_.on_connected) options_.on_connected(false);
+    SetConnected(false, ended.ToString());
     {
       absl::MutexLock lock(&mu_);
       if (stop_) return;
@@ -87,19 +128,10 @@ void MirrorRunner::Loop() {
 
 absl::Status MirrorRunner::RunOnce() {
   auto events = eventspb::Events::NewStub(channel_);
-  grpc::ClientContext ctx;
-  {
-    absl::MutexLock lock(&mu_);
-    if (stop_) return absl::CancelledError("stopping");
-    active_ = &ctx;
-  }
-  struct Clear {
-    MirrorRunner* r;
-    ~Clear() {
-      absl::MutexLock lock(&r->mu_);
-      r->active_ = nullptr;
-    }
-  } clear{this};
+  // Idle for as long as containerd has nothing to say; Stop cancels it.
+  std::unique_ptr<UpstreamCalls::Call> sub =
+      calls_->Start("Events/Subscribe", "", UpstreamCalls::Kind::kSubscription);
+  grpc::ClientContext& ctx = *sub->get();
 
   eventspb::SubscribeRequest req;
   for (const std::string& ns : options_.namespaces) {
@@ -121,9 +153,8 @@ absl::Status MirrorRunner::RunOnce() {
       pub.mutable_event()->set_type_url("imaged.mirror.probe");
       pub.mutable_event()->set_value(probe_id);
       google::protobuf::Empty empty;
-      auto pctx = NamespacedContext(options_.namespaces.front());
-      pctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-      absl::Status s = FromGrpcStatus(events->Publish(pctx.get(), pub, &empty));
+      auto pub_call = calls_->Start("Events/Publish", options_.namespaces.front());
+      absl::Status s = pub_call->Finish(events->Publish(pub_call->get(), pub, &empty));
       if (!s.ok()) {
         publish_error = s;
         ctx.TryCancel();
@@ -150,7 +181,7 @@ absl::Status MirrorRunner::RunOnce() {
     reader->Finish().ok();
     return publish_error;
   }
-  if (!probed) return FromGrpcStatus(reader->Finish());
+  if (!probed) return sub->Finish(reader->Finish());
 
   for (const std::string& ns : options_.namespaces) {
     absl::StatusOr<cri::MirrorSyncReport> r = mirror_->Sync(ns);
@@ -169,8 +200,7 @@ absl::Status MirrorRunner::RunOnce() {
   }
   for (const auto& [ns, name] : early) mirror_->SyncName(ns, name).IgnoreError();
   // Connected means: in step with containerd, following its events.
-  mirror_->SetConnected(true);
-  if (options_.on_connected) options_.on_connected(true);
+  SetConnected(true);
 
   // Events are applied by a few workers, each name always by the same one
   // (in order for that name); different names in parallel, so a burst of
@@ -225,7 +255,7 @@ absl::Status MirrorRunner::RunOnce() {
     q->closed = true;
   }
   for (std::thread& t : workers) t.join();
-  absl::Status finished = FromGrpcStatus(reader->Finish());
+  absl::Status finished = sub->Finish(reader->Finish());
   return finished.ok() ? absl::UnavailableError("containerd closed the event stream") : finished;
 }
 

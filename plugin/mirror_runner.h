@@ -9,8 +9,14 @@
 //   -> apply each event (SyncName) until the stream breaks
 //   -> mark disconnected, back off (0.5 s doubling to 30 s), start over.
 //
-// While disconnected imaged keeps answering from RocksDB; State() and the
-// health service ("imaged.mirror") say so.
+// Every call to containerd goes through one UpstreamCalls (deadlines, and
+// cancelled all at once by Stop). A heartbeat (an Images Get every second,
+// with the point-call deadline) keeps its health current while nothing else
+// calls: a containerd that stops answering is reported within one deadline
+// and a second, and one that answers again as soon as it does.
+//
+// While disconnected or not answering imaged keeps answering from RocksDB;
+// State() and the health service ("imaged.mirror") say so.
 #ifndef IMAGED_PLUGIN_MIRROR_RUNNER_H_
 #define IMAGED_PLUGIN_MIRROR_RUNNER_H_
 
@@ -19,6 +25,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +36,7 @@
 #include "plugin/content_client.h"
 #include "plugin/images_client.h"
 #include "plugin/leases_client.h"
+#include "plugin/upstream_calls.h"
 
 namespace imaged::plugin {
 
@@ -38,8 +46,12 @@ class MirrorRunner {
     std::string containerd_address;        // unix socket path
     std::vector<std::string> namespaces;   // mirrored namespaces
     absl::Duration max_backoff = absl::Seconds(30);
-    // Told of every connect and disconnect (e.g. the health service).
-    std::function<void(bool connected)> on_connected;
+    // Deadlines of the calls to containerd.
+    UpstreamCalls::Options calls;
+    absl::Duration heartbeat = absl::Seconds(1);
+    // Told whenever "connected and containerd answering" changes (e.g. the
+    // health service).
+    std::function<void(bool serving)> on_serving;
   };
 
   // `target` holds imaged's own stores (not owned).
@@ -47,8 +59,11 @@ class MirrorRunner {
   ~MirrorRunner();
 
   void Start();
-  // Stops the thread (cancels the subscription); idempotent.
+  // Cancels every call to containerd in flight (and fails later ones at
+  // once), then stops the threads; idempotent.
   void Stop();
+  // Only the cancelling part of Stop (shutdown's drain ran out).
+  void CancelCalls() { calls_->CancelAll(); }
 
   cri::Mirror& mirror() { return *mirror_; }
   // containerd's APIs, for CRI writes that act on containerd.
@@ -56,22 +71,32 @@ class MirrorRunner {
   RemoteContentStore& upstream_content() { return *content_; }
   RemoteLeaseStore& upstream_leases() { return *leases_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  // Deadlines, timeouts per method, containerd's health.
+  UpstreamCalls& calls() { return *calls_; }
 
  private:
   void Loop();
   // One connection: subscribe, probe, sync, follow. Returns why it ended.
   absl::Status RunOnce();
+  void Heartbeat();
+  void SetConnected(bool connected, absl::string_view error = "");
+  void UpstreamHealthChanged();
 
   const Options options_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<UpstreamCalls> calls_;
   std::unique_ptr<RemoteImageStore> images_;
   std::unique_ptr<RemoteContentStore> content_;
   std::unique_ptr<RemoteLeaseStore> leases_;
   std::unique_ptr<cri::Mirror> mirror_;
   absl::Mutex mu_;
-  grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;  // to cancel on Stop
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
+  std::thread heartbeat_;
+  // Serializes health reports so they arrive in order.
+  absl::Mutex health_mu_;
+  bool connected_ ABSL_GUARDED_BY(health_mu_) = false;
+  std::optional<bool> serving_ ABSL_GUARDED_BY(health_mu_);
 };
 
 // Where a record `name` is looked up first when CRI misses it in mirror

@@ -173,10 +173,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     MirrorRunner::Options mirror_options;
     mirror_options.containerd_address = config.containerd_address;
     mirror_options.namespaces = config.mirror_namespaces;
+    mirror_options.calls.timeout = config.containerd_timeout;
+    mirror_options.calls.list_timeout = config.containerd_list_timeout;
+    mirror_options.calls.stream_cap = config.upstream_pull_timeout;
     Server* s = server.get();
-    mirror_options.on_connected = [s](bool connected) {
+    mirror_options.on_serving = [s](bool serving) {
       if (s->grpc_ != nullptr && s->grpc_->GetHealthCheckService() != nullptr) {
-        s->grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, connected);
+        s->grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, serving);
       }
     };
     server->mirror_ = std::make_unique<MirrorRunner>(
@@ -197,12 +200,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   auto cri_service = std::make_unique<CriService>(server->cri_.get(), &server->events_,
                                                   config.cri_namespace, cri_puller, gc);
   if (server->mirror_ != nullptr) {
+    CriService::MirrorOptions options;
+    options.misses.budget = config.mirror_miss_budget;
+    options.misses.max_pending = static_cast<size_t>(config.mirror_miss_queue);
+    options.pull_timeout = config.upstream_pull_timeout;
     cri_service->SetMirror(server->mirror_.get(),
                            config.upstream_cri_address.empty()
                                ? nullptr
                                : grpc::CreateChannel("unix:" + config.upstream_cri_address,
-                                                     grpc::InsecureChannelCredentials()));
+                                                     grpc::InsecureChannelCredentials()),
+                           options);
   }
+  server->cri_service_ = cri_service.get();
   // kubelet lists images as soon as it connects: have the answer under way.
   cri_service->WarmUp();
   server->services_.push_back(std::move(cri_service));
@@ -279,17 +288,31 @@ void Server::Shutdown() {
   const bool listening = grpc_ != nullptr;
   events_.Close();
   if (listening) {
+    // A handler waiting on containerd would hold the drain past its
+    // deadline (gRPC waits for every handler to return): when the drain
+    // runs out, calls to containerd are cancelled and waiting ImageStatus
+    // misses answered, so every handler returns.
+    absl::Notification drained;
+    std::thread canceller([this, &drained] {
+      if (drained.WaitForNotificationWithTimeout(config_.shutdown_timeout)) return;
+      if (mirror_ != nullptr) mirror_->CancelCalls();
+      if (cri_service_ != nullptr) cri_service_->StopMirror();
+    });
     auto deadline = std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(config_.shutdown_timeout);
     grpc_->Shutdown(deadline);
     grpc_->Wait();
+    drained.Notify();
+    canceller.join();
   }
   if (mirror_ != nullptr) mirror_->Stop();
+  if (cri_service_ != nullptr) cri_service_->StopMirror();
   stop_.Notify();
   if (expirer_.joinable()) expirer_.join();
   if (trimmer_.joinable()) trimmer_.join();
   if (gc_ != nullptr) gc_->Stop();
   grpc_.reset();
+  cri_service_ = nullptr;
   services_.clear();
   cri_.reset();
   puller_.reset();
@@ -326,16 +349,41 @@ std::string Server::RenderMetrics() {
   AppendSample(&out, "imaged_cri_list_cache_bytes", "", static_cast<double>(list.bytes));
   AppendHeader(&out, "imaged_cri_list_build_seconds", "gauge", "How long the last build took.");
   AppendSample(&out, "imaged_cri_list_build_seconds", "", list.last_build_seconds);
+  if (mirror_ != nullptr) AppendMirrorMetrics(&out);
   AppendRocksDbMetrics(*db_, &out);
   AppendProcessMetrics(&out);
   return out;
 }
 
-CriService& Server::cri_service() {
-  for (const auto& service : services_) {
-    if (auto* cri = dynamic_cast<CriService*>(service.get())) return *cri;
+void Server::AppendMirrorMetrics(std::string* out) {
+  const UpstreamCalls::Health health = mirror_->calls().health();
+  AppendHeader(out, "imaged_mirror_containerd_answering", "gauge",
+               "1 while containerd answers calls within their deadlines, else 0.");
+  AppendSample(out, "imaged_mirror_containerd_answering", "", health.answering ? 1 : 0);
+  AppendHeader(out, "imaged_mirror_containerd_timeouts_total", "counter",
+               "Calls to containerd that ran out of time, per method.");
+  for (const auto& [method, n] : mirror_->calls().Timeouts()) {
+    AppendSample(out, "imaged_mirror_containerd_timeouts_total",
+                 absl::StrCat("method=\"", method, "\""), static_cast<double>(n));
   }
-  std::abort();  // Start() always registers one
+  const cri::MirrorMisses::Stats misses = cri_service_->MissStats();
+  AppendHeader(out, "imaged_mirror_miss_lookups_total", "counter",
+               "ImageStatus misses looked up in containerd (one per name in flight).");
+  AppendSample(out, "imaged_mirror_miss_lookups_total", "", static_cast<double>(misses.lookups));
+  AppendHeader(out, "imaged_mirror_misses_total", "counter",
+               "ImageStatus misses answered, by outcome (over_budget and queue_full were "
+               "answered \"not present\" without waiting for containerd).");
+  const std::pair<const char*, int64_t> outcomes[] = {
+      {"found", misses.found},           {"absent", misses.absent},
+      {"failed", misses.failed},         {"over_budget", misses.over_budget},
+      {"queue_full", misses.queue_full},
+  };
+  for (const auto& [outcome, n] : outcomes) {
+    AppendSample(out, "imaged_mirror_misses_total", absl::StrCat("outcome=\"", outcome, "\""),
+                 static_cast<double>(n));
+  }
 }
+
+CriService& Server::cri_service() { return *cri_service_; }
 
 }  // namespace imaged::plugin

@@ -69,6 +69,7 @@ class Server {
   void TrimLoop();
   // The text /metrics serves.
   std::string RenderMetrics();
+  void AppendMirrorMetrics(std::string* out);
 
   Config config_;
   std::unique_ptr<store::MetadataDb> db_;
@@ -84,6 +85,7 @@ class Server {
   std::unique_ptr<RemoteImageCommitter> mirror_committer_;
   EventExchange events_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
+  CriService* cri_service_ = nullptr;  // one of services_
   std::unique_ptr<grpc::Server> grpc_;
   absl::Notification stop_;
   std::thread expirer_;

@@ -280,6 +280,17 @@ absl::Status MirrorStatus(const std::shared_ptr<grpc::Channel>& ch, std::ostream
     return absl::OkStatus();
   }
   out << "connected: " << (resp.connected() ? "yes" : "no") << "\n";
+  const std::string since =
+      resp.answering_since_unix() > 0
+          ? absl::StrCat(" since ", absl::FormatTime(absl::RFC3339_sec,
+                                                      absl::FromUnixSeconds(resp.answering_since_unix()),
+                                                      absl::UTCTimeZone()))
+          : "";
+  if (resp.containerd_answering()) {
+    out << "containerd: answering" << since << "\n";
+  } else {
+    out << "containerd: not answering" << since << " (" << resp.last_failure() << ")\n";
+  }
   if (resp.last_sync_unix() > 0) {
     out << absl::StrFormat(
         "last sync: %s (%d records in containerd, %d unchanged, %d written, %d deleted, %.1fms)\n",
@@ -295,6 +306,7 @@ absl::Status MirrorStatus(const std::shared_ptr<grpc::Channel>& ch, std::ostream
                          resp.lag_p50_micros() / 1000.0, resp.lag_p99_micros() / 1000.0);
   if (!resp.last_error().empty()) out << "last error: " << resp.last_error() << "\n";
   // Not connected is a state to report, and a failure for scripts.
+  if (!resp.containerd_answering()) return absl::UnavailableError("containerd is not answering");
   if (!resp.connected()) return absl::UnavailableError("the mirror is not connected to containerd");
   return absl::OkStatus();
 }
