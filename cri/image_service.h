@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "store/content_store.h"
 #include "store/image_store.h"
 
@@ -19,6 +20,7 @@ struct FsUsage {
   std::string mountpoint;
   int64_t used_bytes = 0;
   int64_t inodes_used = 0;
+  absl::Time measured_at = absl::InfinitePast();  // past: now
 };
 
 class ImageService {

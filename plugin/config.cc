@@ -42,12 +42,15 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
   for (const auto& [key, node] : table) {
     const std::string k(key.str());
     auto text = node.value<std::string>();
-    if (k == "root" || k == "address" || k == "platform" || k == "cri_namespace") {
+    if (k == "root" || k == "address" || k == "platform" || k == "cri_namespace" ||
+        k == "containerd_root" || k == "containerd_snapshotter") {
       if (!text || text->empty()) return Bad(path, k, "must be a non-empty string");
-      std::string* field = k == "root"       ? &out.root
-                           : k == "address"  ? &out.address
-                           : k == "platform" ? &out.platform
-                                             : &out.cri_namespace;
+      std::string* field = k == "root"              ? &out.root
+                           : k == "address"         ? &out.address
+                           : k == "platform"        ? &out.platform
+                           : k == "cri_namespace"   ? &out.cri_namespace
+                           : k == "containerd_root" ? &out.containerd_root
+                                                    : &out.containerd_snapshotter;
       *field = *text;
     } else if (k == "metrics_address") {
       if (!text) return Bad(path, k, "must be a string such as \"127.0.0.1:9464\"");

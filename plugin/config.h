@@ -62,6 +62,10 @@ struct Config {
   // are "not present" at once).
   absl::Duration mirror_miss_budget = absl::Seconds(2);
   int mirror_miss_queue = 64;
+  // Mirror mode without an upstream CRI: ImageFsInfo reports the use of
+  // containerd's snapshotter and content directories under its root.
+  std::string containerd_root = "/var/lib/containerd";
+  std::string containerd_snapshotter = "overlayfs";
 };
 
 // Reads a TOML file over `base`. Keys (all optional):
@@ -85,6 +89,8 @@ struct Config {
 //   upstream_pull_timeout = "30m"     # a forwarded PullImage at most
 //   mirror_miss_budget = "2s"         # an ImageStatus miss asks containerd this long
 //   mirror_miss_queue = 64            # distinct misses looked up at once, at most
+//   containerd_root = "/var/lib/containerd"   # ImageFsInfo without an upstream CRI
+//   containerd_snapshotter = "overlayfs"
 //   [registry]
 //   config_path = "/etc/imaged/certs.d"   # containerd's hosts.toml layout
 // InvalidArgument naming the file and key for a syntax error, an unknown key

@@ -40,6 +40,8 @@ containerd_list_timeout = "20s"
 upstream_pull_timeout = "10m"
 mirror_miss_budget = "500ms"
 mirror_miss_queue = 16
+containerd_root = "/srv/containerd"
+containerd_snapshotter = "native"
 [registry]
 config_path = "/etc/imaged/certs.d"
 )"));
@@ -64,6 +66,8 @@ config_path = "/etc/imaged/certs.d"
   EXPECT_EQ(config->upstream_pull_timeout, absl::Minutes(10));
   EXPECT_EQ(config->mirror_miss_budget, absl::Milliseconds(500));
   EXPECT_EQ(config->mirror_miss_queue, 16);
+  EXPECT_EQ(config->containerd_root, "/srv/containerd");
+  EXPECT_EQ(config->containerd_snapshotter, "native");
 }
 
 TEST(ConfigTest, EmptyFileKeepsDefaults) {
@@ -101,6 +105,7 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
       {"containerd_list_timeout = \"inf\"", "containerd_list_timeout"},
       {"mirror_miss_budget = 2", "mirror_miss_budget"},
       {"mirror_miss_queue = 0", "mirror_miss_queue"},
+      {"containerd_snapshotter = \"\"", "containerd_snapshotter"},
       {"[registry]\nconfig_path = 1", "registry.config_path"},
       {"[registry]\nmirrors = \"x\"", "registry.mirrors"},
   };

@@ -175,10 +175,12 @@ void CriService::SetMirror(MirrorRunner* mirror, std::shared_ptr<grpc::Channel> 
         return found;
       },
       options.misses);
+  if (upstream_cri_ == nullptr) disk_ = std::make_unique<cri::ContainerdDisk>(options.disk);
 }
 
 void CriService::StopMirror() {
   if (misses_ != nullptr) misses_->Stop();
+  if (disk_ != nullptr) disk_->Stop();
 }
 
 cri::MirrorMisses::Stats CriService::MissStats() const {
@@ -304,6 +306,7 @@ grpc::Status CriService::PullImage(grpc::ServerContext* ctx, const cripb::PullIm
     for (const store::ImageCommitter::Written& w : result->written) names.push_back(w.image.name);
     if (names.empty()) names.push_back(result->image_id);
     if (absl::Status s = mirror_->mirror().SyncImage(ns_, names); !s.ok()) return ToGrpcStatus(s);
+    if (disk_ != nullptr) disk_->Refresh();
   }
   resp->set_image_ref(result->image_id);
   return grpc::Status::OK;
@@ -324,6 +327,7 @@ grpc::Status CriService::RemoveFromContainerd(const cripb::RemoveImageRequest* r
                          : mirror_->upstream_images().Delete(ns_, names[i]);
     if (!s.ok() && !absl::IsNotFound(s)) return ToGrpcStatus(s);
   }
+  if (disk_ != nullptr) disk_->Refresh();
   auto removed = images_->RemoveImage(ns_, (*image)->id);
   if (!removed.ok()) return ToGrpcStatus(removed.status());
   for (const std::string& name : *removed) {
@@ -351,12 +355,34 @@ grpc::Status CriService::RemoveImage(grpc::ServerContext*, const cripb::RemoveIm
   return ToGrpcStatus(AfterDelete(gc_, ns_, /*sync=*/true));
 }
 
-grpc::Status CriService::ImageFsInfo(grpc::ServerContext*, const cripb::ImageFsInfoRequest*,
+grpc::Status CriService::ForwardImageFsInfo(const cripb::ImageFsInfoRequest* req,
+                                             cripb::ImageFsInfoResponse* resp) {
+  auto call = mirror_->calls().Start("CRI/ImageFsInfo", "");
+  absl::Status s = call->Finish(upstream_cri_->ImageFsInfo(call->get(), *req, resp));
+  absl::MutexLock lock(&fs_mu_);
+  if (s.ok()) {
+    last_fs_ = *resp;
+    return grpc::Status::OK;
+  }
+  // kubelet checks ImageFsInfo when it connects and feeds image GC and
+  // eviction from it: while containerd does not answer, its last answer.
+  if ((absl::IsDeadlineExceeded(s) || absl::IsUnavailable(s)) && last_fs_.has_value()) {
+    *resp = *last_fs_;
+    return grpc::Status::OK;
+  }
+  return ToGrpcStatus(s);
+}
+
+grpc::Status CriService::ImageFsInfo(grpc::ServerContext*, const cripb::ImageFsInfoRequest* req,
                                      cripb::ImageFsInfoResponse* resp) {
-  auto fs = images_->ImageFsInfo();
+  if (mirror_ != nullptr && upstream_cri_ != nullptr) return ForwardImageFsInfo(req, resp);
+  // container_filesystems stays empty, as containerd's CRI leaves it: kubelet
+  // then takes the image filesystem to hold containers too (not split).
+  auto fs = disk_ != nullptr ? disk_->Last(absl::Seconds(5)) : images_->ImageFsInfo();
   if (!fs.ok()) return ToGrpcStatus(fs.status());
   cripb::FilesystemUsage* usage = resp->add_image_filesystems();
-  usage->set_timestamp(absl::GetCurrentTimeNanos());
+  usage->set_timestamp(fs->measured_at == absl::InfinitePast() ? absl::GetCurrentTimeNanos()
+                                                              : absl::ToUnixNanos(fs->measured_at));
   usage->mutable_fs_id()->set_mountpoint(fs->mountpoint);
   usage->mutable_used_bytes()->set_value(static_cast<uint64_t>(fs->used_bytes));
   usage->mutable_inodes_used()->set_value(static_cast<uint64_t>(fs->inodes_used));

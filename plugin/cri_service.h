@@ -4,9 +4,11 @@
 #define IMAGED_PLUGIN_CRI_SERVICE_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "api/runtime/v1/api.grpc.pb.h"
+#include "cri/containerd_disk.h"
 #include "cri/image_service.h"
 #include "cri/mirror_misses.h"
 #include "cri/puller.h"
@@ -63,14 +65,19 @@ class CriService final
     cri::MirrorMisses::Options misses;
     // A forwarded PullImage ends at the caller's deadline or after this.
     absl::Duration pull_timeout = absl::Minutes(30);
+    // Without an upstream CRI, ImageFsInfo measures containerd's directories.
+    cri::ContainerdDisk::Options disk;
   };
   // Mirror mode: answers come from the mirrored index; a name it misses is
   // looked up in containerd off gRPC's threads and within a budget, after
   // which the answer is "not present"; RemoveImage deletes through
   // containerd's Images API; PullImage goes to `upstream_cri` when set
   // (containerd's own CRI, which unpacks), else the puller (which then writes
-  // into containerd), and answers once the mirror has the image. Not owned;
-  // set before serving.
+  // into containerd), and answers once the mirror has the image. ImageFsInfo
+  // describes containerd's image filesystem: its CRI's answer when there is
+  // one (the last good answer while it does not answer), else a measurement
+  // of its snapshotter and content directories. Not owned; set before
+  // serving.
   void SetMirror(MirrorRunner* mirror, std::shared_ptr<grpc::Channel> upstream_cri,
                  const MirrorOptions& options);
   // Answers every ImageStatus still waiting on a lookup ("not present") and
@@ -95,6 +102,11 @@ class CriService final
   std::unique_ptr<cripb::ImageService::Stub> upstream_cri_;
   MirrorOptions mirror_options_;
   std::unique_ptr<cri::MirrorMisses> misses_;
+  std::unique_ptr<cri::ContainerdDisk> disk_;  // mirror mode without an upstream CRI
+  absl::Mutex fs_mu_;
+  std::optional<cripb::ImageFsInfoResponse> last_fs_ ABSL_GUARDED_BY(fs_mu_);
+  grpc::Status ForwardImageFsInfo(const cripb::ImageFsInfoRequest* req,
+                                  cripb::ImageFsInfoResponse* resp);
   // Fills `resp` for an image found in the index (with the verbose info).
   grpc::Status Answer(const store::CriImage& image, bool verbose, cripb::ImageStatusResponse* resp);
 

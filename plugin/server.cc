@@ -204,6 +204,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     options.misses.budget = config.mirror_miss_budget;
     options.misses.max_pending = static_cast<size_t>(config.mirror_miss_queue);
     options.pull_timeout = config.upstream_pull_timeout;
+    options.disk.root = config.containerd_root;
+    options.disk.snapshotter = config.containerd_snapshotter;
     cri_service->SetMirror(server->mirror_.get(),
                            config.upstream_cri_address.empty()
                                ? nullptr

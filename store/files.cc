@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <system_error>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "store/errors.h"
@@ -93,6 +95,57 @@ absl::StatusOr<int64_t> FileSize(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, absl::StrCat("stat ", path));
   return static_cast<int64_t>(st.st_size);
+}
+
+namespace {
+
+struct Walk {
+  dev_t dev;
+  TreeUsage usage;
+  std::set<std::pair<dev_t, ino_t>> linked;  // inodes with more than one name, seen
+
+  void Count(const struct stat& st) {
+    if (st.st_nlink > 1 && !S_ISDIR(st.st_mode) && !linked.emplace(st.st_dev, st.st_ino).second) return;
+    usage.bytes += static_cast<int64_t>(st.st_blocks) * 512;
+    usage.inodes += 1;
+  }
+
+  // `dirfd` is open on a directory already counted. Each level holds one
+  // descriptor: past kMaxDepth a tree is not entered further.
+  static constexpr int kMaxDepth = 128;
+  void Dir(int dirfd, int depth) {
+    DIR* dir = ::fdopendir(dirfd);
+    if (dir == nullptr) {
+      ::close(dirfd);
+      return;
+    }
+    while (dirent* e = ::readdir(dir)) {
+      if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+      struct stat st;
+      if (::fstatat(::dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (st.st_dev != dev) continue;  // a mount inside the tree
+      Count(st);
+      if (!S_ISDIR(st.st_mode) || depth >= kMaxDepth) continue;
+      int child = ::openat(::dirfd(dir), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (child >= 0) Dir(child, depth + 1);
+    }
+    ::closedir(dir);
+  }
+};
+
+}  // namespace
+
+absl::StatusOr<TreeUsage> MeasureTree(const std::string& root) {
+  struct stat st;
+  if (::lstat(root.c_str(), &st) != 0) return ErrnoError(errno, absl::StrCat("stat ", root));
+  Walk walk{st.st_dev, {}, {}};
+  walk.Count(st);
+  if (S_ISDIR(st.st_mode)) {
+    int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError(errno, absl::StrCat("open ", root));
+    walk.Dir(fd, 1);
+  }
+  return walk.usage;
 }
 
 }  // namespace imaged::store

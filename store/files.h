@@ -28,6 +28,16 @@ absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path);
 // Size of a file; NotFound when it is missing.
 absl::StatusOr<int64_t> FileSize(const std::string& path);
 
+// What a directory tree takes on disk, as du counts it: allocated bytes
+// (st_blocks) and inodes, each hard-linked inode once, symlinks not
+// followed, other filesystems mounted inside not entered. Files that vanish
+// during the walk are skipped; a missing root is NotFound.
+struct TreeUsage {
+  int64_t bytes = 0;
+  int64_t inodes = 0;
+};
+absl::StatusOr<TreeUsage> MeasureTree(const std::string& root);
+
 // A file descriptor closed on destruction.
 class Fd {
  public:

@@ -8,7 +8,9 @@
 # RemoveImage through imaged removes the image from containerd; PullImage
 # through imaged, forwarded to containerd's CRI (which unpacks) and without
 # an upstream CRI (written into containerd by imaged), from a loopback
-# docker-registry: visible in imaged at once, usable in containerd.
+# docker-registry: visible in imaged at once, usable in containerd;
+# ImageFsInfo names containerd's image filesystem (its CRI's mountpoint) in
+# both, and its used bytes follow a pull and a removal.
 #
 #   mirror_test.sh IMAGED IMAGECTL CRI_COMPARE
 set -euo pipefail
@@ -139,7 +141,18 @@ make_archive fourth 1
 must "ctr images import" ctrd images import --no-unpack "$E2E_TMP/fourth.tar" >/dev/null
 must "imagectl inspecti (read-your-writes)" ic inspecti docker.io/mirror/fourth-1:1 >/dev/null
 
+# fs_of SOCK mountpoint|used: image_filesystems[0] of a CRI endpoint's ImageFsInfo.
+fs_of() {
+  "$IMAGECTL" --address "$1" imagefsinfo | python3 -c '
+import json, sys
+fs = json.load(sys.stdin)["status"]["imageFilesystems"][0]
+print(fs["fsId"]["mountpoint"] if sys.argv[1] == "mountpoint" else fs["usedBytes"]["value"])' "$2"
+}
+used_above() { [ "$(fs_of "$SOCK" used)" -gt "$1" ]; }
+used_below() { [ "$(fs_of "$SOCK" used)" -lt "$1" ]; }
+
 step "PullImage forwarded to containerd's CRI: unpacked there, listed here at once"
+used_before=$(fs_of "$SOCK" used)
 start_registry plain
 build_image "$E2E_TMP/app" v1 2 100000
 APP_CONFIG=$IMAGE_CONFIG
@@ -150,11 +163,17 @@ assert_contains "imagectl images right after the pull" "$(ic images)" "$REGISTRY
 unpacked=$(CONTAINERD_SNAPSHOTTER=native ctrd images check 2>/dev/null | awk -v n="$REGISTRY_PLAIN_ADDR/team/app:v1" '$1 == n { print $NF }')
 assert_eq "containerd unpacked the pulled image" "true" "$unpacked"
 same_answers "after the forwarded pull"
+assert_eq "ImageFsInfo mountpoint (forwarded)" "$(fs_of "$CTRD_SOCK" mountpoint)" "$(fs_of "$SOCK" mountpoint)"
+# containerd's CRI measures its snapshots every 10 s.
+wait_for "ImageFsInfo's used bytes to grow after the pull" 30 used_above "$used_before"
 
 step "PullImage without an upstream CRI: imaged writes the image into containerd"
 stop_imaged
-start_imaged "$ROOT" "$SOCK" --containerd-address "$CTRD_SOCK"
+printf 'containerd_root = "%s/root"\ncontainerd_snapshotter = "native"\n' "$CTRD_DIR" >"$E2E_TMP/disk.toml"
+start_imaged "$ROOT" "$SOCK" --config "$E2E_TMP/disk.toml" --containerd-address "$CTRD_SOCK"
 wait_for "the mirror to connect" 30 ic mirror
+assert_eq "ImageFsInfo mountpoint (measured)" "$(fs_of "$CTRD_SOCK" mountpoint)" "$(fs_of "$SOCK" mountpoint)"
+used_before=$(fs_of "$SOCK" used)
 build_image "$E2E_TMP/other" v1 1 50000
 OTHER_CONFIG=$IMAGE_CONFIG
 push_image "$E2E_TMP/other:v1" "$REGISTRY_PLAIN_ADDR/team/other:v1" --format oci
@@ -166,6 +185,10 @@ assert_contains "containerd's records" "$names" "$OTHER_CONFIG"
 assert_contains "imagectl images" "$(ic images)" "$REGISTRY_PLAIN_ADDR/team/other"
 assert_eq "leases left in containerd" "" "$(ctrd leases ls -q | grep imaged-pull || true)"
 same_answers "after the pull into containerd"
+wait_for "ImageFsInfo's used bytes to grow after the pull" 15 used_above "$used_before"
+used_pulled=$(fs_of "$SOCK" used)
+must "imagectl rmi (into containerd)" ic rmi "$REGISTRY_PLAIN_ADDR/team/other:v1" >/dev/null
+wait_for "ImageFsInfo's used bytes to shrink after the removal" 15 used_below "$used_pulled"
 
 stop_imaged
 stop_containerd

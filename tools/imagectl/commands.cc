@@ -178,14 +178,22 @@ absl::Status ImageFsInfo(const std::shared_ptr<grpc::Channel>& ch, std::ostream&
   cripb::ImageFsInfoResponse resp;
   grpc::ClientContext ctx;
   if (absl::Status s = FromGrpcStatus(stub->ImageFsInfo(&ctx, req, &resp)); !s.ok()) return s;
-  nlohmann::json list = nlohmann::json::array();
-  for (const auto& fs : resp.image_filesystems()) {
-    list.push_back({{"timestamp", std::to_string(fs.timestamp())},
-                    {"fsId", {{"mountpoint", fs.fs_id().mountpoint()}}},
-                    {"usedBytes", {{"value", std::to_string(fs.used_bytes().value())}}},
-                    {"inodesUsed", {{"value", std::to_string(fs.inodes_used().value())}}}});
-  }
-  out << nlohmann::json{{"status", {{"imageFilesystems", list}}}}.dump(2) << "\n";
+  auto list = [](const auto& filesystems) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& fs : filesystems) {
+      list.push_back({{"timestamp", std::to_string(fs.timestamp())},
+                      {"fsId", {{"mountpoint", fs.fs_id().mountpoint()}}},
+                      {"usedBytes", {{"value", std::to_string(fs.used_bytes().value())}}},
+                      {"inodesUsed", {{"value", std::to_string(fs.inodes_used().value())}}}});
+    }
+    return list;
+  };
+  // As crictl imagefsinfo prints it.
+  out << nlohmann::json{{"status",
+                         {{"imageFilesystems", list(resp.image_filesystems())},
+                          {"containerFilesystems", list(resp.container_filesystems())}}}}
+             .dump(2)
+      << "\n";
   return absl::OkStatus();
 }
 
