@@ -300,17 +300,19 @@ e2e_containerd_config() {
   } >"$dir/config.toml"
 }
 
-# e2e_cri_plugin_toml SNAPSHOTTER: the [plugins] section that makes
+# e2e_cri_plugin_toml SNAPSHOTTER [SANDBOX_IMAGE]: the [plugins] section that makes
 # containerd 1.6.20's CRI plugin load here as root (`ctr plugins ls`: cri ok),
 # for e2e_containerd_config's stdin. The plugin needs nothing beyond its
 # defaults; disable_cgroup and restrict_oom_score_adj, which matter only for
 # running containers, let it start where cgroups or oom_score_adj are
 # restricted. The CNI error it logs at start ("no network config found in
 # /etc/cni/net.d") does not stop it. With no config_path, its CRI pulls over
-# plain http from localhost and loopback hosts.
+# plain http from localhost and loopback hosts. SANDBOX_IMAGE replaces the
+# pause image (which would come from registry.k8s.io) for tests that run pods.
 e2e_cri_plugin_toml() {
   printf '[plugins."io.containerd.grpc.v1.cri"]\n  disable_cgroup = true\n'
   printf '  restrict_oom_score_adj = true\n'
+  if [ -n "${2:-}" ]; then printf '  sandbox_image = "%s"\n' "$2"; fi
   printf '  [plugins."io.containerd.grpc.v1.cri".containerd]\n    snapshotter = "%s"\n' "$1"
 }
 
