@@ -252,6 +252,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     });
     if (!metrics.ok()) return metrics.status();
     server->metrics_ = *std::move(metrics);
+    std::fprintf(stderr, "imaged: metrics on port %d (GET /metrics)\n", server->metrics_->port());
   }
   if (server->mirror_ != nullptr) {
     server->grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, false);

@@ -8,18 +8,22 @@
 #     shutdown_timeout + 1 s;
 #   killed and restarted in a loop: no read fails;
 #   slow (every answer 200 ms late, through tools/testing/slow_socket.py):
-#     reads stay fast and the mirror still follows.
+#     reads stay fast and the mirror still follows;
+#   hung while imaged pulls into it: PullImage fails within its deadline.
+# The metrics say so: containerd not answering, timeouts per method, misses
+# by outcome.
 #
 #   mirror_fault_test.sh IMAGED IMAGECTL CRI_LOAD
 set -euo pipefail
 
 LIB="${TEST_SRCDIR:-$(dirname "$0")/..}/${TEST_WORKSPACE:-.}/tools/testing"
 source "$LIB/e2e_lib.sh"
+source "$LIB/registry_lib.sh"
 IMAGED=$(realpath "$1")
 IMAGECTL=$(realpath "$2")
 CRI_LOAD=$(realpath "$3")
 e2e_init
-require_tools containerd ctr tar python3
+require_tools containerd ctr tar python3 curl docker-registry skopeo umoci
 
 CTRD_DIR="$E2E_TMP/containerd"
 CTRD_SOCK="$E2E_SOCKDIR/containerd.sock"
@@ -79,8 +83,10 @@ step "containerd with its CRI plugin; imaged mirroring it with 1 s deadlines"
 e2e_cri_plugin_toml native | e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK"
 start_containerd
 start_imaged "$ROOT" "$SOCK" --config "$CONFIG" --containerd-address "$CTRD_SOCK" \
-  --upstream-cri-address "$CTRD_SOCK"
+  --upstream-cri-address "$CTRD_SOCK" --metrics-address 127.0.0.1:0
 wait_for "the mirror to connect" 30 ic mirror
+METRICS_PORT=$(sed -n 's/^imaged: metrics on port \([0-9]*\).*/\1/p' "$IMAGED_LOG")
+metric() { curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 import hang 2
 assert_contains "imagectl mirror" "$(ic mirror)" "containerd: answering"
 
@@ -114,6 +120,13 @@ assert_below "RemoveImage" 4000 $(($(now_ms) - t0))
 grep -Eq "DEADLINE_EXCEEDED|UNAVAILABLE|deadline|not answering|Deadline" <<<"$out" ||
   fail "RemoveImage's error does not say containerd timed out: $out"
 assert_contains "imagectl images after the failed rmi" "$(ic images)" "docker.io/mirror/hang-2"
+assert_eq "metric imaged_mirror_containerd_answering" 0 "$(metric imaged_mirror_containerd_answering)"
+[ "$(metric 'imaged_mirror_containerd_timeouts_total{method="Images/Get"}')" -ge 1 ] ||
+  fail "no Images/Get timeout counted: $(curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep mirror)"
+[ "$(metric 'imaged_mirror_misses_total{outcome="queue_full"}')" -ge 1 ] ||
+  fail "no miss answered for a full queue: $(curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep mirror)"
+[ "$(metric 'imaged_mirror_misses_total{outcome="over_budget"}')" -ge 1 ] ||
+  fail "no miss answered over budget: $(curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep mirror)"
 
 step "SIGCONT: answering again without a restart; both sides agree on hang-2"
 kill -CONT "$CONTAINERD_PID"
@@ -165,6 +178,22 @@ assert_below "ImageStatus hit, slowest" 1000 "$(max_ms hit "$out")"
 assert_below "ImageStatus miss, slowest" 2500 "$(max_ms miss "$out")"
 import slow 1
 assert_contains "imagectl mirror" "$(ic mirror)" "containerd: answering"
+
+step "PullImage into a hung containerd (imaged pulls) fails within its deadline"
+start_registry plain
+build_image "$E2E_TMP/app" v1 1 50000
+push_image "$E2E_TMP/app:v1" "$REGISTRY_PLAIN_ADDR/team/app:v1" --format oci
+kill -STOP "$CONTAINERD_PID"
+t0=$(now_ms)
+out=$(must_fail "imagectl pull into a hung containerd" ic pull "$REGISTRY_PLAIN_ADDR/team/app:v1")
+# Each call to containerd waits 1 s at most, plus the proxy's 200 ms.
+assert_below "PullImage" 8000 $(($(now_ms) - t0))
+grep -Eq "DEADLINE_EXCEEDED|UNAVAILABLE|deadline|Deadline" <<<"$out" ||
+  fail "PullImage's error does not say containerd timed out: $out"
+kill -CONT "$CONTAINERD_PID"
+wait_for "containerd to answer again" 15 answering
+out=$(must "imagectl pull once containerd answers" ic pull "$REGISTRY_PLAIN_ADDR/team/app:v1")
+assert_contains "the pulled image" "$(ic images)" "$REGISTRY_PLAIN_ADDR/team/app"
 
 step "SIGTERM while containerd hangs exits within shutdown_timeout + 1 s"
 stop_imaged
