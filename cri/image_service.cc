@@ -17,7 +17,7 @@ std::string FullImageId(absl::string_view id) {
 
 absl::StatusOr<std::optional<std::string>> ImageService::Resolve(absl::string_view ns,
                                                                   absl::string_view ref) {
-  if (ref.empty()) return absl::InvalidArgumentError("image reference must not be empty");
+  if (ref.empty()) return std::optional<std::string>();  // names nothing
   if (IsImageId(ref)) {
     const std::string id = FullImageId(ref);
     absl::StatusOr<std::optional<store::CriImage>> image = index_->GetImage(ns, id);
@@ -80,7 +80,8 @@ absl::Status ImageService::StreamImages(
 
 absl::StatusOr<std::optional<store::CriImage>> ImageService::ImageStatus(absl::string_view ns,
                                                                          absl::string_view ref) {
-  if (ref.empty()) return absl::InvalidArgumentError("image reference must not be empty");
+  // containerd's CRI: an empty reference names no image (OK, not present).
+  if (ref.empty()) return std::optional<store::CriImage>();
   // By full ID (kubelet's most common call, with the image_ref of a pull):
   // the scan that finds it is the answer.
   if (IsImageId(ref)) {

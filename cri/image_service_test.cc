@@ -86,8 +86,17 @@ TEST_F(ImageServiceTest, ImageStatusOfMissingImageIsEmptyOk) {
   EXPECT_FALSE(Status("abc123").has_value());
 }
 
-TEST_F(ImageServiceTest, ImageStatusOfEmptyRefIsInvalidArgument) {
-  EXPECT_TRUE(absl::IsInvalidArgument(service_->ImageStatus(kNs, "").status()));
+// containerd's CRI answers both with OK: no image, nothing removed.
+TEST_F(ImageServiceTest, ImageStatusAndRemoveImageOfEmptyRefAreOkAndEmpty) {
+  store::TestImage ti = Make("a");
+  NameAsPulled("docker.io/library/busybox", "1.36", ti);
+  absl::StatusOr<std::optional<store::CriImage>> status = service_->ImageStatus(kNs, "");
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_FALSE(status->has_value());
+  absl::StatusOr<std::vector<std::string>> removed = service_->RemoveImage(kNs, "");
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_THAT(*removed, IsEmpty());
+  EXPECT_EQ(service_->ListImages(kNs, "")->size(), 1u);
 }
 
 TEST_F(ImageServiceTest, OneImageWithTagDigestAndIdNamesIsListedOnce) {

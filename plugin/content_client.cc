@@ -20,6 +20,9 @@ class RemoteReader final : public store::ContentReader {
 
   absl::Status ReadAt(int64_t offset, size_t n, std::string* out) override {
     out->clear();
+    // The server would read a negative offset from 0 (containerd's rule);
+    // the store interface calls it a mistake.
+    if (offset < 0) return absl::InvalidArgumentError(absl::StrCat("negative read offset ", offset));
     if (n == 0) return absl::OkStatus();
     contentpb::ReadContentRequest req;
     req.set_digest(digest_);

@@ -76,20 +76,21 @@ grpc::Status ContentService::Read(grpc::ServerContext* ctx,
                                   grpc::ServerWriter<contentpb::ReadContentResponse>* writer) {
   absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
-  if (req->offset() < 0) return InvalidArgument(absl::StrCat("negative read offset ", req->offset()));
-  if (req->size() < 0) return InvalidArgument(absl::StrCat("negative read size ", req->size()));
   absl::StatusOr<std::unique_ptr<store::ContentReader>> reader = store_->Reader(*ns, req->digest());
   if (!reader.ok()) return ToGrpcStatus(reader.status());
 
+  // containerd's window: a negative offset reads from 0; a size of 0 or
+  // less, or one reaching past the end, reads to the end. Compared without
+  // forming offset + size, which overflows for sizes near INT64_MAX.
   const int64_t blob_size = (*reader)->Size();
-  int64_t offset = req->offset();
+  int64_t offset = std::max<int64_t>(req->offset(), 0);
   if (offset > blob_size) {
     return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
                         absl::StrCat("read at ", offset, " past the end of ", req->digest(), " (",
                                      blob_size, " bytes)"));
   }
-  // size 0 means "to the end"; a size past the end is cut to it.
-  int64_t end = req->size() == 0 ? blob_size : std::min(blob_size, offset + req->size());
+  const int64_t size = req->size();
+  const int64_t end = size <= 0 || size > blob_size - offset ? blob_size : offset + size;
   contentpb::ReadContentResponse resp;
   while (offset < end) {
     size_t n = static_cast<size_t>(std::min<int64_t>(kReadChunk, end - offset));

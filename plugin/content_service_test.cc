@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "api/containerd/services/content/v1/content.grpc.pb.h"
@@ -198,8 +199,40 @@ TEST_F(ContentServiceTest, ReadRangesAndBadOffsets) {
   EXPECT_EQ(read(10, 0, &out), grpc::StatusCode::OK);
   EXPECT_EQ(out, "");
   EXPECT_EQ(read(11, 0, &out), grpc::StatusCode::OUT_OF_RANGE);
-  EXPECT_EQ(read(-1, 0, &out), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(read(0, -5, &out), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(read(std::numeric_limits<int64_t>::max(), 1, &out), grpc::StatusCode::OUT_OF_RANGE);
+}
+
+// containerd clamps: a negative offset reads from 0, a size of 0 or less or
+// past the end reads to the end. offset + size must not overflow (issue 13:
+// offset 1 and size INT64_MAX answered OK with no bytes).
+TEST_F(ContentServiceTest, ReadWindowIsClampedAsContainerdDoes) {
+  ASSERT_TRUE(Put("default", "0123456789").ok());
+  auto read = [&](int64_t offset, int64_t size, std::string* out) {
+    contentpb::ReadContentRequest req;
+    req.set_digest(Sha256::Of("0123456789"));
+    req.set_offset(offset);
+    req.set_size(size);
+    auto ctx = NamespacedContext("default");
+    auto reader = stub_->Read(ctx.get(), req);
+    contentpb::ReadContentResponse resp;
+    out->clear();
+    while (reader->Read(&resp)) *out += resp.data();
+    return reader->Finish().error_code();
+  };
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  std::string out;
+  EXPECT_EQ(read(1, kMax, &out), grpc::StatusCode::OK);
+  EXPECT_EQ(out, "123456789");
+  EXPECT_EQ(read(9, kMax - 5, &out), grpc::StatusCode::OK);
+  EXPECT_EQ(out, "9");
+  EXPECT_EQ(read(-1, 0, &out), grpc::StatusCode::OK);
+  EXPECT_EQ(out, "0123456789");
+  EXPECT_EQ(read(std::numeric_limits<int64_t>::min(), 3, &out), grpc::StatusCode::OK);
+  EXPECT_EQ(out, "012");
+  EXPECT_EQ(read(2, -5, &out), grpc::StatusCode::OK);
+  EXPECT_EQ(out, "23456789");
+  EXPECT_EQ(read(4, std::numeric_limits<int64_t>::min(), &out), grpc::StatusCode::OK);
+  EXPECT_EQ(out, "456789");
 }
 
 TEST_F(ContentServiceTest, ReadOfATruncatedBlobFileIsDataLoss) {
@@ -237,7 +270,12 @@ TEST_F(ContentServiceTest, NamespaceHeader) {
   EXPECT_TRUE(stub_->Info(none.get(), req, &resp).ok());
   auto other = NamespacedContext("default");
   EXPECT_EQ(stub_->Info(other.get(), req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
-  for (const char* bad : {"-lead", "trail.", "a..b", "sp ace", "slash/y", "", "under_"}) {
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("containerd-namespace", "");  // present but empty, as containerd answers it
+    EXPECT_EQ(stub_->Info(&ctx, req, &resp).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  for (const char* bad : {"-lead", "trail.", "a..b", "sp ace", "slash/y", "under_"}) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("containerd-namespace", bad);
     EXPECT_EQ(stub_->Info(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;

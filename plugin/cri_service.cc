@@ -25,6 +25,15 @@ std::string VerboseInfo(const store::CriImage& image, const std::string& config)
   return info.dump();
 }
 
+// A raw callback method's request, parsed.
+bool ParseRaw(const grpc::ByteBuffer* raw, google::protobuf::MessageLite* out) {
+  std::vector<grpc::Slice> slices;
+  if (!raw->Dump(&slices).ok()) return false;
+  std::string bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out->ParseFromString(bytes);
+}
+
 }  // namespace
 
 void ToCriImage(const store::CriImage& image, cripb::Image* out) {
@@ -112,12 +121,7 @@ grpc::ServerUnaryReactor* CriService::ListImages(grpc::CallbackServerContext* ct
                                                  grpc::ByteBuffer* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   cripb::ListImagesRequest request;
-  std::vector<grpc::Slice> slices;
-  std::string bytes;
-  if (req->Dump(&slices).ok()) {
-    for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  if (!request.ParseFromString(bytes)) {
+  if (!ParseRaw(req, &request)) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed ListImagesRequest"));
     return reactor;
   }
@@ -199,32 +203,50 @@ grpc::Status CriService::Answer(const store::CriImage& image, bool verbose,
 }
 
 grpc::ServerUnaryReactor* CriService::ImageStatus(grpc::CallbackServerContext* ctx,
-                                                  const cripb::ImageStatusRequest* req,
-                                                  cripb::ImageStatusResponse* resp) {
+                                                  const grpc::ByteBuffer* req,
+                                                  grpc::ByteBuffer* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto image = images_->ImageStatus(ns_, req->image().image());
+  // Request and answer live until the reactor finishes (a miss finishes later).
+  struct Call {
+    cripb::ImageStatusRequest req;
+    cripb::ImageStatusResponse resp;
+  };
+  auto call = std::make_shared<Call>();
+  if (!ParseRaw(req, &call->req)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed ImageStatusRequest"));
+    return reactor;
+  }
+  auto finish = [reactor, resp, call](const grpc::Status& s) {
+    if (s.ok()) {
+      grpc::Slice slice(call->resp.SerializeAsString());
+      *resp = grpc::ByteBuffer(&slice, 1);
+    }
+    reactor->Finish(s);
+  };
+  const std::string& ref = call->req.image().image();
+  auto image = images_->ImageStatus(ns_, ref);
   if (!image.ok()) {
-    reactor->Finish(ToGrpcStatus(image.status()));
+    finish(ToGrpcStatus(image.status()));
   } else if (image->has_value()) {
-    reactor->Finish(Answer(**image, req->verbose(), resp));
-  } else if (misses_ == nullptr || req->image().image().empty()) {
-    reactor->Finish(grpc::Status::OK);  // kubelet's "not present"
+    finish(Answer(**image, call->req.verbose(), &call->resp));
+  } else if (misses_ == nullptr || ref.empty()) {
+    finish(grpc::Status::OK);  // kubelet's "not present"
   } else {
     // Read-your-writes: containerd may have the image before its event
     // reached the mirror. Asked off this thread, within the miss budget;
     // whatever the lookup's outcome, an absent image is "not present".
-    misses_->Lookup(ns_, req->image().image(), [this, reactor, req, resp](cri::MirrorMisses::Outcome o) {
+    misses_->Lookup(ns_, ref, [this, call, finish](cri::MirrorMisses::Outcome o) {
       if (o != cri::MirrorMisses::Outcome::kFound) {
-        reactor->Finish(grpc::Status::OK);
+        finish(grpc::Status::OK);
         return;
       }
-      auto found = images_->ImageStatus(ns_, req->image().image());
+      auto found = images_->ImageStatus(ns_, call->req.image().image());
       if (!found.ok()) {
-        reactor->Finish(ToGrpcStatus(found.status()));
+        finish(ToGrpcStatus(found.status()));
       } else if (!found->has_value()) {
-        reactor->Finish(grpc::Status::OK);
+        finish(grpc::Status::OK);
       } else {
-        reactor->Finish(Answer(**found, req->verbose(), resp));
+        finish(Answer(**found, call->req.verbose(), &call->resp));
       }
     });
   }

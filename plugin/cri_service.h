@@ -24,10 +24,12 @@ namespace cripb = ::runtime::v1;
 // ListImages is served raw (callback API): an unfiltered list is the cached
 // serialized answer (list_images_cache.h), a filtered one is built per call.
 // ImageStatus (a few point reads) is answered on gRPC's callback thread
-// without the sync server's hand-off to a worker thread.
+// without the sync server's hand-off to a worker thread; raw too, so that a
+// request that does not parse is InvalidArgument (gRPC's own parse of a
+// callback method's request answers Unimplemented).
 class CriService final
     : public cripb::ImageService::WithRawCallbackMethod_ListImages<
-          cripb::ImageService::WithCallbackMethod_ImageStatus<cripb::ImageService::Service>> {
+          cripb::ImageService::WithRawCallbackMethod_ImageStatus<cripb::ImageService::Service>> {
  public:
   // Images per StreamImages response message.
   static constexpr size_t kStreamBatch = 100;
@@ -51,8 +53,8 @@ class CriService final
   grpc::Status StreamImages(grpc::ServerContext* ctx, const cripb::StreamImagesRequest* req,
                             grpc::ServerWriter<cripb::StreamImagesResponse>* writer) override;
   grpc::ServerUnaryReactor* ImageStatus(grpc::CallbackServerContext* ctx,
-                                        const cripb::ImageStatusRequest* req,
-                                        cripb::ImageStatusResponse* resp) override;
+                                        const grpc::ByteBuffer* req,
+                                        grpc::ByteBuffer* resp) override;
   grpc::Status PullImage(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,
                          cripb::PullImageResponse* resp) override;
   grpc::Status RemoveImage(grpc::ServerContext* ctx, const cripb::RemoveImageRequest* req,

@@ -54,9 +54,10 @@ class MetricsEndpointTest : public ::testing::Test {
     auto server = Server::Start(config_);
     EXPECT_TRUE(server.ok()) << server.status();
     if (server.ok()) server_ = *std::move(server);
-    cri_ = cripb::ImageService::NewStub(
-        grpc::CreateChannel("unix:" + config_.address, grpc::InsecureChannelCredentials()));
+    channel_ = grpc::CreateChannel("unix:" + config_.address, grpc::InsecureChannelCredentials());
+    cri_ = cripb::ImageService::NewStub(channel_);
   }
+  const std::shared_ptr<grpc::Channel>& fixture_channel() const { return channel_; }
   ~MetricsEndpointTest() override {
     cri_.reset();
     server_.reset();
@@ -66,6 +67,7 @@ class MetricsEndpointTest : public ::testing::Test {
   std::string dir_;
   Config config_;
   std::unique_ptr<Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<cripb::ImageService::Stub> cri_;
 };
 
@@ -77,10 +79,10 @@ TEST_F(MetricsEndpointTest, CountsAndTimesEveryRpcAndReportsTheIndexAndRocksDb) 
     grpc::ClientContext ctx;
     ASSERT_TRUE(cri_->ListImages(&ctx, cripb::ListImagesRequest(), &resp).ok());
   }
-  cripb::ImageStatusRequest bad;  // empty reference: InvalidArgument
-  cripb::ImageStatusResponse resp;
-  grpc::ClientContext ctx;
-  EXPECT_EQ(cri_->ImageStatus(&ctx, bad, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // A request that does not parse: InvalidArgument.
+  EXPECT_EQ(RawUnaryCall(fixture_channel(), "/runtime.v1.ImageService/ImageStatus", "\xff\xff\xff")
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 
   std::string got = HttpGet(server_->metrics_port(), "/metrics");
   EXPECT_TRUE(absl::StartsWith(got, "HTTP/1.1 200 OK\r\n")) << got;

@@ -43,7 +43,8 @@ absl::Status ValidateNamespace(absl::string_view ns) {
 
 absl::StatusOr<std::string> RequiredNamespace(const grpc::ServerContext& ctx) {
   std::optional<std::string> ns = Header(ctx);
-  if (!ns) {
+  // Absent or empty: what containerd answers both with.
+  if (!ns || ns->empty()) {
     return absl::FailedPreconditionError(
         "namespace is required: set the containerd-namespace header");
   }
@@ -53,7 +54,13 @@ absl::StatusOr<std::string> RequiredNamespace(const grpc::ServerContext& ctx) {
 
 absl::StatusOr<std::string> ContentNamespace(const grpc::ServerContext& ctx) {
   std::optional<std::string> ns = Header(ctx);
+  // Absent: containerd's content proxy, which sends none. Present but empty
+  // is what containerd refuses.
   if (!ns) return std::string();
+  if (ns->empty()) {
+    return absl::FailedPreconditionError(
+        "namespace is required: the containerd-namespace header is empty");
+  }
   if (absl::Status s = ValidateNamespace(*ns); !s.ok()) return s;
   return *ns;
 }

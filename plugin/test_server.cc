@@ -2,8 +2,10 @@
 
 #include <grpc/grpc.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <stdlib.h>
 
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "store/files.h"
 
@@ -33,6 +35,35 @@ ServerFixture::ServerFixture() : dir_(MakeShortTempDir()) {
 ServerFixture::~ServerFixture() {
   server_.reset();
   store::RemoveAll(dir_).IgnoreError();
+}
+
+grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                          const std::string& request, std::string* response,
+                          grpc::ClientContext* ctx) {
+  grpc::ClientContext own;
+  if (ctx == nullptr) ctx = &own;
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1);
+  grpc::ByteBuffer resp;
+  grpc::GenericStub generic(channel);
+  absl::Mutex mu;
+  bool done = false;
+  grpc::Status status;
+  generic.UnaryCall(ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
+    absl::MutexLock lock(&mu);
+    status = std::move(s);
+    done = true;
+  });
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&done));
+  if (status.ok() && response != nullptr) {
+    std::vector<grpc::Slice> slices;
+    response->clear();
+    if (resp.Dump(&slices).ok()) {
+      for (const grpc::Slice& s : slices) response->append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+  }
+  return status;
 }
 
 }  // namespace imaged::plugin

@@ -3,6 +3,7 @@
 #define IMAGED_PLUGIN_TEST_SERVER_H_
 
 #include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
 
 #include <memory>
 #include <string>
@@ -29,6 +30,13 @@ class ServerFixture {
   std::unique_ptr<Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
 };
+
+// One unary call of `method` ("/pkg.Service/Method") with `request` as the
+// raw request bytes (which need not parse); the response bytes go to
+// `response` when given. `ctx` may carry metadata; a fresh one otherwise.
+grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                          const std::string& request, std::string* response = nullptr,
+                          grpc::ClientContext* ctx = nullptr);
 
 }  // namespace imaged::plugin
 
