@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "cri/reference.h"
+#include "store/limits.h"
 
 namespace imaged::cri {
 
@@ -17,6 +18,7 @@ std::string FullImageId(absl::string_view id) {
 
 absl::StatusOr<std::optional<std::string>> ImageService::Resolve(absl::string_view ns,
                                                                   absl::string_view ref) {
+  if (absl::Status s = store::ValidateImageRef(ref); !s.ok()) return s;
   if (ref.empty()) return std::optional<std::string>();  // names nothing
   if (IsImageId(ref)) {
     const std::string id = FullImageId(ref);
@@ -80,6 +82,7 @@ absl::Status ImageService::StreamImages(
 
 absl::StatusOr<std::optional<store::CriImage>> ImageService::ImageStatus(absl::string_view ns,
                                                                          absl::string_view ref) {
+  if (absl::Status s = store::ValidateImageRef(ref); !s.ok()) return s;
   // containerd's CRI: an empty reference names no image (OK, not present).
   if (ref.empty()) return std::optional<store::CriImage>();
   // By full ID (kubelet's most common call, with the image_ref of a pull):

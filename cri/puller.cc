@@ -8,6 +8,7 @@
 #include "cri/hosts.h"
 #include "cri/reference.h"
 #include "store/digest.h"
+#include "store/limits.h"
 #include "store/oci.h"
 
 namespace imaged::cri {
@@ -253,6 +254,7 @@ absl::Status Puller::FetchAll(Job& job,
 }
 
 absl::StatusOr<PullResult> Puller::Pull(const PullRequest& req) {
+  if (absl::Status s = store::ValidateImageRef(req.image); !s.ok()) return s;
   if (!req.lease.empty() || leases_ == nullptr) return PullLeased(req, req.lease);
   static std::atomic<uint64_t> serial{0};
   store::Lease lease;
@@ -273,7 +275,7 @@ absl::StatusOr<PullResult> Puller::PullLeased(const PullRequest& req,
   if (!ref.ok()) return ref.status();
   if (ref->domain.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("image \"", req.image, "\": the reference names no registry"));
+        absl::StrCat("image ", store::Quote(req.image), ": the reference names no registry"));
   }
   if (ref->tag.empty() && ref->digest.empty()) ref->tag = "latest";
   // A reference with both keeps the digest (what is pulled) and the tag

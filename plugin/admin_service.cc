@@ -1,6 +1,10 @@
 #include "plugin/admin_service.h"
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "plugin/grpc_status.h"
+#include "plugin/namespaces.h"
+#include "store/limits.h"
 
 namespace imaged::plugin {
 
@@ -37,7 +41,19 @@ grpc::Status AdminService::GarbageCollect(grpc::ServerContext*,
   if (gc_ == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "garbage collection is not set up");
   }
-  std::vector<std::string> namespaces(req->namespaces().begin(), req->namespaces().end());
+  // Each namespace once: a request naming one a thousand times is one pass.
+  std::vector<std::string> namespaces;
+  absl::flat_hash_set<absl::string_view> seen;
+  for (const std::string& ns : req->namespaces()) {
+    // The content-proxy namespace "" is containerd's to collect: skipped.
+    if (ns.empty() || !seen.insert(ns).second) continue;
+    if (absl::Status s = ValidateNamespace(ns); !s.ok()) return ToGrpcStatus(s);
+    namespaces.push_back(ns);
+    if (namespaces.size() > store::kMaxGcNamespaces) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("more than ", store::kMaxGcNamespaces, " namespaces"));
+    }
+  }
   absl::StatusOr<store::GcReport> r = gc_->CollectNow(namespaces);
   if (!r.ok()) return ToGrpcStatus(r.status());
   resp->set_namespaces(r->namespaces);

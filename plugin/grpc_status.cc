@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "store/limits.h"
+
 namespace imaged::plugin {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -9,7 +11,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   int code = static_cast<int>(status.code());
   // absl reserves no codes beyond gRPC's 0..16; anything else is a bug below us.
   if (code < 0 || code > 16) code = static_cast<int>(grpc::StatusCode::UNKNOWN);
-  return grpc::Status(static_cast<grpc::StatusCode>(code), std::string(status.message()));
+  // A message that quotes a request field must not carry the whole field
+  // back in the grpc-message trailer.
+  return grpc::Status(static_cast<grpc::StatusCode>(code), store::CutErrorMessage(status.message()));
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {

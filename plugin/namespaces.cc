@@ -4,11 +4,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "store/limits.h"
 
 namespace imaged::plugin {
 namespace {
-
-constexpr size_t kMaxNamespaceLength = 76;
 
 std::optional<std::string> Header(const grpc::ServerContext& ctx,
                                   const char* name = kNamespaceHeader) {
@@ -21,24 +20,7 @@ std::optional<std::string> Header(const grpc::ServerContext& ctx,
 }  // namespace
 
 absl::Status ValidateNamespace(absl::string_view ns) {
-  auto invalid = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("namespace \"", ns, "\": ", why));
-  };
-  if (ns.empty()) return invalid("must not be empty");
-  if (ns.size() > kMaxNamespaceLength) return invalid("longer than 76 characters");
-  bool after_separator = true;  // no leading separator
-  for (char c : ns) {
-    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) {
-      after_separator = false;
-    } else if (c == '.' || c == '_' || c == '-') {
-      if (after_separator) return invalid("separators must sit between alphanumerics");
-      after_separator = true;
-    } else {
-      return invalid("only letters, digits, '.', '_' and '-' are allowed");
-    }
-  }
-  if (after_separator) return invalid("separators must sit between alphanumerics");
-  return absl::OkStatus();
+  return store::ValidateIdentifier("namespace", ns);
 }
 
 absl::StatusOr<std::string> RequiredNamespace(const grpc::ServerContext& ctx) {

@@ -24,6 +24,7 @@
 #include "store/clock.h"
 #include "store/errors.h"
 #include "store/files.h"
+#include "store/limits.h"
 #include "cri/reference.h"
 #include "store/platform.h"
 #include "plugin/leases_service.h"
@@ -32,8 +33,8 @@
 namespace imaged::plugin {
 namespace {
 
-// A chunk of 1 MiB plus framing must fit; leave room for larger clients.
-constexpr int kMaxMessageSize = 16 << 20;
+// containerd's 16 MiB (store/limits.h): a chunk of 1 MiB plus framing fits.
+constexpr int kMaxMessageSize = store::kMaxReceiveMessageBytes;
 
 bool SocketAnswers(const std::string& path) {
   sockaddr_un addr{};

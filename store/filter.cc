@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "re2/re2.h"
+#include "store/limits.h"
 
 namespace imaged::store {
 namespace {
@@ -637,6 +638,7 @@ absl::StatusOr<Filter> Filter::Parse(absl::string_view s) {
 
 absl::StatusOr<Filter> Filter::ParseAll(
     absl::Span<const std::string> filters) {
+  if (absl::Status s = ValidateFilters(filters); !s.ok()) return s;
   if (filters.empty()) return Filter();
   std::vector<std::vector<Selector>> disjuncts;
   bool matches_all = false;

@@ -6,16 +6,15 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "store/limits.h"
 
 namespace imaged::store {
 
 using Labels = std::map<std::string, std::string>;
 
-// containerd's limit on one label: key and value together.
-inline constexpr size_t kMaxLabelSize = 4096;
-
-// Ok when every label has a non-empty key and key + value fit kMaxLabelSize;
-// InvalidArgument naming the first offending key (truncated) otherwise.
+// Ok when every label has a non-empty key, key + value fit kMaxLabelSize
+// and all of them kMaxLabelsSize (store/limits.h); InvalidArgument naming
+// the first offending key (quoted, cut) otherwise.
 absl::Status ValidateLabels(const Labels& labels);
 
 }  // namespace imaged::store

@@ -11,6 +11,7 @@
 #include "store/digest.h"
 #include "store/filter.h"
 #include "store/keys.h"
+#include "store/limits.h"
 
 namespace imaged::store {
 namespace {
@@ -108,7 +109,7 @@ absl::Status ValidateLeaseResource(const LeaseResource& r) {
 }
 
 absl::StatusOr<Lease> RocksDbLeaseStore::Create(absl::string_view ns, const Lease& lease) {
-  if (lease.id.empty()) return absl::InvalidArgumentError("lease id must be provided");
+  if (absl::Status s = ValidateLeaseId(lease.id); !s.ok()) return s;
   if (absl::Status s = ValidateLabels(lease.labels); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("lease \"", lease.id, "\": ", s.message()));
   }
@@ -170,8 +171,10 @@ absl::StatusOr<std::vector<Lease>> RocksDbLeaseStore::List(absl::string_view ns,
 
 absl::Status RocksDbLeaseStore::AddResource(absl::string_view ns, absl::string_view lease,
                                             const LeaseResource& resource) {
+  if (absl::Status s = ValidateResourceSize(resource.type, resource.id); !s.ok()) return s;
   absl::ReaderMutexLock gc(&db_->gc_lock());  // adds a reference: see MetadataDb::gc_lock
   absl::MutexLock lock(&write_mu_);
+  // The lease before the resource, as containerd checks them.
   if (absl::Status s = CheckExists(ns, lease); !s.ok()) return s;
   if (absl::Status s = ValidateLeaseResource(resource); !s.ok()) return s;
   rocksdb::WriteBatch batch;

@@ -21,6 +21,7 @@
 #include "store/filter.h"
 #include "store/keys.h"
 #include "store/lease_store.h"
+#include "store/limits.h"
 #include "store/records.h"
 
 namespace imaged::store {
@@ -290,6 +291,8 @@ absl::StatusOr<ContentInfo> RocksDbContentStore::Update(absl::string_view ns,
                                                         const ContentInfo& info,
                                                         absl::Span<const std::string> fieldpaths) {
   if (absl::Status s = ValidateDigest(info.digest); !s.ok()) return s;
+  if (absl::Status s = ValidateFieldPaths(fieldpaths); !s.ok()) return s;
+  if (absl::Status s = ValidateLabels(info.labels); !s.ok()) return s;
   absl::ReaderMutexLock gc(&db_->gc_lock());  // adds a reference: see MetadataDb::gc_lock
   absl::MutexLock lock(&mu_);
   std::string key = ContentKey(ns, info.digest);
@@ -579,7 +582,7 @@ absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_v
 absl::StatusOr<std::unique_ptr<ContentWriter>> RocksDbContentStore::Writer(
     absl::string_view ns, absl::string_view ref, int64_t total, absl::string_view expected,
     absl::string_view lease) {
-  if (absl::Status s = ValidateRef(ref); !s.ok()) return s;
+  if (absl::Status s = ValidateIngestRef(ref); !s.ok()) return s;
   if (total < 0) return absl::InvalidArgumentError("negative total");
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
   if (!expected.empty()) {

@@ -11,6 +11,7 @@
 #include "store/filter.h"
 #include "store/keys.h"
 #include "store/lease_store.h"
+#include "store/limits.h"
 
 namespace imaged::store {
 namespace {
@@ -24,7 +25,7 @@ absl::Status ImageNotFound(absl::string_view name) {
 }
 
 absl::Status ValidateImage(const Image& image) {
-  if (image.name.empty()) return absl::InvalidArgumentError("image name must not be empty");
+  if (absl::Status s = ValidateImageName(image.name); !s.ok()) return s;
   if (absl::Status s = ValidateLabels(image.labels); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("image \"", image.name, "\": ", s.message()));
   }
@@ -581,6 +582,9 @@ absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Imag
                                                 absl::Span<const std::string> fieldpaths,
                                                 absl::string_view lease) {
   if (image.name.empty()) return absl::InvalidArgumentError("image name is required for update");
+  if (absl::Status s = ValidateImageName(image.name); !s.ok()) return s;
+  if (absl::Status s = ValidateFieldPaths(fieldpaths); !s.ok()) return s;
+  if (absl::Status s = ValidateLabels(image.labels); !s.ok()) return s;
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
   return db_->GroupCommit([&]() -> absl::StatusOr<Image> {
     absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock

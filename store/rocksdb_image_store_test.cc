@@ -571,3 +571,33 @@ TEST_F(GenerationTest, CheckThatRepairsMovesIt) {
 
 }  // namespace
 }  // namespace imaged::store
+
+namespace imaged::store {
+namespace {
+
+// Limits apply to writes: a record an older version stored beyond them (a
+// 2 MiB name, a 5 KiB label) is still listed, read and deleted.
+TEST_F(CriIndexTest, RecordsBeyondTodaysLimitsStayListableAndDeletable) {
+  TestImage ti = Make({});
+  const std::string name(2 << 20, 'o');
+  ImageRecord old;
+  old.media_type = ti.manifest.media_type;
+  old.digest = ti.manifest.digest;
+  old.size = ti.manifest.size;
+  old.labels = {{"big", std::string(5000, 'v')}};
+  rocksdb::WriteBatch batch;
+  batch.Put(stores_.db().cf(Cf::kImages), ImageKey(kNs, name), EncodeImageRecord(old));
+  ASSERT_TRUE(stores_.db().Write(&batch).ok());
+
+  EXPECT_TRUE(absl::IsInvalidArgument(Create(name + "x", ti.manifest)));  // no new ones
+  absl::StatusOr<std::vector<Image>> listed = stores_.images().List(kNs, {});
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].name.size(), name.size());
+  EXPECT_TRUE(stores_.images().Get(kNs, name).ok());
+  EXPECT_TRUE(stores_.images().Delete(kNs, name).ok());
+  EXPECT_THAT(*stores_.images().List(kNs, {}), IsEmpty());
+}
+
+}  // namespace
+}  // namespace imaged::store

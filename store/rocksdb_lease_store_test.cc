@@ -11,7 +11,9 @@
 #include "store/clock.h"
 #include "store/files.h"
 #include "store/keys.h"
+#include "store/limits.h"
 #include "store/lease_store.h"
+#include "store/limits.h"
 #include "store/metadata_db.h"
 #include "store/test_dirs.h"
 
@@ -151,6 +153,9 @@ TEST_F(LeaseStoreTest, LeaseIdsFollowContainerdNotIdentifierRules) {
       {"123456789-a_-Z", absl::StatusCode::kOk},
       {"123456789--abc", absl::StatusCode::kOk},
       {std::string("nul\0byte", 8), absl::StatusCode::kOk},
+      {std::string(kMaxLeaseIdLength, 'a'), absl::StatusCode::kOk},
+      // Ours, not containerd's: a bound on what one id may cost.
+      {std::string(kMaxLeaseIdLength + 1, 'a'), absl::StatusCode::kInvalidArgument},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::StrCat("id \"", c.id, "\""));
@@ -162,7 +167,7 @@ TEST_F(LeaseStoreTest, LeaseIdsFollowContainerdNotIdentifierRules) {
     ASSERT_TRUE(store_->AddResource(kNs, c.id, {"ref", "ingests"}).ok());
     EXPECT_THAT(Resources(c.id), ElementsAre(LeaseResource{"ref", "ingests"}));
   }
-  EXPECT_EQ(List({}).size(), cases.size() - 1);
+  EXPECT_EQ(List({}).size(), cases.size() - 2);  // all but the two refused
 }
 
 TEST_F(LeaseStoreTest, BadLabelsAreInvalidArgument) {
