@@ -1,5 +1,7 @@
 #include "plugin/admin_service.h"
 
+#include <chrono>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "plugin/grpc_status.h"
@@ -35,7 +37,7 @@ grpc::Status AdminService::ListUnresolved(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::GarbageCollect(grpc::ServerContext*,
+grpc::Status AdminService::GarbageCollect(grpc::ServerContext* ctx,
                                           const adminpb::GarbageCollectRequest* req,
                                           adminpb::GarbageCollectResponse* resp) {
   if (gc_ == nullptr) {
@@ -54,7 +56,14 @@ grpc::Status AdminService::GarbageCollect(grpc::ServerContext*,
                           absl::StrCat("more than ", store::kMaxGcNamespaces, " namespaces"));
     }
   }
-  absl::StatusOr<store::GcReport> r = gc_->CollectNow(namespaces);
+  // A caller that gives up (or runs out of time) ends the pass.
+  absl::StatusOr<store::GcReport> r = gc_->CollectNow(namespaces, [ctx]() -> absl::Status {
+    if (ctx->IsCancelled()) return absl::CancelledError("garbage collection: the caller went away");
+    if (std::chrono::system_clock::now() > ctx->deadline()) {
+      return absl::DeadlineExceededError("garbage collection: the caller's deadline passed");
+    }
+    return absl::OkStatus();
+  });
   if (!r.ok()) return ToGrpcStatus(r.status());
   resp->set_namespaces(r->namespaces);
   resp->set_blobs_kept(r->blobs_kept);

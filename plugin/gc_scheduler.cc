@@ -16,6 +16,7 @@ void GcScheduler::Stop() {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
+  gc_->Shutdown();  // a pass under way stops at its next check
   if (thread_.joinable()) thread_.join();
 }
 
@@ -26,8 +27,9 @@ void GcScheduler::Dirty(absl::string_view ns) {
   dirty_.insert(std::string(ns));
 }
 
-absl::StatusOr<store::GcReport> GcScheduler::CollectNow(const std::vector<std::string>& namespaces) {
-  absl::StatusOr<store::GcReport> report = gc_->Collect(namespaces);
+absl::StatusOr<store::GcReport> GcScheduler::CollectNow(const std::vector<std::string>& namespaces,
+                                                         const store::GcInterrupt& interrupt) {
+  absl::StatusOr<store::GcReport> report = gc_->Collect(namespaces, interrupt);
   if (report.ok()) Log(*report, "requested");
   return report;
 }

@@ -29,9 +29,12 @@ class GcScheduler {
 
   // Something was deleted in `ns`: a pass over it follows shortly.
   void Dirty(absl::string_view ns);
-  // A pass over `namespaces` (none: all) now, on the caller's thread.
-  absl::StatusOr<store::GcReport> CollectNow(const std::vector<std::string>& namespaces);
-  // Stops the background thread (idempotent); CollectNow still works.
+  // A pass over `namespaces` (none: all) now, on the caller's thread;
+  // `interrupt` (e.g. the caller's RPC cancelled) may stop it.
+  absl::StatusOr<store::GcReport> CollectNow(const std::vector<std::string>& namespaces,
+                                             const store::GcInterrupt& interrupt = nullptr);
+  // Stops the background thread and any pass under way, and refuses later
+  // passes (imaged is shutting down); idempotent.
   void Stop();
 
  private:

@@ -292,15 +292,17 @@ void Server::Shutdown() {
   const bool listening = grpc_ != nullptr;
   events_.Close();
   if (listening) {
-    // A handler waiting on containerd would hold the drain past its
-    // deadline (gRPC waits for every handler to return): when the drain
-    // runs out, calls to containerd are cancelled and waiting ImageStatus
-    // misses answered, so every handler returns.
+    // A handler waiting on containerd, or running a garbage collection,
+    // would hold the drain past its deadline (gRPC waits for every handler to
+    // return): when the drain runs out, calls to containerd are cancelled,
+    // waiting ImageStatus misses answered and a collection stopped, so every
+    // handler returns.
     absl::Notification drained;
     std::thread canceller([this, &drained] {
       if (drained.WaitForNotificationWithTimeout(config_.shutdown_timeout)) return;
       if (mirror_ != nullptr) mirror_->CancelCalls();
       if (cri_service_ != nullptr) cri_service_->StopMirror();
+      if (collector_ != nullptr) collector_->Shutdown();
     });
     auto deadline = std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(config_.shutdown_timeout);

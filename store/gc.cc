@@ -1,6 +1,7 @@
 #include "store/gc.h"
 
 #include <deque>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
@@ -67,10 +68,32 @@ absl::StatusOr<std::vector<std::string>> Collector::AllNamespaces() {
   return out;
 }
 
-absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, bool expire,
-                                                  int* leases_expired) {
+absl::Status Collector::Check(const GcInterrupt& interrupt) const {
+  if (shut_down_.load()) return absl::CancelledError("garbage collection: imaged is shutting down");
+  return interrupt ? interrupt() : absl::OkStatus();
+}
+
+absl::Status Collector::ExpireLeases(absl::string_view ns, int* leases_expired) {
+  absl::StatusOr<std::vector<Lease>> leases = leases_->List(ns, {});
+  if (!leases.ok()) return leases.status();
+  const absl::Time now = clock_->Now();
+  for (const Lease& lease : *leases) {
+    if (!Expired(lease, now)) continue;
+    if (absl::Status s = leases_->Delete(ns, lease.id); !s.ok() && !absl::IsNotFound(s)) return s;
+    ++*leases_expired;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, const rocksdb::Snapshot* at,
+                                                  const GcInterrupt& interrupt) {
   Marked m;
   std::deque<std::string> queue;
+  int64_t rows = 0;
+  // Every 1024 rows: may the pass go on?
+  auto step = [&]() -> absl::Status {
+    return ++rows % 1024 == 0 ? Check(interrupt) : absl::OkStatus();
+  };
   auto mark = [&](absl::string_view digest) {
     if (ValidateDigest(digest).ok() && m.live.insert(std::string(digest)).second) {
       queue.emplace_back(digest);
@@ -78,7 +101,7 @@ absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, bool exp
   };
   auto mark_image = [&](absl::string_view name) -> absl::Status {
     std::string value;
-    absl::Status got = db_->Get(Cf::kImages, ImageKey(ns, name), &value);
+    absl::Status got = db_->Get(Cf::kImages, ImageKey(ns, name), &value, at);
     if (absl::IsNotFound(got)) return absl::OkStatus();
     if (!got.ok()) return got;
     absl::StatusOr<ImageRecord> rec = DecodeImageRecord(value);
@@ -87,29 +110,30 @@ absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, bool exp
     return absl::OkStatus();
   };
 
-  // Leases: expired ones go, the rest hold their resources.
-  absl::StatusOr<std::vector<Lease>> leases = leases_->List(ns, {});
-  if (!leases.ok()) return leases.status();
-  const absl::Time now = clock_->Now();
-  for (const Lease& lease : *leases) {
-    if (expire && Expired(lease, now)) {
-      if (absl::Status s = leases_->Delete(ns, lease.id); !s.ok() && !absl::IsNotFound(s)) return s;
-      ++*leases_expired;
-      continue;
-    }
-    absl::StatusOr<std::vector<LeaseResource>> held = leases_->ListResources(ns, lease.id);
-    if (!held.ok()) return held.status();
-    for (const LeaseResource& r : *held) {
-      if (r.type == kLeaseContent) mark(r.id);
-      if (r.type == "images") {
-        if (absl::Status s = mark_image(r.id); !s.ok()) return s;
+  // Leases hold their resources (expired ones were deleted before the snapshot).
+  {
+    PrefixScan leases(*db_, Cf::kLeases, NamespacePrefix(ns), at);
+    for (; leases.Valid(); leases.Next()) {
+      if (absl::Status s = step(); !s.ok()) return s;
+      PrefixScan held(*db_, Cf::kLeaseResources, LeaseResourcePrefix(ns, leases.suffix()), at);
+      for (; held.Valid(); held.Next()) {
+        if (absl::Status s = step(); !s.ok()) return s;
+        std::optional<LeaseResourceSuffix> r = ParseLeaseResourceSuffix(held.suffix());
+        if (!r) return absl::DataLossError("malformed lease resource key");
+        if (r->type == kLeaseContent) mark(r->id);
+        if (r->type == kLeaseImages) {
+          if (absl::Status s = mark_image(r->id); !s.ok()) return s;
+        }
       }
+      if (!held.status().ok()) return held.status();
     }
+    if (!leases.status().ok()) return leases.status();
   }
   // Image records.
   {
-    PrefixScan scan(*db_, Cf::kImages, NamespacePrefix(ns));
+    PrefixScan scan(*db_, Cf::kImages, NamespacePrefix(ns), at);
     for (; scan.Valid(); scan.Next()) {
+      if (absl::Status s = step(); !s.ok()) return s;
       absl::StatusOr<ImageRecord> rec = DecodeImageRecord(scan.value());
       if (!rec.ok()) return rec.status();
       mark(rec->digest);
@@ -119,8 +143,9 @@ absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, bool exp
   // Roots by label. (The same scan could serve the sweep, but marking must
   // finish before anything is known to be garbage.)
   {
-    PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns));
+    PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns), at);
     for (; scan.Valid(); scan.Next()) {
+      if (absl::Status s = step(); !s.ok()) return s;
       absl::StatusOr<ContentRecord> rec = DecodeContentRecord(scan.value());
       if (!rec.ok()) return rec.status();
       if (rec->labels.count(kGcRootLabel)) mark(scan.suffix());
@@ -129,10 +154,11 @@ absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, bool exp
   }
   // Follow gc.ref.content labels.
   while (!queue.empty()) {
+    if (absl::Status s = step(); !s.ok()) return s;
     std::string digest = std::move(queue.front());
     queue.pop_front();
     std::string value;
-    absl::Status got = db_->Get(Cf::kContent, ContentKey(ns, digest), &value);
+    absl::Status got = db_->Get(Cf::kContent, ContentKey(ns, digest), &value, at);
     if (absl::IsNotFound(got)) continue;  // referenced but absent (not pulled yet)
     if (!got.ok()) return got;
     absl::StatusOr<ContentRecord> rec = DecodeContentRecord(value);
@@ -144,7 +170,34 @@ absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, bool exp
   return m;
 }
 
-absl::StatusOr<GcReport> Collector::Collect(absl::Span<const std::string> namespaces) {
+absl::StatusOr<absl::flat_hash_set<std::string>> Collector::Spare(
+    absl::string_view ns, const std::vector<MetadataDb::Noted>& noted) {
+  absl::flat_hash_set<std::string> spared;
+  std::deque<std::string> queue;
+  for (const MetadataDb::Noted& n : noted) {
+    if (n.ns == ns && ValidateDigest(n.id).ok() && spared.insert(n.id).second) queue.push_back(n.id);
+  }
+  // What they reference now (the lock is held: nothing changes meanwhile).
+  while (!queue.empty()) {
+    std::string digest = std::move(queue.front());
+    queue.pop_front();
+    std::string value;
+    absl::Status got = db_->Get(Cf::kContent, ContentKey(ns, digest), &value);
+    if (absl::IsNotFound(got)) continue;
+    if (!got.ok()) return got;
+    absl::StatusOr<ContentRecord> rec = DecodeContentRecord(value);
+    if (!rec.ok()) return rec.status();
+    for (const auto& [key, val] : rec->labels) {
+      if (IsContentRef(key) && ValidateDigest(val).ok() && spared.insert(val).second) {
+        queue.push_back(val);
+      }
+    }
+  }
+  return spared;
+}
+
+absl::StatusOr<GcReport> Collector::Collect(absl::Span<const std::string> namespaces,
+                                            const GcInterrupt& interrupt) {
   absl::MutexLock pass(&pass_mu_);
   const absl::Time start = absl::Now();
   GcReport report;
@@ -154,28 +207,72 @@ absl::StatusOr<GcReport> Collector::Collect(absl::Span<const std::string> namesp
     if (!all.ok()) return all.status();
     targets = *std::move(all);
   } else {
+    absl::flat_hash_set<absl::string_view> seen;
     for (const std::string& ns : namespaces) {
-      if (!ns.empty()) targets.push_back(ns);
+      if (!ns.empty() && seen.insert(ns).second) targets.push_back(ns);
     }
   }
   for (const std::string& ns : targets) {
-    absl::MutexLock gc(&db_->gc_lock());
-    absl::StatusOr<Marked> marked = Mark(ns, /*expire=*/true, &report.leases_expired);
-    if (!marked.ok()) return marked.status();
-    std::vector<std::string> garbage;
-    PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns));
-    for (; scan.Valid(); scan.Next()) {
-      if (marked->live.contains(scan.suffix())) {
-        ++report.blobs_kept;
-        continue;
-      }
-      if (static_cast<int64_t>(garbage.size()) >= options_.max_removals_per_pass) {
-        report.complete = false;
-        break;
-      }
-      garbage.emplace_back(scan.suffix());
+    if (absl::Status s = Check(interrupt); !s.ok()) return s;
+    if (absl::Status s = ExpireLeases(ns, &report.leases_expired); !s.ok()) return s;
+    // The cut: with the lock held no write is half done, so each one is in
+    // the snapshot or noted.
+    std::optional<MetadataDb::Snapshot> snapshot;
+    {
+      absl::MutexLock gc(&db_->gc_lock());
+      db_->StartNoting();
+      snapshot.emplace(*db_);
     }
-    if (!scan.status().ok()) return scan.status();
+    struct StopNoting {
+      MetadataDb* db;
+      bool armed = true;
+      ~StopNoting() {
+        if (!armed) return;
+        absl::MutexLock gc(&db->gc_lock());
+        db->StopNoting();
+      }
+    } stop_noting{db_};
+    absl::StatusOr<Marked> marked = Mark(ns, snapshot->get(), interrupt);
+    if (!marked.ok()) return marked.status();
+    std::vector<std::string> candidates;
+    {
+      PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns), snapshot->get());
+      for (; scan.Valid(); scan.Next()) {
+        if (marked->live.contains(scan.suffix())) {
+          ++report.blobs_kept;
+          continue;
+        }
+        if (static_cast<int64_t>(candidates.size()) >= options_.max_removals_per_pass) {
+          report.complete = false;
+          break;
+        }
+        candidates.emplace_back(scan.suffix());
+      }
+      if (!scan.status().ok()) return scan.status();
+    }
+    snapshot.reset();
+    if (options_.after_mark) options_.after_mark(ns);
+    if (absl::Status s = Check(interrupt); !s.ok()) return s;
+
+    absl::MutexLock gc(&db_->gc_lock());
+    stop_noting.armed = false;
+    std::optional<std::vector<MetadataDb::Noted>> noted = db_->StopNoting();
+    if (!noted) {
+      // More was written meanwhile than is worth sparing one by one: the
+      // next pass sweeps this namespace.
+      report.complete = false;
+      continue;
+    }
+    absl::StatusOr<absl::flat_hash_set<std::string>> spared = Spare(ns, *noted);
+    if (!spared.ok()) return spared.status();
+    std::vector<std::string> garbage;
+    for (std::string& digest : candidates) {
+      if (spared->contains(digest)) {
+        ++report.blobs_kept;
+      } else {
+        garbage.push_back(std::move(digest));
+      }
+    }
     absl::StatusOr<RocksDbContentStore::Removed> removed = content_->RemoveBlobs(ns, garbage);
     if (!removed.ok()) return removed.status();
     report.blobs_removed += removed->rows;
@@ -199,10 +296,9 @@ absl::StatusOr<std::vector<NamespaceUsage>> Collector::Usage() {
     u.ns = ns;
     Marked marked;
     if (!ns.empty()) {
-      // Marking needs a stable view; it does not expire leases here.
-      absl::ReaderMutexLock gc(&db_->gc_lock());
-      int ignored = 0;
-      absl::StatusOr<Marked> m = Mark(ns, /*expire=*/false, &ignored);
+      // Marking needs a stable view, not a lock; it expires no lease here.
+      MetadataDb::Snapshot snapshot(*db_);
+      absl::StatusOr<Marked> m = Mark(ns, snapshot.get(), nullptr);
       if (!m.ok()) return m.status();
       marked = *std::move(m);
     }

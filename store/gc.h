@@ -21,16 +21,29 @@
 // namespace, then files; a crash in between leaves only files no row names,
 // which RocksDbContentStore::Recover removes at the next start.
 //
-// Concurrency: the pass holds MetadataDb::gc_lock exclusively while it marks
-// and removes metadata, so no write can add a reference to a blob it is
-// about to remove; writes wait for the pass (marking reads only RocksDB).
+// Concurrency: marking reads a RocksDB snapshot and holds no lock, so writes
+// go on while a pass marks. The pass takes MetadataDb::gc_lock exclusively
+// twice, each time for a bounded moment: to take the snapshot and start
+// noting (no write is half done then, so every write is either in the
+// snapshot or noted), and to sweep: whatever writes referenced since the
+// snapshot (an image's target, a blob committed, labelled or added to a
+// lease) is spared with everything its current labels reach, and the rest of
+// the unreferenced blobs goes in one write. The moments are bounded by the
+// writes made meanwhile and by max_removals_per_pass, not by the store's size.
+//
+// A pass stops between steps (and every 1024 rows while it marks) when its
+// caller's Interrupt says so (a cancelled or expired RPC), or once Shutdown
+// was called; then nothing of that namespace has been removed.
 #ifndef IMAGED_STORE_GC_H_
 #define IMAGED_STORE_GC_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -49,7 +62,13 @@ struct GcOptions {
   // Blobs removed per namespace per pass at most; a pass that stops there
   // says so (complete = false) and the next pass goes on.
   int64_t max_removals_per_pass = 20000;
+  // Tests: called after a namespace is marked, before its sweep, with no
+  // lock held.
+  std::function<void(absl::string_view ns)> after_mark;
 };
+
+// Asked between a pass's steps: non-OK (Cancelled, DeadlineExceeded) stops it.
+using GcInterrupt = std::function<absl::Status()>;
 
 struct GcReport {
   int namespaces = 0;
@@ -80,18 +99,30 @@ class Collector {
       : db_(db), content_(content), leases_(leases), clock_(clock), options_(options) {}
 
   // One pass over `namespaces` (none: every namespace that holds content or
-  // leases, except the content-proxy namespace, which is skipped if named).
-  // Passes are serialised.
-  absl::StatusOr<GcReport> Collect(absl::Span<const std::string> namespaces);
+  // leases, except the content-proxy namespace, which is skipped if named;
+  // each once however often named). Passes are serialised. `interrupt` may
+  // stop it (its status is returned).
+  absl::StatusOr<GcReport> Collect(absl::Span<const std::string> namespaces,
+                                   const GcInterrupt& interrupt = nullptr);
+  // Stops the pass under way at its next check and refuses later ones
+  // (Cancelled): imaged is shutting down.
+  void Shutdown() { shut_down_ = true; }
 
   // Space per namespace and what a pass would free, without removing anything.
   absl::StatusOr<std::vector<NamespaceUsage>> Usage();
 
  private:
   struct Marked;
-  // The blobs of `ns` that something references (after dropping expired
-  // leases when `expire` is set). Requires gc_lock held exclusively.
-  absl::StatusOr<Marked> Mark(absl::string_view ns, bool expire, int* leases_expired);
+  // Deletes the leases of `ns` whose gc.expire has passed.
+  absl::Status ExpireLeases(absl::string_view ns, int* leases_expired);
+  // The blobs of `ns` that something references, as `at` saw them.
+  absl::StatusOr<Marked> Mark(absl::string_view ns, const rocksdb::Snapshot* at,
+                              const GcInterrupt& interrupt);
+  // Of `noted` (writes since the snapshot), the blobs of `ns` they reference
+  // now, with everything their labels reach. Requires gc_lock exclusively.
+  absl::StatusOr<absl::flat_hash_set<std::string>> Spare(
+      absl::string_view ns, const std::vector<MetadataDb::Noted>& noted);
+  absl::Status Check(const GcInterrupt& interrupt) const;
   absl::StatusOr<std::vector<std::string>> AllNamespaces();
 
   MetadataDb* const db_;
@@ -99,6 +130,7 @@ class Collector {
   RocksDbLeaseStore* const leases_;
   const Clock* const clock_;
   const GcOptions options_;
+  std::atomic<bool> shut_down_{false};
   absl::Mutex pass_mu_;  // one pass at a time
 };
 

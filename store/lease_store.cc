@@ -177,6 +177,7 @@ absl::Status RocksDbLeaseStore::AddResource(absl::string_view ns, absl::string_v
   // The lease before the resource, as containerd checks them.
   if (absl::Status s = CheckExists(ns, lease); !s.ok()) return s;
   if (absl::Status s = ValidateLeaseResource(resource); !s.ok()) return s;
+  if (resource.type == kLeaseContent) db_->NoteReference(MetadataDb::Noted::kBlob, ns, resource.id);
   rocksdb::WriteBatch batch;
   StageAddResource(&batch, ns, lease, resource);
   return db_->Write(&batch);

@@ -35,6 +35,9 @@ inline constexpr char kLeaseExpireLabel[] = "containerd.io/gc.expire";
 inline constexpr absl::string_view kLeaseContent = "content";
 inline constexpr absl::string_view kLeaseIngests = "ingests";
 inline constexpr absl::string_view kLeaseSnapshots = "snapshots";  // + "/<snapshotter>"
+// Written by imaged itself, never through the API: an image record created
+// under a lease (id is its name).
+inline constexpr absl::string_view kLeaseImages = "images";
 
 struct Lease {
   std::string id;

@@ -116,19 +116,50 @@ absl::Status MetadataDb::SyncWalTo(uint64_t ticket) {
   return absl::OkStatus();
 }
 
-absl::Status MetadataDb::Get(Cf family, absl::string_view key, std::string* value) const {
+absl::Status MetadataDb::Get(Cf family, absl::string_view key, std::string* value,
+                             const rocksdb::Snapshot* at) const {
+  rocksdb::ReadOptions options;
+  options.snapshot = at;
   rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), cf(family), rocksdb::Slice(key.data(), key.size()), value);
+      db_->Get(options, cf(family), rocksdb::Slice(key.data(), key.size()), value);
   if (s.IsNotFound()) return absl::NotFoundError("not found");
   return RocksError(s, "metadata read");
 }
 
-PrefixScan::PrefixScan(const MetadataDb& db, Cf family, absl::string_view prefix)
+PrefixScan::PrefixScan(const MetadataDb& db, Cf family, absl::string_view prefix,
+                       const rocksdb::Snapshot* at)
     : prefix_size_(prefix.size()), upper_(PrefixUpperBound(prefix)), upper_slice_(upper_) {
   rocksdb::ReadOptions options;
+  options.snapshot = at;
   if (!upper_.empty()) options.iterate_upper_bound = &upper_slice_;
   it_.reset(db.db()->NewIterator(options, db.cf(family)));
   it_->Seek(rocksdb::Slice(prefix.data(), prefix.size()));
+}
+
+void MetadataDb::NoteReference(Noted::Kind kind, absl::string_view ns, absl::string_view id) const {
+  if (!noting_.load(std::memory_order_acquire)) return;
+  absl::MutexLock lock(&noted_mu_);
+  if (noted_.size() >= kMaxNoted) {
+    noted_overflow_ = true;
+    return;
+  }
+  noted_.push_back(Noted{kind, std::string(ns), std::string(id)});
+}
+
+void MetadataDb::StartNoting() const {
+  absl::MutexLock lock(&noted_mu_);
+  noted_.clear();
+  noted_overflow_ = false;
+  noting_.store(true, std::memory_order_release);
+}
+
+std::optional<std::vector<MetadataDb::Noted>> MetadataDb::StopNoting() const {
+  absl::MutexLock lock(&noted_mu_);
+  noting_.store(false, std::memory_order_release);
+  std::vector<Noted> out = std::move(noted_);
+  noted_.clear();
+  if (noted_overflow_) return std::nullopt;
+  return out;
 }
 
 absl::Status PrefixScan::status() const { return RocksError(it_->status(), "metadata scan"); }

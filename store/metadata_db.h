@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,16 +50,53 @@ class MetadataDb {
   // WAL fsyncs GroupCommit has made (for tests).
   uint64_t group_syncs() const { return group_syncs_.load(std::memory_order_relaxed); }
   // Point read; NotFound when absent.
-  absl::Status Get(Cf family, absl::string_view key, std::string* value) const;
+  // Point read, of the database as it is or as `at` saw it; NotFound when absent.
+  absl::Status Get(Cf family, absl::string_view key, std::string* value,
+                   const rocksdb::Snapshot* at = nullptr) const;
+
+  // A view of the database as of its creation, for readers that must not
+  // hold a lock while they read much (the collector's marking).
+  class Snapshot {
+   public:
+    explicit Snapshot(const MetadataDb& db) : db_(db), snap_(db.db()->GetSnapshot()) {}
+    ~Snapshot() { db_.db()->ReleaseSnapshot(snap_); }
+    Snapshot(const Snapshot&) = delete;
+    Snapshot& operator=(const Snapshot&) = delete;
+    const rocksdb::Snapshot* get() const { return snap_; }
+
+   private:
+    const MetadataDb& db_;
+    const rocksdb::Snapshot* const snap_;
+  };
 
   // Orders the garbage collector against writes that add a reference to a
   // blob (an image record, a content label, a blob committed or shared, a
   // lease resource). Each such write holds it shared from its first read to
-  // its write, so what it read stays true; the collector holds it exclusively
-  // while it marks and removes metadata, so it never removes a blob that a
-  // write in flight is about to reference. Always the outermost lock taken,
-  // never taken twice by one thread (absl::Mutex is not reentrant).
+  // its write, so what it read stays true, and notes what it references
+  // (NoteReference). The collector holds it exclusively only for moments: to
+  // take its snapshot and start the journal (a cut no write straddles), and
+  // to sweep, sparing whatever the journal says was referenced since (see
+  // store/gc.h). Always the outermost lock taken, never taken twice by one
+  // thread (absl::Mutex is not reentrant).
   absl::Mutex& gc_lock() const { return gc_lock_; }
+
+  // What a write referenced while a collection was marking: a blob, with
+  // whatever its labels reference (an image record notes its target).
+  struct Noted {
+    enum Kind { kBlob };
+    Kind kind;
+    std::string ns;
+    std::string id;
+  };
+  // Called by writes that add references, with gc_lock held shared; a no-op
+  // unless a collection is marking.
+  void NoteReference(Noted::Kind kind, absl::string_view ns, absl::string_view id) const;
+  // The collector, with gc_lock held exclusively: starts noting / stops and
+  // returns what was noted (nullopt when more was noted than kMaxNoted: the
+  // pass then sweeps nothing).
+  void StartNoting() const;
+  std::optional<std::vector<Noted>> StopNoting() const;
+  static constexpr size_t kMaxNoted = 1 << 20;
 
  private:
   MetadataDb() = default;
@@ -74,6 +112,10 @@ class MetadataDb {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   mutable absl::Mutex gc_lock_;
+  mutable std::atomic<bool> noting_{false};
+  mutable absl::Mutex noted_mu_;
+  mutable std::vector<Noted> noted_ ABSL_GUARDED_BY(noted_mu_);
+  mutable bool noted_overflow_ ABSL_GUARDED_BY(noted_mu_) = false;
   absl::Mutex sync_mu_;
   uint64_t synced_to_ ABSL_GUARDED_BY(sync_mu_) = 0;
   std::atomic<uint64_t> group_syncs_{0};
@@ -99,7 +141,9 @@ auto MetadataDb::GroupCommit(F&& f) -> decltype(f()) {
 //   if (!scan.status().ok()) ...
 class PrefixScan {
  public:
-  PrefixScan(const MetadataDb& db, Cf family, absl::string_view prefix);
+  // Reads the database as it is, or as `at` saw it.
+  PrefixScan(const MetadataDb& db, Cf family, absl::string_view prefix,
+             const rocksdb::Snapshot* at = nullptr);
   PrefixScan(const PrefixScan&) = delete;
   PrefixScan& operator=(const PrefixScan&) = delete;
 

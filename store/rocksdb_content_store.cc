@@ -294,6 +294,7 @@ absl::StatusOr<ContentInfo> RocksDbContentStore::Update(absl::string_view ns,
   if (absl::Status s = ValidateFieldPaths(fieldpaths); !s.ok()) return s;
   if (absl::Status s = ValidateLabels(info.labels); !s.ok()) return s;
   absl::ReaderMutexLock gc(&db_->gc_lock());  // adds a reference: see MetadataDb::gc_lock
+  db_->NoteReference(MetadataDb::Noted::kBlob, ns, info.digest);
   absl::MutexLock lock(&mu_);
   std::string key = ContentKey(ns, info.digest);
   std::string value;
@@ -344,6 +345,7 @@ absl::Status RocksDbContentStore::WriteWithBlobLabels(
   const absl::Time now = clock_->Now();
   for (const auto& [digest, set] : labels) {
     if (absl::Status s = ValidateDigest(digest); !s.ok()) return s;
+    db_->NoteReference(MetadataDb::Noted::kBlob, ns, digest);  // for a marking collector
     std::string key = ContentKey(ns, digest);
     std::string value;
     absl::Status got = db_->Get(Cf::kContent, key, &value);
@@ -552,6 +554,7 @@ absl::StatusOr<std::vector<IngestStatus>> RocksDbContentStore::ListStatuses(
 absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_view digest,
                                             int64_t total, absl::string_view lease) {
   absl::ReaderMutexLock gc(&db_->gc_lock());  // adds a reference: see MetadataDb::gc_lock
+  db_->NoteReference(MetadataDb::Noted::kBlob, ns, digest);
   absl::MutexLock lock(&mu_);
   std::string key = ContentKey(ns, digest);
   std::string value;
@@ -654,6 +657,7 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
                                              const std::string& digest, int64_t size,
                                              const Labels& labels, absl::string_view lease) {
   absl::ReaderMutexLock gc(&db_->gc_lock());  // adds a reference: see MetadataDb::gc_lock
+  db_->NoteReference(MetadataDb::Noted::kBlob, ns, digest);
   std::string key = ContentKey(ns, digest);
   bool held = false;
   uint64_t renamed = 0;

@@ -117,7 +117,7 @@ CriImage FromMeta(absl::string_view id, CriMetaRecord meta) {
 void RocksDbImageStore::StageImageLease(rocksdb::WriteBatch* batch, absl::string_view ns,
                                         absl::string_view lease, absl::string_view name) {
   if (lease.empty()) return;
-  batch->Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "images", name),
+  batch->Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseImages, name),
              rocksdb::Slice());
 }
 
@@ -397,6 +397,7 @@ absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::st
                                             absl::string_view name, const ImageRecord* old,
                                             ImageRecord* rec,
                                             const absl::flat_hash_set<std::string>* rewritten) {
+  db_->NoteReference(MetadataDb::Noted::kBlob, ns, rec->digest);  // for a marking collector
   if (old != nullptr) {
     if (absl::Status s = StageUnindex(batch, ns, name, *old, rewritten); !s.ok()) return s;
     // Labels derived from an old target do not describe a new one, unless this

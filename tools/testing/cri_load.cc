@@ -5,7 +5,7 @@
 //   cri_load --address SOCK [--hit REF] [--misses N] [--miss-prefix P]
 //            [--list-callers N] [--hit-callers N] [--duration 5s] [--deadline 10s]
 //
-// For --duration, in parallel:
+// For --duration (each caller makes at least one call), in parallel:
 //   list   --list-callers threads calling ListImages in a loop
 //   hit    --hit-callers threads calling ImageStatus of REF (it must be present)
 //   miss   N threads calling ImageStatus of names nobody has (P-<thread>-<i>),
@@ -110,13 +110,13 @@ int main(int argc, char** argv) {
   Kind list{"list"}, hit_kind{"hit"}, miss{"miss"};
   const absl::Time end = absl::Now() + duration;
   auto timed = [&](Kind& kind, auto&& call) {
-    while (absl::Now() < end) {
+    do {  // at least one call each, however short the duration
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
       const absl::Time start = absl::Now();
       std::string error = call(&ctx);
       kind.Add(absl::ToDoubleMilliseconds(absl::Now() - start), error);
-    }
+    } while (absl::Now() < end);
   };
   auto status_error = [](const grpc::Status& s) {
     return s.ok() ? std::string() : absl::StrCat("code ", s.error_code(), ": ", s.error_message());
