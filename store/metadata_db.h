@@ -96,7 +96,7 @@ class MetadataDb {
   // pass then sweeps nothing).
   void StartNoting() const;
   std::optional<std::vector<Noted>> StopNoting() const;
-  static constexpr size_t kMaxNoted = 1 << 20;
+  static constexpr size_t kMaxNoted = 1 << 17;  // about 15 MiB at most
 
  private:
   MetadataDb() = default;

@@ -10,6 +10,7 @@ packages=(
   librocksdb-dev libabsl-dev libre2-dev libssl-dev libcurl4-openssl-dev libarchive-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev
   containerd docker-registry umoci skopeo
   python3 openssl curl apache2-utils
   gnuplot-nox
