@@ -177,19 +177,25 @@ TEST_F(ContentServiceTest, ReadStreamsChunksOfAtMostOneMiB) {
   EXPECT_EQ(all, big);
 }
 
+// Read of the blob "0123456789" in namespace default: its code, its bytes in `out`.
+grpc::StatusCode ReadDigits(contentpb::Content::Stub* stub, int64_t offset, int64_t size,
+                            std::string* out) {
+  contentpb::ReadContentRequest req;
+  req.set_digest(Sha256::Of("0123456789"));
+  req.set_offset(offset);
+  req.set_size(size);
+  auto ctx = NamespacedContext("default");
+  auto reader = stub->Read(ctx.get(), req);
+  contentpb::ReadContentResponse resp;
+  out->clear();
+  while (reader->Read(&resp)) *out += resp.data();
+  return reader->Finish().error_code();
+}
+
 TEST_F(ContentServiceTest, ReadRangesAndBadOffsets) {
   ASSERT_TRUE(Put("default", "0123456789").ok());
   auto read = [&](int64_t offset, int64_t size, std::string* out) {
-    contentpb::ReadContentRequest req;
-    req.set_digest(Sha256::Of("0123456789"));
-    req.set_offset(offset);
-    req.set_size(size);
-    auto ctx = NamespacedContext("default");
-    auto reader = stub_->Read(ctx.get(), req);
-    contentpb::ReadContentResponse resp;
-    out->clear();
-    while (reader->Read(&resp)) *out += resp.data();
-    return reader->Finish().error_code();
+    return ReadDigits(stub_.get(), offset, size, out);
   };
   std::string out;
   EXPECT_EQ(read(3, 4, &out), grpc::StatusCode::OK);
@@ -208,16 +214,7 @@ TEST_F(ContentServiceTest, ReadRangesAndBadOffsets) {
 TEST_F(ContentServiceTest, ReadWindowIsClampedAsContainerdDoes) {
   ASSERT_TRUE(Put("default", "0123456789").ok());
   auto read = [&](int64_t offset, int64_t size, std::string* out) {
-    contentpb::ReadContentRequest req;
-    req.set_digest(Sha256::Of("0123456789"));
-    req.set_offset(offset);
-    req.set_size(size);
-    auto ctx = NamespacedContext("default");
-    auto reader = stub_->Read(ctx.get(), req);
-    contentpb::ReadContentResponse resp;
-    out->clear();
-    while (reader->Read(&resp)) *out += resp.data();
-    return reader->Finish().error_code();
+    return ReadDigits(stub_.get(), offset, size, out);
   };
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   std::string out;
