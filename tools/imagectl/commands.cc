@@ -91,7 +91,10 @@ std::string HumanSize(uint64_t bytes) {
     ++unit;
   }
   // Three significant digits, as crictl's go-units does, without trailing zeros.
-  std::string s = absl::StrFormat(v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v);
+  // (One literal format each: clang checks absl::StrFormat's formats at compile time.)
+  std::string s = v >= 100  ? absl::StrFormat("%.0f", v)
+                  : v >= 10 ? absl::StrFormat("%.1f", v)
+                            : absl::StrFormat("%.2f", v);
   if (absl::StrContains(s, '.')) {
     while (s.back() == '0') s.pop_back();
     if (s.back() == '.') s.pop_back();
