@@ -55,7 +55,9 @@ void MirrorMisses::Lookup(const std::string& ns, const std::string& ref, DoneFn 
     if (!stop_) {
       const std::string key = Key(ns, ref);
       Waiter waiter{absl::Now() + options_.budget, std::move(done)};
-      ++timer_wakeups_;
+      // The timer is woken only for a deadline earlier than its own (with
+      // one budget for all, only when nobody was waiting): not per miss.
+      if (waiter.deadline < timer_deadline_) ++timer_wakeups_;
       if (auto it = entries_.find(key); it != entries_.end()) {
         ++stats_.joined;
         it->second.waiters.push_back(std::move(waiter));
@@ -130,7 +132,9 @@ void MirrorMisses::Timer() {
     auto woken = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return stop_ || timer_wakeups_ != seen;
     };
+    timer_deadline_ = earliest;
     mu_.AwaitWithDeadline(absl::Condition(&woken), earliest);
+    timer_deadline_ = absl::InfiniteFuture();
   }
 }
 

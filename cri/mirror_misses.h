@@ -85,6 +85,8 @@ class MirrorMisses {
   std::deque<std::pair<std::string, std::string>> queue_ ABSL_GUARDED_BY(mu_);  // ns, ref
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int64_t timer_wakeups_ ABSL_GUARDED_BY(mu_) = 0;  // bumped when an earlier deadline arrives
+  // When the budget timer wakes next on its own (InfiniteFuture: no waiter).
+  absl::Time timer_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> workers_;
   std::thread timer_;

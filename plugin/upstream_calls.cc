@@ -36,7 +36,7 @@ void UpstreamCalls::Call::Idle() { waiting_since_ns_ = 0; }
 
 absl::Status UpstreamCalls::Call::Finish(const grpc::Status& status) {
   const bool idle = idle_cancelled_.load();
-  owner_->Note(method_, status, idle);
+  owner_->Note(method_, kind_, status, idle);
   if (idle && status.error_code() == grpc::StatusCode::CANCELLED) {
     return absl::DeadlineExceededError(
         absl::StrCat(method_, ": no answer for ", absl::FormatDuration(owner_->options_.timeout)));
@@ -78,7 +78,8 @@ std::unique_ptr<UpstreamCalls::Call> UpstreamCalls::Start(absl::string_view meth
     case Kind::kPoint: deadline = options_.timeout; break;
     case Kind::kList: deadline = options_.list_timeout; break;
     case Kind::kStream: deadline = options_.stream_cap; break;
-    case Kind::kSubscription: break;
+    case Kind::kSubscription:
+    case Kind::kForwarded: break;
   }
   if (deadline != absl::InfiniteDuration()) call->ctx_->set_deadline(After(deadline));
   Register(call.get());
@@ -89,7 +90,7 @@ std::unique_ptr<UpstreamCalls::Call> UpstreamCalls::StartForwarded(
     absl::string_view method, const grpc::ServerContextBase& parent, absl::Duration cap) {
   // Propagation carries the parent's deadline (gRPC takes the earlier of the
   // two) and its cancellation.
-  std::unique_ptr<Call> call(new Call(this, std::string(method), Kind::kSubscription,
+  std::unique_ptr<Call> call(new Call(this, std::string(method), Kind::kForwarded,
                                       grpc::ClientContext::FromServerContext(parent)));
   if (cap != absl::InfiniteDuration()) call->ctx_->set_deadline(After(cap));
   Register(call.get());
@@ -119,11 +120,7 @@ bool UpstreamCalls::cancelled() const {
   return cancelled_;
 }
 
-void UpstreamCalls::Record(absl::string_view method, const grpc::Status& status) {
-  Note(std::string(method), status, false);
-}
-
-void UpstreamCalls::Note(const std::string& method, const grpc::Status& status,
+void UpstreamCalls::Note(const std::string& method, Kind kind, const grpc::Status& status,
                          bool idle_cancelled) {
   if (this == Unbounded()) return;
   std::function<void(bool)> notify;
@@ -134,6 +131,9 @@ void UpstreamCalls::Note(const std::string& method, const grpc::Status& status,
     const bool timed_out =
         idle_cancelled || status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
     if (timed_out) ++timeouts_[method];
+    // A forwarded call that ran out of its caller's time (a long pull) is
+    // counted, but says nothing of whether containerd answers.
+    if (kind == Kind::kForwarded && status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return;
     answering = !timed_out && !MeansNotAnswering(status.error_code());
     if (!answering) {
       // Only the first 200 bytes of what the peer said.

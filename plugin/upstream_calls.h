@@ -46,7 +46,9 @@ class UpstreamCalls {
     absl::Duration list_timeout = absl::InfiniteDuration();
     absl::Duration stream_cap = absl::InfiniteDuration();
   };
-  enum class Kind { kPoint, kList, kStream, kSubscription };
+  // kForwarded: made for a server call, which sets its deadline; running
+  // out of it says nothing about containerd's health.
+  enum class Kind { kPoint, kList, kStream, kSubscription, kForwarded };
 
   // Whether the upstream answers, as the last finished call (or heartbeat) saw it.
   struct Health {
@@ -107,9 +109,6 @@ class UpstreamCalls {
   void CancelAll();
   bool cancelled() const;
 
-  // For calls that do not go through Start (a heartbeat): record an outcome.
-  void Record(absl::string_view method, const grpc::Status& status);
-
   Health health() const;
   // Calls that ended with DEADLINE_EXCEEDED (or were cancelled idle), per method.
   std::map<std::string, int64_t> Timeouts() const;
@@ -121,7 +120,7 @@ class UpstreamCalls {
  private:
   void Register(Call* call);
   void Unregister(Call* call);
-  void Note(const std::string& method, const grpc::Status& status, bool idle_cancelled);
+  void Note(const std::string& method, Kind kind, const grpc::Status& status, bool idle_cancelled);
   void Watchdog();
 
   const Options options_;

@@ -295,21 +295,21 @@ absl::StatusOr<std::vector<NamespaceUsage>> Collector::Usage() {
     NamespaceUsage u;
     u.ns = ns;
     Marked marked;
+    // One view, not a lock, for the marking and the count (no lease expires here).
+    MetadataDb::Snapshot snapshot(*db_);
     if (!ns.empty()) {
-      // Marking needs a stable view, not a lock; it expires no lease here.
-      MetadataDb::Snapshot snapshot(*db_);
       absl::StatusOr<Marked> m = Mark(ns, snapshot.get(), nullptr);
       if (!m.ok()) return m.status();
       marked = *std::move(m);
     }
-    PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns));
+    PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns), snapshot.get());
     for (; scan.Valid(); scan.Next()) {
       absl::StatusOr<ContentRecord> rec = DecodeContentRecord(scan.value());
       if (!rec.ok()) return rec.status();
       ++u.blobs;
       u.bytes += rec->size;
       bool shared = false;
-      PrefixScan owners(*db_, Cf::kBlobOwners, BlobOwnerPrefix(scan.suffix()));
+      PrefixScan owners(*db_, Cf::kBlobOwners, BlobOwnerPrefix(scan.suffix()), snapshot.get());
       for (; owners.Valid(); owners.Next()) {
         if (owners.suffix() != ns) {
           shared = true;
