@@ -14,8 +14,12 @@ if [ "$1" == --all ]; then
 fi
 bazel build --config=fuzz "${targets[@]/#/\/\/tools\/fuzz:}"
 bin=$(bazel info --config=fuzz bazel-bin)
-work=$(mktemp -d)
+# Scratch in memory when there is some: targets that write files (config,
+# hosts, archive and the service targets' stores) write them to TMPDIR.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then work=$(mktemp -d -p /dev/shm); else work=$(mktemp -d); fi
 trap 'rm -rf "$work"' EXIT
+export TMPDIR="$work/tmp"
+mkdir -p "$TMPDIR"
 for t in "${targets[@]}"; do
   mkdir -p "testdata/fuzz/$t" "$work/$t"
   # New finds go to a scratch corpus first, then are merged (minimised) into

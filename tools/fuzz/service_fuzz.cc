@@ -1,0 +1,915 @@
+#include "tools/fuzz/service_fuzz.h"
+
+#include <grpc/grpc.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "api/containerd/services/content/v1/content.grpc.pb.h"
+#include "api/containerd/services/events/v1/events.grpc.pb.h"
+#include "api/containerd/services/images/v1/images.grpc.pb.h"
+#include "api/containerd/services/leases/v1/leases.grpc.pb.h"
+#include "api/imaged/v1/admin.grpc.pb.h"
+#include "api/runtime/v1/api.grpc.pb.h"
+#include "plugin/namespaces.h"
+#include "plugin/server.h"
+#include "store/digest.h"
+
+namespace imaged::fuzz {
+namespace {
+
+namespace contentpb = ::containerd::services::content::v1;
+namespace imagespb = ::containerd::services::images::v1;
+namespace leasespb = ::containerd::services::leases::v1;
+namespace eventspb = ::containerd::services::events::v1;
+namespace cripb = ::runtime::v1;
+namespace adminpb = ::imaged::v1;
+
+constexpr auto kCallDeadline = std::chrono::seconds(5);
+// The namespaces steps write into, and so what EndInput empties; "" is the
+// content-proxy namespace (content calls without a namespace header).
+constexpr const char* kNamespaces[] = {"fuzz", "k8s.io", "other", ""};
+
+template <typename T>
+const T& Pick(FuzzedDataProvider& in, const std::vector<T>& from) {
+  return from[in.ConsumeIntegralInRange<size_t>(0, from.size() - 1)];
+}
+
+void Fail(const std::string& what) {
+  std::fprintf(stderr, "service fuzz: %s\n", what.c_str());
+  std::abort();
+}
+
+// Two small images (amd64 and arm64) and an index over them, as real JSON.
+std::vector<Harness::Blob> MakeBlobs() {
+  std::vector<Harness::Blob> blobs;
+  auto add = [&](std::string bytes, std::string media_type) -> const Harness::Blob& {
+    blobs.push_back({store::Sha256::Of(bytes), std::move(bytes), std::move(media_type)});
+    return blobs.back();
+  };
+  std::vector<std::pair<std::string, size_t>> manifests;  // digest, size
+  for (const char* arch : {"amd64", "arm64"}) {
+    const Harness::Blob layer =
+        add(absl::StrCat("layer of the ", arch, " image"), "application/vnd.oci.image.layer.v1.tar");
+    const Harness::Blob config = add(
+        absl::StrFormat(R"({"architecture":"%s","os":"linux","config":{"User":"1000"},)"
+                        R"("rootfs":{"type":"layers","diff_ids":["%s"]}})",
+                        arch, layer.digest),
+        "application/vnd.oci.image.config.v1+json");
+    const Harness::Blob manifest = add(
+        absl::StrFormat(
+            R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+            R"("config":{"mediaType":"%s","digest":"%s","size":%d},)"
+            R"("layers":[{"mediaType":"%s","digest":"%s","size":%d}]})",
+            config.media_type, config.digest, config.bytes.size(), layer.media_type, layer.digest,
+            layer.bytes.size()),
+        "application/vnd.oci.image.manifest.v1+json");
+    manifests.emplace_back(manifest.digest, manifest.bytes.size());
+  }
+  add(absl::StrFormat(
+          R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)"
+          R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,)"
+          R"("platform":{"architecture":"amd64","os":"linux"}},)"
+          R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,)"
+          R"("platform":{"architecture":"arm64","os":"linux"}}]})",
+          manifests[0].first, manifests[0].second, manifests[1].first, manifests[1].second),
+      "application/vnd.oci.image.index.v1+json");
+  return blobs;
+}
+
+// The bytes and files under `dir`, as MeasureTree but apparent sizes (what
+// the usage counters count).
+std::pair<int64_t, int64_t> FilesUnder(const std::string& dir) {
+  int64_t bytes = 0;
+  int64_t files = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) {
+      bytes += static_cast<int64_t>(it->file_size(ec));
+      ++files;
+    }
+  }
+  return {bytes, files};
+}
+
+}  // namespace
+
+Harness& Harness::Get() {
+  static Harness* harness = new Harness();
+  return *harness;
+}
+
+Harness::Harness() : blobs_(MakeBlobs()) {
+  grpc_init();  // kept up for the process (see plugin/test_server.cc)
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/imaged-svc-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) Fail("mkdtemp failed");
+  root_ = tmpl;
+  // The socket (which nothing here dials) in a short path: TMPDIR under
+  // Bazel is longer than a socket path may be.
+  std::string socket_dir = "/tmp/imaged-svc-XXXXXX";
+  if (::mkdtemp(socket_dir.data()) == nullptr) Fail("mkdtemp failed");
+  socket_dir_ = socket_dir;
+  // At exit (libFuzzer's, or the replay main's) the directories go. imaged
+  // is not shut down: RocksDB's own statics may be gone by then.
+  std::atexit([] { Get().RemoveDirs(); });
+  plugin::Config config;
+  config.root = root_ + "/root";
+  config.address = socket_dir + "/imaged.sock";
+  config.registry_config_path = root_ + "/certs.d";
+  // Only the collections the steps ask for, so the checks see a still store.
+  config.gc_interval = absl::ZeroDuration();
+  config.gc_delay = absl::Hours(24 * 365);
+  config.shutdown_timeout = absl::Seconds(1);
+  absl::StatusOr<std::unique_ptr<plugin::Server>> server = plugin::Server::Start(config);
+  if (!server.ok()) Fail(server.status().ToString());
+  server_ = *std::move(server);
+  channel_ = server_->InProcessChannel();
+}
+
+Harness::~Harness() = default;
+
+void Harness::RemoveDirs() {
+  std::error_code ec;
+  std::filesystem::remove_all(root_, ec);
+  std::filesystem::remove_all(socket_dir_, ec);
+}
+
+void Harness::Prepare(grpc::ClientContext* ctx, FuzzedDataProvider& in) {
+  ctx->set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+  const int pick = in.ConsumeIntegralInRange(0, 99);
+  std::string ns;
+  bool header = true;
+  if (pick < 60) {
+    ns = home_;
+  } else if (pick < 75) {
+    ns = home_ == "fuzz" ? "k8s.io" : "fuzz";
+  } else if (pick < 85) {
+    ns = "other";
+  } else if (pick < 90) {
+    header = false;
+  } else if (pick < 94) {
+    ns = "";
+  } else {
+    ns = pick < 97 ? "bad/namespace" : HeaderText(in, 100);
+  }
+  if (header) ctx->AddMetadata(plugin::kNamespaceHeader, ns);
+  if (in.ConsumeIntegralInRange(0, 4) == 0) {
+    ctx->AddMetadata(plugin::kLeaseHeader, in.ConsumeBool() ? LeaseId(in) : HeaderText(in, 300));
+  }
+}
+
+const Harness::Blob& Harness::KnownBlob(FuzzedDataProvider& in) const { return Pick(in, blobs_); }
+
+std::string Harness::Digest(FuzzedDataProvider& in) const {
+  switch (in.ConsumeIntegralInRange(0, 9)) {
+    case 0:
+      return store::Sha256::Of(Text(in, 16));  // well formed, unknown
+    case 1:
+      return Text(in, 80);
+    default:
+      return KnownBlob(in).digest;
+  }
+}
+
+std::string Harness::Name(FuzzedDataProvider& in) const {
+  switch (in.ConsumeIntegralInRange(0, 9)) {
+    case 0:
+      return "docker.io/library/fz:2";
+    case 1:
+      return "example.com/a/b:latest";
+    case 2:
+      return "docker.io/library/fz@" + blobs_[2].digest;
+    case 3:
+      return "fz:1";  // not normalised
+    case 4:
+      return blobs_[1].digest;  // an image ID
+    case 5:
+      return Text(in, 600);
+    default:
+      return "docker.io/library/fz:1";
+  }
+}
+
+std::string Harness::LeaseId(FuzzedDataProvider& in) const {
+  switch (in.ConsumeIntegralInRange(0, 5)) {
+    case 0:
+      return HeaderText(in, 300);
+    case 1:
+      return "lease-2";
+    default:
+      return "lease-1";
+  }
+}
+
+std::string Harness::Ref(FuzzedDataProvider& in) const {
+  switch (in.ConsumeIntegralInRange(0, 5)) {
+    case 0:
+      return Text(in, 300);
+    case 1:
+      return "ref-2";
+    case 2:
+      return "fuzz-" + KnownBlob(in).digest;
+    default:
+      return "ref-1";
+  }
+}
+
+std::map<std::string, std::string> Harness::Labels(FuzzedDataProvider& in) const {
+  static const std::vector<std::string> keys = {
+      "a", "containerd.io/gc.root", "containerd.io/gc.ref.content.l.0",
+      "containerd.io/gc.ref.content.m.1", "containerd.io/gc.expire", "containerd.io/uncompressed",
+      "io.cri-containerd.image"};
+  std::map<std::string, std::string> labels;
+  const int n = in.ConsumeIntegralInRange(0, 3);
+  for (int i = 0; i < n; ++i) {
+    std::string key = in.ConsumeIntegralInRange(0, 4) == 0 ? Text(in, 5000) : Pick(in, keys);
+    std::string value;
+    switch (in.ConsumeIntegralInRange(0, 4)) {
+      case 0:
+        value = Text(in, 5000);
+        break;
+      case 1:
+        value = "2000-01-01T00:00:00Z";
+        break;
+      case 2:
+        value = "managed";
+        break;
+      default:
+        value = Digest(in);
+    }
+    labels[std::move(key)] = std::move(value);
+  }
+  return labels;
+}
+
+std::vector<std::string> Harness::Filters(FuzzedDataProvider& in) const {
+  static const std::vector<std::string> pool = {
+      "name==docker.io/library/fz:1", "labels.a", R"(labels."containerd.io/gc.root")",
+      "digest~=^sha256", "name~=^docker,labels.a==b", "id==lease-1", "ref==ref-1",
+      "target.mediaType==application/vnd.oci.image.index.v1+json"};
+  std::vector<std::string> filters;
+  const int n = in.ConsumeIntegralInRange(0, 2);
+  for (int i = 0; i < n; ++i) filters.push_back(in.ConsumeBool() ? Pick(in, pool) : Text(in, 100));
+  return filters;
+}
+
+std::vector<std::string> Harness::FieldPaths(FuzzedDataProvider& in) const {
+  static const std::vector<std::string> pool = {"labels", "labels.a", "target", "name",
+                                                "labels.containerd.io/gc.root", "annotations"};
+  std::vector<std::string> paths;
+  const int n = in.ConsumeIntegralInRange(0, 2);
+  for (int i = 0; i < n; ++i) paths.push_back(in.ConsumeBool() ? Pick(in, pool) : Text(in, 40));
+  return paths;
+}
+
+std::string Harness::Text(FuzzedDataProvider& in, size_t max) {
+  // Valid UTF-8 (bytes from 0x80 up read as Latin-1), as every protobuf
+  // library sends string fields: an invalid one never reaches a handler
+  // (gRPC fails its parse with Internal, as grpc-go does for containerd).
+  std::string raw = in.ConsumeRandomLengthString(max);
+  std::string text;
+  text.reserve(raw.size());
+  for (unsigned char c : raw) {
+    if (c < 0x80) {
+      text.push_back(static_cast<char>(c));
+    } else {
+      text.push_back(static_cast<char>(0xc0 | (c >> 6)));
+      text.push_back(static_cast<char>(0x80 | (c & 0x3f)));
+    }
+  }
+  return text;
+}
+
+std::string Harness::HeaderText(FuzzedDataProvider& in, size_t max) {
+  // gRPC refuses to send anything but printable ASCII in a header.
+  std::string text = in.ConsumeRandomLengthString(max);
+  for (char& c : text) c = static_cast<char>(0x20 + static_cast<unsigned char>(c) % 95);
+  return text;
+}
+
+void Harness::Check(const char* method, const grpc::Status& status,
+                    std::initializer_list<grpc::StatusCode> also) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::OK:
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::OUT_OF_RANGE:
+    case grpc::StatusCode::ABORTED:
+      break;
+    default:
+      for (grpc::StatusCode code : also) {
+        if (status.error_code() == code) return;
+      }
+      Fail(absl::StrCat(method, " answered code ", status.error_code(), ": ",
+                        status.error_message().substr(0, 300)));
+  }
+  if (status.error_message().size() > 2048) {
+    Fail(absl::StrCat(method, " answered a ", status.error_message().size(), "-byte message"));
+  }
+}
+
+void Harness::EndInput() {
+  store::RocksDbImageStore& images = server_->image_store();
+  store::RocksDbContentStore& content = server_->content_store();
+  absl::StatusOr<store::RocksDbImageStore::CheckReport> report = images.Check(/*repair=*/false);
+  if (!report.ok()) Fail("index check: " + report.status().ToString());
+  if (!report->problems.empty()) Fail("index check: " + report->problems.front());
+
+  const std::string blobs = server_->config().root + "/blobs";
+  auto usage_matches = [&](bool empty) {
+    // A collection a call started may still be removing files: give it a moment.
+    for (int attempt = 0;; ++attempt) {
+      absl::StatusOr<store::ContentUsage> usage = content.Usage();
+      if (!usage.ok()) Fail("usage: " + usage.status().ToString());
+      auto [bytes, files] = FilesUnder(blobs);
+      if (usage->bytes == bytes && usage->files == files && (!empty || files == 0)) return;
+      if (attempt == 200) {
+        Fail(absl::StrFormat("usage counts %d files, %d bytes; blobs/ holds %d files, %d bytes%s",
+                             usage->files, usage->bytes, files, bytes,
+                             empty ? " (and should be empty)" : ""));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  usage_matches(/*empty=*/false);
+
+  // Everything the input made goes, through the stores.
+  for (const char* ns : kNamespaces) {
+    if (*ns != '\0') {
+      auto leases = server_->lease_store().List(ns, {});
+      if (!leases.ok()) Fail("lease list: " + leases.status().ToString());
+      for (const auto& l : *leases) server_->lease_store().Delete(ns, l.id).IgnoreError();
+      auto list = images.List(ns, {});
+      if (!list.ok()) Fail("image list: " + list.status().ToString());
+      for (const store::Image& i : *list) {
+        absl::Status s = images.Delete(ns, i.name);
+        if (!s.ok()) Fail("image delete: " + s.ToString());
+      }
+    }
+    auto ingests = content.ListStatuses(ns, {});
+    if (!ingests.ok()) Fail("ingest list: " + ingests.status().ToString());
+    for (const store::IngestStatus& i : *ingests) content.Abort(ns, i.ref).IgnoreError();
+    std::vector<std::string> digests;
+    absl::Status walked = content.Walk(ns, {}, [&](const store::ContentInfo& info) {
+      digests.push_back(info.digest);
+      return absl::OkStatus();
+    });
+    if (!walked.ok()) Fail("content walk: " + walked.ToString());
+    for (const std::string& d : digests) {
+      absl::Status s = content.Delete(ns, d);
+      if (!s.ok() && !absl::IsNotFound(s)) Fail("content delete: " + s.ToString());
+    }
+  }
+  auto collected = server_->gc().CollectNow({});
+  if (!collected.ok()) Fail("collection: " + collected.status().ToString());
+  usage_matches(/*empty=*/true);
+}
+
+int RunInput(const uint8_t* data, size_t size, const std::vector<Op>& ops) {
+  FuzzedDataProvider in(data, size);
+  Harness& harness = Harness::Get();
+  for (int step = 0; step < 24 && in.remaining_bytes() > 0; ++step) {
+    const Op& op = ops[in.ConsumeIntegralInRange<size_t>(0, ops.size() - 1)];
+    op.run(harness, in);
+  }
+  harness.EndInput();
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// The operations
+
+namespace {
+
+using Run = std::function<void(Harness&, FuzzedDataProvider&)>;
+
+void SetTarget(Harness& h, FuzzedDataProvider& in, ::containerd::types::Descriptor* target) {
+  if (in.ConsumeIntegralInRange(0, 5) == 0) {
+    target->set_media_type(Harness::Text(in, 100));
+    target->set_digest(h.Digest(in));
+    target->set_size(in.ConsumeIntegral<int64_t>());
+    return;
+  }
+  const Harness::Blob& b = h.KnownBlob(in);
+  target->set_media_type(b.media_type);
+  target->set_digest(b.digest);
+  target->set_size(static_cast<int64_t>(b.bytes.size()));
+}
+
+// Content ---------------------------------------------------------------------
+
+void ContentWrite(Harness& h, FuzzedDataProvider& in, bool whole_known_blob) {
+  auto stub = contentpb::Content::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  auto stream = stub->Write(&ctx);
+  const Harness::Blob& blob = h.KnownBlob(in);
+  const std::string ref = h.Ref(in);
+  const int messages = whole_known_blob ? 3 : in.ConsumeIntegralInRange(1, 6);
+  size_t written = 0;
+  for (int i = 0; i < messages; ++i) {
+    contentpb::WriteContentRequest req;
+    req.set_ref(i == 0 || whole_known_blob || in.ConsumeIntegralInRange(0, 4) != 0 ? ref
+                                                                                   : h.Ref(in));
+    if (whole_known_blob) {
+      req.set_action(i == 0 ? contentpb::STAT : i == 1 ? contentpb::WRITE : contentpb::COMMIT);
+      req.set_total(static_cast<int64_t>(blob.bytes.size()));
+      req.set_expected(blob.digest);
+      if (i == 1) req.set_data(blob.bytes);
+    } else {
+      req.set_action(static_cast<contentpb::WriteAction>(in.ConsumeIntegralInRange(0, 3)));
+      if (in.ConsumeBool()) {
+        req.set_total(in.ConsumeBool() ? static_cast<int64_t>(blob.bytes.size())
+                                       : in.ConsumeIntegral<int64_t>());
+      }
+      if (in.ConsumeBool()) req.set_expected(in.ConsumeBool() ? blob.digest : h.Digest(in));
+      if (in.ConsumeBool()) {
+        // A piece of the known blob where the write stands, or anything anywhere.
+        const size_t n = in.ConsumeIntegralInRange<size_t>(0, blob.bytes.size());
+        if (in.ConsumeIntegralInRange(0, 3) != 0 && written < blob.bytes.size()) {
+          req.set_offset(static_cast<int64_t>(written));
+          req.set_data(blob.bytes.substr(written, n));
+          written += req.data().size();
+        } else {
+          req.set_offset(in.ConsumeIntegralInRange<int64_t>(-2, 1 << 20));
+          req.set_data(Harness::Text(in, 4096));
+        }
+      }
+      if (in.ConsumeIntegralInRange(0, 3) == 0) {
+        for (auto& [k, v] : h.Labels(in)) (*req.mutable_labels())[k] = v;
+      }
+    }
+    contentpb::WriteContentResponse resp;
+    if (!stream->Write(req) || !stream->Read(&resp)) break;
+  }
+  stream->WritesDone();
+  Harness::Check("Content.Write", stream->Finish());
+}
+
+void ContentInfo(Harness& h, FuzzedDataProvider& in) {
+  auto stub = contentpb::Content::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  contentpb::InfoRequest req;
+  req.set_digest(h.Digest(in));
+  contentpb::InfoResponse resp;
+  Harness::Check("Content.Info", stub->Info(&ctx, req, &resp));
+}
+
+void ContentUpdate(Harness& h, FuzzedDataProvider& in) {
+  auto stub = contentpb::Content::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  contentpb::UpdateRequest req;
+  req.mutable_info()->set_digest(h.Digest(in));
+  if (in.ConsumeBool()) req.mutable_info()->set_size(in.ConsumeIntegral<int64_t>());
+  for (auto& [k, v] : h.Labels(in)) (*req.mutable_info()->mutable_labels())[k] = v;
+  for (const std::string& p : h.FieldPaths(in)) req.mutable_update_mask()->add_paths(p);
+  contentpb::UpdateResponse resp;
+  Harness::Check("Content.Update", stub->Update(&ctx, req, &resp));
+}
+
+void ContentList(Harness& h, FuzzedDataProvider& in) {
+  auto stub = contentpb::Content::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  contentpb::ListContentRequest req;
+  for (const std::string& f : h.Filters(in)) req.add_filters(f);
+  auto reader = stub->List(&ctx, req);
+  contentpb::ListContentResponse resp;
+  while (reader->Read(&resp)) {
+  }
+  Harness::Check("Content.List", reader->Finish());
+}
+
+void ContentDelete(Harness& h, FuzzedDataProvider& in) {
+  auto stub = contentpb::Content::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  contentpb::DeleteContentRequest req;
+  req.set_digest(h.Digest(in));
+  google::protobuf::Empty resp;
+  Harness::Check("Content.Delete", stub->Delete(&ctx, req, &resp));
+}
+
+void ContentRead(Harness& h, FuzzedDataProvider& in) {
+  auto stub = contentpb::Content::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  contentpb::ReadContentRequest req;
+  req.set_digest(h.Digest(in));
+  if (in.ConsumeBool()) {
+    req.set_offset(in.ConsumeIntegral<int64_t>());
+    req.set_size(in.ConsumeIntegral<int64_t>());
+  } else {
+    req.set_offset(in.ConsumeIntegralInRange<int64_t>(-1, 300));
+    req.set_size(in.ConsumeIntegralInRange<int64_t>(-1, 300));
+  }
+  auto reader = stub->Read(&ctx, req);
+  contentpb::ReadContentResponse resp;
+  while (reader->Read(&resp)) {
+  }
+  Harness::Check("Content.Read", reader->Finish());
+}
+
+void ContentStatus(Harness& h, FuzzedDataProvider& in) {
+  auto stub = contentpb::Content::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  contentpb::StatusRequest req;
+  req.set_ref(h.Ref(in));
+  contentpb::StatusResponse resp;
+  Harness::Check("Content.Status", stub->Status(&ctx, req, &resp));
+}
+
+void ContentListStatuses(Harness& h, FuzzedDataProvider& in) {
+  auto stub = contentpb::Content::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  contentpb::ListStatusesRequest req;
+  for (const std::string& f : h.Filters(in)) req.add_filters(f);
+  contentpb::ListStatusesResponse resp;
+  Harness::Check("Content.ListStatuses", stub->ListStatuses(&ctx, req, &resp));
+}
+
+void ContentAbort(Harness& h, FuzzedDataProvider& in) {
+  auto stub = contentpb::Content::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  contentpb::AbortRequest req;
+  req.set_ref(h.Ref(in));
+  google::protobuf::Empty resp;
+  Harness::Check("Content.Abort", stub->Abort(&ctx, req, &resp));
+}
+
+// Images and events -----------------------------------------------------------
+
+void FillImage(Harness& h, FuzzedDataProvider& in, imagespb::Image* image) {
+  image->set_name(h.Name(in));
+  for (auto& [k, v] : h.Labels(in)) (*image->mutable_labels())[k] = v;
+  if (in.ConsumeIntegralInRange(0, 7) != 0) SetTarget(h, in, image->mutable_target());
+}
+
+void ImagesGet(Harness& h, FuzzedDataProvider& in) {
+  auto stub = imagespb::Images::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  imagespb::GetImageRequest req;
+  req.set_name(h.Name(in));
+  imagespb::GetImageResponse resp;
+  Harness::Check("Images.Get", stub->Get(&ctx, req, &resp));
+}
+
+void ImagesList(Harness& h, FuzzedDataProvider& in) {
+  auto stub = imagespb::Images::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  imagespb::ListImagesRequest req;
+  for (const std::string& f : h.Filters(in)) req.add_filters(f);
+  imagespb::ListImagesResponse resp;
+  Harness::Check("Images.List", stub->List(&ctx, req, &resp));
+}
+
+void ImagesCreate(Harness& h, FuzzedDataProvider& in) {
+  auto stub = imagespb::Images::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  imagespb::CreateImageRequest req;
+  FillImage(h, in, req.mutable_image());
+  imagespb::CreateImageResponse resp;
+  Harness::Check("Images.Create", stub->Create(&ctx, req, &resp));
+}
+
+void ImagesUpdate(Harness& h, FuzzedDataProvider& in) {
+  auto stub = imagespb::Images::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  imagespb::UpdateImageRequest req;
+  FillImage(h, in, req.mutable_image());
+  for (const std::string& p : h.FieldPaths(in)) req.mutable_update_mask()->add_paths(p);
+  imagespb::UpdateImageResponse resp;
+  Harness::Check("Images.Update", stub->Update(&ctx, req, &resp));
+}
+
+void ImagesDelete(Harness& h, FuzzedDataProvider& in) {
+  auto stub = imagespb::Images::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  imagespb::DeleteImageRequest req;
+  req.set_name(h.Name(in));
+  req.set_sync(in.ConsumeBool());
+  google::protobuf::Empty resp;
+  Harness::Check("Images.Delete", stub->Delete(&ctx, req, &resp));
+}
+
+void SetEvent(FuzzedDataProvider& in, google::protobuf::Any* event) {
+  event->set_type_url(in.ConsumeBool() ? "containerd.services.images.v1.ImageCreate"
+                                       : Harness::Text(in, 100));
+  event->set_value(Harness::Text(in, 200));
+}
+
+void EventsPublish(Harness& h, FuzzedDataProvider& in) {
+  auto stub = eventspb::Events::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  eventspb::PublishRequest req;
+  req.set_topic(in.ConsumeBool() ? "/images/create" : Harness::Text(in, 100));
+  if (in.ConsumeBool()) SetEvent(in, req.mutable_event());
+  google::protobuf::Empty resp;
+  Harness::Check("Events.Publish", stub->Publish(&ctx, req, &resp));
+}
+
+void EventsForward(Harness& h, FuzzedDataProvider& in) {
+  auto stub = eventspb::Events::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  eventspb::ForwardRequest req;
+  req.mutable_envelope()->set_namespace_(in.ConsumeBool() ? "fuzz" : Harness::Text(in, 100));
+  req.mutable_envelope()->set_topic(in.ConsumeBool() ? "/images/delete" : Harness::Text(in, 100));
+  if (in.ConsumeBool()) SetEvent(in, req.mutable_envelope()->mutable_event());
+  google::protobuf::Empty resp;
+  Harness::Check("Events.Forward", stub->Forward(&ctx, req, &resp));
+}
+
+// Leases ----------------------------------------------------------------------
+
+void SetResource(Harness& h, FuzzedDataProvider& in, leasespb::Resource* r) {
+  switch (in.ConsumeIntegralInRange(0, 4)) {
+    case 0:
+      r->set_type("ingests");
+      r->set_id(h.Ref(in));
+      break;
+    case 1:
+      r->set_type(in.ConsumeBool() ? "snapshots/overlayfs" : Harness::Text(in, 200));
+      r->set_id(Harness::Text(in, 600));
+      break;
+    default:
+      r->set_type("content");
+      r->set_id(h.Digest(in));
+  }
+}
+
+void LeasesCreate(Harness& h, FuzzedDataProvider& in) {
+  auto stub = leasespb::Leases::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  leasespb::CreateRequest req;
+  if (in.ConsumeIntegralInRange(0, 5) != 0) req.set_id(h.LeaseId(in));
+  for (auto& [k, v] : h.Labels(in)) (*req.mutable_labels())[k] = v;
+  leasespb::CreateResponse resp;
+  Harness::Check("Leases.Create", stub->Create(&ctx, req, &resp));
+}
+
+void LeasesDelete(Harness& h, FuzzedDataProvider& in) {
+  auto stub = leasespb::Leases::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  leasespb::DeleteRequest req;
+  req.set_id(h.LeaseId(in));
+  req.set_sync(in.ConsumeBool());
+  google::protobuf::Empty resp;
+  Harness::Check("Leases.Delete", stub->Delete(&ctx, req, &resp));
+}
+
+void LeasesList(Harness& h, FuzzedDataProvider& in) {
+  auto stub = leasespb::Leases::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  leasespb::ListRequest req;
+  for (const std::string& f : h.Filters(in)) req.add_filters(f);
+  leasespb::ListResponse resp;
+  Harness::Check("Leases.List", stub->List(&ctx, req, &resp));
+}
+
+void LeasesAddResource(Harness& h, FuzzedDataProvider& in) {
+  auto stub = leasespb::Leases::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  leasespb::AddResourceRequest req;
+  req.set_id(h.LeaseId(in));
+  SetResource(h, in, req.mutable_resource());
+  google::protobuf::Empty resp;
+  Harness::Check("Leases.AddResource", stub->AddResource(&ctx, req, &resp));
+}
+
+void LeasesDeleteResource(Harness& h, FuzzedDataProvider& in) {
+  auto stub = leasespb::Leases::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  leasespb::DeleteResourceRequest req;
+  req.set_id(h.LeaseId(in));
+  SetResource(h, in, req.mutable_resource());
+  google::protobuf::Empty resp;
+  Harness::Check("Leases.DeleteResource", stub->DeleteResource(&ctx, req, &resp));
+}
+
+void LeasesListResources(Harness& h, FuzzedDataProvider& in) {
+  auto stub = leasespb::Leases::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  leasespb::ListResourcesRequest req;
+  req.set_id(h.LeaseId(in));
+  leasespb::ListResourcesResponse resp;
+  Harness::Check("Leases.ListResources", stub->ListResources(&ctx, req, &resp));
+}
+
+// CRI -------------------------------------------------------------------------
+
+// What kubelet names an image by: a reference, an image ID or a prefix of one.
+std::string CriImage(Harness& h, FuzzedDataProvider& in) {
+  const std::string id = h.KnownBlob(in).digest;
+  switch (in.ConsumeIntegralInRange(0, 5)) {
+    case 0:
+      return id;
+    case 1:
+      return id.substr(7, in.ConsumeIntegralInRange<size_t>(0, 64));
+    case 2:
+      return "";
+    default:
+      return h.Name(in);
+  }
+}
+
+void CriListImages(Harness& h, FuzzedDataProvider& in) {
+  auto stub = cripb::ImageService::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  cripb::ListImagesRequest req;
+  if (in.ConsumeBool()) req.mutable_filter()->mutable_image()->set_image(CriImage(h, in));
+  cripb::ListImagesResponse resp;
+  Harness::Check("CRI.ListImages", stub->ListImages(&ctx, req, &resp));
+}
+
+void CriImageStatus(Harness& h, FuzzedDataProvider& in) {
+  auto stub = cripb::ImageService::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  cripb::ImageStatusRequest req;
+  req.mutable_image()->set_image(CriImage(h, in));
+  req.set_verbose(in.ConsumeBool());
+  cripb::ImageStatusResponse resp;
+  Harness::Check("CRI.ImageStatus", stub->ImageStatus(&ctx, req, &resp));
+}
+
+void CriPullImage(Harness& h, FuzzedDataProvider& in) {
+  auto stub = cripb::ImageService::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  // A refused connection is retried with backoff for seconds: the caller
+  // gives up first, as kubelet does, and the pull must stop with it.
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(50));
+  cripb::PullImageRequest req;
+  // Never off the machine: a registry on a loopback port nobody listens on.
+  req.mutable_image()->set_image("127.0.0.1:1/" + (in.ConsumeBool() ? "fz:1" : Harness::Text(in, 100)));
+  if (in.ConsumeBool()) {
+    req.mutable_auth()->set_username(Harness::Text(in, 50));
+    req.mutable_auth()->set_password(Harness::Text(in, 50));
+    req.mutable_auth()->set_auth(Harness::Text(in, 100));
+  }
+  cripb::PullImageResponse resp;
+  Harness::Check("CRI.PullImage", stub->PullImage(&ctx, req, &resp),
+                 {grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::UNAUTHENTICATED,
+                  grpc::StatusCode::PERMISSION_DENIED, grpc::StatusCode::DEADLINE_EXCEEDED});
+}
+
+void CriRemoveImage(Harness& h, FuzzedDataProvider& in) {
+  auto stub = cripb::ImageService::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  cripb::RemoveImageRequest req;
+  req.mutable_image()->set_image(CriImage(h, in));
+  cripb::RemoveImageResponse resp;
+  Harness::Check("CRI.RemoveImage", stub->RemoveImage(&ctx, req, &resp));
+}
+
+void CriImageFsInfo(Harness& h, FuzzedDataProvider& in) {
+  auto stub = cripb::ImageService::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  cripb::ImageFsInfoRequest req;
+  cripb::ImageFsInfoResponse resp;
+  Harness::Check("CRI.ImageFsInfo", stub->ImageFsInfo(&ctx, req, &resp));
+}
+
+// Admin -----------------------------------------------------------------------
+
+void AdminCheckIndex(Harness& h, FuzzedDataProvider& in) {
+  auto stub = adminpb::Admin::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  adminpb::CheckIndexRequest req;
+  req.set_repair(in.ConsumeBool());
+  adminpb::CheckIndexResponse resp;
+  Harness::Check("Admin.CheckIndex", stub->CheckIndex(&ctx, req, &resp));
+  if (resp.problems_size() > 0) Fail("Admin.CheckIndex: " + resp.problems(0));
+}
+
+void AdminListUnresolved(Harness& h, FuzzedDataProvider& in) {
+  auto stub = adminpb::Admin::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  adminpb::ListUnresolvedRequest req;
+  adminpb::ListUnresolvedResponse resp;
+  Harness::Check("Admin.ListUnresolved", stub->ListUnresolved(&ctx, req, &resp));
+}
+
+void AdminGarbageCollect(Harness& h, FuzzedDataProvider& in) {
+  auto stub = adminpb::Admin::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  adminpb::GarbageCollectRequest req;
+  const int n = in.ConsumeIntegralInRange(0, 3);
+  for (int i = 0; i < n; ++i) {
+    req.add_namespaces(in.ConsumeIntegralInRange(0, 4) == 0 ? Harness::Text(in, 100)
+                                                           : kNamespaces[in.ConsumeIntegralInRange(0, 2)]);
+  }
+  adminpb::GarbageCollectResponse resp;
+  Harness::Check("Admin.GarbageCollect", stub->GarbageCollect(&ctx, req, &resp));
+}
+
+void AdminDiskUsage(Harness& h, FuzzedDataProvider& in) {
+  auto stub = adminpb::Admin::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  adminpb::DiskUsageRequest req;
+  adminpb::DiskUsageResponse resp;
+  Harness::Check("Admin.DiskUsage", stub->DiskUsage(&ctx, req, &resp));
+}
+
+void AdminMirrorStatus(Harness& h, FuzzedDataProvider& in) {
+  auto stub = adminpb::Admin::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  h.Prepare(&ctx, in);
+  adminpb::MirrorStatusRequest req;
+  adminpb::MirrorStatusResponse resp;
+  Harness::Check("Admin.MirrorStatus", stub->MirrorStatus(&ctx, req, &resp));
+}
+
+const std::vector<Op>& AllOps() {
+  static const auto* ops = new std::vector<Op>{
+      {"Content.Write", [](Harness& h, FuzzedDataProvider& in) { ContentWrite(h, in, false); }},
+      // A whole known blob in one stream, so later steps find blobs to use.
+      {"Content.WriteKnown", [](Harness& h, FuzzedDataProvider& in) { ContentWrite(h, in, true); }},
+      {"Content.Info", ContentInfo},
+      {"Content.Update", ContentUpdate},
+      {"Content.List", ContentList},
+      {"Content.Delete", ContentDelete},
+      {"Content.Read", ContentRead},
+      {"Content.Status", ContentStatus},
+      {"Content.ListStatuses", ContentListStatuses},
+      {"Content.Abort", ContentAbort},
+      {"Images.Get", ImagesGet},
+      {"Images.List", ImagesList},
+      {"Images.Create", ImagesCreate},
+      {"Images.Update", ImagesUpdate},
+      {"Images.Delete", ImagesDelete},
+      {"Events.Publish", EventsPublish},
+      {"Events.Forward", EventsForward},
+      {"Leases.Create", LeasesCreate},
+      {"Leases.Delete", LeasesDelete},
+      {"Leases.List", LeasesList},
+      {"Leases.AddResource", LeasesAddResource},
+      {"Leases.DeleteResource", LeasesDeleteResource},
+      {"Leases.ListResources", LeasesListResources},
+      {"CRI.ListImages", CriListImages},
+      {"CRI.ImageStatus", CriImageStatus},
+      {"CRI.PullImage", CriPullImage},
+      {"CRI.RemoveImage", CriRemoveImage},
+      {"CRI.ImageFsInfo", CriImageFsInfo},
+      {"Admin.CheckIndex", AdminCheckIndex},
+      {"Admin.ListUnresolved", AdminListUnresolved},
+      {"Admin.GarbageCollect", AdminGarbageCollect},
+      {"Admin.DiskUsage", AdminDiskUsage},
+      {"Admin.MirrorStatus", AdminMirrorStatus},
+  };
+  return *ops;
+}
+
+}  // namespace
+
+std::vector<Op> Ops(std::initializer_list<const char*> names) {
+  std::vector<Op> ops;
+  for (const char* name : names) {
+    bool found = false;
+    for (const Op& op : AllOps()) {
+      if (std::string_view(op.name) == name) {
+        ops.push_back(op);
+        found = true;
+      }
+    }
+    if (!found) Fail(absl::StrCat("no operation ", name));
+  }
+  return ops;
+}
+
+}  // namespace imaged::fuzz
