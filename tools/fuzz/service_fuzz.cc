@@ -158,7 +158,8 @@ void Harness::Prepare(grpc::ClientContext* ctx, FuzzedDataProvider& in) {
   } else if (pick < 94) {
     ns = "";
   } else {
-    ns = pick < 97 ? "bad/namespace" : HeaderText(in, 100);
+    // Never a valid name: what a step writes must be in kNamespaces.
+    ns = "/" + HeaderText(in, 100);
   }
   if (header) ctx->AddMetadata(plugin::kNamespaceHeader, ns);
   if (in.ConsumeIntegralInRange(0, 4) == 0) {

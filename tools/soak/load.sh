@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Load soak (not in CI): 32 clients over every service of one imaged for 10
+# minutes; errors by gRPC code and latency per method, and imaged's RSS and
+# open fds each minute.
+#
+#   tools/soak/load.sh [--duration 10m] [--threads 32]
+#
+# Builds //plugin:imaged and //tools/soak:soak_client with bazel unless IMAGED
+# and SOAK_CLIENT name prebuilt binaries. Needs ctr, docker-registry, skopeo.
+#
+# A docker-registry on 127.0.0.1 holds 4 images, which the threads share (so
+# pulls and removes of one image race), and two OCI archives are made for
+# `ctr images import`. Each `soak_client load` thread runs the mixed workload
+# (see soak_client.cc): CRI ListImages, ImageStatus (hits and misses),
+# PullImage and RemoveImage; ctr imports; Images Get/Create/List/Delete;
+# Content writes (some interrupted and resumed), reads (hashed) and deletes;
+# Leases Create/AddResource/List/Delete and writes under a lease;
+# Admin.GarbageCollect of one namespace or all.
+#
+# Expected non-OK codes (anything else is an error and fails the run):
+#   Content.Write(interrupted)  Cancelled      we cancel the stream on purpose
+#   Content.Write(resume)       Unavailable    "ref locked": the resume came before imaged
+#                                              saw the interrupted stream end (containerd
+#                                              does the same; the ingest is resumed later)
+#                               AlreadyExists  (only after a crash: not here)
+#   CRI.RemoveImage             NotFound       another thread removed it first
+#
+# Every minute it samples VmRSS (/proc/PID/status) and the open fds
+# (/proc/PID/fd) of imaged; after the run it prints them as a table and fails
+# when, after the 2-minute warm-up, the fds grew by more than 16 or the RSS
+# by more than 25%. Then imaged must stop cleanly on SIGTERM.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+source "$REPO/tools/testing/e2e_lib.sh"
+source "$REPO/tools/testing/registry_lib.sh"
+
+DURATION=10m THREADS=32
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=${2:?}; shift 2 ;;
+    --threads) THREADS=${2:?}; shift 2 ;;
+    *) echo "usage: $0 [--duration 10m] [--threads 32]" >&2; exit 2 ;;
+  esac
+done
+case "$DURATION" in
+  *m) SECONDS_TOTAL=$((${DURATION%m} * 60)) ;;
+  *s) SECONDS_TOTAL=${DURATION%s} ;;
+  *) echo "--duration takes Nm or Ns" >&2; exit 2 ;;
+esac
+
+if [ -z "${IMAGED:-}" ] || [ -z "${SOAK_CLIENT:-}" ]; then
+  (cd "$REPO" && bazel build //plugin:imaged //tools/soak:soak_client)
+  # Not the bazel-bin symlink: a build with another --config repoints it.
+  bin=$(cd "$REPO" && bazel info bazel-bin)
+  IMAGED=$bin/plugin/imaged
+  SOAK_CLIENT=$bin/tools/soak/soak_client
+fi
+IMAGED=$(realpath "$IMAGED")
+SOAK_CLIENT=$(realpath "$SOAK_CLIENT")
+
+e2e_init
+require_tools ctr docker-registry skopeo tar sha256sum
+ROOT=$(mktemp -d /dev/shm/imaged-load-soak.XXXXXX 2>/dev/null || mktemp -d "$E2E_TMP/root.XXXXXX")
+trap 'rc=$?; set +e; rm -rf "$ROOT"; (exit $rc); e2e_cleanup' EXIT
+
+step "registry on 127.0.0.1 with 4 images, and 2 OCI archives"
+start_registry soak
+R=$REGISTRY_SOAK_ADDR
+PULLS=()
+for i in 0 1 2 3; do
+  layout=$E2E_TMP/push-$i
+  OCI_QUICK_ENTRIES=()
+  oci_quick_image "$layout" "soak/img:i$i" $((256 << 10))
+  oci_index_json "${OCI_QUICK_ENTRIES[@]}" >"$layout/index.json"
+  push_image "$layout:i$i" "$R/soak/shared-$i:v1" --format oci
+  PULLS+=(--pull "$R/soak/shared-$i:v1=$OCI_CONFIG")
+done
+ARCHIVES=()
+make_archive() {  # NAME...: an OCI archive of one image per name; appends --archive
+  local layout=$E2E_TMP/archive-$1 name spec=""
+  OCI_QUICK_ENTRIES=()
+  for name in "$@"; do
+    oci_quick_image "$layout" "$name" $((96 << 10))
+    spec+="${spec:+,}$name@$OCI_MANIFEST"
+  done
+  oci_index_json "${OCI_QUICK_ENTRIES[@]}" >"$layout/index.json"
+  oci_archive "$layout" "$layout.tar"
+  ARCHIVES+=(--archive "$layout.tar=$spec")
+}
+make_archive docker.io/soak/alpha:1 docker.io/soak/beta:1
+make_archive docker.io/soak/gamma:1
+
+step "imaged on $ROOT; $THREADS clients for $DURATION"
+start_imaged "$ROOT" "$E2E_SOCKDIR/imaged.sock"
+LOAD_OUT=$E2E_TMP/load.out
+"$SOAK_CLIENT" load --address "$IMAGED_SOCK" --threads "$THREADS" --duration "$DURATION" \
+  "${PULLS[@]}" "${ARCHIVES[@]}" >"$LOAD_OUT" 2>"$E2E_TMP/load.err" &
+LOAD_PID=$!
+e2e_track "$LOAD_PID"
+
+# sample MINUTE: appends "minute rss_kib fds" to SAMPLES.
+SAMPLES=()
+sample() {
+  local rss fds
+  rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$IMAGED_PID/status")
+  fds=$(ls "/proc/$IMAGED_PID/fd" | wc -l)
+  SAMPLES+=("$1 $rss $fds")
+  echo "    minute $1: VmRSS $rss KiB, open fds $fds"
+}
+sample 0
+START=$SECONDS
+for ((m = 1; m * 60 <= SECONDS_TOTAL; m++)); do
+  while ((SECONDS - START < m * 60)); do sleep 1; done
+  e2e_alive "$IMAGED_PID" || fail "imaged exited during the load: $(tail -n 20 "$IMAGED_LOG")"
+  sample "$m"
+done
+e2e_reap "$LOAD_PID"
+LOAD_STATUS=$E2E_STATUS
+sample end
+
+step "per method: calls, latency (ms), non-OK codes"
+grep -v '^summary' "$LOAD_OUT"
+echo
+echo "| minute | VmRSS (MiB) | open fds |"
+echo "|---|---|---|"
+for s in "${SAMPLES[@]}"; do
+  read -r minute rss fds <<<"$s"
+  printf '| %s | %.1f | %s |\n' "$minute" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$fds"
+done
+GROWTH=""
+if [ ${#SAMPLES[@]} -ge 4 ]; then
+  read -r _ rss_warm fds_warm <<<"${SAMPLES[2]}"
+  read -r _ rss_last fds_last <<<"${SAMPLES[-1]}"
+  ((fds_last - fds_warm > 16)) && GROWTH+=" fds $fds_warm -> $fds_last"
+  ((rss_last * 4 > rss_warm * 5)) && GROWTH+=" VmRSS ${rss_warm} -> ${rss_last} KiB"
+fi
+[ -z "$GROWTH" ] && echo "growth after warm-up (minute 2 to the end): none flagged" ||
+  echo "GROWTH after warm-up (minute 2 to the end):$GROWTH"
+grep '^summary' "$LOAD_OUT"
+
+step "SIGTERM stops imaged cleanly"
+stop_imaged
+if [ "$LOAD_STATUS" -ne 0 ]; then
+  head -n 30 "$E2E_TMP/load.err" >&2
+  fail "soak_client load exited $LOAD_STATUS (unexpected errors above)"
+fi
+[ -z "$GROWTH" ] || fail "imaged grew after warm-up:$GROWTH"
+e2e_pass
