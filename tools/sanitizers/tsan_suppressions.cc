@@ -1,0 +1,27 @@
+// ThreadSanitizer's suppressions for --config=tsan, compiled into every
+// binary of that build with tsan_absl_mutex.cc (TSan asks for them through
+// this hook, so no file has to be found at run time).
+//
+// Debian's gRPC, protobuf, RocksDB and Abseil are not built with TSan. What
+// they do inside, including how they hand work from one thread to the next
+// (atomics, combiners; RocksDB's memtable is read without locks), is
+// invisible, so their frees, copies and socket reads look unordered with
+// the memory our (instrumented) code and gRPC's inline templates touched on
+// another thread. called_from_lib stops TSan checking
+// the calls those libraries make into it (free, memcpy, recvmsg...); our own
+// accesses, in callbacks those libraries run too, are still checked.
+//
+// race:tsan_absl_mutex.cc is the mutex word itself, as tsan_absl_mutex.cc
+// reports its use: first locked inside gRPC on a thread other than the one
+// that allocated it, with the hand-over invisible (as above). Not accesses
+// to what a mutex guards.
+extern "C" const char* __tsan_default_suppressions() {
+  return
+      "called_from_lib:libgrpc.so\n"
+      "called_from_lib:libgrpc++.so\n"
+      "called_from_lib:libgpr.so\n"
+      "called_from_lib:libabsl_cord.so\n"
+      "called_from_lib:libprotobuf.so\n"
+      "called_from_lib:librocksdb.so\n"
+      "race:tools/sanitizers/tsan_absl_mutex.cc\n";
+}
