@@ -29,6 +29,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 source "$REPO/tools/testing/e2e_lib.sh"
 source "$REPO/tools/testing/registry_lib.sh"
+source "$HERE/soak_lib.sh"
 
 KILLS=1000 THREADS=4 MIN_DELAY_MS=200 MAX_DELAY_MS=3000
 while [ $# -gt 0 ]; do
@@ -41,15 +42,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ -z "${IMAGED:-}" ] || [ -z "${SOAK_CLIENT:-}" ]; then
-  (cd "$REPO" && bazel build //plugin:imaged //tools/soak:soak_client)
-  # Not the bazel-bin symlink: a build with another --config repoints it.
-  bin=$(cd "$REPO" && bazel info bazel-bin)
-  IMAGED=$bin/plugin/imaged
-  SOAK_CLIENT=$bin/tools/soak/soak_client
-fi
-IMAGED=$(realpath "$IMAGED")
-SOAK_CLIENT=$(realpath "$SOAK_CLIENT")
+soak_binaries "$REPO"
 
 # Scratch (registry, images) goes where e2e_lib puts it and is removed at
 # exit; the work directory (root, journal, logs) is kept when a check fails.

@@ -35,6 +35,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 source "$REPO/tools/testing/e2e_lib.sh"
 source "$REPO/tools/testing/registry_lib.sh"
+source "$HERE/soak_lib.sh"
 
 DURATION=10m THREADS=32
 while [ $# -gt 0 ]; do
@@ -50,15 +51,7 @@ case "$DURATION" in
   *) echo "--duration takes Nm or Ns" >&2; exit 2 ;;
 esac
 
-if [ -z "${IMAGED:-}" ] || [ -z "${SOAK_CLIENT:-}" ]; then
-  (cd "$REPO" && bazel build //plugin:imaged //tools/soak:soak_client)
-  # Not the bazel-bin symlink: a build with another --config repoints it.
-  bin=$(cd "$REPO" && bazel info bazel-bin)
-  IMAGED=$bin/plugin/imaged
-  SOAK_CLIENT=$bin/tools/soak/soak_client
-fi
-IMAGED=$(realpath "$IMAGED")
-SOAK_CLIENT=$(realpath "$SOAK_CLIENT")
+soak_binaries "$REPO"
 
 e2e_init
 require_tools ctr docker-registry skopeo tar sha256sum
