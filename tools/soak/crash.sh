@@ -73,32 +73,13 @@ start_registry soak
 R=$REGISTRY_SOAK_ADDR
 PULLS=()
 for ((t = 0; t < THREADS; t++)); do
-  for j in 0 1; do
-    layout=$E2E_TMP/push-$t-$j
-    OCI_QUICK_ENTRIES=()
-    oci_quick_image "$layout" "soak/img:t$t-$j" $((64 << 10))
-    oci_index_json "${OCI_QUICK_ENTRIES[@]}" >"$layout/index.json"
-    push_image "$layout:t$t-$j" "$R/soak/t$t-$j:v1" --format oci
-    # soak_client gives thread T the references whose position modulo
-    # THREADS is T: each image has one owner.
-    PULLS+=(--pull "$R/soak/t$t-$j:v1=$OCI_CONFIG")
-  done
+  # soak_client gives thread T the references whose position modulo
+  # THREADS is T: each image has one owner.
+  for j in 0 1; do soak_push "t$t-$j" "$R/soak/t$t-$j:v1" $((64 << 10)); done
 done
 ARCHIVES=()
-make_archive() {  # NAME... : an OCI archive of one image per name; appends --archive
-  local layout=$E2E_TMP/archive-$1 name spec=""
-  local -a names=("$@")
-  OCI_QUICK_ENTRIES=()
-  for name in "${names[@]}"; do
-    oci_quick_image "$layout" "$name" $((96 << 10))
-    spec+="${spec:+,}$name@$OCI_MANIFEST"
-  done
-  oci_index_json "${OCI_QUICK_ENTRIES[@]}" >"$layout/index.json"
-  oci_archive "$layout" "$layout.tar"
-  ARCHIVES+=(--archive "$layout.tar=$spec")
-}
-make_archive docker.io/soak/alpha:1 docker.io/soak/beta:1
-make_archive docker.io/soak/gamma:1
+soak_archive docker.io/soak/alpha:1 docker.io/soak/beta:1
+soak_archive docker.io/soak/gamma:1
 
 # Totals for the summary.
 ACKED=0 OBJECTS=0 BLOBS_READ=0 SETTLED=0 UNEXPECTED=0 KILLED=0

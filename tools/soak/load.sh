@@ -62,28 +62,10 @@ step "registry on 127.0.0.1 with 4 images, and 2 OCI archives"
 start_registry soak
 R=$REGISTRY_SOAK_ADDR
 PULLS=()
-for i in 0 1 2 3; do
-  layout=$E2E_TMP/push-$i
-  OCI_QUICK_ENTRIES=()
-  oci_quick_image "$layout" "soak/img:i$i" $((256 << 10))
-  oci_index_json "${OCI_QUICK_ENTRIES[@]}" >"$layout/index.json"
-  push_image "$layout:i$i" "$R/soak/shared-$i:v1" --format oci
-  PULLS+=(--pull "$R/soak/shared-$i:v1=$OCI_CONFIG")
-done
+for i in 0 1 2 3; do soak_push "i$i" "$R/soak/shared-$i:v1" $((256 << 10)); done
 ARCHIVES=()
-make_archive() {  # NAME...: an OCI archive of one image per name; appends --archive
-  local layout=$E2E_TMP/archive-$1 name spec=""
-  OCI_QUICK_ENTRIES=()
-  for name in "$@"; do
-    oci_quick_image "$layout" "$name" $((96 << 10))
-    spec+="${spec:+,}$name@$OCI_MANIFEST"
-  done
-  oci_index_json "${OCI_QUICK_ENTRIES[@]}" >"$layout/index.json"
-  oci_archive "$layout" "$layout.tar"
-  ARCHIVES+=(--archive "$layout.tar=$spec")
-}
-make_archive docker.io/soak/alpha:1 docker.io/soak/beta:1
-make_archive docker.io/soak/gamma:1
+soak_archive docker.io/soak/alpha:1 docker.io/soak/beta:1
+soak_archive docker.io/soak/gamma:1
 
 step "imaged on $ROOT; $THREADS clients for $DURATION"
 start_imaged "$ROOT" "$E2E_SOCKDIR/imaged.sock"
