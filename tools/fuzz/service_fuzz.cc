@@ -20,6 +20,7 @@
 #include "plugin/namespaces.h"
 #include "plugin/server.h"
 #include "store/digest.h"
+#include "store/limits.h"
 
 namespace imaged::fuzz {
 namespace {
@@ -314,7 +315,7 @@ void Harness::Check(const char* method, const grpc::Status& status,
       Fail(absl::StrCat(method, " answered code ", status.error_code(), ": ",
                         status.error_message().substr(0, 300)));
   }
-  if (status.error_message().size() > 2048) {
+  if (status.error_message().size() > store::kMaxErrorMessage) {
     Fail(absl::StrCat(method, " answered a ", status.error_message().size(), "-byte message"));
   }
 }

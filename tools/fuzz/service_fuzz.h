@@ -99,7 +99,8 @@ class Harness {
   // Aborts, naming `method`, when `status` is a code no call may answer, or
   // one `also` does not allow beyond the usual client errors (OK,
   // InvalidArgument, NotFound, AlreadyExists, FailedPrecondition,
-  // OutOfRange, Aborted).
+  // OutOfRange, Aborted), or a message longer than the server cuts them
+  // (store::kMaxErrorMessage).
   static void Check(const char* method, const grpc::Status& status,
                     std::initializer_list<grpc::StatusCode> also = {});
 
