@@ -81,7 +81,7 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
                                                                : &out.mirror_miss_budget;
       *field = d;
     } else if (k == "mirror_miss_queue") {
-      auto n = node.value<int64_t>();
+      auto n = node.value_exact<int64_t>();  // value<> converts floats: UB past int64's range
       if (!n || *n < 1 || *n > 4096) return Bad(path, k, "must be an integer from 1 to 4096");
       out.mirror_miss_queue = static_cast<int>(*n);
     } else if (k == "containerd_address" || k == "upstream_cri_address") {
@@ -103,7 +103,7 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
       }
       (k == "gc_interval" ? out.gc_interval : out.gc_delay) = d;
     } else if (k == "max_concurrent_downloads") {
-      auto n = node.value<int64_t>();
+      auto n = node.value_exact<int64_t>();  // value<> converts floats: UB past int64's range
       if (!n || *n < 1 || *n > 64) return Bad(path, k, "must be an integer from 1 to 64");
       out.max_concurrent_downloads = static_cast<int>(*n);
     } else if (k == "registry") {

@@ -100,6 +100,11 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
       {"mirror_namespaces = \"k8s.io\"", "mirror_namespaces"},
       {"containerd_address = 1", "containerd_address"},
       {"max_concurrent_downloads = \"3\"", "max_concurrent_downloads"},
+      // Floats are not integers (config_fuzzer: toml++'s value<int64_t>()
+      // converted this one to int64, undefined behaviour).
+      {"max_concurrent_downloads = 555555555555555555555555555555555556.9", "max_concurrent_downloads"},
+      {"max_concurrent_downloads = 4.0", "max_concurrent_downloads"},
+      {"mirror_miss_queue = 1e300", "mirror_miss_queue"},
       {"registry = \"x\"", "registry"},
       {"containerd_timeout = \"0s\"", "containerd_timeout"},
       {"containerd_list_timeout = \"inf\"", "containerd_list_timeout"},
