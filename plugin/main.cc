@@ -11,6 +11,7 @@
 
 #include "CLI/CLI.hpp"
 #include "plugin/config.h"
+#include "plugin/log_limit.h"
 #include "plugin/server.h"
 
 int main(int argc, char** argv) {
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   // from the heap and stayed resident after they were freed; a fixed
   // threshold keeps every large buffer mmapped and gives it back on free.
   if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  imaged::plugin::LimitProtobufLog();
   using imaged::plugin::Config;
   CLI::App app{"imaged: containerd image and content metadata service"};
   std::string config_file, root, address, socket_mode, registry_config_path;
