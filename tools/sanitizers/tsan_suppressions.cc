@@ -2,7 +2,11 @@
 // binary of that build with tsan_absl_mutex.cc (TSan asks for them through
 // this hook, so no file has to be found at run time).
 //
-// Debian's gRPC, protobuf, RocksDB and Abseil are not built with TSan. What
+// Debian's gRPC, protobuf, RocksDB and Abseil are not built with TSan.
+// (absl::Status copies its message and payloads inside libabsl_status, and
+// gRPC carries a Status from the handler's thread to the one that sends it;
+// OpenSSL's exit-time cleanup frees tables its hashing read on gRPC's
+// threads, whose last request gRPC ordered before the exit.) What
 // they do inside, including how they hand work from one thread to the next
 // (atomics, combiners; RocksDB's memtable is read without locks), is
 // invisible, so their frees, copies and socket reads look unordered with
@@ -31,6 +35,8 @@ extern "C" const char* __tsan_default_suppressions() {
       "called_from_lib:libgrpc++.so\n"
       "called_from_lib:libgpr.so\n"
       "called_from_lib:libabsl_cord.so\n"
+      "called_from_lib:libabsl_status.so\n"
+      "called_from_lib:libcrypto.so\n"
       "called_from_lib:libprotobuf.so\n"
       "called_from_lib:librocksdb.so\n"
       "called_from_lib:libstdc++.so\n"
