@@ -25,6 +25,34 @@
 // still checked. (operator new and delete are TSan's, not libstdc++'s:
 // --config=tsan links its C++ runtime.)
 //
+// Memory RocksDB allocates and fills (a block read into its cache, snappy
+// decompressing into it; memtable arena blocks) is then read by our code
+// through an iterator's key and value, often on another thread: TSan sees
+// the allocation (made through its operator new, from librocksdb) as a
+// write by the filling thread and cannot see RocksDB's cache hand the block
+// over. race:librocksdb.so drops a report one of whose accesses has a
+// frame in RocksDB, which outside such an allocation happens only in
+// RocksDB's own calls into TSan (ignored anyway): RocksDB calls none of our
+// code. Abseil's deadlock detector (graphcycles) keeps one global graph
+// behind its own spinlock, as invisible.
+//
+// race_top:/usr/include/grpcpp/ is gRPC's inline header code (compiled
+// into our binaries, so instrumented) racing with itself: a batch's state
+// (CallOpSet) or a callback tag (callback_common.h) written by one of
+// gRPC's threads, read by another when the batch completes, handed over
+// inside libgrpc. Only reports where an access's innermost frame is in
+// those headers: our handlers, interceptors and callbacks, which that code
+// calls, stay checked. race:InterceptorBatchMethodsImpl is the same for
+// the interceptor batch gRPC passes between its threads (its std::function
+// members, whose innermost frames are libstdc++'s): that one also covers
+// what our metrics interceptor does inside it (plugin/metrics.cc: its own
+// flag, ordered by gRPC, and RpcMetrics::Record, under an absl::Mutex that
+// TSan sees everywhere else).
+//
+// thread:libgpr.so is a thread gRPC itself starts and leaves to the
+// process's exit (imagectl exits without waiting for gRPC's executor
+// threads).
+//
 // race:tsan_absl_mutex.cc is the mutex word itself, as tsan_absl_mutex.cc
 // reports its use: first locked inside gRPC on a thread other than the one
 // that allocated it, with the hand-over invisible (as above). Not accesses
@@ -37,8 +65,14 @@ extern "C" const char* __tsan_default_suppressions() {
       "called_from_lib:libabsl_cord.so\n"
       "called_from_lib:libabsl_status.so\n"
       "called_from_lib:libcrypto.so\n"
+      "called_from_lib:libabsl_graphcycles_internal.so\n"
+      "called_from_lib:libsnappy.so\n"
       "called_from_lib:libprotobuf.so\n"
       "called_from_lib:librocksdb.so\n"
       "called_from_lib:libstdc++.so\n"
+      "race:librocksdb.so\n"
+      "race_top:/usr/include/grpcpp/\n"
+      "race:InterceptorBatchMethodsImpl\n"
+      "thread:libgpr.so\n"
       "race:tools/sanitizers/tsan_absl_mutex.cc\n";
 }
