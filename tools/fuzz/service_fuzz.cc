@@ -120,8 +120,8 @@ Harness::Harness() : blobs_(MakeBlobs()) {
   std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/imaged-svc-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) Fail("mkdtemp failed");
   root_ = tmpl;
-  // The socket (which nothing here dials) in a short path: TMPDIR under
-  // Bazel is longer than a socket path may be.
+  // The socket (dialled only under TSan, below) in a short path: TMPDIR
+  // under Bazel is longer than a socket path may be.
   std::string socket_dir = "/tmp/imaged-svc-XXXXXX";
   if (::mkdtemp(socket_dir.data()) == nullptr) Fail("mkdtemp failed");
   socket_dir_ = socket_dir;

@@ -2,16 +2,19 @@
 // images, leases, cri, admin). One imaged (plugin::Server, as the `imaged`
 // binary runs it, on a root in $TMPDIR, no scheduled collections) is started
 // per process and called through an in-process channel (the socket costs
-// syscalls and nothing else: requests are parsed and answered as over it). Each input is a sequence of
-// steps (FuzzedDataProvider): a step picks one operation of the target's
-// table and builds its request from the input, drawing namespaces, names,
-// digests, lease ids and ingest refs mostly from small pools (and a few real
-// blobs: two images and an index over them) so that steps meet each other's
-// state; sometimes any string. Every call has a 5 s deadline.
+// syscalls and nothing else: requests are parsed and answered as over it;
+// under TSan the harness dials the socket, see service_fuzz.cc). Each input
+// is a sequence of steps (FuzzedDataProvider): a step picks one operation
+// of the target's table and builds its request from the input, drawing
+// namespaces, names, digests, lease ids and ingest refs mostly from small
+// pools (and a few real blobs: two images and an index over them) so that
+// steps meet each other's state; sometimes any string. Every call has a 5 s
+// deadline.
 //
 // After the sequence, the input fails (abort, so libFuzzer keeps it) unless:
 //   - every call answered a code a client may be told (never Unknown,
-//     Internal, DataLoss, DeadlineExceeded, Unimplemented, Cancelled...);
+//     Internal, DataLoss, DeadlineExceeded, Cancelled...; Unimplemented
+//     only for a lease resource of a type containerd does not know);
 //   - the index check is clean (the image-ID index equals what the records
 //     imply);
 //   - the content store's usage counters equal the files under blobs/;
