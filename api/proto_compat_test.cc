@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -173,6 +174,7 @@ class Comparison {
   // whole_file: we claim to mirror the upstream file, so nothing it declares
   // at top level may be missing here (for CRI we keep a subset on purpose).
   void File(const FileDescriptor& ours, const FileDescriptor& theirs, bool whole_file) {
+    facts_.insert("package " + theirs.package());
     if (ours.package() != theirs.package()) {
       Mismatch(ours.name(), "package " + ours.package() + " vs upstream " + theirs.package());
     }
@@ -196,10 +198,18 @@ class Comparison {
 
   const std::vector<std::string>& mismatches() const { return mismatches_; }
 
+  // What the comparison read of upstream, one line per fact (a message, enum
+  // or service that exists, a field's number, label and type, an enum
+  // value's number, a method's types), for the declarations we have: the
+  // facts our file must match. Compared with upstream itself, these are
+  // upstream's; compared with our own pool, they are ours.
+  const std::set<std::string>& facts() const { return facts_; }
+
  private:
   void Message(const Descriptor& ours) {
     const Descriptor* theirs = upstream_.FindMessageTypeByName(ours.full_name());
     if (theirs == nullptr) return Mismatch(ours.full_name(), "message not found upstream");
+    facts_.insert("message " + theirs->full_name() + (theirs->options().map_entry() ? " map_entry" : ""));
     if (ours.options().map_entry() != theirs->options().map_entry()) {
       Mismatch(ours.full_name(), "map entry on one side only");
     }
@@ -221,6 +231,7 @@ class Comparison {
   void Enum(const EnumDescriptor& ours) {
     const EnumDescriptor* theirs = upstream_.FindEnumTypeByName(ours.full_name());
     if (theirs == nullptr) return Mismatch(ours.full_name(), "enum not found upstream");
+    facts_.insert("enum " + theirs->full_name());
     auto number = [](const auto& v) { return std::to_string(v.number()); };
     Same(ours.full_name(), Members(ours, ours.value_count(), &EnumDescriptor::value, number),
          Members(*theirs, theirs->value_count(), &EnumDescriptor::value, number));
@@ -229,6 +240,7 @@ class Comparison {
   void Service(const ServiceDescriptor& ours) {
     const ServiceDescriptor* theirs = upstream_.FindServiceByName(ours.full_name());
     if (theirs == nullptr) return Mismatch(ours.full_name(), "service not found upstream");
+    facts_.insert("service " + theirs->full_name());
     auto rpc = [](const MethodDescriptor& m) { return Signature(m); };
     Same(ours.full_name(), Members(ours, ours.method_count(), &ServiceDescriptor::method, rpc),
          Members(*theirs, theirs->method_count(), &ServiceDescriptor::method, rpc));
@@ -238,6 +250,7 @@ class Comparison {
   // field we never read, which breaks a peer as surely as a differing one.
   void Same(const std::string& scope, const std::map<std::string, std::string>& ours,
             const std::map<std::string, std::string>& theirs) {
+    for (const auto& [name, sig] : theirs) facts_.insert(scope + "." + name + " " + sig);
     for (const auto& [name, sig] : ours) {
       auto it = theirs.find(name);
       if (it == theirs.end()) {
@@ -252,6 +265,7 @@ class Comparison {
   }
 
   void Present(const std::string& full_name, const void* ours) {
+    facts_.insert("declared " + full_name);
     if (ours == nullptr) Mismatch(full_name, "declared upstream, missing here");
   }
 
@@ -261,6 +275,7 @@ class Comparison {
 
   const DescriptorPool& upstream_;
   std::vector<std::string> mismatches_;
+  std::set<std::string> facts_;
 };
 
 std::string Join(const std::vector<std::string>& lines) {
@@ -303,13 +318,49 @@ TEST(ProtoCompatTest, ContainerdApiMatchesUpstream) {
       << "not wire-compatible with containerd:\n" << Join(comparison.mismatches());
 }
 
-// cri-api is not packaged for Debian, so this runs only when pointed at a copy
-// of its pkg/apis/runtime/v1/api.proto.
+// cri-api is not packaged for Debian. What our subset of its api.proto must
+// match is kept as facts (api/runtime/v1/cri_api.facts: for each message,
+// enum and service we declare, upstream's fields with number, label and
+// type, enum values and methods), read from cri-api's api.proto by
+// CriImageServiceMatchesUpstream below. This test needs no upstream file,
+// so it runs everywhere, CI included.
+TEST(ProtoCompatTest, CriImageServiceMatchesFacts) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  ASSERT_TRUE(srcdir != nullptr && workspace != nullptr) << "run under bazel test";
+  const fs::path path = fs::path(srcdir) / workspace / "api/runtime/v1/cri_api.facts";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "cannot read " << path;
+  std::set<std::string> facts;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != '#') facts.insert(line);
+  }
+  ASSERT_FALSE(facts.empty()) << path << " holds no facts";
+
+  // Our file compared with itself gives our facts, in the same lines.
+  const FileDescriptor& ours = *::runtime::v1::ImageSpec::descriptor()->file();
+  Comparison self(*ours.pool());
+  self.File(ours, ours, /*whole_file=*/false);
+  std::vector<std::string> differences;
+  for (const std::string& f : self.facts()) {
+    if (facts.count(f) == 0) differences.push_back("ours only:     " + f);
+  }
+  for (const std::string& f : facts) {
+    if (self.facts().count(f) == 0) differences.push_back("cri-api only:  " + f);
+  }
+  EXPECT_TRUE(differences.empty()) << "api/runtime/v1/api.proto is not wire-compatible with "
+                                   << "the facts read from cri-api:\n" << Join(differences);
+}
+
+// With IMAGED_CRI_API_PROTO naming a copy of cri-api's
+// pkg/apis/runtime/v1/api.proto, compares with it directly, and with
+// IMAGED_WRITE_CRI_FACTS naming a file, writes the facts that
+// CriImageServiceMatchesFacts checks (the header line names the source).
 TEST(ProtoCompatTest, CriImageServiceMatchesUpstream) {
   const std::string cri_proto = Env("IMAGED_CRI_API_PROTO");
   if (cri_proto.empty() || !fs::is_regular_file(cri_proto)) {
     GTEST_SKIP() << "IMAGED_CRI_API_PROTO (\"" << cri_proto
-                 << "\") does not name cri-api's runtime/v1 api.proto";
+                 << "\") does not name cri-api's runtime/v1 api.proto (the facts test covers CI)";
   }
   UpstreamTree upstream("cri-api");
   const std::string import_path = "cri-api/pkg/apis/runtime/v1/api.proto";
@@ -322,6 +373,15 @@ TEST(ProtoCompatTest, CriImageServiceMatchesUpstream) {
                   /*whole_file=*/false);
   EXPECT_TRUE(comparison.mismatches().empty())
       << "not wire-compatible with cri-api:\n" << Join(comparison.mismatches());
+
+  const std::string out = Env("IMAGED_WRITE_CRI_FACTS");
+  if (!out.empty()) {
+    std::ofstream facts(out);
+    facts << "# " << Env("IMAGED_CRI_API_SOURCE", cri_proto)
+          << ": facts for api/runtime/v1/api.proto (api/proto_compat_test.cc writes and checks them)\n";
+    for (const std::string& f : comparison.facts()) facts << f << "\n";
+    ASSERT_TRUE(facts.good()) << "cannot write " << out;
+  }
 }
 
 TEST(ProtoCompatTest, SanitizeDropsOnlyForeignOptions) {
