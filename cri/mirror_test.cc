@@ -10,6 +10,7 @@
 #include "store/clock.h"
 #include "store/files.h"
 #include "store/gc.h"
+#include "store/rocksdb_lease_store.h"
 #include "store/metadata_db.h"
 #include "store/rocksdb_content_store.h"
 #include "store/rocksdb_image_store.h"

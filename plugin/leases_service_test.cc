@@ -20,7 +20,7 @@
 #include "gtest/gtest.h"
 #include "store/clock.h"
 #include "store/files.h"
-#include "store/lease_store.h"
+#include "store/rocksdb_lease_store.h"
 #include "store/metadata_db.h"
 
 namespace imaged::plugin {

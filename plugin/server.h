@@ -27,7 +27,7 @@
 #include "plugin/images_client.h"
 #include "plugin/mirror_runner.h"
 #include "store/gc.h"
-#include "store/lease_store.h"
+#include "store/rocksdb_lease_store.h"
 #include "store/metadata_db.h"
 #include "store/rocksdb_content_store.h"
 #include "store/rocksdb_image_store.h"

@@ -49,7 +49,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "store/clock.h"
-#include "store/lease_store.h"
+#include "store/rocksdb_lease_store.h"
 #include "store/metadata_db.h"
 #include "store/rocksdb_content_store.h"
 

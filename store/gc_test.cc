@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "store/digest.h"
 #include "store/files.h"
+#include "store/rocksdb_lease_store.h"
 #include "store/rocksdb_image_store.h"
 #include "store/test_images.h"
 #include "store/test_dirs.h"

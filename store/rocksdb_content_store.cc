@@ -20,7 +20,7 @@
 #include "store/files.h"
 #include "store/filter.h"
 #include "store/keys.h"
-#include "store/lease_store.h"
+#include "store/rocksdb_lease_store.h"
 #include "store/limits.h"
 #include "store/records.h"
 

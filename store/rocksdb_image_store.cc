@@ -10,7 +10,7 @@
 #include "store/digest.h"
 #include "store/filter.h"
 #include "store/keys.h"
-#include "store/lease_store.h"
+#include "store/rocksdb_lease_store.h"
 #include "store/limits.h"
 
 namespace imaged::store {

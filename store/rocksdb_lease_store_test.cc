@@ -12,7 +12,7 @@
 #include "store/files.h"
 #include "store/keys.h"
 #include "store/limits.h"
-#include "store/lease_store.h"
+#include "store/rocksdb_lease_store.h"
 #include "store/limits.h"
 #include "store/metadata_db.h"
 #include "store/test_dirs.h"
