@@ -283,13 +283,6 @@ void Server::TrimLoop() {
   while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) ::malloc_trim(0);
 }
 
-std::shared_ptr<grpc::Channel> Server::InProcessChannel() {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxMessageSize);
-  args.SetMaxSendMessageSize(kMaxMessageSize);
-  return grpc_->InProcessChannel(args);
-}
-
 void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;

@@ -55,9 +55,6 @@ class Server {
   store::RocksDbContentStore& content_store() { return *content_; }
   store::RocksDbImageStore& image_store() { return *images_; }
   store::RocksDbLeaseStore& lease_store() { return *leases_; }
-  // A channel to this server that skips the socket (in-process callers:
-  // the service fuzz targets), with the socket's message size limits.
-  std::shared_ptr<grpc::Channel> InProcessChannel();
   EventExchange& events() { return events_; }
   // The CRI ImageService (its ListImages cache statistics, for metrics and tests).
   CriService& cri_service();

@@ -1,9 +1,8 @@
 // The harness of the gRPC service fuzz targets (one per service: content,
 // images, leases, cri, admin). One imaged (plugin::Server, as the `imaged`
 // binary runs it, on a root in $TMPDIR, no scheduled collections) is started
-// per process and called through an in-process channel (the socket costs
-// syscalls and nothing else: requests are parsed and answered as over it;
-// under TSan the harness dials the socket, see service_fuzz.cc). Each input
+// per process and called over its socket, as clients call it (see
+// service_fuzz.cc for why not gRPC's in-process channel). Each input
 // is a sequence of steps (FuzzedDataProvider): a step picks one operation
 // of the target's table and builds its request from the input, drawing
 // namespaces, names, digests, lease ids and ingest refs mostly from small
