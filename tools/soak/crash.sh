@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-soak_binaries "$REPO"
+soak_binaries "$REPO" SOAK_CLIENT //tools/soak:soak_client
 
 # Scratch (registry, images) goes where e2e_lib puts it and is removed at
 # exit; the work directory (root, journal, logs) is kept when a check fails.

@@ -11,38 +11,20 @@
 # the client sees a code a bad request must not get or a message over
 # 1 KiB, a probe call fails or takes 10 s or more, Admin.CheckIndex finds a
 # problem, protobuf's log lines about refused requests are not held to 10 a
-# minute, or imaged does not stop cleanly on SIGTERM.
+# minute, imaged's RSS after a minute idle is 25% over its RSS at 60 s (or
+# it holds 16 more fds), or imaged does not stop cleanly on SIGTERM.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 source "$REPO/tools/testing/e2e_lib.sh"
+source "$HERE/soak_lib.sh"
 
-DURATION=10m THREADS=8
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION=${2:?}; shift 2 ;;
-    --threads) THREADS=${2:?}; shift 2 ;;
-    *) echo "usage: $0 [--duration 10m] [--threads 8]" >&2; exit 2 ;;
-  esac
-done
-case "$DURATION" in
-  *m) SECONDS_TOTAL=$((${DURATION%m} * 60)) ;;
-  *s) SECONDS_TOTAL=${DURATION%s} ;;
-  *) echo "--duration takes Nm or Ns" >&2; exit 2 ;;
-esac
-
-if [ -z "${IMAGED:-}" ] || [ -z "${HOSTILE_CLIENT:-}" ]; then
-  (cd "$REPO" && bazel build //plugin:imaged //tools/soak:hostile_client)
-  bin=$(cd "$REPO" && bazel info bazel-bin)
-  IMAGED=$bin/plugin/imaged
-  HOSTILE_CLIENT=$bin/tools/soak/hostile_client
-fi
-IMAGED=$(realpath "$IMAGED")
-HOSTILE_CLIENT=$(realpath "$HOSTILE_CLIENT")
+soak_options 8 "$@"
+soak_binaries "$REPO" HOSTILE_CLIENT //tools/soak:hostile_client
 
 e2e_init
-ROOT=$(mktemp -d /dev/shm/imaged-hostile.XXXXXX 2>/dev/null || mktemp -d "$E2E_TMP/root.XXXXXX")
+soak_root hostile
 trap 'rc=$?; set +e; rm -rf "$ROOT"; (exit $rc); e2e_cleanup' EXIT
 
 step "imaged on $ROOT; $THREADS hostile clients and a probe for $DURATION"
@@ -53,38 +35,27 @@ OUT=$E2E_TMP/hostile.out
 CLIENT_PID=$!
 e2e_track "$CLIENT_PID"
 
-SAMPLES=()
-sample() {  # LABEL
-  local rss fds
-  rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$IMAGED_PID/status")
-  fds=$(ls "/proc/$IMAGED_PID/fd" | wc -l)
-  SAMPLES+=("$1 $rss $fds")
-  echo "    $1: VmRSS $rss KiB, open fds $fds"
-}
-sample 0s
+soak_sample 0s
 START=$SECONDS
 for ((t = 30; t <= SECONDS_TOTAL; t += 30)); do
   while ((SECONDS - START < t)) && e2e_alive "$CLIENT_PID"; do sleep 1; done
   e2e_alive "$CLIENT_PID" || break
   e2e_alive "$IMAGED_PID" || fail "imaged exited under the hostile load: $(tail -n 20 "$IMAGED_LOG")"
-  sample "${t}s"
+  soak_sample "${t}s"
 done
 e2e_reap "$CLIENT_PID"
 CLIENT_STATUS=$E2E_STATUS
 e2e_alive "$IMAGED_PID" || fail "imaged exited under the hostile load: $(tail -n 20 "$IMAGED_LOG")"
-sample "end"
+soak_sample end
 sleep 60
-sample "idle-60s"
+soak_sample idle-60s
 
 step "per method: calls and codes; probes"
 cat "$OUT"
 echo
-echo "| when | VmRSS (MiB) | open fds |"
-echo "|---|---|---|"
-for s in "${SAMPLES[@]}"; do
-  read -r label rss fds <<<"$s"
-  printf '| %s | %.1f | %s |\n' "$label" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$fds"
-done
+soak_table when
+# From the 60 s sample to the one after a minute idle: what the load left.
+soak_growth
 
 step "SIGTERM stops imaged cleanly"
 T0=$(date +%s%N)
@@ -101,4 +72,5 @@ if [ "$CLIENT_STATUS" -ne 0 ]; then
 fi
 worst=$(sed -n 's/^summary .*probe_max_ms=\([0-9]*\).*/\1/p' "$OUT")
 [ "${worst:-0}" -lt 10000 ] || fail "a probe call took ${worst} ms"
+[ -z "$GROWTH" ] || fail "imaged grew under the load and kept it:$GROWTH"
 e2e_pass

@@ -55,6 +55,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -99,14 +100,8 @@ struct Tally {
   int64_t unexpected = 0;
 };
 
-std::string CodeName(int code) {
-  static const char* const kNames[] = {
-      "OK",        "Cancelled",          "Unknown",        "InvalidArgument", "DeadlineExceeded",
-      "NotFound",  "AlreadyExists",      "PermissionDenied", "ResourceExhausted",
-      "FailedPrecondition", "Aborted",   "OutOfRange",     "Unimplemented",   "Internal",
-      "Unavailable", "DataLoss",         "Unauthenticated"};
-  return code >= 0 && code < 17 ? kNames[code] : absl::StrCat("code", code);
-}
+// gRPC's codes are absl's (plugin/grpc_status.h relies on it too).
+std::string CodeName(int code) { return absl::StatusCodeToString(static_cast<absl::StatusCode>(code)); }
 
 bool Expected(const std::string& method, int code, bool parses) {
   // A body that does not parse is refused by gRPC itself, before any

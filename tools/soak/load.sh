@@ -37,25 +37,12 @@ source "$REPO/tools/testing/e2e_lib.sh"
 source "$REPO/tools/testing/registry_lib.sh"
 source "$HERE/soak_lib.sh"
 
-DURATION=10m THREADS=32
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION=${2:?}; shift 2 ;;
-    --threads) THREADS=${2:?}; shift 2 ;;
-    *) echo "usage: $0 [--duration 10m] [--threads 32]" >&2; exit 2 ;;
-  esac
-done
-case "$DURATION" in
-  *m) SECONDS_TOTAL=$((${DURATION%m} * 60)) ;;
-  *s) SECONDS_TOTAL=${DURATION%s} ;;
-  *) echo "--duration takes Nm or Ns" >&2; exit 2 ;;
-esac
-
-soak_binaries "$REPO"
+soak_options 32 "$@"
+soak_binaries "$REPO" SOAK_CLIENT //tools/soak:soak_client
 
 e2e_init
 require_tools ctr docker-registry skopeo tar sha256sum
-ROOT=$(mktemp -d /dev/shm/imaged-load-soak.XXXXXX 2>/dev/null || mktemp -d "$E2E_TMP/root.XXXXXX")
+soak_root load-soak
 trap 'rc=$?; set +e; rm -rf "$ROOT"; (exit $rc); e2e_cleanup' EXIT
 
 step "registry on 127.0.0.1 with 4 images, and 2 OCI archives"
@@ -75,44 +62,22 @@ LOAD_OUT=$E2E_TMP/load.out
 LOAD_PID=$!
 e2e_track "$LOAD_PID"
 
-# sample MINUTE: appends "minute rss_kib fds" to SAMPLES.
-SAMPLES=()
-sample() {
-  local rss fds
-  rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$IMAGED_PID/status")
-  fds=$(ls "/proc/$IMAGED_PID/fd" | wc -l)
-  SAMPLES+=("$1 $rss $fds")
-  echo "    minute $1: VmRSS $rss KiB, open fds $fds"
-}
-sample 0
+soak_sample 0
 START=$SECONDS
 for ((m = 1; m * 60 <= SECONDS_TOTAL; m++)); do
   while ((SECONDS - START < m * 60)); do sleep 1; done
   e2e_alive "$IMAGED_PID" || fail "imaged exited during the load: $(tail -n 20 "$IMAGED_LOG")"
-  sample "$m"
+  soak_sample "$m"
 done
 e2e_reap "$LOAD_PID"
 LOAD_STATUS=$E2E_STATUS
-sample end
+soak_sample end
 
 step "per method: calls, latency (ms), non-OK codes"
 grep -v '^summary' "$LOAD_OUT"
 echo
-echo "| minute | VmRSS (MiB) | open fds |"
-echo "|---|---|---|"
-for s in "${SAMPLES[@]}"; do
-  read -r minute rss fds <<<"$s"
-  printf '| %s | %.1f | %s |\n' "$minute" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$fds"
-done
-GROWTH=""
-if [ ${#SAMPLES[@]} -ge 4 ]; then
-  read -r _ rss_warm fds_warm <<<"${SAMPLES[2]}"
-  read -r _ rss_last fds_last <<<"${SAMPLES[-1]}"
-  ((fds_last - fds_warm > 16)) && GROWTH+=" fds $fds_warm -> $fds_last"
-  ((rss_last * 4 > rss_warm * 5)) && GROWTH+=" VmRSS ${rss_warm} -> ${rss_last} KiB"
-fi
-[ -z "$GROWTH" ] && echo "growth after warm-up (minute 2 to the end): none flagged" ||
-  echo "GROWTH after warm-up (minute 2 to the end):$GROWTH"
+soak_table minute
+soak_growth
 grep '^summary' "$LOAD_OUT"
 
 step "SIGTERM stops imaged cleanly"
