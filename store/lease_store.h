@@ -1,7 +1,6 @@
 // containerd's leases (leases.Manager, namespace explicit): named holds that
 // keep resources (content, ingests, snapshots) back from garbage collection
-// while a client such as `ctr images import` works. Schema in keys.h: one
-// [leases] row per lease and one [lease_resources] row per held resource.
+// while a client such as `ctr images import` works.
 //
 // Errors: NotFound (no such lease), AlreadyExists (Create of a taken ID),
 // InvalidArgument (empty lease ID, bad label, malformed filter, malformed
