@@ -14,6 +14,7 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -42,9 +43,16 @@ void Normalize(cripb::Image* image, const std::vector<std::string>& ignore) {
   }
 }
 
+// Every call is given up after 60 s: a hung endpoint fails the comparison
+// (exit 2) instead of hanging the test until Bazel's timeout.
+void SetDeadline(grpc::ClientContext* ctx) {
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+}
+
 bool List(cripb::ImageService::Stub* stub, const std::vector<std::string>& ignore,
           std::vector<cripb::Image>* out) {
   grpc::ClientContext ctx;
+  SetDeadline(&ctx);
   cripb::ListImagesRequest req;
   cripb::ListImagesResponse resp;
   grpc::Status s = stub->ListImages(&ctx, req, &resp);
@@ -64,6 +72,7 @@ bool List(cripb::ImageService::Stub* stub, const std::vector<std::string>& ignor
 bool Status(cripb::ImageService::Stub* stub, const std::string& ref,
             const std::vector<std::string>& ignore, cripb::ImageStatusResponse* out) {
   grpc::ClientContext ctx;
+  SetDeadline(&ctx);
   cripb::ImageStatusRequest req;
   req.mutable_image()->set_image(ref);
   grpc::Status s = stub->ImageStatus(&ctx, req, out);
