@@ -24,6 +24,8 @@
 #include "absl/strings/str_split.h"
 #include "cri/reference.h"
 #include "store/digest.h"
+#include "store/limits.h"
+#include "store/resolver.h"
 
 namespace imaged::cri {
 namespace {
@@ -33,7 +35,8 @@ using store::Descriptor;
 using store::ImageStore;
 
 constexpr size_t kChunk = 1 << 20;
-// containerd's limit on the JSON files of an archive.
+// containerd's limit on the JSON files of an archive (oci-layout, index.json,
+// manifest.json); the blobs inside are image documents (store/limits.h).
 constexpr int64_t kJsonLimit = 20 << 20;
 // Files outside blobs/ up to this size are kept in memory until manifest.json
 // says whether they are an image's config or layer; larger ones are streamed
@@ -45,7 +48,6 @@ constexpr char kAnnotationImageName[] = "io.containerd.image.name";
 constexpr char kAnnotationRefName[] = "org.opencontainers.image.ref.name";
 constexpr char kOciLayoutFile[] = "oci-layout";
 constexpr char kOciLayoutVersion[] = "1.0.0";
-constexpr char kGcRefPrefix[] = "containerd.io/gc.ref.content.";
 
 absl::Status ErrnoStatus(int err, absl::string_view what) {
   std::string msg = absl::StrCat(what, ": ", std::strerror(err));
@@ -76,14 +78,14 @@ std::string RandomToken() {
 }
 
 absl::StatusOr<std::string> ReadSmallBlob(ContentStore* content, absl::string_view ns,
-                                          absl::string_view digest) {
+                                          absl::string_view digest, int64_t limit) {
   auto reader = content->Reader(ns, digest);
   if (!reader.ok()) return reader.status();
   int64_t size = (*reader)->Size();
-  if (size > kJsonLimit) {
+  if (size > limit) {
     return absl::InvalidArgumentError(absl::StrCat("blob ", digest, " is ", size,
-                                                   " bytes, over the ", kJsonLimit,
-                                                   "-byte limit for an index or manifest"));
+                                                   " bytes, over the ", limit,
+                                                   "-byte limit for an image document"));
   }
   std::string out, chunk;
   while (static_cast<int64_t>(out.size()) < size) {
@@ -96,30 +98,6 @@ absl::StatusOr<std::string> ReadSmallBlob(ContentStore* content, absl::string_vi
         absl::StrCat("blob ", digest, ": read ", out.size(), " of ", size, " bytes"));
   }
   return out;
-}
-
-// The GC label keys containerd's images.ChildGCLabels gives a parent for
-// `children`, numbered as SetChildrenMappedLabels numbers them.
-store::Labels ChildGcLabels(const std::vector<Descriptor>& children) {
-  store::Labels labels;
-  std::map<std::string, int> counts;
-  for (const Descriptor& child : children) {
-    std::string key;
-    const std::string& mt = child.media_type;
-    if (store::IsConfigType(mt)) {
-      key = absl::StrCat(kGcRefPrefix, "config");
-    } else if (store::IsManifestType(mt)) {
-      key = absl::StrCat(kGcRefPrefix, "m.");
-    } else if (store::IsLayerType(mt)) {
-      key = absl::StrCat(kGcRefPrefix, "l.");
-    } else {
-      key = kGcRefPrefix;
-    }
-    int idx = counts[key]++;
-    if (idx > 0 || key.back() == '.') absl::StrAppend(&key, idx);
-    labels[key] = child.digest;
-  }
-  return labels;
 }
 
 // A member of a JSON object matched as Go's encoding/json matches field
@@ -329,6 +307,11 @@ class Importer {
   absl::Status Error(absl::StatusCode code, absl::string_view entry, absl::string_view msg) const {
     return absl::Status(code, absl::StrCat("archive ", source_, ": ",
                                            entry.empty() ? "" : absl::StrCat(entry, ": "), msg));
+  }
+
+  absl::Status TooDeep(absl::string_view image) const {
+    return Error(absl::StatusCode::kFailedPrecondition, image,
+                 absl::StrCat("indexes nested more than ", store::kMaxIndexNesting, " deep"));
   }
 
   // --- pass 1: the tar stream ---------------------------------------------
@@ -576,22 +559,13 @@ class Importer {
   absl::Status WriteBytes(absl::string_view data, const std::string& digest) {
     std::string ref = absl::StrCat("import-", token_, "-", ++ingests_);
     auto w = content_->Writer(ns_, ref, data.size(), digest, options_.lease);
-    if (absl::IsAlreadyExists(w.status())) {
-      ++present_;
-      return absl::OkStatus();
-    }
-    if (!w.ok()) return w.status();
-    absl::Status s = (*w)->Write(data);
-    if (s.ok()) s = (*w)->Commit(data.size(), digest, {});
-    w->reset();
+    absl::Status s = w.status();
+    if (w.ok()) s = store::CommitWhole(*content_, ns_, ref, *std::move(w), data, digest);
     if (absl::IsAlreadyExists(s)) {
       ++present_;
       return absl::OkStatus();
     }
-    if (!s.ok()) {
-      content_->Abort(ns_, ref).IgnoreError();
-      return s;
-    }
+    if (!s.ok()) return s;
     ++written_;
     return absl::OkStatus();
   }
@@ -629,7 +603,7 @@ class Importer {
       archive_digests_[desc.digest] = desc.size;
       // containerd puts the config's platform on the entry (os and
       // architecture, normalised).
-      auto config_json = ReadSmallBlob(content_, ns_, config->digest);
+      auto config_json = ReadSmallBlob(content_, ns_, config->digest, store::kMaxImageConfigBytes);
       if (!config_json.ok())
         return Error(config_json.status().code(), e.config, config_json.status().message());
       auto cfg = store::ParseImageConfig(*config_json);
@@ -724,7 +698,8 @@ class Importer {
   // Walks `d` and below; true when the subtree is complete, false when a
   // blob of it is missing and `required` is false. Parents get GC labels for
   // the children walked.
-  absl::StatusOr<bool> Walk(const Descriptor& d, bool required, const std::string& image) {
+  absl::StatusOr<bool> Walk(const Descriptor& d, bool required, const std::string& image,
+                            int depth = 0) {
     if (complete_.count(d.digest)) return true;
     absl::Status have = Have(d, image);
     if (absl::IsNotFound(have)) {
@@ -735,7 +710,8 @@ class Importer {
     if (!have.ok()) return have;
     std::vector<ChildPlan> plan;
     if (store::IsIndexType(d.media_type)) {
-      auto bytes = ReadSmallBlob(content_, ns_, d.digest);
+      if (depth >= store::kMaxIndexNesting) return TooDeep(image);
+      auto bytes = ReadSmallBlob(content_, ns_, d.digest, store::kMaxImageDocumentBytes);
       if (!bytes.ok()) return Error(bytes.status().code(), image, bytes.status().message());
       auto children = store::ParseIndex(*bytes);
       if (!children.ok())
@@ -743,7 +719,7 @@ class Importer {
       plan = PlanChildren(*children, required, matcher_, options_.all_platforms);
       indexes_[d.digest] = *std::move(children);
     } else if (store::IsManifestType(d.media_type)) {
-      auto bytes = ReadSmallBlob(content_, ns_, d.digest);
+      auto bytes = ReadSmallBlob(content_, ns_, d.digest, store::kMaxImageDocumentBytes);
       if (!bytes.ok()) return Error(bytes.status().code(), image, bytes.status().message());
       auto manifest = store::ParseManifest(*bytes);
       if (!manifest.ok())
@@ -755,7 +731,7 @@ class Importer {
     std::vector<Descriptor> walked;
     bool complete = true;
     for (const ChildPlan& child : plan) {
-      auto ok = Walk(child.desc, child.required, image);
+      auto ok = Walk(child.desc, child.required, image, depth + 1);
       if (!ok.ok()) return ok.status();
       if (*ok) {
         walked.push_back(child.desc);
@@ -767,7 +743,7 @@ class Importer {
     if (!walked.empty()) {
       store::ContentInfo info;
       info.digest = d.digest;
-      info.labels = ChildGcLabels(walked);
+      info.labels = store::ChildGcLabels(walked);
       std::vector<std::string> paths;
       for (const auto& [key, value] : info.labels) paths.push_back(absl::StrCat("labels.", key));
       if (auto u = content_->Update(ns_, info, paths); !u.ok()) {
@@ -778,18 +754,14 @@ class Importer {
     return true;
   }
 
-  // The config digest `target` resolves to, from what the walk read.
-  std::string ImageId(const Descriptor& target) const {
-    Descriptor d = target;
-    for (int depth = 0; depth < 8; ++depth) {
-      if (auto m = manifests_.find(d.digest); m != manifests_.end()) return m->second.config.digest;
-      auto idx = indexes_.find(d.digest);
-      if (idx == indexes_.end()) return "";
-      std::optional<Descriptor> chosen = store::SelectManifest(idx->second, matcher_);
-      if (!chosen) return "";
-      d = *chosen;
-    }
-    return "";
+  // The image ID `target` resolves to ("" when it does not).
+  std::string ImageId(const Descriptor& target) {
+    store::ContentDocuments documents(content_, ns_);
+    store::ResolvedImage walked;
+    store::ResolveImage(documents, target, matcher_, store::FormatPlatform(options_.platform),
+                        store::ConfigRead::kWhenNeeded, &walked)
+        .IgnoreError();
+    return walked.image_id();
   }
 
   // ctr: update the target of an existing image, else create it.
@@ -887,7 +859,7 @@ class Exporter {
       index["manifests"].push_back(DescriptorJson(target));
       auto ok = Collect(target, /*required=*/true, image->name, &blobs_);
       if (!ok.ok()) return ok.status();
-      if (std::optional<std::string> m = DockerManifestOf(target.digest)) {
+      if (std::optional<std::string> m = DockerManifestOf(target)) {
         if (!docker_names.count(*m)) docker_order.push_back(*m);
         std::vector<std::string>& tags = docker_names[*m];
         if (std::optional<std::string> tag = RepoTag(image->name)) tags.push_back(*tag);
@@ -973,18 +945,19 @@ class Exporter {
   }
 
   // The manifest the Docker manifest.json describes for a target: itself, or
-  // the one an index resolves to for the platform (ctr's choice).
-  std::optional<std::string> DockerManifestOf(const std::string& digest) const {
-    std::string d = digest;
-    for (int depth = 0; depth < 8; ++depth) {
-      if (manifests_.count(d)) return d;
-      auto idx = indexes_.find(d);
-      if (idx == indexes_.end()) return std::nullopt;
-      std::optional<Descriptor> chosen = store::SelectManifest(idx->second, matcher_);
-      if (!chosen) return std::nullopt;
-      d = chosen->digest;
+  // the one an index resolves to for the platform (ctr's choice), once
+  // Collect has read it.
+  std::optional<std::string> DockerManifestOf(const Descriptor& target) {
+    store::ContentDocuments documents(content_, ns_);
+    store::ResolvedImage walked;
+    if (!store::ResolveImage(documents, target, matcher_,
+                             store::FormatPlatform(options_.platform),
+                             store::ConfigRead::kWhenNeeded, &walked)
+             .ok() ||
+        !manifests_.count(walked.path.back().digest)) {
+      return std::nullopt;
     }
-    return std::nullopt;
+    return walked.path.back().digest;
   }
 
   // Appends `d` and the blobs below it to `out`, parents first; true when all
@@ -992,7 +965,7 @@ class Exporter {
   // missing and `required` is false. A manifest counts only whole; an index
   // drops the entries that are missing and not required.
   absl::StatusOr<bool> Collect(const Descriptor& d, bool required, const std::string& image,
-                               std::vector<ExportBlob>* out) {
+                               std::vector<ExportBlob>* out, int depth = 0) {
     if (absl::Status v = store::ValidateDigest(d.digest); !v.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("image ", image, ": ", v.message()));
     }
@@ -1017,8 +990,12 @@ class Exporter {
     std::vector<ChildPlan> plan;
     bool is_manifest = store::IsManifestType(d.media_type);
     if (store::IsIndexType(d.media_type)) {
+      if (depth >= store::kMaxIndexNesting) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "image ", image, ": indexes nested more than ", store::kMaxIndexNesting, " deep"));
+      }
       if (!indexes_.count(d.digest)) {
-        auto bytes = ReadSmallBlob(content_, ns_, d.digest);
+        auto bytes = ReadSmallBlob(content_, ns_, d.digest, store::kMaxImageDocumentBytes);
         if (!bytes.ok()) return bytes.status();
         auto children = store::ParseIndex(*bytes);
         if (!children.ok()) {
@@ -1030,7 +1007,7 @@ class Exporter {
       plan = PlanChildren(indexes_[d.digest], required, matcher_, options_.all_platforms);
     } else if (is_manifest) {
       if (!manifests_.count(d.digest)) {
-        auto bytes = ReadSmallBlob(content_, ns_, d.digest);
+        auto bytes = ReadSmallBlob(content_, ns_, d.digest, store::kMaxImageDocumentBytes);
         if (!bytes.ok()) return bytes.status();
         auto manifest = store::ParseManifest(*bytes);
         if (!manifest.ok()) {
@@ -1045,7 +1022,7 @@ class Exporter {
     }
     std::vector<ExportBlob> mine{{d.digest, size}};
     for (const ChildPlan& child : plan) {
-      auto ok = Collect(child.desc, child.required, image, &mine);
+      auto ok = Collect(child.desc, child.required, image, &mine, depth + 1);
       if (!ok.ok()) return ok.status();
       if (!*ok && is_manifest) return false;
     }

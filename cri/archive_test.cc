@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "store/clock.h"
 #include "store/digest.h"
+#include "store/limits.h"
 #include "store/files.h"
 #include "store/metadata_db.h"
 #include "store/rocksdb_content_store.h"
@@ -439,6 +440,35 @@ TEST_F(ArchiveTest, IndexWhoseOwnPlatformIsMissingIsRefused) {
   EXPECT_TRUE(absl::IsFailedPrecondition(result.status())) << result.status();
   EXPECT_THAT(result.status().message(), HasSubstr(amd.manifest.digest));
   EXPECT_THAT(b_->Names(), IsEmpty());
+}
+
+TEST_F(ArchiveTest, IndexesNestedDeeperThanTheLimitAreRefused) {
+  store::TestImage ti = Make("n", "amd64", false);
+  auto archive = [&](int levels) {
+    std::vector<TarEntry> entries;
+    for (const auto& [digest, data] : ti.blobs) entries.push_back({BlobPath(digest), data, ""});
+    store::Descriptor d = ti.manifest;
+    for (int i = 0; i < levels; ++i) {
+      nlohmann::json e = Entry(d, {});
+      e["platform"] = {{"os", "linux"}, {"architecture", "amd64"}};
+      std::string bytes = IndexJson({e});
+      d = {std::string(store::kMediaTypeOciIndex), store::Sha256::Of(bytes),
+           static_cast<int64_t>(bytes.size())};
+      entries.push_back({BlobPath(d.digest), bytes, ""});
+    }
+    entries.push_back(
+        {"index.json", IndexJson({Entry(d, {{"io.containerd.image.name", "x/deep:1"}})}), ""});
+    entries.push_back({"oci-layout", R"({"imageLayoutVersion":"1.0.0"})", ""});
+    return Tar(entries);
+  };
+  auto deepest = ImportB(archive(store::kMaxIndexNesting));
+  ASSERT_TRUE(deepest.ok()) << deepest.status();
+  ASSERT_EQ(deepest->images.size(), 1u);
+  EXPECT_EQ(deepest->images[0].image_id, ti.config.digest);
+
+  auto deeper = ImportB(archive(store::kMaxIndexNesting + 1));
+  EXPECT_TRUE(absl::IsFailedPrecondition(deeper.status())) << deeper.status();
+  EXPECT_THAT(deeper.status().message(), HasSubstr("nested more than"));
 }
 
 // --- docker save -------------------------------------------------------------

@@ -9,14 +9,13 @@
 #include "absl/container/flat_hash_set.h"
 
 #include "absl/strings/str_cat.h"
+#include "store/limits.h"
 #include "store/oci.h"
+#include "store/resolver.h"
 
 namespace imaged::cri {
 namespace {
 
-constexpr int kMaxIndexDepth = 4;
-constexpr size_t kMaxDocumentBytes = 4 << 20;
-constexpr char kGcRefPrefix[] = "containerd.io/gc.ref.content.";
 
 bool IsDerivedLabel(absl::string_view key) {
   for (const char* label : store::kDerivedLabels) {
@@ -71,7 +70,11 @@ bool SameRecord(const store::Image& upstream, const store::Image& local) {
 
 Mirror::Mirror(MirrorSource source, MirrorTarget target, const store::Platform& platform,
                size_t batch)
-    : source_(source), target_(target), matcher_(platform), batch_(batch == 0 ? 1 : batch) {}
+    : source_(source),
+      target_(target),
+      matcher_(platform),
+      platform_name_(store::FormatPlatform(platform)),
+      batch_(batch == 0 ? 1 : batch) {}
 
 absl::StatusOr<std::string> Mirror::OpenLease(absl::string_view ns) {
   if (target_.leases == nullptr) return std::string();
@@ -90,7 +93,7 @@ void Mirror::CloseLease(absl::string_view ns, const std::string& lease) {
 }
 
 absl::Status Mirror::EnsureBlob(absl::string_view ns, const store::Descriptor& desc,
-                                absl::string_view lease, std::string* bytes) {
+                                absl::string_view lease, int64_t max_bytes, std::string* bytes) {
   // Already here (or held by another namespace, e.g. the content proxy's:
   // then it is shared, not copied). Either way it joins the lease.
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> w;
@@ -101,83 +104,109 @@ absl::Status Mirror::EnsureBlob(absl::string_view ns, const store::Descriptor& d
     if (!absl::IsUnavailable(w.status()) || i >= 100) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
+  auto too_large = [&](int64_t size) {
+    return absl::FailedPreconditionError(absl::StrCat(size, " bytes is too large for a document"));
+  };
   if (absl::IsAlreadyExists(w.status())) {
     if (bytes == nullptr) return absl::OkStatus();
-    absl::StatusOr<std::unique_ptr<store::ContentReader>> r = target_.content->Reader(ns, desc.digest);
+    absl::StatusOr<std::unique_ptr<store::ContentReader>> r =
+        target_.content->Reader(ns, desc.digest);
     if (!r.ok()) return r.status();
-    if ((*r)->Size() > static_cast<int64_t>(kMaxDocumentBytes)) {
-      return absl::FailedPreconditionError(absl::StrCat(desc.digest, ": too large for a document"));
-    }
+    if ((*r)->Size() > max_bytes) return too_large((*r)->Size());
     return (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), bytes);
   }
   if (!w.ok()) return w.status();
-  absl::StatusOr<std::unique_ptr<store::ContentReader>> r = source_.content->Reader(ns, desc.digest);
-  if (!r.ok()) {
+  std::string data;
+  absl::StatusOr<std::unique_ptr<store::ContentReader>> r =
+      source_.content->Reader(ns, desc.digest);
+  absl::Status read = r.status();
+  if (read.ok() && (*r)->Size() > max_bytes) read = too_large((*r)->Size());
+  if (read.ok()) read = (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), &data);
+  if (!read.ok()) {
     w->reset();
     target_.content->Abort(ns, Ref(desc.digest)).IgnoreError();
-    return r.status();
+    return read;
   }
-  if ((*r)->Size() > static_cast<int64_t>(kMaxDocumentBytes)) {
-    return absl::FailedPreconditionError(absl::StrCat(desc.digest, ": too large for a document"));
-  }
-  std::string data;
-  if (absl::Status s = (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), &data); !s.ok()) return s;
-  if (absl::Status s = (*w)->Truncate(0); !s.ok()) return s;
-  if (absl::Status s = (*w)->Write(data); !s.ok()) return s;
-  absl::Status c = (*w)->Commit(static_cast<int64_t>(data.size()), desc.digest, {});
+  absl::Status c =
+      store::CommitWhole(*target_.content, ns, Ref(desc.digest), *std::move(w), data, desc.digest);
   if (!c.ok() && !absl::IsAlreadyExists(c)) return c;
   if (bytes != nullptr) *bytes = std::move(data);
   return absl::OkStatus();
 }
 
+// A record's documents as the walk reads them: copied from containerd into
+// imaged's store under the mirror's lease. A document containerd lacks ends
+// the walk (the record then waits for it); any other failure to copy is
+// remembered, since the walk's own errors (a document that does not parse,
+// no manifest for the platform) only leave the record unresolved.
+class Mirror::CopiedDocuments : public store::DocumentSource {
+ public:
+  CopiedDocuments(Mirror* mirror, absl::string_view ns, absl::string_view lease)
+      : mirror_(mirror), ns_(ns), lease_(lease) {}
+
+  absl::StatusOr<std::string> Fetch(const store::Descriptor& desc, store::DocumentKind kind,
+                                    int64_t max_bytes) override {
+    std::string bytes;
+    absl::Status s = mirror_->EnsureBlob(ns_, desc, lease_, max_bytes, &bytes);
+    // NotFound (containerd lacks it) and FailedPrecondition (too large, or
+    // not the bytes its digest names) are the document's own verdicts.
+    if (!s.ok() && !absl::IsNotFound(s) && !absl::IsFailedPrecondition(s) && copy_error_.ok()) {
+      copy_error_ = s;
+    }
+    if (!s.ok()) return s;
+    return bytes;
+  }
+
+  absl::Status copy_error_;
+
+ private:
+  Mirror* const mirror_;
+  const std::string ns_;
+  const std::string lease_;
+};
+
+absl::Status Mirror::Label(absl::string_view ns, absl::string_view digest,
+                           const store::Labels& labels) {
+  // Unless the copy already has them (a write saved).
+  absl::StatusOr<store::ContentInfo> have = target_.content->Info(ns, digest);
+  bool labelled = have.ok();
+  for (const auto& [k, v] : labels) {
+    labelled = labelled && have->labels.count(k) && have->labels.at(k) == v;
+  }
+  if (labelled) return absl::OkStatus();
+  store::ContentInfo info;
+  info.digest = std::string(digest);
+  info.labels = labels;
+  std::vector<std::string> paths;
+  for (const auto& [k, v] : labels) paths.push_back(absl::StrCat("labels.", k));
+  return target_.content->Update(ns, info, paths).status();
+}
+
 absl::Status Mirror::CopyDocuments(absl::string_view ns, const store::Descriptor& target,
                                    absl::string_view lease) {
-  store::Descriptor desc = target;
-  for (int depth = 0; depth <= kMaxIndexDepth; ++depth) {
-    const bool index = store::IsIndexType(desc.media_type);
-    if (!index && !store::IsManifestType(desc.media_type)) return absl::OkStatus();
-    std::string doc;
-    absl::Status got = EnsureBlob(ns, desc, lease, &doc);
-    if (absl::IsNotFound(got)) return absl::OkStatus();  // resolved when it arrives
-    if (!got.ok()) return got;
-    store::Labels labels;
-    store::Descriptor next;
-    if (index) {
-      absl::StatusOr<std::vector<store::Descriptor>> entries = store::ParseIndex(doc);
-      if (!entries.ok()) return absl::OkStatus();  // unresolvable: the index says why
-      std::optional<store::Descriptor> chosen = store::SelectManifest(*entries, matcher_);
-      if (!chosen) return absl::OkStatus();
-      labels[absl::StrCat(kGcRefPrefix, "m.0")] = chosen->digest;
-      next = *std::move(chosen);
-    } else {
-      absl::StatusOr<store::Manifest> manifest = store::ParseManifest(doc);
-      if (!manifest.ok()) return absl::OkStatus();
-      labels[absl::StrCat(kGcRefPrefix, "config")] = manifest->config.digest;
-      next = manifest->config;
-    }
-    // The gc.ref labels, unless the copy already has them (a write saved).
-    absl::StatusOr<store::ContentInfo> have = target_.content->Info(ns, desc.digest);
-    bool labelled = have.ok();
-    for (const auto& [k, v] : labels) {
-      labelled = labelled && have->labels.count(k) && have->labels.at(k) == v;
-    }
-    if (!labelled) {
-      store::ContentInfo info;
-      info.digest = desc.digest;
-      info.labels = labels;
-      std::vector<std::string> paths;
-      for (const auto& [k, v] : labels) paths.push_back(absl::StrCat("labels.", k));
-      if (absl::StatusOr<store::ContentInfo> u = target_.content->Update(ns, info, paths); !u.ok()) {
-        return u.status();
-      }
-    }
-    if (!index) {
-      absl::Status config = EnsureBlob(ns, next, lease, nullptr);
-      return absl::IsNotFound(config) ? absl::OkStatus() : config;
-    }
-    desc = std::move(next);
+  CopiedDocuments documents(this, ns, lease);
+  store::ResolvedImage walked;
+  // Where the walk stops short, the image store says why when it resolves
+  // the record; only a failure to copy is this call's.
+  store::ResolveImage(documents, target, matcher_, platform_name_,
+                      store::ConfigRead::kWhenNeeded, &walked)
+      .IgnoreError();
+  if (!documents.copy_error_.ok()) return documents.copy_error_;
+  // gc.ref labels on what was copied: each index keeps the entry it chose,
+  // the manifest its config (layers are not mirrored).
+  for (size_t i = 0; i + 1 < walked.path.size(); ++i) {
+    absl::Status s = Label(ns, walked.path[i].digest, store::ChildGcLabels({walked.path[i + 1]}));
+    if (!s.ok()) return s;
   }
-  return absl::OkStatus();
+  if (!walked.manifest) return absl::OkStatus();
+  const store::Descriptor& config = walked.manifest->config;
+  if (absl::Status s = Label(ns, walked.path.back().digest, store::ChildGcLabels({config}));
+      !s.ok()) {
+    return s;
+  }
+  if (walked.config) return absl::OkStatus();  // copied by the walk
+  absl::Status copied = EnsureBlob(ns, config, lease, store::kMaxImageConfigBytes, nullptr);
+  return absl::IsNotFound(copied) ? absl::OkStatus() : copied;
 }
 
 absl::Status Mirror::Write(absl::string_view ns, std::vector<store::Image> images,

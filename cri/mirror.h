@@ -104,8 +104,13 @@ class Mirror {
   // lacks is left out: the record then waits, unresolved, for it.
   absl::Status CopyDocuments(absl::string_view ns, const store::Descriptor& target,
                              absl::string_view lease);
+  class CopiedDocuments;
+  // Copies blob `desc` (at most `max_bytes`) from containerd unless it is
+  // here, under `lease`; its bytes into `bytes` when that is set.
   absl::Status EnsureBlob(absl::string_view ns, const store::Descriptor& desc,
-                          absl::string_view lease, std::string* bytes);
+                          absl::string_view lease, int64_t max_bytes, std::string* bytes);
+  // Sets `labels` on blob `digest` unless it has them.
+  absl::Status Label(absl::string_view ns, absl::string_view digest, const store::Labels& labels);
   absl::Status Write(absl::string_view ns, std::vector<store::Image> images,
                      std::vector<std::string> deletes);
   absl::StatusOr<std::string> OpenLease(absl::string_view ns);
@@ -114,6 +119,7 @@ class Mirror {
   const MirrorSource source_;
   const MirrorTarget target_;
   const store::PlatformMatcher matcher_;
+  const std::string platform_name_;
   const size_t batch_;
   static constexpr size_t kLagWindow = 4096;
   absl::Mutex mu_;

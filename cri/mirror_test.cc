@@ -8,7 +8,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/clock.h"
+#include "store/digest.h"
 #include "store/files.h"
+#include "store/limits.h"
 #include "store/gc.h"
 #include "store/rocksdb_lease_store.h"
 #include "store/metadata_db.h"
@@ -197,6 +199,38 @@ TEST_F(MirrorTest, ARecordWhoseDocumentsContainerdLacksWaitsUnresolved) {
   ASSERT_TRUE(containerd_.images->Create(kNs, image).ok());
   ASSERT_TRUE(mirror_.Sync(kNs).ok());
   EXPECT_THAT(Listed(), IsEmpty());
+  EXPECT_EQ(imaged_.images->ListUnresolved()->size(), 1u);
+}
+
+TEST_F(MirrorTest, AMultiPlatformIndexIsLabelledForTheCollector) {
+  store::TestImage amd = Upstream("amd");
+  auto index = store::MakeTestIndex(*containerd_.content, kNs, {amd});
+  ASSERT_TRUE(index.ok());
+  store::Image image;
+  image.name = "multi:1";
+  image.target = index->first;
+  ASSERT_TRUE(containerd_.images->Create(kNs, image).ok());
+  ASSERT_TRUE(mirror_.Sync(kNs).ok());
+  EXPECT_EQ(imaged_.content->Info(kNs, index->first.digest)
+                ->labels.at("containerd.io/gc.ref.content.m.0"),
+            amd.manifest.digest);
+  EXPECT_EQ(imaged_.content->Info(kNs, amd.manifest.digest)
+                ->labels.at("containerd.io/gc.ref.content.config"),
+            amd.config.digest);
+}
+
+TEST_F(MirrorTest, ADocumentOverItsLimitIsNotCopiedAndLeavesNoIngest) {
+  // containerd's record says 10 bytes; the blob is larger than any manifest
+  // may be.
+  std::string big(store::kMaxImageDocumentBytes + 1, ' ');
+  ASSERT_TRUE(store::WriteBlob(*containerd_.content, kNs, big).ok());
+  store::Image image;
+  image.name = "big:1";
+  image.target = {std::string(store::kMediaTypeOciManifest), store::Sha256::Of(big), 10};
+  ASSERT_TRUE(containerd_.images->Create(kNs, image).ok());
+  ASSERT_TRUE(mirror_.Sync(kNs).ok());
+  EXPECT_FALSE(imaged_.content->Info(kNs, image.target.digest).ok());
+  EXPECT_THAT(*imaged_.content->ListStatuses(kNs, {}), IsEmpty());
   EXPECT_EQ(imaged_.images->ListUnresolved()->size(), 1u);
 }
 

@@ -10,12 +10,11 @@
 #include "store/digest.h"
 #include "store/limits.h"
 #include "store/oci.h"
+#include "store/resolver.h"
 
 namespace imaged::cri {
 namespace {
 
-// Nested indexes are followed this deep at most.
-constexpr int kMaxIndexDepth = 4;
 // Writes to the content store in pieces of this size.
 constexpr size_t kWriteChunk = 1 << 20;
 // How often and how long a blob whose ingest another client holds is waited for.
@@ -76,20 +75,39 @@ absl::StatusOr<std::unique_ptr<store::ContentWriter>> Puller::OpenWriter(
   return w;
 }
 
+// A pull's documents: each from the content store if there, else fetched
+// from the registry and committed (a config as a blob, with progress).
+class Puller::RegistryDocuments : public store::DocumentSource {
+ public:
+  RegistryDocuments(Puller* puller, Job& job) : puller_(puller), job_(job) {}
+
+  absl::StatusOr<std::string> Fetch(const store::Descriptor& desc, store::DocumentKind kind,
+                                    int64_t max_bytes) override {
+    if (kind == store::DocumentKind::kConfig) {
+      if (absl::Status s = puller_->FetchAll(job_, {{desc, "config"}}); !s.ok()) return s;
+    }
+    return puller_->Document(job_, desc, store::DocumentKindName(kind), max_bytes);
+  }
+
+ private:
+  Puller* const puller_;
+  Job& job_;
+};
+
 absl::StatusOr<std::string> Puller::Document(Job& job, const store::Descriptor& desc,
-                                             absl::string_view ref_kind) {
+                                             absl::string_view ref_kind, int64_t max_bytes) {
   // Opening the ingest with the expected digest either finds the document
   // (and puts it under the pull's lease, so no collection takes it before the
   // names are written) or starts the write of a fetched copy.
-  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w =
-      OpenWriter(job, IngestRef(ref_kind, desc.digest), desc);
+  const std::string ref = IngestRef(ref_kind, desc.digest);
+  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w = OpenWriter(job, ref, desc);
   if (absl::IsAlreadyExists(w.status())) {
     absl::StatusOr<std::unique_ptr<store::ContentReader>> r =
         content_->Reader(job.req->ns, desc.digest);
     if (!r.ok()) return r.status();
-    if ((*r)->Size() > static_cast<int64_t>(kMaxManifestBytes)) {
+    if ((*r)->Size() > max_bytes) {
       return absl::FailedPreconditionError(
-          absl::StrCat(desc.digest, ": ", (*r)->Size(), " bytes is more than a manifest may have"));
+          absl::StrCat((*r)->Size(), " bytes is more than a ", ref_kind, " may have"));
     }
     std::string bytes;
     if (absl::Status s = (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), &bytes); !s.ok()) {
@@ -99,10 +117,13 @@ absl::StatusOr<std::string> Puller::Document(Job& job, const store::Descriptor& 
   }
   if (!w.ok()) return w.status();
   absl::StatusOr<std::string> bytes = job.registry->FetchManifest(desc);
-  if (!bytes.ok()) return bytes.status();
-  if (absl::Status s = (*w)->Truncate(0); !s.ok()) return s;
-  if (absl::Status s = (*w)->Write(*bytes); !s.ok()) return s;
-  absl::Status c = (*w)->Commit(desc.size, desc.digest, {});
+  if (!bytes.ok()) {
+    w->reset();
+    content_->Abort(job.req->ns, ref).IgnoreError();
+    return bytes.status();
+  }
+  absl::Status c =
+      store::CommitWhole(*content_, job.req->ns, ref, *std::move(w), *bytes, desc.digest);
   if (!c.ok() && !absl::IsAlreadyExists(c)) return c;
   return bytes;
 }
@@ -298,65 +319,32 @@ absl::StatusOr<PullResult> Puller::PullLeased(const PullRequest& req,
       job.registry->Resolve(ref->digest.empty() ? ref->tag : ref->digest);
   if (!top.ok()) return fail(top.status());
 
-  // Walk down to the manifest for our platform, collecting the parents'
-  // gc.ref labels.
+  // Down to the manifest for our platform, fetching each document; the
+  // config only when an entry without a platform makes it the judge.
+  RegistryDocuments documents(this, job);
+  store::ResolvedImage walked;
+  if (absl::Status s = store::ResolveImage(documents, *top, matcher_, platform_name_,
+                                           store::ConfigRead::kWhenNeeded, &walked);
+      !s.ok()) {
+    return fail(s);
+  }
+  const store::Manifest& manifest = *walked.manifest;
+  // containerd's gc.ref labels: each index keeps the entry chosen, the
+  // manifest its config and layers.
   std::vector<std::pair<std::string, store::Labels>> blob_labels;
-  store::Descriptor desc = *top;
-  std::vector<store::Descriptor> path;
-  absl::StatusOr<std::string> doc;
-  bool via_platformless_entry = false;
-  for (int depth = 0;; ++depth) {
-    if (!store::IsIndexType(desc.media_type) && !store::IsManifestType(desc.media_type)) {
-      return fail(absl::FailedPreconditionError(
-          absl::StrCat("unsupported media type \"", desc.media_type, "\" for ", desc.digest)));
-    }
-    bool index = store::IsIndexType(desc.media_type);
-    doc = Document(job, desc, index ? "index" : "manifest");
-    if (!doc.ok()) return fail(doc.status());
-    path.push_back(desc);
-    if (!index) break;
-    if (depth >= kMaxIndexDepth) {
-      return fail(absl::FailedPreconditionError("indexes nested too deep"));
-    }
-    absl::StatusOr<std::vector<store::Descriptor>> entries = store::ParseIndex(*doc);
-    if (!entries.ok()) return fail(entries.status());
-    std::optional<store::Descriptor> chosen = store::SelectManifest(*entries, matcher_);
-    if (!chosen) {
-      return fail(absl::NotFoundError(absl::StrCat("no manifest for platform ", platform_name_,
-                                                   " in ", desc.digest)));
-    }
-    via_platformless_entry = !chosen->platform.has_value();
-    blob_labels.push_back({desc.digest, {{absl::StrCat(kGcRefContentPrefix, "m.0"), chosen->digest}}});
-    desc = *std::move(chosen);
+  for (size_t i = 0; i + 1 < walked.path.size(); ++i) {
+    blob_labels.push_back({walked.path[i].digest, store::ChildGcLabels({walked.path[i + 1]})});
   }
-  absl::StatusOr<store::Manifest> manifest = store::ParseManifest(*doc);
-  if (!manifest.ok()) return fail(manifest.status());
-  store::Labels manifest_labels;
-  manifest_labels[absl::StrCat(kGcRefContentPrefix, "config")] = manifest->config.digest;
+  std::vector<store::Descriptor> children{manifest.config};
+  children.insert(children.end(), manifest.layers.begin(), manifest.layers.end());
+  blob_labels.push_back({walked.path.back().digest, store::ChildGcLabels(children)});
   std::vector<std::pair<store::Descriptor, std::string>> blobs;
-  blobs.push_back({manifest->config, "config"});
-  for (size_t i = 0; i < manifest->layers.size(); ++i) {
-    manifest_labels[absl::StrCat(kGcRefContentPrefix, "l.", i)] = manifest->layers[i].digest;
-    blobs.push_back({manifest->layers[i], "layer"});
-  }
-  blob_labels.push_back({desc.digest, std::move(manifest_labels)});
-
-  if (via_platformless_entry) {
-    // containerd accepts a platform-less entry only if its config matches.
-    if (absl::Status s = FetchAll(job, {blobs.front()}); !s.ok()) return fail(s);
-    absl::StatusOr<std::string> config = Document(job, manifest->config, "config");
-    if (!config.ok()) return fail(config.status());
-    absl::StatusOr<store::ImageConfig> parsed = store::ParseImageConfig(*config);
-    if (!parsed.ok()) return fail(parsed.status());
-    if (!store::ConfigMatchesPlatform(*parsed, matcher_)) {
-      return fail(absl::NotFoundError(absl::StrCat("no manifest for platform ", platform_name_,
-                                                   " in ", top->digest)));
-    }
-  }
+  if (!walked.config) blobs.push_back({manifest.config, "config"});
+  for (const store::Descriptor& layer : manifest.layers) blobs.push_back({layer, "layer"});
   if (absl::Status s = FetchAll(job, blobs); !s.ok()) return fail(s);
 
   PullResult result;
-  result.image_id = manifest->config.digest;
+  result.image_id = manifest.config.digest;
   result.reference = job.what;
   result.target = *top;
   result.target.annotations.clear();

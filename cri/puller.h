@@ -2,7 +2,7 @@
 // name it as containerd's CRI plugin does.
 //
 //   reference --Resolve (HEAD)--> top descriptor (index or manifest)
-//   index --SelectManifest(platform)--> manifest --> config + layers
+//   --store::ResolveImage(platform)--> manifest --> config + layers
 //
 // Documents already in the content store are read from it; missing blobs are
 // fetched (up to `max_concurrent_downloads` at once) through the content
@@ -49,7 +49,6 @@
 namespace imaged::cri {
 
 inline constexpr char kManagedValue[] = "managed";
-inline constexpr char kGcRefContentPrefix[] = "containerd.io/gc.ref.content.";
 
 struct PullerOptions {
   // containerd's hosts.toml directory ("" = defaults: https, and plain HTTP
@@ -112,15 +111,16 @@ class Puller {
     absl::Status status;
   };
   struct Job;
+  class RegistryDocuments;
 
   // Opens the ingest `ref` for `desc` under the pull's lease, waiting while
   // another writer holds the ref. AlreadyExists when the blob is there.
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> OpenWriter(
       Job& job, const std::string& ref, const store::Descriptor& desc);
-  // The bytes of document `desc`: from the content store, or fetched and
-  // committed to it.
+  // The bytes of document `desc` (at most `max_bytes`): from the content
+  // store, or fetched and committed to it.
   absl::StatusOr<std::string> Document(Job& job, const store::Descriptor& desc,
-                                       absl::string_view ref_kind);
+                                       absl::string_view ref_kind, int64_t max_bytes);
   // Makes blob `desc` present in the job's namespace, sharing a download
   // already under way for the same blob.
   absl::Status EnsureBlob(Job& job, const store::Descriptor& desc, absl::string_view ref_kind);

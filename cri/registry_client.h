@@ -20,6 +20,7 @@
 #include "cri/hosts.h"
 #include "cri/http_client.h"
 #include "cri/registry_auth.h"
+#include "store/limits.h"
 #include "store/oci.h"
 
 namespace imaged::cri {
@@ -36,7 +37,7 @@ struct RetryPolicy {
 };
 
 // The largest manifest or index accepted (containerd refuses bigger too).
-inline constexpr size_t kMaxManifestBytes = 4 << 20;
+inline constexpr size_t kMaxManifestBytes = store::kMaxImageDocumentBytes;
 
 // Accept header for manifests: OCI index and manifest, Docker list and v2.
 extern const char kManifestAccept[];

@@ -118,6 +118,14 @@ class ContentStore {
   virtual absl::Status Abort(absl::string_view ns, absl::string_view ref) = 0;
 };
 
+// Writes `data` as the whole of ingest `ref` (`writer`, from the start) and
+// commits it as blob `expected`. AlreadyExists when another writer committed
+// that blob first, which callers count as written. On any other failure the
+// writer is closed and the ingest aborted, so nothing is left behind.
+absl::Status CommitWhole(ContentStore& store, absl::string_view ns, absl::string_view ref,
+                         std::unique_ptr<ContentWriter> writer, absl::string_view data,
+                         absl::string_view expected);
+
 }  // namespace imaged::store
 
 #endif  // IMAGED_STORE_CONTENT_STORE_H_

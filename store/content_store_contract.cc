@@ -152,6 +152,29 @@ TEST_P(ContentStoreContract, TruncateToZeroRestartsTheIngest) {
   EXPECT_EQ(ReadAll(kNs, Sha256::Of(kData)).value_or(""), kData);
 }
 
+TEST_P(ContentStoreContract, CommitWholeReplacesWhatTheIngestHeldAndCleansUpOnFailure) {
+  auto w = store().Writer(kNs, "whole", 0, "");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Write("stale bytes of an earlier try").ok());
+  ASSERT_TRUE(CommitWhole(store(), kNs, "whole", *std::move(w), kData, Sha256::Of(kData)).ok());
+  EXPECT_EQ(ReadAll(kNs, Sha256::Of(kData)).value_or(""), kData);
+
+  // Bytes that are not the blob expected: refused, and no ingest is left.
+  w = store().Writer(kNs, "whole-bad", 0, "");
+  ASSERT_TRUE(w.ok());
+  absl::Status s =
+      CommitWhole(store(), kNs, "whole-bad", *std::move(w), "not it", Sha256::Of("other"));
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_TRUE(absl::IsNotFound(store().Status(kNs, "whole-bad").status()));
+
+  // Committed meanwhile by someone else: AlreadyExists, which counts as written.
+  w = store().Writer(kNs, "whole-again", 0, "");
+  ASSERT_TRUE(w.ok());
+  s = CommitWhole(store(), kNs, "whole-again", *std::move(w), kData, Sha256::Of(kData));
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+  EXPECT_TRUE(absl::IsNotFound(store().Status(kNs, "whole-again").status()));
+}
+
 TEST_P(ContentStoreContract, SecondWriterOfARefIsUnavailable) {
   auto first = store().Writer(kNs, "busy", 0, "");
   ASSERT_TRUE(first.ok());

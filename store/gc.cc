@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "store/digest.h"
 #include "store/keys.h"
+#include "store/labels.h"
 #include "store/records.h"
 
 namespace imaged::store {

@@ -55,9 +55,6 @@
 
 namespace imaged::store {
 
-inline constexpr char kGcRootLabel[] = "containerd.io/gc.root";
-inline constexpr char kGcRefContentLabel[] = "containerd.io/gc.ref.content";
-
 struct GcOptions {
   // Blobs removed per namespace per pass at most; a pass that stops there
   // says so (complete = false) and the next pass goes on.

@@ -9,6 +9,7 @@
 #define IMAGED_STORE_LIMITS_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -42,6 +43,13 @@ inline constexpr size_t kMaxFilters = 64;
 inline constexpr size_t kMaxFilterLength = 4096;
 inline constexpr size_t kMaxFieldPaths = 1024;
 inline constexpr size_t kMaxGcNamespaces = 256;
+// An image's documents, wherever they are read from (store/resolver.h):
+// indexes nested in a target at most this deep (containerd: no limit), an
+// index or manifest at most 4 MiB (distribution's limit for a manifest
+// PUT), a config at most 8 MiB (none in containerd; real ones are KiBs).
+inline constexpr int kMaxIndexNesting = 4;
+inline constexpr int64_t kMaxImageDocumentBytes = 4 << 20;
+inline constexpr int64_t kMaxImageConfigBytes = 8 << 20;
 // The largest request message gRPC takes (containerd's 16 MiB).
 inline constexpr int kMaxReceiveMessageBytes = 16 << 20;
 // Error messages quote at most kMaxQuoted bytes of a field and are cut at

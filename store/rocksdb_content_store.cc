@@ -560,7 +560,7 @@ absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_v
   std::string value;
   rocksdb::WriteBatch batch;
   if (!lease.empty()) {
-    batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "content", digest),
+    batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseContent, digest),
               rocksdb::Slice());
   }
   absl::Status got = db_->Get(Cf::kContent, key, &value);
@@ -640,7 +640,7 @@ absl::StatusOr<std::unique_ptr<ContentWriter>> RocksDbContentStore::Writer(
   rocksdb::WriteBatch batch;
   batch.Put(db_->cf(Cf::kIngests), key, EncodeIngestRecord(record));
   if (!lease.empty()) {
-    batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "ingests", ref),
+    batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseIngests, ref),
               rocksdb::Slice());
   }
   if (absl::Status s = db_->Write(&batch, /*sync=*/false); !s.ok()) return s;
@@ -671,9 +671,9 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
       rocksdb::WriteBatch batch;
       batch.Delete(db_->cf(Cf::kIngests), IngestKey(ns, ref));
       if (!lease.empty()) {
-        batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "content", digest),
+        batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseContent, digest),
                   rocksdb::Slice());
-        batch.Delete(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "ingests", ref));
+        batch.Delete(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseIngests, ref));
       }
       if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
       if (absl::Status s = RemoveAll(IngestPath(ns, ref)); !s.ok()) return s;
@@ -714,9 +714,9 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
   batch.Put(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns), rocksdb::Slice());
   batch.Delete(db_->cf(Cf::kIngests), IngestKey(ns, ref));
   if (!lease.empty()) {
-    batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "content", digest),
+    batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseContent, digest),
               rocksdb::Slice());
-    batch.Delete(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, "ingests", ref));
+    batch.Delete(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseIngests, ref));
   }
   if (!held) {
     if (absl::Status s = StageUsage(&batch, size, 1); !s.ok()) return s;
@@ -873,7 +873,7 @@ absl::StatusOr<int> RocksDbContentStore::ExpireIngests(absl::Duration max_age) {
       absl::string_view lease;
       if (!k || !GetLengthPrefixed(&rest, &lease)) continue;
       std::optional<LeaseResourceSuffix> r = ParseLeaseResourceSuffix(rest);
-      if (r && r->type == "ingests") leased.insert(IngestKey(k->ns, r->id));
+      if (r && r->type == kLeaseIngests) leased.insert(IngestKey(k->ns, r->id));
     }
     if (!scan.status().ok()) return scan.status();
   }

@@ -12,12 +12,11 @@
 #include "store/keys.h"
 #include "store/rocksdb_lease_store.h"
 #include "store/limits.h"
+#include "store/resolver.h"
 
 namespace imaged::store {
 namespace {
 
-// Manifests, indexes and configs are small; anything larger is not one.
-constexpr int64_t kMaxMetadataBlob = 64 << 20;
 constexpr size_t kImageIdLength = 71;  // "sha256:" + 64 hex
 
 absl::Status ImageNotFound(absl::string_view name) {
@@ -265,85 +264,34 @@ std::string RocksDbImageStore::ResolutionKey(absl::string_view ns, const ImageRe
 
 RocksDbImageStore::Resolution RocksDbImageStore::ResolveUncached(absl::string_view ns,
                                                                  const ImageRecord& rec) {
+  // From the record's namespace or else the content proxy's.
+  ContentDocuments docs(content_, ns,
+                        ns.empty() ? std::nullopt : std::optional<std::string>(""));
+  ResolvedImage walked;
+  absl::Status s = ResolveImage(docs, Descriptor{rec.media_type, rec.digest, rec.size, {}, {}},
+                                platform_, platform_name_, ConfigRead::kAlways, &walked);
   Resolution res;
-  auto waiting = [&](absl::string_view digest, absl::string_view what) {
-    res.waiting_for = std::string(digest);
-    res.reason = absl::StrCat("waiting for ", what, " ", digest);
+  res.blobs = docs.take_asked();
+  if (!s.ok()) {
+    if (absl::IsNotFound(s) && !docs.missing().empty()) {
+      res.waiting_for = docs.missing();
+      res.reason = absl::StrCat("waiting for ", DocumentKindName(docs.missing_kind()), " ",
+                                docs.missing());
+    } else {
+      res.reason = std::string(s.message());
+    }
     return res;
-  };
-  auto failed = [&](absl::string_view why) {
-    res.reason = std::string(why);
-    return res;
-  };
-  // The whole blob, from `ns` or else the content-proxy namespace.
-  auto read = [&](absl::string_view digest, std::string* out) -> absl::Status {
-    res.blobs.emplace_back(digest);
-    absl::StatusOr<std::unique_ptr<ContentReader>> r = content_->Reader(ns, digest);
-    if (absl::IsNotFound(r.status()) && !ns.empty()) r = content_->Reader("", digest);
-    if (!r.ok()) return r.status();
-    if ((*r)->Size() > kMaxMetadataBlob) {
-      return absl::FailedPreconditionError(absl::StrCat(digest, " is too large for metadata"));
-    }
-    return (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), out);
-  };
-
-  std::string blob;
-  Descriptor manifest{rec.media_type, rec.digest, rec.size, {}, std::nullopt};
-  int64_t size = rec.size;
-  bool reached_without_platform = false;
-  // An index may name another index (nested indexes are legal); follow a few.
-  for (int depth = 0; IsIndexType(manifest.media_type); ++depth) {
-    if (depth == 4) return failed(absl::StrCat("index ", rec.digest, ": nested too deeply"));
-    absl::Status s = read(manifest.digest, &blob);
-    if (absl::IsNotFound(s)) return waiting(manifest.digest, "index");
-    if (!s.ok()) return failed(absl::StrCat("index ", manifest.digest, ": ", s.message()));
-    absl::StatusOr<std::vector<Descriptor>> manifests = ParseIndex(blob);
-    if (!manifests.ok()) {
-      return failed(absl::StrCat("index ", manifest.digest, ": ", manifests.status().message()));
-    }
-    std::optional<Descriptor> chosen = SelectManifest(*manifests, platform_);
-    if (!chosen) {
-      return failed(absl::StrCat("index ", manifest.digest, " has no manifest for ", platform_name_));
-    }
-    manifest = *std::move(chosen);
-    reached_without_platform = !manifest.platform.has_value();
-    size += manifest.size;
   }
-  if (!IsManifestType(manifest.media_type)) {
-    return failed(absl::StrCat("target media type \"", manifest.media_type,
-                               "\" is not an image index or manifest"));
-  }
-
-  absl::Status s = read(manifest.digest, &blob);
-  if (absl::IsNotFound(s)) return waiting(manifest.digest, "manifest");
-  if (!s.ok()) return failed(absl::StrCat("manifest ", manifest.digest, ": ", s.message()));
-  absl::StatusOr<Manifest> m = ParseManifest(blob);
-  if (!m.ok()) return failed(absl::StrCat("manifest ", manifest.digest, ": ", m.status().message()));
-
-  std::string config;
-  s = read(m->config.digest, &config);
-  if (absl::IsNotFound(s)) return waiting(m->config.digest, "config");
-  if (!s.ok()) return failed(absl::StrCat("config ", m->config.digest, ": ", s.message()));
-  absl::StatusOr<ImageConfig> cfg = ParseImageConfig(config);
-  if (!cfg.ok()) return failed(absl::StrCat("config ", m->config.digest, ": ", cfg.status().message()));
-
-  // A manifest picked from an index entry without a platform must prove its
-  // platform through its config, as containerd requires.
-  if (reached_without_platform && !ConfigMatchesPlatform(*cfg, platform_)) {
-    return failed(absl::StrCat("index ", rec.digest, " has no manifest for ", platform_name_));
-  }
-  size += m->config.size;
-  for (const Descriptor& layer : m->layers) size += layer.size;
-  ImageUser user = ParseImageUser(cfg->user);
+  ImageUser user = ParseImageUser(walked.config->user);
   res.ok = true;
-  res.image_id = m->config.digest;
-  res.user = cfg->user;
-  res.meta.size = size;
-  res.meta.chain_id = ChainId(cfg->diff_ids);
+  res.image_id = walked.image_id();
+  res.user = walked.config->user;
+  res.meta.size = ImageSize(walked.path, *walked.manifest);
+  res.meta.chain_id = ChainId(walked.config->diff_ids);
   res.meta.has_uid = user.uid.has_value();
   res.meta.uid = user.uid.value_or(0);
   res.meta.username = user.username;
-  res.config = std::move(config);
+  res.config = std::move(walked.config_bytes);
   return res;
 }
 
