@@ -20,10 +20,8 @@
 #include "store/clock.h"
 #include "store/digest.h"
 #include "store/limits.h"
+#include "store/local_stores.h"
 #include "store/files.h"
-#include "store/metadata_db.h"
-#include "store/rocksdb_content_store.h"
-#include "store/rocksdb_image_store.h"
 #include "store/test_images.h"
 
 namespace imaged::cri {
@@ -40,18 +38,12 @@ constexpr absl::string_view kNs = "k8s.io";
 struct Stores {
   explicit Stores(const std::string& root) : root(root) {
     store::MakeDirs(root).IgnoreError();
-    db = *store::MetadataDb::Open(root + "/meta");
-    content = *store::RocksDbContentStore::Open(db.get(), root, &clock);
-    images = std::make_unique<store::RocksDbImageStore>(
-        db.get(), content.get(), &clock, store::DefaultPlatform(), ClassifyImageName);
-    content->SetCommitObserver([this](absl::string_view, absl::string_view digest) {
-      images->OnBlobArrived(digest).IgnoreError();
-    });
-  }
-  ~Stores() {
-    images.reset();
-    content.reset();
-    db.reset();
+    store::LocalStoresOptions options;
+    options.clock = &clock;
+    options.classify = ClassifyImageName;
+    local = *store::LocalStores::Open(root, options);
+    content = local->content();
+    images = local->images();
   }
 
   std::vector<std::string> Names() {
@@ -77,9 +69,9 @@ struct Stores {
 
   std::string root;
   store::FakeClock clock;
-  std::unique_ptr<store::MetadataDb> db;
-  std::unique_ptr<store::RocksDbContentStore> content;
-  std::unique_ptr<store::RocksDbImageStore> images;
+  std::unique_ptr<store::LocalStores> local;
+  store::RocksDbContentStore* content;
+  store::RocksDbImageStore* images;
 };
 
 // A tar built in memory: regular files and symlinks, in order.
@@ -207,7 +199,7 @@ class ArchiveTest : public ::testing::Test {
                                       ExportOptions options = {}) {
     std::string out;
     absl::Status s = Export(
-        a_->content.get(), a_->images.get(), kNs, names,
+        a_->content, a_->images, kNs, names,
         [&out](absl::string_view d) {
           out.append(d.data(), d.size());
           return absl::OkStatus();
@@ -217,7 +209,7 @@ class ArchiveTest : public ::testing::Test {
     return out;
   }
   absl::StatusOr<ImportResult> ImportB(const std::string& tar, ImportOptions options = {}) {
-    return Import(b_->content.get(), b_->images.get(), kNs, FromString(tar), "test.tar", options);
+    return Import(b_->content, b_->images, kNs, FromString(tar), "test.tar", options);
   }
 
   std::string tmp_;
@@ -637,7 +629,7 @@ TEST_F(ArchiveTest, ReadErrorsPassThrough) {
   ArchiveReadFn failing = [](char*, size_t) -> absl::StatusOr<size_t> {
     return absl::UnavailableError("disk gone");
   };
-  auto result = Import(b_->content.get(), b_->images.get(), kNs, failing, "x.tar", {});
+  auto result = Import(b_->content, b_->images, kNs, failing, "x.tar", {});
   EXPECT_TRUE(absl::IsUnavailable(result.status())) << result.status();
 }
 
@@ -658,19 +650,19 @@ TEST_F(ArchiveTest, FailedExportFileLeavesNoFile) {
   ASSERT_TRUE(store::MakeDirs(dir).ok());
   std::string path = dir + "/images.tar";
 
-  absl::Status s = ExportFile(a_->content.get(), a_->images.get(), kNs,
+  absl::Status s = ExportFile(a_->content, a_->images, kNs,
                               {"docker.io/x/ok:1", "docker.io/x/gone:1"}, path, {});
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
   EXPECT_THAT(*store::ListDir(dir), IsEmpty());
 
   ASSERT_TRUE(
-      ExportFile(a_->content.get(), a_->images.get(), kNs, {"docker.io/x/ok:1"}, path, {}).ok());
+      ExportFile(a_->content, a_->images, kNs, {"docker.io/x/ok:1"}, path, {}).ok());
   EXPECT_THAT(*store::ListDir(dir), ElementsAre("images.tar"));
-  auto result = ImportFile(b_->content.get(), b_->images.get(), kNs, path, {});
+  auto result = ImportFile(b_->content, b_->images, kNs, path, {});
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->images[0].image_id, ti.config.digest);
 
-  auto missing = ImportFile(b_->content.get(), b_->images.get(), kNs, dir + "/nope.tar", {});
+  auto missing = ImportFile(b_->content, b_->images, kNs, dir + "/nope.tar", {});
   EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
 }
 

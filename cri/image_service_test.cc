@@ -11,8 +11,7 @@
 #include "store/clock.h"
 #include "store/files.h"
 #include "store/metadata_db.h"
-#include "store/rocksdb_content_store.h"
-#include "store/rocksdb_image_store.h"
+#include "store/local_stores.h"
 #include "store/test_images.h"
 
 namespace imaged::cri {
@@ -29,21 +28,18 @@ class ImageServiceTest : public ::testing::Test {
     const char* base = std::getenv("TEST_TMPDIR");
     root_ = absl::StrCat(base ? base : "/tmp", "/imaged-cri-XXXXXX");
     EXPECT_NE(::mkdtemp(root_.data()), nullptr);
-    db_ = *store::MetadataDb::Open(root_ + "/meta");
-    content_ = *store::RocksDbContentStore::Open(db_.get(), root_, &clock_);
-    images_ = std::make_unique<store::RocksDbImageStore>(
-        db_.get(), content_.get(), &clock_, store::DefaultPlatform(), ClassifyImageName);
-    content_->SetCommitObserver([this](absl::string_view, absl::string_view digest) {
-      images_->OnBlobArrived(digest).IgnoreError();
-    });
-    service_ = std::make_unique<ImageService>(images_.get(), root_,
+    store::LocalStoresOptions options;
+    options.clock = &clock_;
+    options.classify = ClassifyImageName;
+    stores_ = *store::LocalStores::Open(root_, options);
+    content_ = stores_->content();
+    images_ = stores_->images();
+    service_ = std::make_unique<ImageService>(images_, root_,
                                               [this] { return content_->Usage(); });
   }
   ~ImageServiceTest() override {
     service_.reset();
-    images_.reset();
-    content_.reset();
-    db_.reset();
+    stores_.reset();
     store::RemoveAll(root_).IgnoreError();
   }
 
@@ -74,9 +70,9 @@ class ImageServiceTest : public ::testing::Test {
 
   std::string root_;
   store::FakeClock clock_;
-  std::unique_ptr<store::MetadataDb> db_;
-  std::unique_ptr<store::RocksDbContentStore> content_;
-  std::unique_ptr<store::RocksDbImageStore> images_;
+  std::unique_ptr<store::LocalStores> stores_;
+  store::RocksDbContentStore* content_;
+  store::RocksDbImageStore* images_;
   std::unique_ptr<ImageService> service_;
 };
 

@@ -11,11 +11,8 @@
 #include "store/digest.h"
 #include "store/files.h"
 #include "store/limits.h"
+#include "store/local_stores.h"
 #include "store/gc.h"
-#include "store/rocksdb_lease_store.h"
-#include "store/metadata_db.h"
-#include "store/rocksdb_content_store.h"
-#include "store/rocksdb_image_store.h"
 #include "store/test_images.h"
 
 namespace imaged::cri {
@@ -35,27 +32,24 @@ std::string MakeTempDir() {
 
 struct Stores {
   explicit Stores(store::Clock* clock) : root(MakeTempDir()) {
-    db = *store::MetadataDb::Open(root + "/meta");
-    content = *store::RocksDbContentStore::Open(db.get(), root, clock);
-    images = std::make_unique<store::RocksDbImageStore>(db.get(), content.get(), clock,
-                                                        store::DefaultPlatform());
-    content->SetCommitObserver([this](absl::string_view, absl::string_view digest) {
-      images->OnBlobArrived(digest).IgnoreError();
-    });
-    leases = std::make_unique<store::RocksDbLeaseStore>(db.get(), clock);
+    store::LocalStoresOptions options;
+    options.clock = clock;
+    local = *store::LocalStores::Open(root, options);
+    db = local->db();
+    content = local->content();
+    images = local->images();
+    leases = local->leases();
   }
   ~Stores() {
-    leases.reset();
-    images.reset();
-    content.reset();
-    db.reset();
+    local.reset();
     store::RemoveAll(root).IgnoreError();
   }
   std::string root;
-  std::unique_ptr<store::MetadataDb> db;
-  std::unique_ptr<store::RocksDbContentStore> content;
-  std::unique_ptr<store::RocksDbImageStore> images;
-  std::unique_ptr<store::RocksDbLeaseStore> leases;
+  std::unique_ptr<store::LocalStores> local;
+  store::MetadataDb* db;
+  store::RocksDbContentStore* content;
+  store::RocksDbImageStore* images;
+  store::RocksDbLeaseStore* leases;
 };
 
 class MirrorTest : public ::testing::Test {
@@ -63,9 +57,9 @@ class MirrorTest : public ::testing::Test {
   MirrorTest()
       : containerd_(&clock_),
         imaged_(&clock_),
-        mirror_(MirrorSource{containerd_.images.get(), containerd_.content.get()},
-                MirrorTarget{imaged_.content.get(), imaged_.images.get(), imaged_.images.get(),
-                             imaged_.leases.get()},
+        mirror_(MirrorSource{containerd_.images, containerd_.content},
+                MirrorTarget{imaged_.content, imaged_.images, imaged_.images,
+                             imaged_.leases},
                 store::DefaultPlatform(), /*batch=*/2) {}
 
   store::TestImage Upstream(const std::string& seed) {
@@ -179,7 +173,7 @@ TEST_F(MirrorTest, ImagedsCollectorKeepsTheCopiedDocuments) {
   store::TestImage a = Upstream("a");
   Tag("a:1", a);
   ASSERT_TRUE(mirror_.Sync(kNs).ok());
-  store::Collector gc(imaged_.db.get(), imaged_.content.get(), imaged_.leases.get(), &clock_);
+  store::Collector gc(imaged_.db, imaged_.content, imaged_.leases, &clock_);
   absl::StatusOr<store::GcReport> r = gc.Collect({});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->blobs_removed, 0);

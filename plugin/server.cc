@@ -88,19 +88,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   if (absl::Status s = PrepareSocket(config.address); !s.ok()) return s;
   if (absl::Status s = CheckWritableDir(config.root); !s.ok()) return s;
 
-  const absl::Time start = absl::Now();
-  absl::StatusOr<std::unique_ptr<store::MetadataDb>> db = store::MetadataDb::Open(config.root + "/meta");
-  if (!db.ok()) return db.status();
-  server->db_ = *std::move(db);
-  const absl::Time opened = absl::Now();
-  auto content = store::RocksDbContentStore::Open(server->db_.get(), config.root,
-                                                  store::SystemClock::Get());
-  if (!content.ok()) return content.status();
-  server->content_ = *std::move(content);
-  if (absl::Status s = server->content_->Recover(); !s.ok()) return s;
-  std::fprintf(stderr, "imaged: metadata opened in %.3f s, content recovered in %.3f s\n",
-               absl::ToDoubleSeconds(opened - start), absl::ToDoubleSeconds(absl::Now() - opened));
-
   absl::StatusOr<store::Platform> platform = store::ParsePlatform(config.platform);
   if (!platform.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("platform: ", platform.status().message()));
@@ -108,16 +95,29 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   if (absl::Status s = ValidateNamespace(config.cri_namespace); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("cri_namespace: ", s.message()));
   }
-  server->images_ = std::make_unique<store::RocksDbImageStore>(
-      server->db_.get(), server->content_.get(), store::SystemClock::Get(), *platform,
-      cri::ClassifyImageName);
-  store::RocksDbImageStore* images = server->images_.get();
-  server->content_->SetCommitObserver([images](absl::string_view, absl::string_view digest) {
-    if (absl::Status s = images->OnBlobArrived(digest); !s.ok()) {
-      std::fprintf(stderr, "imaged: resolving images waiting for %s: %s\n",
-                   std::string(digest).c_str(), s.ToString().c_str());
-    }
-  });
+
+  const absl::Time start = absl::Now();
+  store::LocalStoresOptions store_options;
+  store_options.platform = *platform;
+  store_options.classify = cri::ClassifyImageName;
+  store_options.on_resolve_error = [](absl::string_view digest, const absl::Status& s) {
+    std::fprintf(stderr, "imaged: resolving images waiting for %s: %s\n",
+                 std::string(digest).c_str(), s.ToString().c_str());
+  };
+  absl::StatusOr<std::unique_ptr<store::LocalStores>> stores =
+      store::LocalStores::Open(config.root, std::move(store_options));
+  if (!stores.ok()) return stores.status();
+  server->stores_ = *std::move(stores);
+  server->db_ = server->stores_->db();
+  server->content_ = server->stores_->content();
+  server->images_ = server->stores_->images();
+  server->leases_ = server->stores_->leases();
+  const absl::Time opened = absl::Now();
+  if (absl::Status s = server->content_->Recover(); !s.ok()) return s;
+  std::fprintf(stderr, "imaged: metadata opened in %.3f s, content recovered in %.3f s\n",
+               absl::ToDoubleSeconds(opened - start), absl::ToDoubleSeconds(absl::Now() - opened));
+  store::RocksDbImageStore* images = server->images_;
+
   // A crash may have come between a blob's commit and the retry it triggers.
   if (absl::Status s = images->RetryUnresolved(); !s.ok()) return s;
   if (config.index_check != "off") {
@@ -134,21 +134,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     return expired.status();
   }
 
-  server->leases_ =
-      std::make_unique<store::RocksDbLeaseStore>(server->db_.get(), store::SystemClock::Get());
   server->collector_ = std::make_unique<store::Collector>(
-      server->db_.get(), server->content_.get(), server->leases_.get(), store::SystemClock::Get());
+      server->db_, server->content_, server->leases_, store::SystemClock::Get());
   server->gc_ = std::make_unique<GcScheduler>(
       server->collector_.get(),
       config.gc_interval == absl::ZeroDuration() ? absl::InfiniteDuration() : config.gc_interval,
       config.gc_delay);
   GcScheduler* gc = server->gc_.get();
 
-  server->services_.push_back(std::make_unique<ContentService>(server->content_.get()));
+  server->services_.push_back(std::make_unique<ContentService>(server->content_));
   server->services_.push_back(std::make_unique<ImagesService>(images, &server->events_, gc));
   server->services_.push_back(std::make_unique<EventsService>(&server->events_));
-  server->services_.push_back(std::make_unique<LeasesService>(server->leases_.get(), gc));
-  store::RocksDbContentStore* content_store = server->content_.get();
+  server->services_.push_back(std::make_unique<LeasesService>(server->leases_, gc));
+  store::RocksDbContentStore* content_store = server->content_;
   server->cri_ = std::make_unique<cri::ImageService>(
       images, config.root, [content_store] { return content_store->Usage(); });
   server->http_ = std::make_unique<cri::HttpClient>();
@@ -160,8 +158,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   };
   cri::Puller* cri_puller = nullptr;
   if (config.containerd_address.empty()) {
-    server->puller_ = std::make_unique<cri::Puller>(server->content_.get(), images, images,
-                                                    server->leases_.get(), server->http_.get(),
+    server->puller_ = std::make_unique<cri::Puller>(server->content_, images, images,
+                                                    server->leases_, server->http_.get(),
                                                     *platform, std::move(pull_options));
     cri_puller = server->puller_.get();
   } else {
@@ -185,7 +183,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     };
     server->mirror_ = std::make_unique<MirrorRunner>(
         std::move(mirror_options),
-        cri::MirrorTarget{server->content_.get(), images, images, server->leases_.get()},
+        cri::MirrorTarget{server->content_, images, images, server->leases_},
         *platform);
     if (config.upstream_cri_address.empty()) {
       // Pulls go into containerd itself, under a containerd lease.
@@ -219,7 +217,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   cri_service->WarmUp();
   server->services_.push_back(std::move(cri_service));
   server->services_.push_back(std::make_unique<AdminService>(
-      images, server->content_.get(), server->collector_.get(), gc,
+      images, server->content_, server->collector_.get(), gc,
       server->mirror_ != nullptr ? &server->mirror_->mirror() : nullptr));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -327,10 +325,11 @@ void Server::Shutdown() {
   http_.reset();
   gc_.reset();
   collector_.reset();
-  leases_.reset();
-  images_.reset();
-  content_.reset();
-  db_.reset();
+  db_ = nullptr;
+  content_ = nullptr;
+  images_ = nullptr;
+  leases_ = nullptr;
+  stores_.reset();
   if (listening) ::unlink(config_.address.c_str());
 }
 

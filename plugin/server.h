@@ -27,6 +27,7 @@
 #include "plugin/images_client.h"
 #include "plugin/mirror_runner.h"
 #include "store/gc.h"
+#include "store/local_stores.h"
 #include "store/rocksdb_lease_store.h"
 #include "store/metadata_db.h"
 #include "store/rocksdb_content_store.h"
@@ -73,10 +74,12 @@ class Server {
   void AppendMirrorMetrics(std::string* out);
 
   Config config_;
-  std::unique_ptr<store::MetadataDb> db_;
-  std::unique_ptr<store::RocksDbContentStore> content_;
-  std::unique_ptr<store::RocksDbImageStore> images_;
-  std::unique_ptr<store::RocksDbLeaseStore> leases_;
+  std::unique_ptr<store::LocalStores> stores_;
+  // stores_'s, typed.
+  store::MetadataDb* db_ = nullptr;
+  store::RocksDbContentStore* content_ = nullptr;
+  store::RocksDbImageStore* images_ = nullptr;
+  store::RocksDbLeaseStore* leases_ = nullptr;
   std::unique_ptr<store::Collector> collector_;
   std::unique_ptr<GcScheduler> gc_;
   std::unique_ptr<cri::ImageService> cri_;

@@ -1,12 +1,13 @@
 // Errors of the storage layer: everything below plugin/ reports absl::Status,
-// and the two ways the outside world fails us (errno and RocksDB) are turned
-// into one here, so that the gRPC mapping in plugin/ sees only absl codes.
+// and the ways the outside world fails us are turned into it where they
+// arise: errno here, RocksDB's status in metadata_db.h (the one place that
+// speaks to RocksDB), so that the gRPC mapping in plugin/ sees only absl codes
+// and nothing that needs errno mapping (files, hosts.toml) sees RocksDB.
 #ifndef IMAGED_STORE_ERRORS_H_
 #define IMAGED_STORE_ERRORS_H_
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "rocksdb/status.h"
 
 namespace imaged::store {
 
@@ -14,11 +15,6 @@ namespace imaged::store {
 // ENOENT -> NotFound, EEXIST -> AlreadyExists, ENOSPC/EDQUOT -> ResourceExhausted,
 // EACCES/EPERM/EROFS -> PermissionDenied, EINVAL -> InvalidArgument, else Internal.
 absl::Status ErrnoError(int err, absl::string_view what);
-
-// Maps a failed RocksDB status to a status whose message is "<what>: <rocksdb message>".
-// Ok stays Ok. NotFound -> NotFound, Busy/TryAgain/TimedOut -> Unavailable,
-// Corruption -> DataLoss, IOError with no space -> ResourceExhausted, else Internal.
-absl::Status RocksError(const rocksdb::Status& s, absl::string_view what);
 
 }  // namespace imaged::store
 

@@ -6,9 +6,18 @@
 #include "rocksdb/table.h"
 #include "rocksdb/write_buffer_manager.h"
 #include "absl/strings/str_cat.h"
-#include "store/errors.h"
 
 namespace imaged::store {
+
+absl::Status RocksError(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return absl::UnavailableError(msg);
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsNoSpace()) return absl::ResourceExhaustedError(msg);
+  return absl::InternalError(msg);
+}
 
 absl::StatusOr<std::unique_ptr<MetadataDb>> MetadataDb::Open(const std::string& path) {
   rocksdb::DBOptions options;

@@ -17,6 +17,12 @@
 
 namespace imaged::store {
 
+// Maps a failed RocksDB status to one whose message is "<what>: <rocksdb
+// message>". Ok stays Ok. NotFound -> NotFound, Busy/TryAgain/TimedOut ->
+// Unavailable, Corruption -> DataLoss, IOError with no space ->
+// ResourceExhausted, else Internal.
+absl::Status RocksError(const rocksdb::Status& s, absl::string_view what);
+
 class MetadataDb {
  public:
   // Opens (creating if needed) the database in directory `path`. FailedPrecondition

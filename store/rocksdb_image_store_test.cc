@@ -10,6 +10,7 @@
 #include "store/digest.h"
 #include "store/files.h"
 #include "store/image_store_contract.h"
+#include "store/local_stores.h"
 #include "store/rocksdb_content_store.h"
 #include "store/test_images.h"
 #include "store/test_dirs.h"
@@ -27,21 +28,21 @@ class Stores : public ImageHarness {
  public:
   explicit Stores(const Platform& platform = DefaultPlatform())
       : root_(MakeTempDir("imaged-images")) {
-    auto db = MetadataDb::Open(root_ + "/meta");
-    EXPECT_TRUE(db.ok()) << db.status();
-    db_ = *std::move(db);
-    auto content = RocksDbContentStore::Open(db_.get(), root_, &clock_);
-    EXPECT_TRUE(content.ok());
-    content_ = *std::move(content);
-    images_ = std::make_unique<RocksDbImageStore>(db_.get(), content_.get(), &clock_, platform);
-    content_->SetCommitObserver([this](absl::string_view, absl::string_view digest) {
-      EXPECT_TRUE(images_->OnBlobArrived(digest).ok());
-    });
+    LocalStoresOptions options;
+    options.clock = &clock_;
+    options.platform = platform;
+    options.on_resolve_error = [](absl::string_view digest, const absl::Status& s) {
+      ADD_FAILURE() << "resolving what waited for " << digest << ": " << s;
+    };
+    auto stores = LocalStores::Open(root_, options);
+    EXPECT_TRUE(stores.ok()) << stores.status();
+    stores_ = *std::move(stores);
+    content_ = stores_->content();
+    images_ = stores_->images();
+    db_ = stores_->db();
   }
   ~Stores() override {
-    images_.reset();
-    content_.reset();
-    db_.reset();
+    stores_.reset();
     RemoveAll(root_).IgnoreError();
   }
   ImageStore& images() override { return *images_; }
@@ -52,9 +53,10 @@ class Stores : public ImageHarness {
  private:
   std::string root_;
   FakeClock clock_;
-  std::unique_ptr<MetadataDb> db_;
-  std::unique_ptr<RocksDbContentStore> content_;
-  std::unique_ptr<RocksDbImageStore> images_;
+  std::unique_ptr<LocalStores> stores_;
+  MetadataDb* db_;
+  RocksDbContentStore* content_;
+  RocksDbImageStore* images_;
 };
 
 INSTANTIATE_TEST_SUITE_P(RocksDb, ImageStoreContract,

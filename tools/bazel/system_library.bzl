@@ -23,15 +23,23 @@ cc_library(
     name = "{name}",
     linkopts = {linkopts},
     defines = {defines},
-    visibility = ["//visibility:public"],
+    visibility = {visibility},
 )
-""".format(name = ctx.name, linkopts = repr(linkopts), defines = repr(defines)))
+""".format(
+        name = ctx.name,
+        linkopts = repr(linkopts),
+        defines = repr(defines),
+        visibility = repr(ctx.attr.visible_to),
+    ))
 
 system_library = repository_rule(
     implementation = _system_library_impl,
     attrs = {
         "modules": attr.string_list(mandatory = True),
         "extra_libs": attr.string_list(default = []),
+        # Who may depend on the library: how Bazel keeps the layering
+        # (RocksDB only below plugin/, gRPC never in store/ or cri/).
+        "visible_to": attr.string_list(default = ["//visibility:public"]),
     },
     environ = ["PKG_CONFIG_PATH"],
     local = True,

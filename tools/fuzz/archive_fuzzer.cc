@@ -19,9 +19,7 @@
 #include "cri/reference.h"
 #include "store/clock.h"
 #include "store/files.h"
-#include "store/metadata_db.h"
-#include "store/rocksdb_content_store.h"
-#include "store/rocksdb_image_store.h"
+#include "store/local_stores.h"
 
 namespace {
 
@@ -36,13 +34,12 @@ struct Stores {
                        "/imaged-archive-fuzz-XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
     root = tmpl;
-    db = *store::MetadataDb::Open(root + "/meta");
-    content = *store::RocksDbContentStore::Open(db.get(), root, &clock);
-    images = std::make_unique<store::RocksDbImageStore>(
-        db.get(), content.get(), &clock, store::DefaultPlatform(), cri::ClassifyImageName);
-    content->SetCommitObserver([this](absl::string_view, absl::string_view digest) {
-      images->OnBlobArrived(digest).IgnoreError();
-    });
+    store::LocalStoresOptions options;
+    options.clock = &clock;
+    options.classify = cri::ClassifyImageName;
+    local = *store::LocalStores::Open(root, options);
+    content = local->content();
+    images = local->images();
   }
 
   // Removes every image and blob of the namespace.
@@ -69,9 +66,9 @@ struct Stores {
 
   std::string root;
   store::FakeClock clock;
-  std::unique_ptr<store::MetadataDb> db;
-  std::unique_ptr<store::RocksDbContentStore> content;
-  std::unique_ptr<store::RocksDbImageStore> images;
+  std::unique_ptr<store::LocalStores> local;
+  store::RocksDbContentStore* content;
+  store::RocksDbImageStore* images;
 };
 
 }  // namespace
@@ -90,7 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.base_name = "example.com/fuzz";
   options.now = absl::FromUnixSeconds(1700000000);
   absl::StatusOr<cri::ImportResult> result =
-      cri::Import(stores->content.get(), stores->images.get(), kNs, read, "fuzz.tar", options);
+      cri::Import(stores->content, stores->images, kNs, read, "fuzz.tar", options);
   static const bool verbose = std::getenv("IMAGED_FUZZ_VERBOSE") != nullptr;
   if (verbose) {
     std::fprintf(stderr, "import: %s, %zu images\n", result.status().ToString().c_str(),

@@ -1,0 +1,35 @@
+#include "store/local_stores.h"
+
+#include <utility>
+
+namespace imaged::store {
+
+absl::StatusOr<std::unique_ptr<LocalStores>> LocalStores::Open(const std::string& root,
+                                                               LocalStoresOptions options) {
+  std::unique_ptr<LocalStores> s(new LocalStores(root));
+  absl::StatusOr<std::unique_ptr<MetadataDb>> db = MetadataDb::Open(root + "/meta");
+  if (!db.ok()) return db.status();
+  s->db_ = *std::move(db);
+  absl::StatusOr<std::unique_ptr<RocksDbContentStore>> content =
+      RocksDbContentStore::Open(s->db_.get(), root, options.clock);
+  if (!content.ok()) return content.status();
+  s->content_ = *std::move(content);
+  s->images_ = std::make_unique<RocksDbImageStore>(s->db_.get(), s->content_.get(), options.clock,
+                                                   options.platform, std::move(options.classify));
+  RocksDbImageStore* images = s->images_.get();
+  s->content_->SetCommitObserver(
+      [images, on_error = std::move(options.on_resolve_error)](absl::string_view,
+                                                                absl::string_view digest) {
+        absl::Status resolved = images->OnBlobArrived(digest);
+        if (!resolved.ok() && on_error) on_error(digest, resolved);
+      });
+  s->leases_ = std::make_unique<RocksDbLeaseStore>(s->db_.get(), options.clock);
+  return s;
+}
+
+LocalStores::~LocalStores() {
+  // No commit may call into an image store that is going away.
+  if (content_ != nullptr) content_->SetCommitObserver(nullptr);
+}
+
+}  // namespace imaged::store
