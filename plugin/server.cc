@@ -84,10 +84,7 @@ absl::Status PrepareSocket(const std::string& path) {
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
-  std::unique_ptr<Server> server(new Server(config));
-  if (absl::Status s = PrepareSocket(config.address); !s.ok()) return s;
-  if (absl::Status s = CheckWritableDir(config.root); !s.ok()) return s;
-
+  // Everything a configuration can get wrong, before anything is opened.
   absl::StatusOr<store::Platform> platform = store::ParsePlatform(config.platform);
   if (!platform.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("platform: ", platform.status().message()));
@@ -95,33 +92,48 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   if (absl::Status s = ValidateNamespace(config.cri_namespace); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("cri_namespace: ", s.message()));
   }
+  if (!config.containerd_address.empty() &&
+      std::find(config.mirror_namespaces.begin(), config.mirror_namespaces.end(),
+                config.cri_namespace) == config.mirror_namespaces.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mirror_namespaces must include cri_namespace \"", config.cri_namespace, "\""));
+  }
+  if (absl::Status s = PrepareSocket(config.address); !s.ok()) return s;
+  if (absl::Status s = CheckWritableDir(config.root); !s.ok()) return s;
 
+  std::unique_ptr<Server> server(new Server(config));
+  if (absl::Status s = server->OpenStores(*platform); !s.ok()) return s;
+  server->StartCollector();
+  if (absl::Status s = server->BuildServices(*platform); !s.ok()) return s;
+  if (absl::Status s = server->Serve(); !s.ok()) return s;
+  return server;
+}
+
+absl::Status Server::OpenStores(const store::Platform& platform) {
   const absl::Time start = absl::Now();
   store::LocalStoresOptions store_options;
-  store_options.platform = *platform;
+  store_options.platform = platform;
   store_options.classify = cri::ClassifyImageName;
   store_options.on_resolve_error = [](absl::string_view digest, const absl::Status& s) {
     std::fprintf(stderr, "imaged: resolving images waiting for %s: %s\n",
                  std::string(digest).c_str(), s.ToString().c_str());
   };
   absl::StatusOr<std::unique_ptr<store::LocalStores>> stores =
-      store::LocalStores::Open(config.root, std::move(store_options));
+      store::LocalStores::Open(config_.root, std::move(store_options));
   if (!stores.ok()) return stores.status();
-  server->stores_ = *std::move(stores);
-  server->db_ = server->stores_->db();
-  server->content_ = server->stores_->content();
-  server->images_ = server->stores_->images();
-  server->leases_ = server->stores_->leases();
+  stores_ = *std::move(stores);
+  db_ = stores_->db();
+  content_ = stores_->content();
+  images_ = stores_->images();
+  leases_ = stores_->leases();
   const absl::Time opened = absl::Now();
-  if (absl::Status s = server->content_->Recover(); !s.ok()) return s;
+  if (absl::Status s = content_->Recover(); !s.ok()) return s;
   std::fprintf(stderr, "imaged: metadata opened in %.3f s, content recovered in %.3f s\n",
                absl::ToDoubleSeconds(opened - start), absl::ToDoubleSeconds(absl::Now() - opened));
-  store::RocksDbImageStore* images = server->images_;
-
   // A crash may have come between a blob's commit and the retry it triggers.
-  if (absl::Status s = images->RetryUnresolved(); !s.ok()) return s;
-  if (config.index_check != "off") {
-    auto report = images->Check(config.index_check == "repair");
+  if (absl::Status s = images_->RetryUnresolved(); !s.ok()) return s;
+  if (config_.index_check != "off") {
+    auto report = images_->Check(config_.index_check == "repair");
     if (!report.ok()) return report.status();
     for (const std::string& p : report->problems) {
       std::fprintf(stderr, "imaged: index check: %s\n", p.c_str());
@@ -130,99 +142,98 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                  report->records, report->resolved, report->unresolved, report->problems.size(),
                  report->repaired ? ", repaired" : "");
   }
-  if (auto expired = server->content_->ExpireIngests(config.ingest_expiry); !expired.ok()) {
+  if (auto expired = content_->ExpireIngests(config_.ingest_expiry); !expired.ok()) {
     return expired.status();
   }
+  return absl::OkStatus();
+}
 
-  server->collector_ = std::make_unique<store::Collector>(
-      server->db_, server->content_, server->leases_, store::SystemClock::Get());
-  server->gc_ = std::make_unique<GcScheduler>(
-      server->collector_.get(),
-      config.gc_interval == absl::ZeroDuration() ? absl::InfiniteDuration() : config.gc_interval,
-      config.gc_delay);
-  GcScheduler* gc = server->gc_.get();
+void Server::StartCollector() {
+  collector_ =
+      std::make_unique<store::Collector>(db_, content_, leases_, store::SystemClock::Get());
+  gc_ = std::make_unique<GcScheduler>(
+      collector_.get(),
+      config_.gc_interval == absl::ZeroDuration() ? absl::InfiniteDuration() : config_.gc_interval,
+      config_.gc_delay);
+}
 
-  server->services_.push_back(std::make_unique<ContentService>(server->content_));
-  server->services_.push_back(std::make_unique<ImagesService>(images, &server->events_, gc));
-  server->services_.push_back(std::make_unique<EventsService>(&server->events_));
-  server->services_.push_back(std::make_unique<LeasesService>(server->leases_, gc));
-  store::RocksDbContentStore* content_store = server->content_;
-  server->cri_ = std::make_unique<cri::ImageService>(
-      images, config.root, [content_store] { return content_store->Usage(); });
-  server->http_ = std::make_unique<cri::HttpClient>();
+absl::Status Server::BuildServices(const store::Platform& platform) {
+  store::RocksDbImageStore* images = images_;
+  GcScheduler* gc = gc_.get();
+  services_.push_back(std::make_unique<ContentService>(content_));
+  services_.push_back(std::make_unique<ImagesService>(images, &events_, gc));
+  services_.push_back(std::make_unique<EventsService>(&events_));
+  services_.push_back(std::make_unique<LeasesService>(leases_, gc));
+  store::RocksDbContentStore* content_store = content_;
+  cri_ = std::make_unique<cri::ImageService>(
+      images, config_.root, [content_store] { return content_store->Usage(); });
+  http_ = std::make_unique<cri::HttpClient>();
   cri::PullerOptions pull_options;
-  pull_options.hosts_dir = config.registry_config_path;
-  pull_options.max_concurrent_downloads = config.max_concurrent_downloads;
+  pull_options.hosts_dir = config_.registry_config_path;
+  pull_options.max_concurrent_downloads = config_.max_concurrent_downloads;
   pull_options.log = [](const std::string& line) {
     std::fprintf(stderr, "imaged: %s\n", line.c_str());
   };
   cri::Puller* cri_puller = nullptr;
-  if (config.containerd_address.empty()) {
-    server->puller_ = std::make_unique<cri::Puller>(server->content_, images, images,
-                                                    server->leases_, server->http_.get(),
-                                                    *platform, std::move(pull_options));
-    cri_puller = server->puller_.get();
+  if (config_.containerd_address.empty()) {
+    puller_ = std::make_unique<cri::Puller>(content_, images, images, leases_, http_.get(),
+                                            platform, std::move(pull_options));
+    cri_puller = puller_.get();
   } else {
     // Mirror mode: containerd holds the images; imaged indexes them.
-    if (std::find(config.mirror_namespaces.begin(), config.mirror_namespaces.end(),
-                  config.cri_namespace) == config.mirror_namespaces.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("mirror_namespaces must include cri_namespace \"",
-                                                     config.cri_namespace, "\""));
-    }
     MirrorRunner::Options mirror_options;
-    mirror_options.containerd_address = config.containerd_address;
-    mirror_options.namespaces = config.mirror_namespaces;
-    mirror_options.calls.timeout = config.containerd_timeout;
-    mirror_options.calls.list_timeout = config.containerd_list_timeout;
-    mirror_options.calls.stream_cap = config.upstream_pull_timeout;
-    Server* s = server.get();
-    mirror_options.on_serving = [s](bool serving) {
-      if (s->grpc_ != nullptr && s->grpc_->GetHealthCheckService() != nullptr) {
-        s->grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, serving);
+    mirror_options.containerd_address = config_.containerd_address;
+    mirror_options.namespaces = config_.mirror_namespaces;
+    mirror_options.calls.timeout = config_.containerd_timeout;
+    mirror_options.calls.list_timeout = config_.containerd_list_timeout;
+    mirror_options.calls.stream_cap = config_.upstream_pull_timeout;
+    mirror_options.on_serving = [this](bool serving) {
+      if (grpc_ != nullptr && grpc_->GetHealthCheckService() != nullptr) {
+        grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, serving);
       }
     };
-    server->mirror_ = std::make_unique<MirrorRunner>(
-        std::move(mirror_options),
-        cri::MirrorTarget{server->content_, images, images, server->leases_},
-        *platform);
-    if (config.upstream_cri_address.empty()) {
+    mirror_ = std::make_unique<MirrorRunner>(
+        std::move(mirror_options), cri::MirrorTarget{content_, images, images, leases_}, platform);
+    if (config_.upstream_cri_address.empty()) {
       // Pulls go into containerd itself, under a containerd lease.
-      server->mirror_committer_ = std::make_unique<RemoteImageCommitter>(
-          &server->mirror_->upstream_content(), &server->mirror_->upstream_images());
-      server->puller_ = std::make_unique<cri::Puller>(
-          &server->mirror_->upstream_content(), &server->mirror_->upstream_images(),
-          server->mirror_committer_.get(), &server->mirror_->upstream_leases(),
-          server->http_.get(), *platform, std::move(pull_options));
-      cri_puller = server->puller_.get();
+      mirror_committer_ = std::make_unique<RemoteImageCommitter>(
+          &mirror_->upstream_content(), &mirror_->upstream_images());
+      puller_ = std::make_unique<cri::Puller>(
+          &mirror_->upstream_content(), &mirror_->upstream_images(), mirror_committer_.get(),
+          &mirror_->upstream_leases(), http_.get(), platform, std::move(pull_options));
+      cri_puller = puller_.get();
     }
   }
-  auto cri_service = std::make_unique<CriService>(server->cri_.get(), &server->events_,
-                                                  config.cri_namespace, cri_puller, gc);
-  if (server->mirror_ != nullptr) {
+  auto cri_service = std::make_unique<CriService>(cri_.get(), &events_, config_.cri_namespace,
+                                                  cri_puller, gc);
+  if (mirror_ != nullptr) {
     CriService::MirrorOptions options;
-    options.misses.budget = config.mirror_miss_budget;
-    options.misses.max_pending = static_cast<size_t>(config.mirror_miss_queue);
-    options.pull_timeout = config.upstream_pull_timeout;
-    options.disk.root = config.containerd_root;
-    options.disk.snapshotter = config.containerd_snapshotter;
-    cri_service->SetMirror(server->mirror_.get(),
-                           config.upstream_cri_address.empty()
+    options.misses.budget = config_.mirror_miss_budget;
+    options.misses.max_pending = static_cast<size_t>(config_.mirror_miss_queue);
+    options.pull_timeout = config_.upstream_pull_timeout;
+    options.disk.root = config_.containerd_root;
+    options.disk.snapshotter = config_.containerd_snapshotter;
+    cri_service->SetMirror(mirror_.get(),
+                           config_.upstream_cri_address.empty()
                                ? nullptr
-                               : grpc::CreateChannel("unix:" + config.upstream_cri_address,
+                               : grpc::CreateChannel("unix:" + config_.upstream_cri_address,
                                                      grpc::InsecureChannelCredentials()),
                            options);
   }
-  server->cri_service_ = cri_service.get();
+  cri_service_ = cri_service.get();
   // kubelet lists images as soon as it connects: have the answer under way.
   cri_service->WarmUp();
-  server->services_.push_back(std::move(cri_service));
-  server->services_.push_back(std::make_unique<AdminService>(
-      images, server->content_, server->collector_.get(), gc,
-      server->mirror_ != nullptr ? &server->mirror_->mirror() : nullptr));
+  services_.push_back(std::move(cri_service));
+  services_.push_back(std::make_unique<AdminService>(
+      images, content_, collector_.get(), gc, mirror_ != nullptr ? &mirror_->mirror() : nullptr));
+  return absl::OkStatus();
+}
+
+absl::Status Server::Serve() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + config.address, grpc::InsecureServerCredentials());
+  builder.AddListeningPort("unix:" + config_.address, grpc::InsecureServerCredentials());
   builder.SetMaxReceiveMessageSize(kMaxMessageSize);
   builder.SetMaxSendMessageSize(kMaxMessageSize);
   // The synchronous services (Content, Images, Leases...) run on gRPC's
@@ -230,34 +241,33 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   // concurrent calls it created and ended a thread per call (clone, stack
   // mmap and munmap; ~4% of a bulk load's CPU). Idle pollers wake every 10 s.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 16);
-  if (!config.metrics_address.empty()) {
+  if (!config_.metrics_address.empty()) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> timing;
-    timing.push_back(server->rpc_metrics_.InterceptorFactory());
+    timing.push_back(rpc_metrics_.InterceptorFactory());
     builder.experimental().SetInterceptorCreators(std::move(timing));
   }
-  for (const auto& service : server->services_) builder.RegisterService(service.get());
-  server->grpc_ = builder.BuildAndStart();
-  if (server->grpc_ == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.address));
+  for (const auto& service : services_) builder.RegisterService(service.get());
+  grpc_ = builder.BuildAndStart();
+  if (grpc_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.address));
   }
-  if (::chmod(config.address.c_str(), config.socket_mode) != 0) {
-    return store::ErrnoError(errno, absl::StrCat("chmod ", config.address));
+  if (::chmod(config_.address.c_str(), config_.socket_mode) != 0) {
+    return store::ErrnoError(errno, absl::StrCat("chmod ", config_.address));
   }
-  server->expirer_ = std::thread([s = server.get()] { s->ExpireLoop(); });
-  server->trimmer_ = std::thread([s = server.get()] { s->TrimLoop(); });
-  if (!config.metrics_address.empty()) {
-    auto metrics = MetricsServer::Start(config.metrics_address, [s = server.get()] {
-      return s->RenderMetrics();
-    });
+  expirer_ = std::thread([this] { ExpireLoop(); });
+  trimmer_ = std::thread([this] { TrimLoop(); });
+  if (!config_.metrics_address.empty()) {
+    auto metrics =
+        MetricsServer::Start(config_.metrics_address, [this] { return RenderMetrics(); });
     if (!metrics.ok()) return metrics.status();
-    server->metrics_ = *std::move(metrics);
-    std::fprintf(stderr, "imaged: metrics on port %d (GET /metrics)\n", server->metrics_->port());
+    metrics_ = *std::move(metrics);
+    std::fprintf(stderr, "imaged: metrics on port %d (GET /metrics)\n", metrics_->port());
   }
-  if (server->mirror_ != nullptr) {
-    server->grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, false);
-    server->mirror_->Start();
+  if (mirror_ != nullptr) {
+    grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, false);
+    mirror_->Start();
   }
-  return server;
+  return absl::OkStatus();
 }
 
 void Server::ExpireLoop() {

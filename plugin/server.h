@@ -65,6 +65,16 @@ class Server {
 
  private:
   explicit Server(Config config) : config_(std::move(config)) {}
+  // Start's steps, in order.
+  // The stores on config_.root, recovered, retried and checked.
+  absl::Status OpenStores(const store::Platform& platform);
+  // The collector and its scheduler.
+  void StartCollector();
+  // The gRPC services, the CRI service with its puller (standalone) or its
+  // mirror of containerd (mirror mode).
+  absl::Status BuildServices(const store::Platform& platform);
+  // Listens, starts the background threads, the metrics server and the mirror.
+  absl::Status Serve();
   void ExpireLoop();
   // Every second, hands memory glibc holds free back to the kernel: gRPC's
   // per-call allocations otherwise keep the arenas at their peak.
