@@ -3,7 +3,7 @@
 #define IMAGED_PLUGIN_ADMIN_SERVICE_H_
 
 #include "api/imaged/v1/admin.grpc.pb.h"
-#include "cri/mirror.h"
+#include "cri/mirror/mirror.h"
 #include "plugin/gc_scheduler.h"
 #include "store/gc.h"
 #include "store/rocksdb_content_store.h"

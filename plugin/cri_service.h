@@ -8,10 +8,10 @@
 #include <string>
 
 #include "api/runtime/v1/api.grpc.pb.h"
-#include "cri/containerd_disk.h"
+#include "cri/mirror/containerd_disk.h"
 #include "cri/image_service.h"
-#include "cri/mirror_misses.h"
-#include "cri/puller.h"
+#include "cri/mirror/mirror_misses.h"
+#include "cri/registry/puller.h"
 #include "plugin/event_exchange.h"
 #include "plugin/gc_scheduler.h"
 #include "plugin/list_images_cache.h"
@@ -63,7 +63,7 @@ class CriService final
                            cripb::ImageFsInfoResponse* resp) override;
 
   struct MirrorOptions {
-    // ImageStatus misses looked up in containerd (cri/mirror_misses.h).
+    // ImageStatus misses looked up in containerd (cri/mirror/mirror_misses.h).
     cri::MirrorMisses::Options misses;
     // A forwarded PullImage ends at the caller's deadline or after this.
     absl::Duration pull_timeout = absl::Minutes(30);

@@ -32,7 +32,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "cri/mirror.h"
+#include "cri/mirror/mirror.h"
 #include "plugin/content_client.h"
 #include "plugin/images_client.h"
 #include "plugin/leases_client.h"

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "cri/archive.h"
+#include "cri/archive/archive.h"
 #include "cri/reference.h"
 #include "store/clock.h"
 #include "store/files.h"

@@ -2,7 +2,7 @@
 #include <cstdint>
 #include <string>
 
-#include "cri/registry_auth.h"
+#include "cri/registry/registry_auth.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string in(reinterpret_cast<const char*>(data), size);

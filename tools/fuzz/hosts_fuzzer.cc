@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-#include "cri/hosts.h"
+#include "cri/registry/hosts.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string dir = [] {

@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
-#include "cri/archive.h"
+#include "cri/archive/archive.h"
 #include "plugin/content_client.h"
 #include "plugin/images_client.h"
 #include "plugin/leases_client.h"

@@ -1,5 +1,5 @@
 // imagectl import / export: image archives moved through imaged's Content
-// and Images APIs (cri/archive.h does the work, client-side, over the
+// and Images APIs (cri/archive/archive.h does the work, client-side, over the
 // socket), so an air-gapped node can take images from, or give them to,
 // `ctr images export/import`, skopeo and docker.
 //

@@ -18,8 +18,8 @@
 // the same for one name: what an event (/images/create, /images/update,
 // /images/delete) or a missed ImageStatus triggers. Both read containerd's
 // current state, so events may arrive late, twice or out of order.
-#ifndef IMAGED_CRI_MIRROR_H_
-#define IMAGED_CRI_MIRROR_H_
+#ifndef IMAGED_CRI_MIRROR_MIRROR_H_
+#define IMAGED_CRI_MIRROR_MIRROR_H_
 
 #include <string>
 #include <vector>
@@ -134,4 +134,4 @@ bool SameRecord(const store::Image& upstream, const store::Image& local);
 
 }  // namespace imaged::cri
 
-#endif  // IMAGED_CRI_MIRROR_H_
+#endif  // IMAGED_CRI_MIRROR_MIRROR_H_

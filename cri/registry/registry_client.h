@@ -8,8 +8,8 @@
 // retried with exponential backoff; a host that does not have the object
 // (404) or keeps failing hands over to the next host. Every error names the
 // registry and the object; none contains a credential.
-#ifndef IMAGED_CRI_REGISTRY_CLIENT_H_
-#define IMAGED_CRI_REGISTRY_CLIENT_H_
+#ifndef IMAGED_CRI_REGISTRY_REGISTRY_CLIENT_H_
+#define IMAGED_CRI_REGISTRY_REGISTRY_CLIENT_H_
 
 #include <atomic>
 #include <string>
@@ -17,9 +17,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "cri/hosts.h"
-#include "cri/http_client.h"
-#include "cri/registry_auth.h"
+#include "cri/registry/hosts.h"
+#include "cri/registry/http_client.h"
+#include "cri/registry/registry_auth.h"
 #include "store/limits.h"
 #include "store/oci.h"
 
@@ -89,4 +89,4 @@ class RegistryClient {
 
 }  // namespace imaged::cri
 
-#endif  // IMAGED_CRI_REGISTRY_CLIENT_H_
+#endif  // IMAGED_CRI_REGISTRY_REGISTRY_CLIENT_H_

@@ -1,4 +1,4 @@
-#include "cri/archive.h"
+#include "cri/archive/archive.h"
 
 #include <archive.h>
 #include <archive_entry.h>

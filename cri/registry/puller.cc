@@ -1,11 +1,11 @@
-#include "cri/puller.h"
+#include "cri/registry/puller.h"
 
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "cri/hosts.h"
+#include "cri/registry/hosts.h"
 #include "cri/reference.h"
 #include "store/digest.h"
 #include "store/limits.h"

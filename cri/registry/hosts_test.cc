@@ -1,4 +1,4 @@
-#include "cri/hosts.h"
+#include "cri/registry/hosts.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "cri/http_client.h"
+#include "cri/registry/http_client.h"
 
 #include <curl/curl.h>
 

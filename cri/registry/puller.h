@@ -24,8 +24,8 @@
 // Only the manifest for the configured platform is fetched (containerd's CRI
 // fetches every manifest its platform matcher accepts; for the platforms
 // containerd 1.6 matches that is the same manifest the index resolves to).
-#ifndef IMAGED_CRI_PULLER_H_
-#define IMAGED_CRI_PULLER_H_
+#ifndef IMAGED_CRI_REGISTRY_PULLER_H_
+#define IMAGED_CRI_REGISTRY_PULLER_H_
 
 #include <atomic>
 #include <functional>
@@ -38,9 +38,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "cri/http_client.h"
-#include "cri/registry_auth.h"
-#include "cri/registry_client.h"
+#include "cri/registry/http_client.h"
+#include "cri/registry/registry_auth.h"
+#include "cri/registry/registry_client.h"
 #include "store/content_store.h"
 #include "store/image_store.h"
 #include "store/lease_store.h"
@@ -144,4 +144,4 @@ class Puller {
 
 }  // namespace imaged::cri
 
-#endif  // IMAGED_CRI_PULLER_H_
+#endif  // IMAGED_CRI_REGISTRY_PULLER_H_

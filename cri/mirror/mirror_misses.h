@@ -15,8 +15,8 @@
 // queue is full, nothing: callers get kQueueFull at once. `done` is called
 // exactly once, from a worker, the budget timer, or the caller's own thread
 // (kQueueFull, kStopped); never under this class's lock.
-#ifndef IMAGED_CRI_MIRROR_MISSES_H_
-#define IMAGED_CRI_MIRROR_MISSES_H_
+#ifndef IMAGED_CRI_MIRROR_MIRROR_MISSES_H_
+#define IMAGED_CRI_MIRROR_MIRROR_MISSES_H_
 
 #include <cstdint>
 #include <deque>
@@ -94,4 +94,4 @@ class MirrorMisses {
 
 }  // namespace imaged::cri
 
-#endif  // IMAGED_CRI_MIRROR_MISSES_H_
+#endif  // IMAGED_CRI_MIRROR_MIRROR_MISSES_H_

@@ -1,4 +1,4 @@
-#include "cri/hosts.h"
+#include "cri/registry/hosts.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -1,4 +1,4 @@
-#include "cri/mirror.h"
+#include "cri/mirror/mirror.h"
 
 #include <algorithm>
 #include <atomic>

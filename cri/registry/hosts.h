@@ -67,8 +67,8 @@
 //     its deprecated registry.mirrors path) gives only pull and resolve; here
 //     the default endpoint also has push, as with any config_path set. imaged
 //     never pushes, so this only shows in HostsFor's result.
-#ifndef IMAGED_CRI_HOSTS_H_
-#define IMAGED_CRI_HOSTS_H_
+#ifndef IMAGED_CRI_REGISTRY_HOSTS_H_
+#define IMAGED_CRI_REGISTRY_HOSTS_H_
 
 #include <string>
 #include <utility>
@@ -125,4 +125,4 @@ bool IsLocalhost(absl::string_view host);
 
 }  // namespace imaged::cri
 
-#endif  // IMAGED_CRI_HOSTS_H_
+#endif  // IMAGED_CRI_REGISTRY_HOSTS_H_

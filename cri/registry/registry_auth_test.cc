@@ -1,4 +1,4 @@
-#include "cri/registry_auth.h"
+#include "cri/registry/registry_auth.h"
 
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"

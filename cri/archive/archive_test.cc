@@ -1,7 +1,7 @@
 // Image archives over real RocksDB stores: OCI round trips between two
 // stores, docker-save imports, platforms, and every way an archive can be
 // broken (which must leave no image record behind).
-#include "cri/archive.h"
+#include "cri/archive/archive.h"
 
 #include <archive.h>
 #include <archive_entry.h>

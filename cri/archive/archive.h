@@ -74,8 +74,8 @@
 //                       (import) or not in the store (export)
 //   NotFound            an exported image that does not exist
 // and statuses of the stores and of the read/write callbacks pass through.
-#ifndef IMAGED_CRI_ARCHIVE_H_
-#define IMAGED_CRI_ARCHIVE_H_
+#ifndef IMAGED_CRI_ARCHIVE_ARCHIVE_H_
+#define IMAGED_CRI_ARCHIVE_ARCHIVE_H_
 
 #include <cstddef>
 #include <functional>
@@ -172,4 +172,4 @@ std::string CleanPath(absl::string_view path);
 
 }  // namespace imaged::cri
 
-#endif  // IMAGED_CRI_ARCHIVE_H_
+#endif  // IMAGED_CRI_ARCHIVE_ARCHIVE_H_

@@ -8,8 +8,8 @@
 // Walking a node's snapshots takes seconds, so it happens on a thread of its
 // own: once at start, every `interval`, and soon after Refresh() (a pull or a
 // removal); ImageFsInfo answers from the last measurement.
-#ifndef IMAGED_CRI_CONTAINERD_DISK_H_
-#define IMAGED_CRI_CONTAINERD_DISK_H_
+#ifndef IMAGED_CRI_MIRROR_CONTAINERD_DISK_H_
+#define IMAGED_CRI_MIRROR_CONTAINERD_DISK_H_
 
 #include <optional>
 #include <string>
@@ -60,4 +60,4 @@ class ContainerdDisk {
 
 }  // namespace imaged::cri
 
-#endif  // IMAGED_CRI_CONTAINERD_DISK_H_
+#endif  // IMAGED_CRI_MIRROR_CONTAINERD_DISK_H_

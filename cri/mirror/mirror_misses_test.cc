@@ -1,4 +1,4 @@
-#include "cri/mirror_misses.h"
+#include "cri/mirror/mirror_misses.h"
 
 #include <atomic>
 #include <thread>

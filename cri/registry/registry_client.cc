@@ -1,4 +1,4 @@
-#include "cri/registry_client.h"
+#include "cri/registry/registry_client.h"
 
 #include <algorithm>
 #include <thread>

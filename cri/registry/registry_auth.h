@@ -10,8 +10,8 @@
 //
 // Secrets never leave this file except in Authorization headers: no message,
 // log line or status built here contains one.
-#ifndef IMAGED_CRI_REGISTRY_AUTH_H_
-#define IMAGED_CRI_REGISTRY_AUTH_H_
+#ifndef IMAGED_CRI_REGISTRY_REGISTRY_AUTH_H_
+#define IMAGED_CRI_REGISTRY_REGISTRY_AUTH_H_
 
 #include <map>
 #include <optional>
@@ -23,7 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "cri/http_client.h"
+#include "cri/registry/http_client.h"
 
 namespace imaged::cri {
 
@@ -99,4 +99,4 @@ class Authorizer {
 
 }  // namespace imaged::cri
 
-#endif  // IMAGED_CRI_REGISTRY_AUTH_H_
+#endif  // IMAGED_CRI_REGISTRY_REGISTRY_AUTH_H_

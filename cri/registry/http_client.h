@@ -6,8 +6,8 @@
 // registry share their TCP and TLS set-up.
 //
 // Thread-safe: any number of calls may run at once, each on its own handle.
-#ifndef IMAGED_CRI_HTTP_CLIENT_H_
-#define IMAGED_CRI_HTTP_CLIENT_H_
+#ifndef IMAGED_CRI_REGISTRY_HTTP_CLIENT_H_
+#define IMAGED_CRI_REGISTRY_HTTP_CLIENT_H_
 
 #include <atomic>
 #include <cstdint>
@@ -92,4 +92,4 @@ class HttpClient {
 
 }  // namespace imaged::cri
 
-#endif  // IMAGED_CRI_HTTP_CLIENT_H_
+#endif  // IMAGED_CRI_REGISTRY_HTTP_CLIENT_H_

@@ -1,4 +1,4 @@
-#include "cri/containerd_disk.h"
+#include "cri/mirror/containerd_disk.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,6 +1,6 @@
 // The mirror between two real store sets: one plays containerd (the source,
 // which plugin/ reaches over gRPC in production), the other is imaged's.
-#include "cri/mirror.h"
+#include "cri/mirror/mirror.h"
 
 #include <cstdlib>
 
