@@ -1,13 +1,43 @@
 #include "plugin/gc_scheduler.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 
 namespace imaged::plugin {
 
+namespace {
+
+GcScheduler::Collection Of(store::Collector* gc) {
+  GcScheduler::Collection c;
+  c.collect = [gc](const std::vector<std::string>& namespaces, const store::GcInterrupt& interrupt) {
+    return gc->Collect(namespaces, interrupt);
+  };
+  c.shutdown = [gc] { gc->Shutdown(); };
+  return c;
+}
+
+GcScheduler::Options With(absl::Duration interval, absl::Duration delay) {
+  GcScheduler::Options o;
+  o.interval = interval;
+  o.delay = delay;
+  return o;
+}
+
+}  // namespace
+
 GcScheduler::GcScheduler(store::Collector* gc, absl::Duration interval, absl::Duration delay)
-    : gc_(gc), interval_(interval), delay_(delay), thread_([this] { Loop(); }) {}
+    : GcScheduler(Of(gc), With(interval, delay)) {}
+
+GcScheduler::GcScheduler(Collection collection, Options options)
+    : collection_(std::move(collection)),
+      options_(std::move(options)),
+      next_full_(options_.interval == absl::InfiniteDuration()
+                     ? absl::InfiniteFuture()
+                     : options_.clock->Now() + options_.interval),
+      thread_([this] { Loop(); }) {}
 
 GcScheduler::~GcScheduler() { Stop(); }
 
@@ -16,20 +46,20 @@ void GcScheduler::Stop() {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  gc_->Shutdown();  // a pass under way stops at its next check
+  collection_.shutdown();  // a pass under way stops at its next check
   if (thread_.joinable()) thread_.join();
 }
 
 void GcScheduler::Dirty(absl::string_view ns) {
   if (ns.empty()) return;  // the content-proxy namespace is never collected
   absl::MutexLock lock(&mu_);
-  if (dirty_.empty()) due_ = absl::Now() + delay_;
+  if (dirty_.empty()) due_ = options_.clock->Now() + options_.delay;
   dirty_.insert(std::string(ns));
 }
 
 absl::StatusOr<store::GcReport> GcScheduler::CollectNow(const std::vector<std::string>& namespaces,
                                                          const store::GcInterrupt& interrupt) {
-  absl::StatusOr<store::GcReport> report = gc_->Collect(namespaces, interrupt);
+  absl::StatusOr<store::GcReport> report = collection_.collect(namespaces, interrupt);
   if (report.ok()) Log(*report, "requested");
   return report;
 }
@@ -47,19 +77,19 @@ void GcScheduler::Log(const store::GcReport& r, absl::string_view why) {
 }
 
 void GcScheduler::Loop() {
-  absl::Time next_full = interval_ == absl::InfiniteDuration() ? absl::InfiniteFuture()
-                                                               : absl::Now() + interval_;
+  const store::Clock& clock = *options_.clock;
+  absl::Time& next_full = next_full_;
   while (true) {
     std::vector<std::string> namespaces;
     bool full = false;
     {
       absl::MutexLock lock(&mu_);
-      // Wakes for Stop at once, otherwise when a pass is due (or every
-      // second, to notice a Dirty that made one due sooner).
-      absl::Time until = std::min({due_, next_full, absl::Now() + absl::Seconds(1)});
-      mu_.AwaitWithDeadline(absl::Condition(&stop_), until);
+      // Wakes for Stop at once, otherwise when a pass is due or a tick has
+      // passed (to notice a Dirty that made one due sooner).
+      absl::Duration wait = std::min({due_, next_full}) - clock.Now();
+      mu_.AwaitWithTimeout(absl::Condition(&stop_), std::min(wait, options_.tick));
       if (stop_) return;
-      absl::Time now = absl::Now();
+      absl::Time now = clock.Now();
       if (now >= next_full) {
         full = true;
         dirty_.clear();
@@ -72,7 +102,7 @@ void GcScheduler::Loop() {
         continue;
       }
     }
-    absl::StatusOr<store::GcReport> report = gc_->Collect(namespaces);
+    absl::StatusOr<store::GcReport> report = collection_.collect(namespaces, nullptr);
     if (!report.ok()) {
       std::fprintf(stderr, "imaged: gc: %s\n", report.status().ToString().c_str());
     } else {
@@ -82,14 +112,14 @@ void GcScheduler::Loop() {
         absl::MutexLock lock(&mu_);
         for (std::string& ns : namespaces) dirty_.insert(std::move(ns));
         if (full) {
-          next_full = absl::Now();
+          next_full = clock.Now();
         } else {
-          due_ = absl::Now() + delay_;
+          due_ = clock.Now() + options_.delay;
         }
         continue;
       }
     }
-    if (full) next_full = absl::Now() + interval_;
+    if (full) next_full = clock.Now() + options_.interval;
   }
 }
 

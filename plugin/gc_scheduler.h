@@ -5,6 +5,7 @@
 #ifndef IMAGED_PLUGIN_GC_SCHEDULER_H_
 #define IMAGED_PLUGIN_GC_SCHEDULER_H_
 
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,16 +14,35 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "store/clock.h"
 #include "store/gc.h"
 
 namespace imaged::plugin {
 
 class GcScheduler {
  public:
-  // `gc` is not owned. A pass over every namespace runs every `interval`
-  // (InfiniteDuration: never), a pass over dirtied namespaces `delay` after
-  // the first delete that dirtied them.
+  // A pass and how to stop one: store::Collector's Collect and Shutdown.
+  struct Collection {
+    std::function<absl::StatusOr<store::GcReport>(const std::vector<std::string>& namespaces,
+                                                  const store::GcInterrupt& interrupt)>
+        collect;
+    std::function<void()> shutdown;
+  };
+  struct Options {
+    // A pass over every namespace runs every `interval` (InfiniteDuration:
+    // never), a pass over dirtied namespaces `delay` after the first delete
+    // that dirtied them.
+    absl::Duration interval = absl::InfiniteDuration();
+    absl::Duration delay = absl::Seconds(1);
+    const store::Clock* clock = store::SystemClock::Get();  // not owned
+    // How often the waiting loop looks at the clock (a Dirty that makes a
+    // pass due sooner is noticed within it).
+    absl::Duration tick = absl::Seconds(1);
+  };
+
+  // `gc` is not owned.
   GcScheduler(store::Collector* gc, absl::Duration interval, absl::Duration delay);
+  GcScheduler(Collection collection, Options options);
   ~GcScheduler();
   GcScheduler(const GcScheduler&) = delete;
   GcScheduler& operator=(const GcScheduler&) = delete;
@@ -41,13 +61,14 @@ class GcScheduler {
   void Loop();
   void Log(const store::GcReport& report, absl::string_view why);
 
-  store::Collector* const gc_;
-  const absl::Duration interval_;
-  const absl::Duration delay_;
+  const Collection collection_;
+  const Options options_;
   absl::Mutex mu_;
   absl::flat_hash_set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   absl::Time due_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // of the dirty pass
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // Of the next pass over everything; the loop's own (set before it starts).
+  absl::Time next_full_;
   std::thread thread_;
 };
 
