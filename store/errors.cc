@@ -22,6 +22,8 @@ absl::Status ErrnoError(int err, absl::string_view what) {
     case EROFS:
       return absl::PermissionDeniedError(msg);
     case EINVAL:
+    case EISDIR:
+    case ENOTDIR:
       return absl::InvalidArgumentError(msg);
     default:
       return absl::InternalError(msg);

@@ -13,7 +13,8 @@ namespace imaged::store {
 
 // Maps an errno value to a status whose message is "<what>: <strerror>".
 // ENOENT -> NotFound, EEXIST -> AlreadyExists, ENOSPC/EDQUOT -> ResourceExhausted,
-// EACCES/EPERM/EROFS -> PermissionDenied, EINVAL -> InvalidArgument, else Internal.
+// EACCES/EPERM/EROFS -> PermissionDenied, EINVAL/EISDIR/ENOTDIR (a path that
+// names the wrong kind of file) -> InvalidArgument, else Internal.
 absl::Status ErrnoError(int err, absl::string_view what);
 
 }  // namespace imaged::store

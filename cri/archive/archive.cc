@@ -24,6 +24,8 @@
 #include "absl/strings/str_split.h"
 #include "cri/reference.h"
 #include "store/digest.h"
+#include "store/errors.h"
+#include "store/files.h"
 #include "store/limits.h"
 #include "store/resolver.h"
 
@@ -48,26 +50,6 @@ constexpr char kAnnotationImageName[] = "io.containerd.image.name";
 constexpr char kAnnotationRefName[] = "org.opencontainers.image.ref.name";
 constexpr char kOciLayoutFile[] = "oci-layout";
 constexpr char kOciLayoutVersion[] = "1.0.0";
-
-absl::Status ErrnoStatus(int err, absl::string_view what) {
-  std::string msg = absl::StrCat(what, ": ", std::strerror(err));
-  switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(msg);
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return absl::PermissionDeniedError(msg);
-    case ENOSPC:
-    case EDQUOT:
-      return absl::ResourceExhaustedError(msg);
-    case EISDIR:
-    case ENOTDIR:
-      return absl::InvalidArgumentError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
-}
 
 // Ingest refs unique to one import, so two imports of the same archive never
 // wait on each other's ref lock; an ingest left by a crash is expired by the
@@ -1118,18 +1100,6 @@ class Exporter {
   absl::Status write_status_;
 };
 
-absl::Status WriteAllFd(int fd, absl::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("write ", path));
-    }
-    data.remove_prefix(n);
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 std::string CleanPath(absl::string_view path) {
@@ -1187,13 +1157,13 @@ absl::StatusOr<ImportResult> ImportFile(ContentStore* content, ImageStore* image
   int fd = 0;
   if (path != "-") {
     fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
+    if (fd < 0) return store::ErrnoError(errno, absl::StrCat("open ", path));
   }
   ArchiveReadFn read = [fd, &path](char* buf, size_t len) -> absl::StatusOr<size_t> {
     for (;;) {
       ssize_t n = ::read(fd, buf, len);
       if (n >= 0) return static_cast<size_t>(n);
-      if (errno != EINTR) return ErrnoStatus(errno, absl::StrCat("read ", path));
+      if (errno != EINTR) return store::ErrnoError(errno, absl::StrCat("read ", path));
     }
   };
   auto result = Import(content, images, ns, read, path == "-" ? "(stdin)" : path, options);
@@ -1215,7 +1185,7 @@ absl::Status ExportFile(ContentStore* content, ImageStore* images, absl::string_
   if (path == "-") {
     return Export(
         content, images, ns, names,
-        [](absl::string_view data) { return WriteAllFd(1, data, "(stdout)"); }, options);
+        [](absl::string_view data) { return store::WriteAll(1, data, "(stdout)"); }, options);
   }
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
@@ -1230,7 +1200,7 @@ absl::Status ExportFile(ContentStore* content, ImageStore* images, absl::string_
     tmp = absl::StrCat(dir, "/.", base, ".tmp-", RandomToken());
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && (errno != EEXIST || attempt == 8)) {
-      return ErrnoStatus(errno, absl::StrCat("create a temporary file in ", dir));
+      return store::ErrnoError(errno, absl::StrCat("create a temporary file in ", dir));
     }
   }
   auto fail = [&](absl::Status s) {
@@ -1240,21 +1210,16 @@ absl::Status ExportFile(ContentStore* content, ImageStore* images, absl::string_
   };
   absl::Status s = Export(
       content, images, ns, names,
-      [fd, &tmp](absl::string_view data) { return WriteAllFd(fd, data, tmp); }, options);
+      [fd, &tmp](absl::string_view data) { return store::WriteAll(fd, data, tmp); }, options);
   if (!s.ok()) return fail(s);
-  if (::fsync(fd) != 0) return fail(ErrnoStatus(errno, absl::StrCat("fsync ", tmp)));
+  if (::fsync(fd) != 0) return fail(store::ErrnoError(errno, absl::StrCat("fsync ", tmp)));
   int rc = ::close(fd);
   fd = -1;
-  if (rc != 0) return fail(ErrnoStatus(errno, absl::StrCat("close ", tmp)));
+  if (rc != 0) return fail(store::ErrnoError(errno, absl::StrCat("close ", tmp)));
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return fail(ErrnoStatus(errno, absl::StrCat("rename ", tmp, " to ", path)));
+    return fail(store::ErrnoError(errno, absl::StrCat("rename ", tmp, " to ", path)));
   }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return absl::OkStatus();
+  return store::SyncDir(dir);
 }
 
 }  // namespace imaged::cri
