@@ -298,89 +298,28 @@ class Importer {
 
   // --- pass 1: the tar stream ---------------------------------------------
 
-  struct ReadContext {
-    const ArchiveReadFn* read;
-    std::vector<char> buf;
-    absl::Status status;
-  };
-
-  static la_ssize_t ReadCallback(struct archive* a, void* data, const void** out) {
-    auto* ctx = static_cast<ReadContext*>(data);
-    absl::StatusOr<size_t> n = (*ctx->read)(ctx->buf.data(), ctx->buf.size());
-    if (!n.ok()) {
-      ctx->status = n.status();
-      archive_set_error(a, EIO, "%s", std::string(n.status().message()).c_str());
-      return -1;
-    }
-    *out = ctx->buf.data();
-    return static_cast<la_ssize_t>(*n);
-  }
-
-  absl::Status ArchiveError(absl::string_view entry) const {
-    if (!read_ctx_.status.ok()) return read_ctx_.status;
-    const char* msg = archive_error_string(a_);
-    return Error(absl::StatusCode::kDataLoss, entry,
-                 absl::StrCat("damaged or truncated tar: ", msg ? msg : "unknown error"));
+  // An error of the tar reader, named after `entry` unless it is the
+  // caller's own read error, which passes through unchanged.
+  absl::Status TarError(const absl::Status& s, absl::string_view entry) const {
+    if (reader_->read_failed()) return s;
+    return Error(s.code(), entry, s.message());
   }
 
   absl::Status ReadArchive(const ArchiveReadFn& read) {
-    std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(),
-                                                                archive_read_free);
-    a_ = a.get();
-    read_ctx_.read = &read;
-    read_ctx_.buf.resize(kChunk);
-    // Compressions libarchive decodes itself; filter_all would also run
-    // external programs (lrzip, lzop, ...) for an archive that asks for them.
-    archive_read_support_filter_gzip(a_);
-    archive_read_support_filter_bzip2(a_);
-    archive_read_support_filter_xz(a_);
-    archive_read_support_filter_zstd(a_);
-    archive_read_support_filter_lz4(a_);
-    archive_read_support_format_tar(a_);
-    if (archive_read_open(a_, &read_ctx_, nullptr, ReadCallback, nullptr) != ARCHIVE_OK) {
-      if (!read_ctx_.status.ok()) return read_ctx_.status;
-      return Error(absl::StatusCode::kInvalidArgument, "",
-                   absl::StrCat("not a tar archive: ", archive_error_string(a_)));
-    }
-    bool first = true;
+    TarReader reader(read);
+    reader_ = &reader;
     for (;;) {
-      struct archive_entry* entry = nullptr;
-      int r = archive_read_next_header(a_, &entry);
-      if (r == ARCHIVE_EOF) break;
-      if (r == ARCHIVE_RETRY) continue;
-      if (r < ARCHIVE_WARN) {
-        if (first && read_ctx_.status.ok()) {
-          const char* msg = archive_error_string(a_);
-          return Error(absl::StatusCode::kInvalidArgument, "",
-                       absl::StrCat("not a tar archive: ", msg ? msg : "unknown error"));
-        }
-        return ArchiveError(absl::StrCat("after entry ", last_entry_));
-      }
-      first = false;
-      const char* raw = archive_entry_pathname(entry);
-      if (raw == nullptr) {
-        return Error(absl::StatusCode::kInvalidArgument, "",
-                     absl::StrCat("an entry after ", last_entry_, " has no readable name"));
-      }
-      last_entry_ = raw;
-      std::string name = CleanPath(raw);
-      if (const char* hard = archive_entry_hardlink(entry)) {
-        aliases_[name] = CleanPath(hard);
+      absl::StatusOr<std::optional<TarEntry>> entry = reader.Next();
+      if (!entry.ok()) return TarError(entry.status(), "");
+      if (!entry->has_value()) break;
+      const TarEntry& e = **entry;
+      if (e.type == TarEntry::Type::kLink) {
+        aliases_[e.name] = e.target;
         continue;
       }
-      mode_t type = archive_entry_filetype(entry);
-      if (type == AE_IFLNK) {
-        const char* target = archive_entry_symlink(entry);
-        size_t slash = name.rfind('/');
-        std::string dir = slash == std::string::npos ? "." : name.substr(0, slash);
-        aliases_[name] = CleanPath(absl::StrCat(dir, "/", target ? target : ""));
-        continue;
-      }
-      if (type != AE_IFREG) continue;
-      int64_t size = archive_entry_size(entry);
-      if (absl::Status s = OnFile(name, size); !s.ok()) return s;
+      if (absl::Status s = OnFile(e.name, e.size); !s.ok()) return s;
     }
-    a_ = nullptr;
+    reader_ = nullptr;
     return absl::OkStatus();
   }
 
@@ -393,10 +332,10 @@ class Importer {
     out->clear();
     out->reserve(size);
     for (;;) {
-      la_ssize_t n = archive_read_data(a_, buf_.data(), buf_.size());
-      if (n < 0) return ArchiveError(name);
-      if (n == 0) break;
-      out->append(buf_.data(), n);
+      absl::StatusOr<size_t> n = reader_->Read(buf_.data(), buf_.size());
+      if (!n.ok()) return TarError(n.status(), name);
+      if (*n == 0) break;
+      out->append(buf_.data(), *n);
     }
     if (static_cast<int64_t>(out->size()) != size) {
       return Error(absl::StatusCode::kDataLoss, name,
@@ -460,8 +399,9 @@ class Importer {
       return s;
     };
     for (bool opened = false;;) {
-      la_ssize_t n = archive_read_data(a_, buf_.data(), buf_.size());
-      if (n < 0) return abort(ArchiveError(name));
+      absl::StatusOr<size_t> got = reader_->Read(buf_.data(), buf_.size());
+      if (!got.ok()) return abort(TarError(got.status(), name));
+      const size_t n = *got;
       absl::string_view chunk(buf_.data(), n);
       if (head.size() < 10) absl::StrAppend(&head, chunk.substr(0, 10 - head.size()));
       if (!opened) {
@@ -479,7 +419,7 @@ class Importer {
       }
       if (n == 0) break;
       hash.Update(chunk);
-      total += n;
+      total += static_cast<int64_t>(n);
       if (writer) {
         if (absl::Status s = writer->Write(chunk); !s.ok()) {
           return abort(Error(s.code(), name, s.message()));
@@ -772,9 +712,7 @@ class Importer {
   std::string token_;
   std::vector<char> buf_;
 
-  struct archive* a_ = nullptr;
-  ReadContext read_ctx_;
-  std::string last_entry_ = "(start)";
+  TarReader* reader_ = nullptr;  // during pass 1
   int64_t ingests_ = 0;
   int64_t written_ = 0;
   int64_t present_ = 0;
@@ -1101,26 +1039,6 @@ class Exporter {
 };
 
 }  // namespace
-
-std::string CleanPath(absl::string_view path) {
-  bool rooted = absl::StartsWith(path, "/");
-  std::vector<std::string> out;
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      if (!out.empty() && out.back() != "..") {
-        out.pop_back();
-      } else if (!rooted) {
-        out.emplace_back("..");
-      }
-      continue;
-    }
-    out.emplace_back(part);
-  }
-  std::string joined = absl::StrJoin(out, "/");
-  if (rooted) return absl::StrCat("/", joined);
-  return joined.empty() ? "." : joined;
-}
 
 std::string OciReferenceName(absl::string_view name) {
   // containerd's reference.Parse, which reads the name as the URL

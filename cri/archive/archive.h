@@ -89,6 +89,7 @@
 #include "store/content_store.h"
 #include "store/image_store.h"
 #include "store/oci.h"
+#include "cri/archive/tar_reader.h"
 #include "store/platform.h"
 
 namespace imaged::cri {
@@ -124,8 +125,6 @@ struct ImportResult {
   int64_t blobs_present = 0;          // blobs the store held already
 };
 
-// Fills `buf` with up to `len` bytes of the archive; 0 at its end.
-using ArchiveReadFn = std::function<absl::StatusOr<size_t>(char* buf, size_t len)>;
 // Writes all of `data`.
 using ArchiveWriteFn = std::function<absl::Status(absl::string_view data)>;
 
@@ -166,9 +165,6 @@ absl::Status ExportFile(store::ContentStore* content, store::ImageStore* images,
 // "tag@digest" for both, "" for a name with neither, and the whole name when
 // it has no host part that parses.
 std::string OciReferenceName(absl::string_view name);
-
-// Go's path.Clean, which containerd applies to tar entry names.
-std::string CleanPath(absl::string_view path);
 
 }  // namespace imaged::cri
 
