@@ -7,6 +7,7 @@
 #include <archive_entry.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -14,6 +15,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "cri/reference.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -631,6 +633,22 @@ TEST_F(ArchiveTest, ReadErrorsPassThrough) {
   };
   auto result = Import(b_->content, b_->images, kNs, failing, "x.tar", {});
   EXPECT_TRUE(absl::IsUnavailable(result.status())) << result.status();
+}
+
+TEST_F(ArchiveTest, AnEntryWithANegativeSizeIsRefusedNotTrusted) {
+  // A ustar header whose size field is base-256 -1 (GNU's encoding).
+  std::string tar = Tar({{"index.json", "{}", ""}});
+  std::fill(tar.begin() + 124, tar.begin() + 136, '\xff');
+  std::fill(tar.begin() + 148, tar.begin() + 156, ' ');
+  unsigned sum = 0;
+  for (int i = 0; i < 512; ++i) sum += static_cast<unsigned char>(tar[i]);
+  std::string checksum = absl::StrFormat("%06o", sum);
+  std::copy(checksum.begin(), checksum.end(), tar.begin() + 148);
+  tar[154] = '\0';
+  auto result = ImportB(tar);
+  EXPECT_TRUE(absl::IsInvalidArgument(result.status())) << result.status();
+  EXPECT_THAT(result.status().message(), HasSubstr("negative size"));
+  EXPECT_THAT(b_->Names(), IsEmpty());
 }
 
 // --- export errors -----------------------------------------------------------

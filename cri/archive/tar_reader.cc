@@ -12,12 +12,6 @@
 #include "absl/strings/str_split.h"
 
 namespace imaged::cri {
-namespace {
-
-constexpr size_t kReadChunk = 1 << 20;
-
-}  // namespace
-
 std::string CleanPath(absl::string_view path) {
   bool rooted = absl::StartsWith(path, "/");
   std::vector<std::string> out;
@@ -68,9 +62,10 @@ struct TarReader::State {
   }
 };
 
-TarReader::TarReader(const ArchiveReadFn& read) : state_(std::make_unique<State>()) {
+TarReader::TarReader(const ArchiveReadFn& read, size_t buffer)
+    : state_(std::make_unique<State>()) {
   state_->read = &read;
-  state_->buf.resize(kReadChunk);
+  state_->buf.resize(buffer);
   state_->a = archive_read_new();
   archive_read_support_filter_gzip(state_->a);
   archive_read_support_filter_bzip2(state_->a);
@@ -133,6 +128,12 @@ absl::StatusOr<std::optional<TarEntry>> TarReader::Next() {
     }
     if (type != AE_IFREG) continue;
     out.size = archive_entry_size(entry);
+    // GNU base-256 and pax sizes can be negative; a reader that trusted one
+    // reserved ~2^64 bytes (archive_reader_fuzzer's first find).
+    if (out.size < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("entry ", out.name, " has a negative size (", out.size, ")"));
+    }
     return out;
   }
 }

@@ -36,17 +36,19 @@ struct TarEntry {
 
 class TarReader {
  public:
-  // `read` is not owned and must outlive the reader.
-  explicit TarReader(const ArchiveReadFn& read);
+  // `read` is not owned and must outlive the reader; it is asked for
+  // `buffer` bytes at a time.
+  explicit TarReader(const ArchiveReadFn& read, size_t buffer = 1 << 20);
   ~TarReader();
   TarReader(const TarReader&) = delete;
   TarReader& operator=(const TarReader&) = delete;
 
   // The next file or link (directories, devices and the like are skipped);
   // nullopt after the last. Errors: InvalidArgument when the stream is not a
-  // tar (at its first header) or an entry has no readable name; DataLoss when
-  // it is damaged or truncated ("after entry <name>: ..."); whatever `read`
-  // returned, unchanged (read_failed() then says so).
+  // tar (at its first header), or an entry has no readable name or a
+  // negative size; DataLoss when it is damaged or truncated ("after entry
+  // <name>: ..."); whatever `read` returned, unchanged (read_failed() then
+  // says so).
   absl::StatusOr<std::optional<TarEntry>> Next();
   // Up to `n` more bytes of the current file into `buf`; 0 at its end.
   // Errors as Next's (DataLoss without the entry's name).
