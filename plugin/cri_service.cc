@@ -169,14 +169,8 @@ void CriService::SetMirror(MirrorRunner* mirror, std::shared_ptr<grpc::Channel> 
   mirror_options_ = options;
   if (upstream_cri != nullptr) upstream_cri_ = cripb::ImageService::NewStub(std::move(upstream_cri));
   misses_ = std::make_unique<cri::MirrorMisses>(
-      [mirror](const std::string& ns, const std::string& ref) -> absl::StatusOr<bool> {
-        bool found = false;
-        for (const std::string& name : MirrorCandidates(ref)) {
-          absl::StatusOr<bool> had = mirror->mirror().SyncName(ns, name);
-          if (!had.ok()) return had.status();
-          found = found || *had;
-        }
-        return found;
+      [mirror](const std::string& ns, const std::string& ref) {
+        return mirror->mirror().SyncReference(ns, ref);
       },
       options.misses);
   if (upstream_cri_ == nullptr) disk_ = std::make_unique<cri::ContainerdDisk>(options.disk);

@@ -9,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "api/containerd/events/image.pb.h"
 #include "api/containerd/services/events/v1/events.grpc.pb.h"
-#include "cri/reference.h"
 #include "plugin/convert.h"
 #include "plugin/grpc_status.h"
 
@@ -28,13 +27,6 @@ std::shared_ptr<grpc::Channel> Dial(const std::string& path) {
 }
 
 }  // namespace
-
-std::vector<std::string> MirrorCandidates(absl::string_view ref) {
-  std::vector<std::string> out = {std::string(ref)};
-  absl::StatusOr<std::string> normalized = cri::NormalizeImageRef(ref);
-  if (normalized.ok() && *normalized != ref) out.push_back(*normalized);
-  return out;
-}
 
 MirrorRunner::MirrorRunner(Options options, cri::MirrorTarget target,
                            const store::Platform& platform)

@@ -99,10 +99,6 @@ class MirrorRunner {
   std::optional<bool> serving_ ABSL_GUARDED_BY(health_mu_);
 };
 
-// Where a record `name` is looked up first when CRI misses it in mirror
-// mode: the name itself, and the Docker-normalised form of a reference.
-std::vector<std::string> MirrorCandidates(absl::string_view ref);
-
 }  // namespace imaged::plugin
 
 #endif  // IMAGED_PLUGIN_MIRROR_RUNNER_H_

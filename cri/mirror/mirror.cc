@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_set.h"
 
 #include "absl/strings/str_cat.h"
+#include "cri/reference.h"
 #include "store/limits.h"
 #include "store/oci.h"
 #include "store/resolver.h"
@@ -290,6 +291,19 @@ absl::StatusOr<MirrorSyncReport> Mirror::Sync(absl::string_view ns) {
   state_.last_sync = absl::Now();
   state_.last_report = report;
   return report;
+}
+
+absl::StatusOr<bool> Mirror::SyncReference(absl::string_view ns, absl::string_view ref) {
+  std::vector<std::string> names = {std::string(ref)};
+  absl::StatusOr<std::string> normalized = NormalizeImageRef(ref);
+  if (normalized.ok() && *normalized != ref) names.push_back(*normalized);
+  bool found = false;
+  for (const std::string& name : names) {
+    absl::StatusOr<bool> had = SyncName(ns, name);
+    if (!had.ok()) return had.status();
+    found = found || *had;
+  }
+  return found;
 }
 
 absl::StatusOr<bool> Mirror::SyncName(absl::string_view ns, absl::string_view name) {

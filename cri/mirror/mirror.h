@@ -87,6 +87,11 @@ class Mirror {
   // Makes record `name` of `ns` match containerd's (written, changed or
   // deleted). Returns whether containerd has it.
   absl::StatusOr<bool> SyncName(absl::string_view ns, absl::string_view name);
+  // What a CRI miss in mirror mode looks up: SyncName for `ref` as given
+  // and, when it differs, its Docker-normalised form (`busybox` ->
+  // `docker.io/library/busybox:latest`). Returns whether containerd has
+  // either.
+  absl::StatusOr<bool> SyncReference(absl::string_view ns, absl::string_view ref);
   // SyncName for each of `names` and for every other record of containerd's
   // with the same target (a pull writes repo:tag, repo@digest and the ID).
   absl::Status SyncImage(absl::string_view ns, absl::Span<const std::string> names);

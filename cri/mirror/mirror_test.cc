@@ -228,6 +228,15 @@ TEST_F(MirrorTest, ADocumentOverItsLimitIsNotCopiedAndLeavesNoIngest) {
   EXPECT_EQ(imaged_.images->ListUnresolved()->size(), 1u);
 }
 
+TEST_F(MirrorTest, SyncReferenceFindsANameByItsNormalisedForm) {
+  store::TestImage a = Upstream("a");
+  Tag("docker.io/library/busybox:latest", a);
+  EXPECT_TRUE(*mirror_.SyncReference(kNs, "busybox"));
+  EXPECT_TRUE(imaged_.images->Get(kNs, "docker.io/library/busybox:latest").ok());
+  EXPECT_FALSE(*mirror_.SyncReference(kNs, "alpine"));
+  EXPECT_FALSE(*mirror_.SyncReference(kNs, "not a reference"));
+}
+
 TEST(SameRecord, DerivedLabelsDoNotCountButOthersDo) {
   store::Image up, local;
   up.target.digest = local.target.digest = "sha256:x";
