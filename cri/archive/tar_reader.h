@@ -51,7 +51,8 @@ class TarReader {
   // says so).
   absl::StatusOr<std::optional<TarEntry>> Next();
   // Up to `n` more bytes of the current file into `buf`; 0 at its end.
-  // Errors as Next's (DataLoss without the entry's name).
+  // Never more than the entry's header said: DataLoss when the stream holds
+  // more. Other errors as Next's (DataLoss without the entry's name).
   absl::StatusOr<size_t> Read(char* buf, size_t n);
   // Whether the last error was `read`'s own.
   bool read_failed() const;
