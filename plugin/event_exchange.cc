@@ -5,10 +5,12 @@
 #include <google/protobuf/dynamic_message.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "plugin/convert.h"
+#include "store/limits.h"
 
 namespace imaged::plugin {
 namespace {
@@ -118,17 +120,16 @@ void EventExchange::Remove(Subscription* s) {
 }
 
 absl::Status EventExchange::ValidateTopic(absl::string_view topic) {
-  if (topic.size() < 2 || topic[0] != '/') {
-    return absl::InvalidArgumentError(absl::StrCat("topic \"", topic, "\": must start with '/'"));
-  }
+  auto invalid = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("topic ", store::Quote(topic), ": ", why));
+  };
+  if (topic.size() < 2 || topic[0] != '/') return invalid("must start with '/' and name something");
   for (absl::string_view part : absl::StrSplit(topic.substr(1), '/')) {
-    if (part.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("topic \"", topic, "\": empty component"));
-    }
+    if (part.empty()) return invalid("empty component");
     for (char c : part) {
       if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
-        return absl::InvalidArgumentError(
-            absl::StrCat("topic \"", topic, "\": invalid character '", std::string(1, c), "'"));
+        return invalid(
+            absl::StrCat("invalid character '", absl::CHexEscape(std::string(1, c)), "'"));
       }
     }
   }

@@ -87,5 +87,41 @@ TEST_F(MetadataDbTest, WritersBehindOneLockShareFsyncs) {
   EXPECT_LT(db_->group_syncs(), static_cast<uint64_t>(kThreads * kWrites));
 }
 
+TEST_F(MetadataDbTest, ASchemaVersionNewerThanThisImagedIsRefused) {
+  std::string v;
+  ASSERT_TRUE(db_->Get(Cf::kDefault, kSchemaVersionKey, &v).ok());  // written at creation
+  std::string newer;
+  PutU32(&newer, kSchemaVersion + 1);
+  rocksdb::WriteBatch batch;
+  batch.Put(db_->cf(Cf::kDefault), std::string(kSchemaVersionKey), newer);
+  ASSERT_TRUE(db_->Write(&batch).ok());
+  db_.reset();
+  absl::StatusOr<std::unique_ptr<MetadataDb>> reopened = MetadataDb::Open(root_ + "/meta");
+  EXPECT_TRUE(absl::IsFailedPrecondition(reopened.status())) << reopened.status();
+  EXPECT_NE(reopened.status().message().find("newer than this imaged supports"),
+            std::string::npos);
+}
+
+TEST_F(MetadataDbTest, AMalformedSchemaVersionIsDataLoss) {
+  rocksdb::WriteBatch batch;
+  batch.Put(db_->cf(Cf::kDefault), std::string(kSchemaVersionKey), "x");
+  ASSERT_TRUE(db_->Write(&batch).ok());
+  db_.reset();
+  absl::StatusOr<std::unique_ptr<MetadataDb>> reopened = MetadataDb::Open(root_ + "/meta");
+  EXPECT_TRUE(absl::IsDataLoss(reopened.status())) << reopened.status();
+}
+
+TEST_F(MetadataDbTest, TodaysSchemaVersionReopens) {
+  db_.reset();
+  absl::StatusOr<std::unique_ptr<MetadataDb>> reopened = MetadataDb::Open(root_ + "/meta");
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  std::string v;
+  ASSERT_TRUE((*reopened)->Get(Cf::kDefault, kSchemaVersionKey, &v).ok());
+  absl::string_view in = v;
+  uint32_t version = 0;
+  ASSERT_TRUE(GetU32(&in, &version));
+  EXPECT_EQ(version, kSchemaVersion);
+}
+
 }  // namespace
 }  // namespace imaged::store
