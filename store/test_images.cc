@@ -43,6 +43,7 @@ absl::StatusOr<TestImage> MakeTestImage(ContentStore& store, absl::string_view n
   for (int i = 0; i < spec.layers; ++i) {
     // Uncompressed "layers": the diff ID is the layer digest.
     std::string layer = absl::StrCat("layer ", i, " of image ", spec.seed);
+    while (layer.size() < spec.layer_size) absl::StrAppend(&layer, " ", layer.size());
     image.layers.push_back(Describe(kMediaTypeOciLayer, layer));
     image.diff_ids.push_back(Sha256::Of(layer));
     diff_ids.push_back(Sha256::Of(layer));

@@ -19,6 +19,7 @@ struct TestImageSpec {
   std::string architecture = "amd64";
   std::string variant;
   int layers = 2;
+  size_t layer_size = 0;  // each layer padded to at least this many bytes
 };
 
 struct TestImage {

@@ -60,17 +60,16 @@ struct HttpResponse {
   std::vector<std::string> Headers(absl::string_view name) const;
 };
 
-class HttpClient {
+// How the registry client, its auth and the puller speak HTTP: HttpClient
+// (libcurl) in imaged; the unit tests of the logic above it give a fake.
+class HttpTransport {
  public:
   // Receives the body of a 2xx response as it arrives, with the response's
   // status and headers (`head.body` is empty); an error aborts the transfer
   // and is what the call returns.
   using Sink = std::function<absl::Status(const HttpResponse& head, absl::string_view chunk)>;
 
-  HttpClient();
-  ~HttpClient();
-  HttpClient(const HttpClient&) = delete;
-  HttpClient& operator=(const HttpClient&) = delete;
+  virtual ~HttpTransport() = default;
 
   // Sends `req`, following redirects (an Authorization header is not sent on
   // to another host). Any HTTP status is a response; a transport failure is
@@ -78,8 +77,24 @@ class HttpClient {
   // timed out), a body larger than `max_body` without a sink is
   // ResourceExhausted, cancellation is Cancelled, and a sink's error is
   // returned as it is.
-  absl::StatusOr<HttpResponse> Do(const HttpRequest& req, const Sink& sink = nullptr,
-                                  size_t max_body = 8 << 20);
+  virtual absl::StatusOr<HttpResponse> Do(const HttpRequest& req, const Sink& sink,
+                                          size_t max_body) = 0;
+  absl::StatusOr<HttpResponse> Do(const HttpRequest& req, const Sink& sink = nullptr) {
+    return Do(req, sink, kDefaultMaxBody);
+  }
+  static constexpr size_t kDefaultMaxBody = 8 << 20;
+};
+
+class HttpClient final : public HttpTransport {
+ public:
+  HttpClient();
+  ~HttpClient() override;
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  using HttpTransport::Do;
+  absl::StatusOr<HttpResponse> Do(const HttpRequest& req, const Sink& sink,
+                                  size_t max_body) override;
 
  private:
   void* TakeHandle();

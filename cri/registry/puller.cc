@@ -50,7 +50,7 @@ struct Puller::Job {
 };
 
 Puller::Puller(store::ContentStore* content, store::ImageStore* images,
-               store::ImageCommitter* committer, store::LeaseStore* leases, HttpClient* http,
+               store::ImageCommitter* committer, store::LeaseStore* leases, HttpTransport* http,
                store::Platform platform, PullerOptions options)
     : content_(content),
       images_(images),

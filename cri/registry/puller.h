@@ -91,7 +91,7 @@ class Puller {
   // names that reference them are written; it carries containerd.io/gc.expire
   // (`lease_expiry` on) in case imaged dies mid-pull.
   Puller(store::ContentStore* content, store::ImageStore* images,
-         store::ImageCommitter* committer, store::LeaseStore* leases, HttpClient* http,
+         store::ImageCommitter* committer, store::LeaseStore* leases, HttpTransport* http,
          store::Platform platform, PullerOptions options);
 
   // Pulls `req.image`. Errors name the reference and the registry:
@@ -132,7 +132,7 @@ class Puller {
   store::ImageStore* const images_;
   store::ImageCommitter* const committer_;
   store::LeaseStore* const leases_;
-  HttpClient* const http_;
+  HttpTransport* const http_;
   const store::PlatformMatcher matcher_;
   const std::string platform_name_;
   const PullerOptions options_;

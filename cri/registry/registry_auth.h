@@ -65,7 +65,7 @@ std::vector<Challenge> ParseChallenges(absl::string_view header);
 // credentials). Thread-safe: parallel layer downloads share it.
 class Authorizer {
  public:
-  Authorizer(HttpClient* http, Credentials creds, HttpTls token_tls = {})
+  Authorizer(HttpTransport* http, Credentials creds, HttpTls token_tls = {})
       : http_(http), creds_(std::move(creds)), token_tls_(std::move(token_tls)) {}
 
   // The Authorization header value for a request to `host` needing `scope`
@@ -90,7 +90,7 @@ class Authorizer {
   absl::StatusOr<std::string> FetchToken(const Challenge& c, absl::string_view scope,
                                          const std::atomic<bool>* cancel);
 
-  HttpClient* const http_;
+  HttpTransport* const http_;
   const Credentials creds_;
   const HttpTls token_tls_;
   absl::Mutex mu_;

@@ -61,7 +61,7 @@ bool IsKnownManifestType(absl::string_view t) {
 
 }  // namespace
 
-RegistryClient::RegistryClient(HttpClient* http, Authorizer* auth, std::string registry,
+RegistryClient::RegistryClient(HttpTransport* http, Authorizer* auth, std::string registry,
                                std::string repository, std::vector<RegistryHost> hosts,
                                RetryPolicy retry, const std::atomic<bool>* cancel)
     : http_(http),
@@ -75,7 +75,7 @@ RegistryClient::RegistryClient(HttpClient* http, Authorizer* auth, std::string r
 absl::StatusOr<HttpResponse> RegistryClient::Send(Kind kind, const std::string& method,
                                                   const std::string& path,
                                                   const std::function<int64_t()>& range_start,
-                                                  const HttpClient::Sink& sink,
+                                                  const HttpTransport::Sink& sink,
                                                   const std::string& what) {
   const std::string scope = absl::StrCat("repository:", repository_, ":pull");
   absl::Status last = absl::NotFoundError(
@@ -213,7 +213,7 @@ absl::StatusOr<std::string> RegistryClient::FetchManifest(const store::Descripto
 }
 
 absl::Status RegistryClient::FetchBlob(const store::Descriptor& desc, int64_t offset,
-                                       const HttpClient::Sink& sink) {
+                                       const HttpTransport::Sink& sink) {
   const std::string what = absl::StrCat("fetching blob ", Name(), "@", desc.digest);
   // `delivered` counts bytes handed on past `offset`, across retries, so a
   // retry asks for the rest only. Within one response, `skip` drops what a
@@ -225,7 +225,7 @@ absl::Status RegistryClient::FetchBlob(const store::Descriptor& desc, int64_t of
     current = nullptr;
     return offset + delivered;
   };
-  HttpClient::Sink counting = [&](const HttpResponse& head, absl::string_view chunk) -> absl::Status {
+  HttpTransport::Sink counting = [&](const HttpResponse& head, absl::string_view chunk) -> absl::Status {
     if (current != &head) {
       current = &head;
       // 206 continues where we asked; 200 starts from byte 0 again.

@@ -47,7 +47,7 @@ class RegistryClient {
   // `registry` is the reference's domain ("docker.io"), `repository` its
   // path ("library/busybox"); `hosts` come from HostsFor(registry). `http`
   // and `auth` are not owned. `cancel` (may be null) aborts everything.
-  RegistryClient(HttpClient* http, Authorizer* auth, std::string registry, std::string repository,
+  RegistryClient(HttpTransport* http, Authorizer* auth, std::string registry, std::string repository,
                  std::vector<RegistryHost> hosts, RetryPolicy retry,
                  const std::atomic<bool>* cancel);
 
@@ -64,7 +64,7 @@ class RegistryClient {
   // A transfer broken off midway is retried from where it stopped. Verifying
   // the digest is the sink's business (the content store does it at commit).
   absl::Status FetchBlob(const store::Descriptor& desc, int64_t offset,
-                         const HttpClient::Sink& sink);
+                         const HttpTransport::Sink& sink);
 
   // "127.0.0.1:5000/library/busybox", for messages.
   std::string Name() const { return registry_ + "/" + repository_; }
@@ -76,9 +76,9 @@ class RegistryClient {
   // (any 2xx, or 404 from the last host) or the last error.
   absl::StatusOr<HttpResponse> Send(Kind kind, const std::string& method, const std::string& path,
                                     const std::function<int64_t()>& range_start,
-                                    const HttpClient::Sink& sink, const std::string& what);
+                                    const HttpTransport::Sink& sink, const std::string& what);
 
-  HttpClient* const http_;
+  HttpTransport* const http_;
   Authorizer* const auth_;
   const std::string registry_;
   const std::string repository_;
