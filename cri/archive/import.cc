@@ -1,0 +1,619 @@
+// Import: ctr images import's reading of OCI and docker-save archives (see
+// archive.h).
+#include "cri/archive/archive.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cri/archive/archive_internal.h"
+#include "cri/reference.h"
+#include "store/digest.h"
+#include "store/errors.h"
+#include "store/files.h"
+#include "store/limits.h"
+#include "store/resolver.h"
+
+namespace imaged::cri {
+namespace {
+
+using archive_internal::ChildPlan;
+using archive_internal::DescriptorJson;
+using archive_internal::DockerEntry;
+using archive_internal::Dump;
+using archive_internal::kAnnotationImageName;
+using archive_internal::kAnnotationRefName;
+using archive_internal::kChunk;
+using archive_internal::kJsonLimit;
+using archive_internal::kOciLayoutFile;
+using archive_internal::kOciLayoutVersion;
+using archive_internal::LooksCompressed;
+using archive_internal::Member;
+using archive_internal::ParseDockerManifest;
+using archive_internal::PlanChildren;
+using archive_internal::RandomToken;
+using archive_internal::ReadSmallBlob;
+using store::ContentStore;
+using store::Descriptor;
+using store::ImageStore;
+
+// Files outside blobs/ up to this size are kept in memory until manifest.json
+// says whether they are an image's config or layer; larger ones are streamed
+// into the store at once (docker-save layers).
+constexpr int64_t kSmallFile = 1 << 20;
+constexpr int64_t kMaxBuffered = 64 << 20;
+
+// ---------------------------------------------------------------------------
+// Import
+
+struct ArchiveBlob {
+  std::string digest;
+  int64_t size = 0;
+  std::string head;  // first bytes, for LooksCompressed
+};
+
+class Importer {
+ public:
+  Importer(ContentStore* content, ImageStore* images, absl::string_view ns,
+           absl::string_view source, const ImportOptions& options)
+      : content_(content),
+        images_(images),
+        ns_(ns),
+        source_(source),
+        options_(options),
+        matcher_(options.platform),
+        token_(RandomToken()),
+        buf_(kChunk) {}
+
+  absl::StatusOr<ImportResult> Run(const ArchiveReadFn& read) {
+    if (absl::Status s = ReadArchive(read); !s.ok()) return s;
+    std::vector<Descriptor> roots;
+    if (oci_layout_ && !oci_version_.empty()) {
+      if (oci_version_ != kOciLayoutVersion) {
+        return Error(absl::StatusCode::kInvalidArgument, kOciLayoutFile,
+                     absl::StrCat("unsupported OCI layout version \"", oci_version_, "\"; want ",
+                                  kOciLayoutVersion));
+      }
+      if (!index_json_) {
+        return Error(absl::StatusCode::kFailedPrecondition, "", "OCI layout without index.json");
+      }
+      auto index = store::ParseIndex(*index_json_);
+      if (!index.ok()) {
+        return Error(absl::StatusCode::kInvalidArgument, "index.json", index.status().message());
+      }
+      roots = *std::move(index);
+    } else if (manifest_json_) {
+      auto docker = DockerRoots();
+      if (!docker.ok()) return docker.status();
+      roots = *std::move(docker);
+    } else {
+      return Error(absl::StatusCode::kInvalidArgument, "",
+                   "unrecognized image format: neither an OCI layout (oci-layout, index.json) "
+                   "nor a docker-save archive (manifest.json)");
+    }
+
+    // Names first (as ctr does), then the walk, then the records.
+    std::vector<std::pair<std::string, Descriptor>> named;
+    for (const Descriptor& root : roots) {
+      std::string name = ImageName(root.annotations);
+      if (!name.empty()) named.emplace_back(name, root);
+      if (options_.digest_refs)
+        named.emplace_back(absl::StrCat(BaseName(), "@", root.digest), root);
+    }
+    for (size_t i = 0; i < roots.size(); ++i) {
+      const Descriptor& root = roots[i];
+      if (!options_.all_platforms && root.platform && !matcher_.Match(*root.platform)) continue;
+      std::string what = ImageName(root.annotations);
+      if (what.empty()) what = absl::StrCat("index entry ", i, " (", root.digest, ")");
+      auto walked = Walk(root, /*required=*/true, what);
+      if (!walked.ok()) return walked.status();
+    }
+
+    ImportResult result;
+    result.blobs_written = written_;
+    result.blobs_present = present_;
+    for (auto& [name, target] : named) {
+      store::Image image;
+      image.name = name;
+      image.target = target;
+      image.target.platform.reset();  // image records keep no platform
+      if (absl::Status s = PutImage(image); !s.ok()) return s;
+      result.images.push_back({name, image.target, ImageId(target)});
+    }
+    return result;
+  }
+
+ private:
+  absl::Status Error(absl::StatusCode code, absl::string_view entry, absl::string_view msg) const {
+    return absl::Status(code, absl::StrCat("archive ", source_, ": ",
+                                           entry.empty() ? "" : absl::StrCat(entry, ": "), msg));
+  }
+
+  absl::Status TooDeep(absl::string_view image) const {
+    return Error(absl::StatusCode::kFailedPrecondition, image,
+                 absl::StrCat("indexes nested more than ", store::kMaxIndexNesting, " deep"));
+  }
+
+  // --- pass 1: the tar stream ---------------------------------------------
+
+  // An error of the tar reader, named after `entry` unless it is the
+  // caller's own read error, which passes through unchanged.
+  absl::Status TarError(const absl::Status& s, absl::string_view entry) const {
+    if (reader_->read_failed()) return s;
+    return Error(s.code(), entry, s.message());
+  }
+
+  absl::Status ReadArchive(const ArchiveReadFn& read) {
+    TarReader reader(read);
+    reader_ = &reader;
+    for (;;) {
+      absl::StatusOr<std::optional<TarEntry>> entry = reader.Next();
+      if (!entry.ok()) return TarError(entry.status(), "");
+      if (!entry->has_value()) break;
+      const TarEntry& e = **entry;
+      if (e.type == TarEntry::Type::kLink) {
+        aliases_[e.name] = e.target;
+        continue;
+      }
+      if (absl::Status s = OnFile(e.name, e.size); !s.ok()) return s;
+    }
+    reader_ = nullptr;
+    return absl::OkStatus();
+  }
+
+  // Reads the rest of the current entry into `out` (at most `limit` bytes).
+  absl::Status ReadAll(const std::string& name, int64_t size, int64_t limit, std::string* out) {
+    if (size > limit) {
+      return Error(absl::StatusCode::kInvalidArgument, name,
+                   absl::StrCat(size, " bytes, over the ", limit, "-byte limit"));
+    }
+    out->clear();
+    out->reserve(size);
+    for (;;) {
+      absl::StatusOr<size_t> n = reader_->Read(buf_.data(), buf_.size());
+      if (!n.ok()) return TarError(n.status(), name);
+      if (*n == 0) break;
+      out->append(buf_.data(), *n);
+    }
+    if (static_cast<int64_t>(out->size()) != size) {
+      return Error(absl::StatusCode::kDataLoss, name,
+                   absl::StrCat("read ", out->size(), " of ", size, " bytes"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status OnFile(const std::string& name, int64_t size) {
+    if (name == kOciLayoutFile || name == "index.json" || name == "manifest.json") {
+      std::string data;
+      if (absl::Status s = ReadAll(name, size, kJsonLimit, &data); !s.ok()) return s;
+      if (name == kOciLayoutFile) {
+        nlohmann::json j = nlohmann::json::parse(data, nullptr, false);
+        const nlohmann::json* v = j.is_object() ? Member(j, "imageLayoutVersion") : nullptr;
+        if (j.is_discarded() || !j.is_object() || (v && !v->is_string())) {
+          return Error(absl::StatusCode::kInvalidArgument, name, "not a valid OCI layout file");
+        }
+        oci_layout_ = true;
+        oci_version_ = v ? v->get<std::string>() : "";
+      } else if (name == "index.json") {
+        index_json_ = std::move(data);
+      } else {
+        manifest_json_ = std::move(data);
+      }
+      return absl::OkStatus();
+    }
+    std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+    if (parts.size() == 3 && parts[0] == "blobs" && parts[1] == "sha256") {
+      std::string digest = absl::StrCat(store::kSha256Prefix, parts[2]);
+      if (!store::ValidateDigest(digest).ok()) {
+        return Error(absl::StatusCode::kInvalidArgument, name, "not a valid sha256 blob name");
+      }
+      return StreamFile(name, size, digest);
+    }
+    if (size <= kSmallFile && buffered_ + size <= kMaxBuffered) {
+      std::string data;
+      if (absl::Status s = ReadAll(name, size, kSmallFile, &data); !s.ok()) return s;
+      buffered_ += size;
+      small_[name] = std::move(data);
+      files_.erase(name);
+      return absl::OkStatus();
+    }
+    return StreamFile(name, size, "");
+  }
+
+  // Streams the current entry into the content store; with `expected` set
+  // the bytes must hash to it.
+  absl::Status StreamFile(const std::string& name, int64_t size, const std::string& expected) {
+    std::string ref = absl::StrCat("import-", token_, "-", ++ingests_);
+    std::unique_ptr<store::ContentWriter> writer;
+    bool present = false;
+    store::Sha256 hash;
+    std::string head;
+    int64_t total = 0;
+    auto abort = [&](absl::Status s) {
+      if (writer) {
+        writer.reset();
+        content_->Abort(ns_, ref).IgnoreError();
+      }
+      return s;
+    };
+    for (bool opened = false;;) {
+      absl::StatusOr<size_t> got = reader_->Read(buf_.data(), buf_.size());
+      if (!got.ok()) return abort(TarError(got.status(), name));
+      const size_t n = *got;
+      absl::string_view chunk(buf_.data(), n);
+      if (head.size() < 10) absl::StrAppend(&head, chunk.substr(0, 10 - head.size()));
+      if (!opened) {
+        // Opened after the first read, so that an empty or unreadable entry
+        // leaves no ingest behind.
+        opened = true;
+        auto w = content_->Writer(ns_, ref, size, expected, options_.lease);
+        if (absl::IsAlreadyExists(w.status())) {
+          present = true;  // still hashed below: the archive must be sound
+        } else if (!w.ok()) {
+          return Error(w.status().code(), name, w.status().message());
+        } else {
+          writer = *std::move(w);
+        }
+      }
+      if (n == 0) break;
+      hash.Update(chunk);
+      total += static_cast<int64_t>(n);
+      if (writer) {
+        if (absl::Status s = writer->Write(chunk); !s.ok()) {
+          return abort(Error(s.code(), name, s.message()));
+        }
+      }
+    }
+    if (total != size) {
+      return abort(Error(absl::StatusCode::kDataLoss, name,
+                         absl::StrCat("read ", total, " of ", size, " bytes")));
+    }
+    std::string digest = hash.Digest();
+    if (!expected.empty() && digest != expected) {
+      return abort(Error(absl::StatusCode::kDataLoss, name,
+                         absl::StrCat("content does not match its name: it hashes to ", digest)));
+    }
+    if (writer) {
+      absl::Status s = writer->Commit(size, digest, {});
+      writer.reset();
+      if (absl::IsAlreadyExists(s)) {
+        present = true;
+      } else if (!s.ok()) {
+        content_->Abort(ns_, ref).IgnoreError();
+        return Error(s.code(), name, s.message());
+      }
+    }
+    ++(present ? present_ : written_);
+    files_[name] = ArchiveBlob{digest, size, head};
+    archive_digests_[digest] = size;
+    small_.erase(name);
+    return absl::OkStatus();
+  }
+
+  // --- docker-save ---------------------------------------------------------
+
+  // The blob a path of manifest.json names: followed through symlinks, and
+  // written to the store now when it was kept in memory.
+  absl::StatusOr<ArchiveBlob> DockerFile(const std::string& path, absl::string_view what) {
+    std::string p = CleanPath(path);
+    for (int hops = 0; hops < 16; ++hops) {
+      if (auto it = files_.find(p); it != files_.end()) return it->second;
+      if (auto it = small_.find(p); it != small_.end()) {
+        ArchiveBlob blob{store::Sha256::Of(it->second), static_cast<int64_t>(it->second.size()),
+                         it->second.substr(0, 10)};
+        if (absl::Status s = WriteBytes(it->second, blob.digest); !s.ok()) {
+          return Error(s.code(), p, s.message());
+        }
+        files_[p] = blob;
+        archive_digests_[blob.digest] = blob.size;
+        return blob;
+      }
+      auto alias = aliases_.find(p);
+      if (alias == aliases_.end()) break;
+      p = alias->second;
+    }
+    return Error(absl::StatusCode::kFailedPrecondition, "manifest.json",
+                 absl::StrCat(what, " \"", path, "\" is not in the archive"));
+  }
+
+  absl::Status WriteBytes(absl::string_view data, const std::string& digest) {
+    std::string ref = absl::StrCat("import-", token_, "-", ++ingests_);
+    auto w = content_->Writer(ns_, ref, data.size(), digest, options_.lease);
+    absl::Status s = w.status();
+    if (w.ok()) s = store::CommitWhole(*content_, ns_, ref, *std::move(w), data, digest);
+    if (absl::IsAlreadyExists(s)) {
+      ++present_;
+      return absl::OkStatus();
+    }
+    if (!s.ok()) return s;
+    ++written_;
+    return absl::OkStatus();
+  }
+
+  // containerd's importer for Docker archives: a schema 2 manifest per entry
+  // of manifest.json, an index entry per RepoTag (or one unnamed).
+  absl::StatusOr<std::vector<Descriptor>> DockerRoots() {
+    auto entries = ParseDockerManifest(*manifest_json_);
+    if (!entries.ok()) return Error(entries.status().code(), "", entries.status().message());
+    std::vector<Descriptor> roots;
+    for (const DockerEntry& e : *entries) {
+      auto config = DockerFile(e.config, "image config");
+      if (!config.ok()) return config.status();
+      nlohmann::ordered_json manifest;
+      manifest["schemaVersion"] = 2;
+      manifest["mediaType"] = store::kMediaTypeDockerManifest;
+      Descriptor config_desc{std::string(store::kMediaTypeDockerConfig), config->digest,
+                             config->size};
+      manifest["config"] = DescriptorJson(config_desc);
+      manifest["layers"] = nlohmann::ordered_json::array();
+      for (const std::string& path : e.layers) {
+        auto layer = DockerFile(path, "layer");
+        if (!layer.ok()) return layer.status();
+        Descriptor d{std::string(LooksCompressed(layer->head) ? store::kMediaTypeDockerLayerGzip
+                                                              : store::kMediaTypeDockerLayer),
+                     layer->digest, layer->size};
+        manifest["layers"].push_back(DescriptorJson(d));
+      }
+      std::string bytes = Dump(manifest);
+      Descriptor desc{std::string(store::kMediaTypeDockerManifest), store::Sha256::Of(bytes),
+                      static_cast<int64_t>(bytes.size())};
+      if (absl::Status s = WriteBytes(bytes, desc.digest); !s.ok()) {
+        return Error(s.code(), "manifest.json", s.message());
+      }
+      archive_digests_[desc.digest] = desc.size;
+      // containerd puts the config's platform on the entry (os and
+      // architecture, normalised).
+      auto config_json = ReadSmallBlob(content_, ns_, config->digest, store::kMaxImageConfigBytes);
+      if (!config_json.ok())
+        return Error(config_json.status().code(), e.config, config_json.status().message());
+      auto cfg = store::ParseImageConfig(*config_json);
+      if (!cfg.ok())
+        return Error(absl::StatusCode::kInvalidArgument, e.config, cfg.status().message());
+      store::Platform platform;
+      platform.os = cfg->platform.os;
+      platform.architecture = cfg->platform.architecture;
+      platform = store::NormalizePlatform(platform);
+      platform.variant.clear();  // containerd 1.6 normalises {OS, Architecture} only
+      desc.platform = platform;
+      if (e.repo_tags.empty()) {
+        roots.push_back(desc);
+        continue;
+      }
+      for (const std::string& tag : e.repo_tags) {
+        auto normalized = NormalizeImageRef(tag);
+        if (!normalized.ok()) {
+          return Error(absl::StatusCode::kInvalidArgument, "manifest.json",
+                       absl::StrCat("RepoTag: ", normalized.status().message()));
+        }
+        Descriptor named = desc;
+        named.annotations[kAnnotationImageName] = *normalized;
+        named.annotations[kAnnotationRefName] = OciReferenceName(*normalized);
+        roots.push_back(std::move(named));
+      }
+    }
+    return roots;
+  }
+
+  // --- names ---------------------------------------------------------------
+
+  std::string BaseName() const {
+    if (!options_.base_name.empty()) return options_.base_name;
+    return absl::StrCat("import-",
+                        absl::FormatTime("%Y-%m-%d", options_.now, absl::LocalTimeZone()));
+  }
+
+  // ctr's imageName with its ref translators (archive.AddRefPrefix without
+  // --base-name, archive.FilterRefPrefix with it).
+  std::string ImageName(const store::Labels& annotations) const {
+    if (auto it = annotations.find(kAnnotationImageName);
+        it != annotations.end() && !it->second.empty()) {
+      return it->second;
+    }
+    auto it = annotations.find(kAnnotationRefName);
+    if (it == annotations.end() || it->second.empty()) return "";
+    const std::string& ref = it->second;
+    std::string base = BaseName();
+    if (ref.find_first_of("/:@") == std::string::npos) return absl::StrCat(base, ":", ref);
+    if (!options_.base_name.empty()) {
+      // Only references inside the base repository.
+      if (!absl::StartsWith(ref, base)) return "";
+      if (ref.size() > base.size() &&
+          absl::string_view("/:@").find(ref[base.size()]) == absl::string_view::npos)
+        return "";
+    }
+    return ref;
+  }
+
+  // --- pass 2: the walk ----------------------------------------------------
+
+  // Whether blob `d` is in the archive or the store, with the size its
+  // descriptor says. NotFound when it is in neither.
+  absl::Status Have(const Descriptor& d, const std::string& image) {
+    int64_t size;
+    if (auto it = archive_digests_.find(d.digest); it != archive_digests_.end()) {
+      size = it->second;
+    } else if (auto it = store_sizes_.find(d.digest); it != store_sizes_.end()) {
+      size = it->second;
+    } else {
+      if (absl::Status v = store::ValidateDigest(d.digest); !v.ok()) {
+        return Error(absl::StatusCode::kInvalidArgument, image, v.message());
+      }
+      auto info = content_->Info(ns_, d.digest);
+      if (absl::IsNotFound(info.status())) {
+        return absl::NotFoundError(absl::StrCat("blob ", d.digest, " (", d.media_type,
+                                                ") is neither in the archive nor in namespace ",
+                                                ns_));
+      }
+      if (!info.ok()) return info.status();
+      size = store_sizes_[d.digest] = info->size;
+    }
+    if (d.size >= 0 && d.size != size) {
+      return Error(
+          absl::StatusCode::kDataLoss, image,
+          absl::StrCat("blob ", d.digest, " is ", size, " bytes but its descriptor says ", d.size));
+    }
+    return absl::OkStatus();
+  }
+
+  // Walks `d` and below; true when the subtree is complete, false when a
+  // blob of it is missing and `required` is false. Parents get GC labels for
+  // the children walked.
+  absl::StatusOr<bool> Walk(const Descriptor& d, bool required, const std::string& image,
+                            int depth = 0) {
+    if (complete_.count(d.digest)) return true;
+    absl::Status have = Have(d, image);
+    if (absl::IsNotFound(have)) {
+      if (!required) return false;
+      return Error(absl::StatusCode::kFailedPrecondition, image,
+                   absl::StrCat("needs ", have.message()));
+    }
+    if (!have.ok()) return have;
+    std::vector<ChildPlan> plan;
+    if (store::IsIndexType(d.media_type)) {
+      if (depth >= store::kMaxIndexNesting) return TooDeep(image);
+      auto bytes = ReadSmallBlob(content_, ns_, d.digest, store::kMaxImageDocumentBytes);
+      if (!bytes.ok()) return Error(bytes.status().code(), image, bytes.status().message());
+      auto children = store::ParseIndex(*bytes);
+      if (!children.ok())
+        return Error(absl::StatusCode::kInvalidArgument, image, children.status().message());
+      plan = PlanChildren(*children, required, matcher_, options_.all_platforms);
+      indexes_[d.digest] = *std::move(children);
+    } else if (store::IsManifestType(d.media_type)) {
+      auto bytes = ReadSmallBlob(content_, ns_, d.digest, store::kMaxImageDocumentBytes);
+      if (!bytes.ok()) return Error(bytes.status().code(), image, bytes.status().message());
+      auto manifest = store::ParseManifest(*bytes);
+      if (!manifest.ok())
+        return Error(absl::StatusCode::kInvalidArgument, image, manifest.status().message());
+      plan.push_back({manifest->config, required});
+      for (const Descriptor& layer : manifest->layers) plan.push_back({layer, required});
+      manifests_[d.digest] = *std::move(manifest);
+    }
+    std::vector<Descriptor> walked;
+    bool complete = true;
+    for (const ChildPlan& child : plan) {
+      auto ok = Walk(child.desc, child.required, image, depth + 1);
+      if (!ok.ok()) return ok.status();
+      if (*ok) {
+        walked.push_back(child.desc);
+      } else if (store::IsManifestType(d.media_type)) {
+        complete = false;  // a manifest of another platform, partly missing
+      }
+    }
+    if (!complete) return false;
+    if (!walked.empty()) {
+      store::ContentInfo info;
+      info.digest = d.digest;
+      info.labels = store::ChildGcLabels(walked);
+      std::vector<std::string> paths;
+      for (const auto& [key, value] : info.labels) paths.push_back(absl::StrCat("labels.", key));
+      if (auto u = content_->Update(ns_, info, paths); !u.ok()) {
+        return Error(u.status().code(), image, u.status().message());
+      }
+    }
+    complete_.insert(d.digest);
+    return true;
+  }
+
+  // The image ID `target` resolves to ("" when it does not).
+  std::string ImageId(const Descriptor& target) {
+    store::ContentDocuments documents(content_, ns_);
+    store::ResolvedImage walked;
+    store::ResolveImage(documents, target, matcher_, store::FormatPlatform(options_.platform),
+                        store::ConfigRead::kWhenNeeded, &walked)
+        .IgnoreError();
+    return walked.image_id();
+  }
+
+  // ctr: update the target of an existing image, else create it.
+  absl::Status PutImage(const store::Image& image) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto updated = images_->Update(ns_, image, {"target"}, options_.lease);
+      if (updated.ok()) return absl::OkStatus();
+      if (!absl::IsNotFound(updated.status())) {
+        return Error(updated.status().code(), image.name, updated.status().message());
+      }
+      auto created = images_->Create(ns_, image, options_.lease);
+      if (created.ok()) return absl::OkStatus();
+      if (!absl::IsAlreadyExists(created.status())) {
+        return Error(created.status().code(), image.name, created.status().message());
+      }
+    }
+    return Error(absl::StatusCode::kAborted, image.name, "created and deleted concurrently");
+  }
+
+  ContentStore* content_;
+  ImageStore* images_;
+  std::string ns_;
+  std::string source_;
+  ImportOptions options_;
+  store::PlatformMatcher matcher_;
+  std::string token_;
+  std::vector<char> buf_;
+
+  TarReader* reader_ = nullptr;  // during pass 1
+  int64_t ingests_ = 0;
+  int64_t written_ = 0;
+  int64_t present_ = 0;
+
+  bool oci_layout_ = false;
+  std::string oci_version_;
+  std::optional<std::string> index_json_;
+  std::optional<std::string> manifest_json_;
+  std::map<std::string, ArchiveBlob> files_;  // path -> blob in the store
+  std::map<std::string, std::string> small_;  // path -> bytes kept in memory
+  int64_t buffered_ = 0;
+  std::map<std::string, std::string> aliases_;      // symlink or hard link -> target path
+  std::map<std::string, int64_t> archive_digests_;  // digests the archive brought
+
+  std::map<std::string, int64_t> store_sizes_;
+  std::set<std::string> complete_;
+  std::map<std::string, std::vector<Descriptor>> indexes_;
+  std::map<std::string, store::Manifest> manifests_;
+};
+
+}  // namespace
+
+absl::StatusOr<ImportResult> Import(ContentStore* content, ImageStore* images, absl::string_view ns,
+                                    const ArchiveReadFn& read, absl::string_view source,
+                                    const ImportOptions& options) {
+  Importer importer(content, images, ns, source, options);
+  return importer.Run(read);
+}
+
+absl::StatusOr<ImportResult> ImportFile(ContentStore* content, ImageStore* images,
+                                        absl::string_view ns, const std::string& path,
+                                        const ImportOptions& options) {
+  int fd = 0;
+  if (path != "-") {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return store::ErrnoError(errno, absl::StrCat("open ", path));
+  }
+  ArchiveReadFn read = [fd, &path](char* buf, size_t len) -> absl::StatusOr<size_t> {
+    for (;;) {
+      ssize_t n = ::read(fd, buf, len);
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return store::ErrnoError(errno, absl::StrCat("read ", path));
+    }
+  };
+  auto result = Import(content, images, ns, read, path == "-" ? "(stdin)" : path, options);
+  if (fd != 0) ::close(fd);
+  return result;
+}
+
+}  // namespace imaged::cri
