@@ -151,7 +151,7 @@ TEST_F(MirrorTest, SyncNameFollowsCreateUpdateAndDelete) {
   EXPECT_THAT(Listed(), IsEmpty());
 }
 
-TEST_F(MirrorTest, AMultiPlatformIndexCopiesOnlyThePlatformsManifest) {
+TEST_F(MirrorTest, AMultiPlatformIndexCopiesOnlyThePlatformsManifestWithGcLabels) {
   store::TestImageSpec arm;
   arm.seed = "arm";
   arm.architecture = "arm64";
@@ -167,6 +167,13 @@ TEST_F(MirrorTest, AMultiPlatformIndexCopiesOnlyThePlatformsManifest) {
   ASSERT_EQ(Listed().size(), 1u);
   EXPECT_EQ(Listed()[0].id, amd.config.digest);
   EXPECT_FALSE(imaged_.content->Info(kNs, arm_image.manifest.digest).ok());
+  // The copies carry the gc.ref labels that keep them together.
+  EXPECT_EQ(imaged_.content->Info(kNs, index->first.digest)
+                ->labels.at("containerd.io/gc.ref.content.m.0"),
+            amd.manifest.digest);
+  EXPECT_EQ(imaged_.content->Info(kNs, amd.manifest.digest)
+                ->labels.at("containerd.io/gc.ref.content.config"),
+            amd.config.digest);
 }
 
 TEST_F(MirrorTest, ImagedsCollectorKeepsTheCopiedDocuments) {
@@ -194,23 +201,6 @@ TEST_F(MirrorTest, ARecordWhoseDocumentsContainerdLacksWaitsUnresolved) {
   ASSERT_TRUE(mirror_.Sync(kNs).ok());
   EXPECT_THAT(Listed(), IsEmpty());
   EXPECT_EQ(imaged_.images->ListUnresolved()->size(), 1u);
-}
-
-TEST_F(MirrorTest, AMultiPlatformIndexIsLabelledForTheCollector) {
-  store::TestImage amd = Upstream("amd");
-  auto index = store::MakeTestIndex(*containerd_.content, kNs, {amd});
-  ASSERT_TRUE(index.ok());
-  store::Image image;
-  image.name = "multi:1";
-  image.target = index->first;
-  ASSERT_TRUE(containerd_.images->Create(kNs, image).ok());
-  ASSERT_TRUE(mirror_.Sync(kNs).ok());
-  EXPECT_EQ(imaged_.content->Info(kNs, index->first.digest)
-                ->labels.at("containerd.io/gc.ref.content.m.0"),
-            amd.manifest.digest);
-  EXPECT_EQ(imaged_.content->Info(kNs, amd.manifest.digest)
-                ->labels.at("containerd.io/gc.ref.content.config"),
-            amd.config.digest);
 }
 
 TEST_F(MirrorTest, ADocumentOverItsLimitIsNotCopiedAndLeavesNoIngest) {
