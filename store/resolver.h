@@ -97,7 +97,9 @@ struct ResolvedImage {
   // Whether the manifest was reached through an entry without a platform.
   bool via_platformless_entry = false;
 
-  // The image ID (the config's digest); "" before the manifest was read.
+  // The config's digest once the manifest was read ("" before). Only an OK
+  // walk makes it the image ID: one that failed on the config's platform
+  // has read the manifest too.
   std::string image_id() const { return manifest ? manifest->config.digest : std::string(); }
 };
 

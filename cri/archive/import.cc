@@ -534,9 +534,13 @@ class Importer {
   std::string ImageId(const Descriptor& target) {
     store::ContentDocuments documents(content_, ns_);
     store::ResolvedImage walked;
-    store::ResolveImage(documents, target, matcher_, store::FormatPlatform(options_.platform),
-                        store::ConfigRead::kWhenNeeded, &walked)
-        .IgnoreError();
+    // A walk that read the manifest can still fail (a platform-less entry
+    // whose config is of another platform): only a whole one names an ID.
+    if (!store::ResolveImage(documents, target, matcher_, store::FormatPlatform(options_.platform),
+                             store::ConfigRead::kWhenNeeded, &walked)
+             .ok()) {
+      return "";
+    }
     return walked.image_id();
   }
 

@@ -82,6 +82,7 @@ bool TarReader::read_failed() const { return !state_->read_status.ok(); }
 
 absl::StatusOr<std::optional<TarEntry>> TarReader::Next() {
   State& s = *state_;
+  s.remaining = 0;  // what was left of the last file is skipped
   if (!s.opened) {
     s.opened = true;
     if (archive_read_open(s.a, &s, nullptr, State::Callback, nullptr) != ARCHIVE_OK) {
