@@ -206,8 +206,11 @@ absl::Status Mirror::CopyDocuments(absl::string_view ns, const store::Descriptor
     return s;
   }
   if (walked.config) return absl::OkStatus();  // copied by the walk
+  // As in the walk: a config containerd lacks, or one too large or not
+  // what its digest names, leaves the record unresolved, not the sync failed.
   absl::Status copied = EnsureBlob(ns, config, lease, store::kMaxImageConfigBytes, nullptr);
-  return absl::IsNotFound(copied) ? absl::OkStatus() : copied;
+  return absl::IsNotFound(copied) || absl::IsFailedPrecondition(copied) ? absl::OkStatus()
+                                                                         : copied;
 }
 
 absl::Status Mirror::Write(absl::string_view ns, std::vector<store::Image> images,
