@@ -332,16 +332,8 @@ grpc::Status CriService::RemoveFromContainerd(const cripb::RemoveImageRequest* r
   auto image = images_->ImageStatus(ns_, req->image().image());
   if (!image.ok()) return ToGrpcStatus(image.status());
   if (!image->has_value()) return grpc::Status::OK;
-  // The ID record last, as containerd's CRI removes it, and with `sync`, so
-  // containerd's collector has freed the space when this returns.
-  std::vector<std::string> names = (*image)->names;
-  std::stable_partition(names.begin(), names.end(),
-                        [](const std::string& n) { return !cri::IsImageId(n); });
-  for (size_t i = 0; i < names.size(); ++i) {
-    absl::Status s = i + 1 == names.size()
-                         ? mirror_->upstream_images().DeleteSync(ns_, names[i])
-                         : mirror_->upstream_images().Delete(ns_, names[i]);
-    if (!s.ok() && !absl::IsNotFound(s)) return ToGrpcStatus(s);
+  if (absl::Status s = mirror_->mirror().RemoveUpstream(ns_, (*image)->names); !s.ok()) {
+    return ToGrpcStatus(s);
   }
   if (disk_ != nullptr) disk_->Refresh();
   auto removed = images_->RemoveImage(ns_, (*image)->id);

@@ -36,7 +36,11 @@ MirrorRunner::MirrorRunner(Options options, cri::MirrorTarget target,
   images_ = std::make_unique<RemoteImageStore>(channel_, calls_.get());
   content_ = std::make_unique<RemoteContentStore>(channel_, calls_.get());
   leases_ = std::make_unique<RemoteLeaseStore>(channel_, calls_.get());
-  mirror_ = std::make_unique<cri::Mirror>(cri::MirrorSource{images_.get(), content_.get()}, target,
+  cri::MirrorSource source{images_.get(), content_.get()};
+  source.delete_sync = [images = images_.get()](absl::string_view ns, absl::string_view name) {
+    return images->DeleteSync(ns, name);
+  };
+  mirror_ = std::make_unique<cri::Mirror>(std::move(source), target,
                                           platform);
   calls_->OnHealthChange([this](bool) { UpstreamHealthChanged(); });
 }

@@ -296,6 +296,18 @@ absl::StatusOr<MirrorSyncReport> Mirror::Sync(absl::string_view ns) {
   return report;
 }
 
+absl::Status Mirror::RemoveUpstream(absl::string_view ns, std::vector<std::string> names) {
+  std::stable_partition(names.begin(), names.end(),
+                        [](const std::string& n) { return !IsImageId(n); });
+  for (size_t i = 0; i < names.size(); ++i) {
+    const bool last = i + 1 == names.size();
+    absl::Status s = last && source_.delete_sync ? source_.delete_sync(ns, names[i])
+                                                 : source_.images->Delete(ns, names[i]);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<bool> Mirror::SyncReference(absl::string_view ns, absl::string_view ref) {
   std::vector<std::string> names = {std::string(ref)};
   absl::StatusOr<std::string> normalized = NormalizeImageRef(ref);

@@ -21,6 +21,7 @@
 #ifndef IMAGED_CRI_MIRROR_MIRROR_H_
 #define IMAGED_CRI_MIRROR_MIRROR_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ namespace imaged::cri {
 struct MirrorSource {
   store::ImageStore* images = nullptr;
   store::ContentStore* content = nullptr;
+  // containerd's Images.Delete with `sync` (it returns after its garbage
+  // collection); none: images->Delete.
+  std::function<absl::Status(absl::string_view ns, absl::string_view name)> delete_sync;
 };
 
 // imaged's own stores.
@@ -95,6 +99,11 @@ class Mirror {
   // SyncName for each of `names` and for every other record of containerd's
   // with the same target (a pull writes repo:tag, repo@digest and the ID).
   absl::Status SyncImage(absl::string_view ns, absl::Span<const std::string> names);
+  // CRI RemoveImage in mirror mode: deletes `names` (one image's) in
+  // containerd as its CRI does: the ID record ("sha256:<id>") last, and
+  // with `sync`, so containerd's collector has freed the space when this
+  // returns. A name already gone is not an error.
+  absl::Status RemoveUpstream(absl::string_view ns, std::vector<std::string> names);
 
   // Bookkeeping for the connection that feeds events (plugin/mirror_runner).
   void SetConnected(bool connected, absl::string_view error = "");

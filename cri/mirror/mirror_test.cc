@@ -227,6 +227,28 @@ TEST_F(MirrorTest, SyncReferenceFindsANameByItsNormalisedForm) {
   EXPECT_FALSE(*mirror_.SyncReference(kNs, "not a reference"));
 }
 
+TEST_F(MirrorTest, RemoveUpstreamDeletesTheIdRecordLastAndWithSync) {
+  store::TestImage a = Upstream("a");
+  Tag(a.config.digest, a);
+  Tag("docker.io/library/a:1", a);
+  Tag("docker.io/library/a@" + a.manifest.digest, a);
+  std::vector<std::string> synced;
+  MirrorSource source{containerd_.images, containerd_.content};
+  source.delete_sync = [&](absl::string_view ns, absl::string_view name) {
+    synced.emplace_back(name);
+    return containerd_.images->Delete(ns, name);
+  };
+  Mirror mirror(source,
+                MirrorTarget{imaged_.content, imaged_.images, imaged_.images, imaged_.leases},
+                store::DefaultPlatform());
+  ASSERT_TRUE(mirror
+                  .RemoveUpstream(kNs, {a.config.digest, "docker.io/library/a:1",
+                                        "docker.io/library/a@" + a.manifest.digest, "gone:1"})
+                  .ok());
+  EXPECT_THAT(synced, ElementsAre(a.config.digest));  // the last one, and only it
+  EXPECT_THAT(*containerd_.images->List(kNs, {}), IsEmpty());
+}
+
 TEST(SameRecord, DerivedLabelsDoNotCountButOthersDo) {
   store::Image up, local;
   up.target.digest = local.target.digest = "sha256:x";
