@@ -118,6 +118,12 @@ class ContentStore {
   virtual absl::Status Abort(absl::string_view ns, absl::string_view ref) = 0;
 };
 
+// The whole of blob `digest` of `ns`, read in one call: the store's error
+// (NotFound when `ns` lacks it), or FailedPrecondition when it is larger than
+// `max_bytes` (documents, not layers, are read whole).
+absl::StatusOr<std::string> ReadWholeBlob(ContentStore& store, absl::string_view ns,
+                                          absl::string_view digest, int64_t max_bytes);
+
 // Writes `data` as the whole of ingest `ref` (`writer`, from the start) and
 // commits it as blob `expected`. AlreadyExists when another writer committed
 // that blob first, which callers count as written. On any other failure the

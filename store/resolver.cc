@@ -53,23 +53,15 @@ ContentDocuments::ContentDocuments(ContentStore* content, absl::string_view ns,
 absl::StatusOr<std::string> ContentDocuments::Fetch(const Descriptor& desc, DocumentKind kind,
                                                     int64_t max_bytes) {
   asked_.push_back(desc.digest);
-  absl::StatusOr<std::unique_ptr<ContentReader>> r = content_->Reader(ns_, desc.digest);
-  if (absl::IsNotFound(r.status()) && fallback_ns_)
-    r = content_->Reader(*fallback_ns_, desc.digest);
-  if (absl::IsNotFound(r.status())) {
+  absl::StatusOr<std::string> bytes = ReadWholeBlob(*content_, ns_, desc.digest, max_bytes);
+  if (absl::IsNotFound(bytes.status()) && fallback_ns_) {
+    bytes = ReadWholeBlob(*content_, *fallback_ns_, desc.digest, max_bytes);
+  }
+  if (absl::IsNotFound(bytes.status())) {
     missing_ = desc.digest;
     missing_kind_ = kind;
   }
-  if (!r.ok()) return r.status();
-  if ((*r)->Size() > max_bytes) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the stored blob is ", (*r)->Size(), " bytes, over the ", max_bytes, "-byte limit"));
-  }
-  std::string out;
-  if (absl::Status s = (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), &out); !s.ok()) {
-    return s;
-  }
-  return out;
+  return bytes;
 }
 
 absl::Status ResolveImage(DocumentSource& source, const Descriptor& target,

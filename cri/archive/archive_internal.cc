@@ -14,29 +14,6 @@ std::string RandomToken() {
   return absl::StrFormat("%08x%08x", rd(), rd());
 }
 
-absl::StatusOr<std::string> ReadSmallBlob(store::ContentStore* content, absl::string_view ns,
-                                          absl::string_view digest, int64_t limit) {
-  auto reader = content->Reader(ns, digest);
-  if (!reader.ok()) return reader.status();
-  int64_t size = (*reader)->Size();
-  if (size > limit) {
-    return absl::InvalidArgumentError(absl::StrCat("blob ", digest, " is ", size,
-                                                   " bytes, over the ", limit,
-                                                   "-byte limit for an image document"));
-  }
-  std::string out, chunk;
-  while (static_cast<int64_t>(out.size()) < size) {
-    if (absl::Status s = (*reader)->ReadAt(out.size(), kChunk, &chunk); !s.ok()) return s;
-    if (chunk.empty()) break;
-    out += chunk;
-  }
-  if (static_cast<int64_t>(out.size()) != size) {
-    return absl::DataLossError(
-        absl::StrCat("blob ", digest, ": read ", out.size(), " of ", size, " bytes"));
-  }
-  return out;
-}
-
 const nlohmann::json* Member(const nlohmann::json& obj, absl::string_view key) {
   const nlohmann::json* found = nullptr;
   for (auto it = obj.begin(); it != obj.end(); ++it) {

@@ -33,11 +33,6 @@ inline constexpr char kOciLayoutVersion[] = "1.0.0";
 // store. Also names an export's temporary file.
 std::string RandomToken();
 
-// The whole of blob `digest` of `ns`, at most `limit` bytes (InvalidArgument
-// beyond).
-absl::StatusOr<std::string> ReadSmallBlob(store::ContentStore* content, absl::string_view ns,
-                                          absl::string_view digest, int64_t limit);
-
 // A member of a JSON object matched as Go's encoding/json matches field
 // names: exactly, else ASCII-case-insensitively; null counts as absent.
 const nlohmann::json* Member(const nlohmann::json& obj, absl::string_view key);

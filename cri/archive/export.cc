@@ -44,7 +44,6 @@ using archive_internal::kOciLayoutFile;
 using archive_internal::kOciLayoutVersion;
 using archive_internal::PlanChildren;
 using archive_internal::RandomToken;
-using archive_internal::ReadSmallBlob;
 using store::ContentStore;
 using store::Descriptor;
 using store::ImageStore;
@@ -231,7 +230,8 @@ class Exporter {
             "image ", image, ": indexes nested more than ", store::kMaxIndexNesting, " deep"));
       }
       if (!indexes_.count(d.digest)) {
-        auto bytes = ReadSmallBlob(content_, ns_, d.digest, store::kMaxImageDocumentBytes);
+        auto bytes = 
+            store::ReadWholeBlob(*content_, ns_, d.digest, store::kMaxImageDocumentBytes);
         if (!bytes.ok()) return bytes.status();
         auto children = store::ParseIndex(*bytes);
         if (!children.ok()) {
@@ -243,7 +243,8 @@ class Exporter {
       plan = PlanChildren(indexes_[d.digest], required, matcher_, options_.all_platforms);
     } else if (is_manifest) {
       if (!manifests_.count(d.digest)) {
-        auto bytes = ReadSmallBlob(content_, ns_, d.digest, store::kMaxImageDocumentBytes);
+        auto bytes = 
+            store::ReadWholeBlob(*content_, ns_, d.digest, store::kMaxImageDocumentBytes);
         if (!bytes.ok()) return bytes.status();
         auto manifest = store::ParseManifest(*bytes);
         if (!manifest.ok()) {

@@ -48,7 +48,6 @@ using archive_internal::Member;
 using archive_internal::ParseDockerManifest;
 using archive_internal::PlanChildren;
 using archive_internal::RandomToken;
-using archive_internal::ReadSmallBlob;
 using store::ContentStore;
 using store::Descriptor;
 using store::ImageStore;
@@ -379,7 +378,8 @@ class Importer {
       archive_digests_[desc.digest] = desc.size;
       // containerd puts the config's platform on the entry (os and
       // architecture, normalised).
-      auto config_json = ReadSmallBlob(content_, ns_, config->digest, store::kMaxImageConfigBytes);
+      auto config_json = 
+          store::ReadWholeBlob(*content_, ns_, config->digest, store::kMaxImageConfigBytes);
       if (!config_json.ok())
         return Error(config_json.status().code(), e.config, config_json.status().message());
       auto cfg = store::ParseImageConfig(*config_json);
@@ -487,7 +487,8 @@ class Importer {
     std::vector<ChildPlan> plan;
     if (store::IsIndexType(d.media_type)) {
       if (depth >= store::kMaxIndexNesting) return TooDeep(image);
-      auto bytes = ReadSmallBlob(content_, ns_, d.digest, store::kMaxImageDocumentBytes);
+      auto bytes = 
+          store::ReadWholeBlob(*content_, ns_, d.digest, store::kMaxImageDocumentBytes);
       if (!bytes.ok()) return Error(bytes.status().code(), image, bytes.status().message());
       auto children = store::ParseIndex(*bytes);
       if (!children.ok())
@@ -495,7 +496,8 @@ class Importer {
       plan = PlanChildren(*children, required, matcher_, options_.all_platforms);
       indexes_[d.digest] = *std::move(children);
     } else if (store::IsManifestType(d.media_type)) {
-      auto bytes = ReadSmallBlob(content_, ns_, d.digest, store::kMaxImageDocumentBytes);
+      auto bytes = 
+          store::ReadWholeBlob(*content_, ns_, d.digest, store::kMaxImageDocumentBytes);
       if (!bytes.ok()) return Error(bytes.status().code(), image, bytes.status().message());
       auto manifest = store::ParseManifest(*bytes);
       if (!manifest.ok())

@@ -105,33 +105,26 @@ absl::Status Mirror::EnsureBlob(absl::string_view ns, const store::Descriptor& d
     if (!absl::IsUnavailable(w.status()) || i >= 100) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
-  auto too_large = [&](int64_t size) {
-    return absl::FailedPreconditionError(absl::StrCat(size, " bytes is too large for a document"));
-  };
   if (absl::IsAlreadyExists(w.status())) {
     if (bytes == nullptr) return absl::OkStatus();
-    absl::StatusOr<std::unique_ptr<store::ContentReader>> r =
-        target_.content->Reader(ns, desc.digest);
-    if (!r.ok()) return r.status();
-    if ((*r)->Size() > max_bytes) return too_large((*r)->Size());
-    return (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), bytes);
+    absl::StatusOr<std::string> here =
+        store::ReadWholeBlob(*target_.content, ns, desc.digest, max_bytes);
+    if (!here.ok()) return here.status();
+    *bytes = *std::move(here);
+    return absl::OkStatus();
   }
   if (!w.ok()) return w.status();
-  std::string data;
-  absl::StatusOr<std::unique_ptr<store::ContentReader>> r =
-      source_.content->Reader(ns, desc.digest);
-  absl::Status read = r.status();
-  if (read.ok() && (*r)->Size() > max_bytes) read = too_large((*r)->Size());
-  if (read.ok()) read = (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), &data);
-  if (!read.ok()) {
+  absl::StatusOr<std::string> data =
+      store::ReadWholeBlob(*source_.content, ns, desc.digest, max_bytes);
+  if (!data.ok()) {
     w->reset();
     target_.content->Abort(ns, Ref(desc.digest)).IgnoreError();
-    return read;
+    return data.status();
   }
-  absl::Status c =
-      store::CommitWhole(*target_.content, ns, Ref(desc.digest), *std::move(w), data, desc.digest);
+  absl::Status c = store::CommitWhole(*target_.content, ns, Ref(desc.digest), *std::move(w),
+                                      *data, desc.digest);
   if (!c.ok() && !absl::IsAlreadyExists(c)) return c;
-  if (bytes != nullptr) *bytes = std::move(data);
+  if (bytes != nullptr) *bytes = *std::move(data);
   return absl::OkStatus();
 }
 

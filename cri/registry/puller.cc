@@ -102,18 +102,7 @@ absl::StatusOr<std::string> Puller::Document(Job& job, const store::Descriptor& 
   const std::string ref = IngestRef(ref_kind, desc.digest);
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> w = OpenWriter(job, ref, desc);
   if (absl::IsAlreadyExists(w.status())) {
-    absl::StatusOr<std::unique_ptr<store::ContentReader>> r =
-        content_->Reader(job.req->ns, desc.digest);
-    if (!r.ok()) return r.status();
-    if ((*r)->Size() > max_bytes) {
-      return absl::FailedPreconditionError(
-          absl::StrCat((*r)->Size(), " bytes is more than a ", ref_kind, " may have"));
-    }
-    std::string bytes;
-    if (absl::Status s = (*r)->ReadAt(0, static_cast<size_t>((*r)->Size()), &bytes); !s.ok()) {
-      return s;
-    }
-    return bytes;
+    return store::ReadWholeBlob(*content_, job.req->ns, desc.digest, max_bytes);
   }
   if (!w.ok()) return w.status();
   absl::StatusOr<std::string> bytes = job.registry->FetchManifest(desc);
