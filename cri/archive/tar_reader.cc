@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "store/limits.h"
 
 namespace imaged::cri {
 std::string CleanPath(absl::string_view path) {
@@ -103,13 +104,13 @@ absl::StatusOr<std::optional<TarEntry>> TarReader::Next() {
         return absl::InvalidArgumentError(
             absl::StrCat("not a tar archive: ", msg != nullptr ? msg : "unknown error"));
       }
-      return s.Damaged(absl::StrCat("after entry ", s.last_entry, ": "));
+      return s.Damaged(absl::StrCat("after entry ", store::Quote(s.last_entry), ": "));
     }
     s.first = false;
     const char* raw = archive_entry_pathname(entry);
     if (raw == nullptr) {
       return absl::InvalidArgumentError(
-          absl::StrCat("an entry after ", s.last_entry, " has no readable name"));
+          absl::StrCat("an entry after ", store::Quote(s.last_entry), " has no readable name"));
     }
     s.last_entry = raw;
     TarEntry out;
@@ -134,7 +135,7 @@ absl::StatusOr<std::optional<TarEntry>> TarReader::Next() {
     // reserved ~2^64 bytes (archive_reader_fuzzer's first find).
     if (out.size < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("entry ", out.name, " has a negative size (", out.size, ")"));
+          absl::StrCat("entry ", store::Quote(out.name), " has a negative size (", out.size, ")"));
     }
     s.remaining = out.size;
     return out;
@@ -149,8 +150,8 @@ absl::StatusOr<size_t> TarReader::Read(char* buf, size_t n) {
   // ordinary entry; archive_reader_fuzzer's second find): callers size
   // their buffers and limits by the header, so more is damage.
   if (got > s.remaining) {
-    return absl::DataLossError(absl::StrCat("damaged tar: more data than the entry's header (",
-                                            s.last_entry, ") says"));
+    return absl::DataLossError(absl::StrCat("damaged tar: more data than the header of entry ",
+                                            store::Quote(s.last_entry), " says"));
   }
   s.remaining -= got;
   return static_cast<size_t>(got);
