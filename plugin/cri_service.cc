@@ -3,13 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdio>
-#include <thread>
 
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "api/containerd/events/image.pb.h"
 #include "cri/reference.h"
 #include "plugin/convert.h"
 #include "plugin/grpc_status.h"
@@ -253,13 +248,7 @@ grpc::Status CriService::ForwardPull(grpc::ServerContext* ctx, const cripb::Pull
   if (absl::Status s = up->Finish(upstream_cri_->PullImage(up->get(), *req, resp)); !s.ok()) {
     return ToGrpcStatus(s);
   }
-  // Answer once the mirror has what containerd's CRI wrote: the ID record,
-  // the reference, and every other name of the same target.
-  std::vector<std::string> names = {resp->image_ref()};
-  if (absl::StatusOr<std::string> ref = cri::NormalizeImageRef(req->image().image()); ref.ok()) {
-    names.push_back(*ref);
-  }
-  return ToGrpcStatus(mirror_->mirror().SyncImage(ns_, names));
+  return ToGrpcStatus(mirror_->mirror().SyncPull(ns_, req->image().image(), resp->image_ref()));
 }
 
 grpc::Status CriService::PullImage(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,
@@ -278,50 +267,22 @@ grpc::Status CriService::PullImage(grpc::ServerContext* ctx, const cripb::PullIm
       a.username(), a.password(), a.auth(), a.identity_token(), a.registry_token());
   if (!creds.ok()) return ToGrpcStatus(creds.status());
 
-  // The pull stops when the caller goes away or the server's drain runs out.
-  std::atomic<bool> cancel{false};
-  absl::Notification finished;
-  std::thread watcher([&] {
-    while (!finished.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
-      if (ctx->IsCancelled()) {
-        cancel = true;
-        return;
-      }
-    }
-  });
   cri::PullRequest pull;
   pull.ns = ns_;
   pull.image = req->image().image();
   pull.creds = *std::move(creds);
-  pull.cancel = &cancel;
-  const absl::Time start = absl::Now();
+  // The pull stops when the caller goes away or the server's drain runs out.
+  pull.cancel = [ctx] { return ctx->IsCancelled(); };
   absl::StatusOr<cri::PullResult> result = puller_->Pull(pull);
-  finished.Notify();
-  watcher.join();
-  if (!result.ok()) {
-    std::fprintf(stderr, "imaged: %s\n", std::string(result.status().message()).c_str());
-    return ToGrpcStatus(result.status());
-  }
+  if (!result.ok()) return ToGrpcStatus(result.status());
   for (const store::ImageCommitter::Written& w : result->written) {
-    if (w.existed) {
-      events_->Publish(ns_, "/images/update", ImageEvent<imagespb::ImageUpdate>(w.image));
-    } else {
-      events_->Publish(ns_, "/images/create", ImageEvent<imagespb::ImageCreate>(w.image));
-    }
-  }
-  if (result->blobs_fetched > 0) {
-    std::fprintf(stderr, "imaged: pulled %s (%s): %d blobs, %lld bytes downloaded, %lld bytes resumed in %s\n",
-                 result->reference.c_str(), result->image_id.c_str(), result->blobs_fetched,
-                 static_cast<long long>(result->bytes_fetched),
-                 static_cast<long long>(result->bytes_resumed),
-                 absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))).c_str());
+    events_->PublishImageWritten(ns_, w.image, w.existed);
   }
   if (mirror_ != nullptr) {
     // The puller wrote into containerd: answer once the mirror has it.
-    std::vector<std::string> names;
-    for (const store::ImageCommitter::Written& w : result->written) names.push_back(w.image.name);
-    if (names.empty()) names.push_back(result->image_id);
-    if (absl::Status s = mirror_->mirror().SyncImage(ns_, names); !s.ok()) return ToGrpcStatus(s);
+    if (absl::Status s = mirror_->mirror().SyncImage(ns_, result->Names()); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
     if (disk_ != nullptr) disk_->Refresh();
   }
   resp->set_image_ref(result->image_id);
@@ -338,11 +299,7 @@ grpc::Status CriService::RemoveFromContainerd(const cripb::RemoveImageRequest* r
   if (disk_ != nullptr) disk_->Refresh();
   auto removed = images_->RemoveImage(ns_, (*image)->id);
   if (!removed.ok()) return ToGrpcStatus(removed.status());
-  for (const std::string& name : *removed) {
-    imagespb::ImageDelete event;
-    event.set_name(name);
-    events_->Publish(ns_, "/images/delete", event);
-  }
+  for (const std::string& name : *removed) events_->PublishImageDeleted(ns_, name);
   return ToGrpcStatus(AfterDelete(gc_, ns_, /*sync=*/true));
 }
 
@@ -352,11 +309,7 @@ grpc::Status CriService::RemoveImage(grpc::ServerContext*, const cripb::RemoveIm
   auto removed = images_->RemoveImage(ns_, req->image().image());
   if (!removed.ok()) return ToGrpcStatus(removed.status());
   // The same events an Images API delete of each name would publish.
-  for (const std::string& name : *removed) {
-    imagespb::ImageDelete event;
-    event.set_name(name);
-    events_->Publish(ns_, "/images/delete", event);
-  }
+  for (const std::string& name : *removed) events_->PublishImageDeleted(ns_, name);
   // kubelet's image GC removes images to free disk: the space is free when
   // RemoveImage returns.
   if (removed->empty()) return grpc::Status::OK;

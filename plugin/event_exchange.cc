@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "api/containerd/events/image.pb.h"
 #include "plugin/convert.h"
 #include "store/limits.h"
 
@@ -134,6 +135,21 @@ absl::Status EventExchange::ValidateTopic(absl::string_view topic) {
     }
   }
   return absl::OkStatus();
+}
+
+void EventExchange::PublishImageWritten(absl::string_view ns, const store::Image& image,
+                                        bool existed) {
+  if (existed) {
+    Publish(ns, "/images/update", ImageEvent<imagespb::ImageUpdate>(image));
+  } else {
+    Publish(ns, "/images/create", ImageEvent<imagespb::ImageCreate>(image));
+  }
+}
+
+void EventExchange::PublishImageDeleted(absl::string_view ns, absl::string_view name) {
+  imagespb::ImageDelete event;
+  event.set_name(std::string(name));
+  Publish(ns, "/images/delete", event);
 }
 
 }  // namespace imaged::plugin

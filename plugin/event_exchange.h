@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "api/containerd/services/events/v1/events.pb.h"
 #include "store/filter.h"
+#include "store/image_store.h"
 
 namespace imaged::plugin {
 
@@ -46,6 +47,11 @@ class EventExchange {
   // Publishes `event` under `topic` in namespace `ns`.
   void Publish(absl::string_view ns, absl::string_view topic,
                const google::protobuf::Message& event);
+  // The events containerd's Images API publishes: /images/create (or
+  // /images/update when `existed`) for a record written, with its name and
+  // labels; /images/delete for a name removed.
+  void PublishImageWritten(absl::string_view ns, const store::Image& image, bool existed);
+  void PublishImageDeleted(absl::string_view ns, absl::string_view name);
   // Publishes a complete envelope (Publish and Forward RPCs).
   void PublishEnvelope(const eventspb::Envelope& envelope);
   // Subscribes with containerd filters over namespace, topic and event.<field>.

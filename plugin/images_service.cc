@@ -3,7 +3,6 @@
 #include <string>
 #include <vector>
 
-#include "api/containerd/events/image.pb.h"
 #include "plugin/convert.h"
 #include "plugin/grpc_status.h"
 #include "plugin/namespaces.h"
@@ -39,7 +38,7 @@ grpc::Status ImagesService::Create(grpc::ServerContext* ctx,
   absl::StatusOr<store::Image> image = store_->Create(*ns, FromProto(req->image()), LeaseOf(*ctx));
   if (!image.ok()) return ToGrpcStatus(image.status());
   ToProto(*image, resp->mutable_image());
-  events_->Publish(*ns, "/images/create", ImageEvent<imagespb::ImageCreate>(*image));
+  events_->PublishImageWritten(*ns, *image, /*existed=*/false);
   return grpc::Status::OK;
 }
 
@@ -54,7 +53,7 @@ grpc::Status ImagesService::Update(grpc::ServerContext* ctx,
       store_->Update(*ns, FromProto(req->image()), paths, LeaseOf(*ctx));
   if (!image.ok()) return ToGrpcStatus(image.status());
   ToProto(*image, resp->mutable_image());
-  events_->Publish(*ns, "/images/update", ImageEvent<imagespb::ImageUpdate>(*image));
+  events_->PublishImageWritten(*ns, *image, /*existed=*/true);
   return grpc::Status::OK;
 }
 
@@ -64,9 +63,7 @@ grpc::Status ImagesService::Delete(grpc::ServerContext* ctx,
   absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   if (absl::Status s = store_->Delete(*ns, req->name()); !s.ok()) return ToGrpcStatus(s);
-  imagespb::ImageDelete event;
-  event.set_name(req->name());
-  events_->Publish(*ns, "/images/delete", event);
+  events_->PublishImageDeleted(*ns, req->name());
   return ToGrpcStatus(AfterDelete(gc_, *ns, req->sync()));
 }
 

@@ -17,7 +17,9 @@ std::string MakeShortTempDir() {
   return tmpl;
 }
 
-ServerFixture::ServerFixture() : dir_(MakeShortTempDir()) {
+ServerFixture::ServerFixture() : ServerFixture(MakeShortTempDir()) {}
+
+ServerFixture::ServerFixture(std::string dir) : dir_(std::move(dir)) {
   // gRPC shuts itself down when its last object goes, and the next test's
   // first object then waits for that shutdown (up to the sync server's 10 s
   // poll period). One reference held for the whole test process keeps it up.

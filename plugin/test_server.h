@@ -18,6 +18,9 @@ std::string MakeShortTempDir();
 class ServerFixture {
  public:
   ServerFixture();
+  // On `dir` (made with MakeShortTempDir, removed by the destructor): the
+  // socket is <dir>/run/imaged.sock, known before the server starts.
+  explicit ServerFixture(std::string dir);
   ~ServerFixture();
 
   const Config& config() const { return config_; }

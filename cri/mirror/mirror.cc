@@ -70,20 +70,22 @@ bool SameRecord(const store::Image& upstream, const store::Image& local) {
 }
 
 Mirror::Mirror(MirrorSource source, MirrorTarget target, const store::Platform& platform,
-               size_t batch)
+               size_t batch, const store::Clock* clock)
     : source_(source),
       target_(target),
       matcher_(platform),
       platform_name_(store::FormatPlatform(platform)),
-      batch_(batch == 0 ? 1 : batch) {}
+      batch_(batch == 0 ? 1 : batch),
+      clock_(clock) {}
 
 absl::StatusOr<std::string> Mirror::OpenLease(absl::string_view ns) {
   if (target_.leases == nullptr) return std::string();
   static std::atomic<uint64_t> serial{0};
   store::Lease lease;
-  lease.id = absl::StrCat("imaged-mirror-", absl::ToUnixNanos(absl::Now()), "-", serial++);
+  const absl::Time now = clock_->Now();
+  lease.id = absl::StrCat("imaged-mirror-", absl::ToUnixNanos(now), "-", serial++);
   lease.labels[store::kLeaseExpireLabel] =
-      absl::FormatTime(absl::RFC3339_sec, absl::Now() + absl::Hours(1), absl::UTCTimeZone());
+      absl::FormatTime(absl::RFC3339_sec, now + absl::Hours(1), absl::UTCTimeZone());
   absl::StatusOr<store::Lease> created = target_.leases->Create(ns, lease);
   if (!created.ok()) return created.status();
   return lease.id;
@@ -103,7 +105,7 @@ absl::Status Mirror::EnsureBlob(absl::string_view ns, const store::Descriptor& d
     // An event and a CRI call may mirror the same image at once: the other
     // copy is done in moments, and then this is AlreadyExists.
     if (!absl::IsUnavailable(w.status()) || i >= 100) break;
-    absl::SleepFor(absl::Milliseconds(50));
+    clock_->SleepFor(absl::Milliseconds(50));
   }
   if (absl::IsAlreadyExists(w.status())) {
     if (bytes == nullptr) return absl::OkStatus();
@@ -216,7 +218,7 @@ absl::Status Mirror::Write(absl::string_view ns, std::vector<store::Image> image
 }
 
 absl::StatusOr<MirrorSyncReport> Mirror::Sync(absl::string_view ns) {
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_->Now();
   MirrorSyncReport report;
   absl::StatusOr<std::vector<store::Image>> upstream = source_.images->List(ns, {});
   if (!upstream.ok()) return upstream.status();
@@ -282,9 +284,9 @@ absl::StatusOr<MirrorSyncReport> Mirror::Sync(absl::string_view ns) {
     CloseLease(ns, *lease);
     if (!s.ok()) return s;
   }
-  report.took = absl::Now() - start;
+  report.took = clock_->Now() - start;
   absl::MutexLock lock(&mu_);
-  state_.last_sync = absl::Now();
+  state_.last_sync = clock_->Now();
   state_.last_report = report;
   return report;
 }
@@ -355,6 +357,15 @@ absl::Status Mirror::SyncImage(absl::string_view ns, absl::Span<const std::strin
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status Mirror::SyncPull(absl::string_view ns, absl::string_view reference,
+                              absl::string_view image_id) {
+  std::vector<std::string> names = {std::string(image_id)};
+  if (absl::StatusOr<std::string> normalized = NormalizeImageRef(reference); normalized.ok()) {
+    names.push_back(*normalized);
+  }
+  return SyncImage(ns, names);
 }
 
 void Mirror::SetConnected(bool connected, absl::string_view error) {

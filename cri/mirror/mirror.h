@@ -29,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "store/clock.h"
 #include "store/content_store.h"
 #include "store/image_store.h"
 #include "store/lease_store.h"
@@ -83,8 +84,9 @@ struct MirrorState {
 class Mirror {
  public:
   // Records are written in batches of `batch` (one RocksDB write each).
+  // Lease expiry, waits and sync times go by `clock` (not owned).
   Mirror(MirrorSource source, MirrorTarget target, const store::Platform& platform,
-         size_t batch = 500);
+         size_t batch = 500, const store::Clock* clock = store::SystemClock::Get());
 
   // Makes `ns` match containerd.
   absl::StatusOr<MirrorSyncReport> Sync(absl::string_view ns);
@@ -99,6 +101,11 @@ class Mirror {
   // SyncName for each of `names` and for every other record of containerd's
   // with the same target (a pull writes repo:tag, repo@digest and the ID).
   absl::Status SyncImage(absl::string_view ns, absl::Span<const std::string> names);
+  // After containerd's own CRI pulled `reference` as image `image_id`:
+  // SyncImage of the ID and of the reference as given and normalised, so
+  // that the pull is answered once the mirror has what containerd wrote.
+  absl::Status SyncPull(absl::string_view ns, absl::string_view reference,
+                        absl::string_view image_id);
   // CRI RemoveImage in mirror mode: deletes `names` (one image's) in
   // containerd as its CRI does: the ID record ("sha256:<id>") last, and
   // with `sync`, so containerd's collector has freed the space when this
@@ -135,6 +142,7 @@ class Mirror {
   const store::PlatformMatcher matcher_;
   const std::string platform_name_;
   const size_t batch_;
+  const store::Clock* const clock_;
   static constexpr size_t kLagWindow = 4096;
   absl::Mutex mu_;
   MirrorState state_ ABSL_GUARDED_BY(mu_);

@@ -26,7 +26,7 @@ struct Transfer {
   CURL* curl = nullptr;
   const HttpClient::Sink* sink = nullptr;
   size_t max_body = 0;
-  const std::atomic<bool>* cancel = nullptr;
+  const CancelCheck* cancel = nullptr;
   HttpResponse response;
   absl::Status failure;  // why a callback stopped the transfer
   bool status_known = false;
@@ -82,7 +82,7 @@ size_t OnBody(char* data, size_t size, size_t n, void* arg) {
 
 int OnProgress(void* arg, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* t = static_cast<Transfer*>(arg);
-  if (t->cancel != nullptr && t->cancel->load(std::memory_order_relaxed)) {
+  if (IsCancelled(*t->cancel)) {
     t->failure = absl::CancelledError("request cancelled");
     return 1;
   }
@@ -146,7 +146,7 @@ absl::StatusOr<HttpResponse> HttpClient::Do(const HttpRequest& req, const Sink& 
   t.curl = curl;
   t.sink = &sink;
   t.max_body = max_body;
-  t.cancel = req.cancel;
+  t.cancel = &req.cancel;
 
   curl_easy_setopt(curl, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

@@ -9,7 +9,6 @@
 #ifndef IMAGED_CRI_REGISTRY_HTTP_CLIENT_H_
 #define IMAGED_CRI_REGISTRY_HTTP_CLIENT_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -22,6 +21,12 @@
 #include "absl/time/time.h"
 
 namespace imaged::cri {
+
+// Asked while a request runs and between retries: true stops the work with
+// Cancelled. Called from any thread, often (curl's progress callback): keep
+// it cheap. Empty means never.
+using CancelCheck = std::function<bool()>;
+inline bool IsCancelled(const CancelCheck& cancel) { return cancel && cancel(); }
 
 struct HttpTls {
   bool skip_verify = false;
@@ -45,8 +50,8 @@ struct HttpRequest {
   int64_t low_speed_bytes = 1;
   // Abort the whole request after this long; InfiniteDuration for blobs.
   absl::Duration total_timeout = absl::InfiniteDuration();
-  // Set from another thread to abort the transfer (Cancelled).
-  const std::atomic<bool>* cancel = nullptr;
+  // Aborts the transfer (Cancelled).
+  CancelCheck cancel;
 };
 
 struct HttpResponse {

@@ -69,8 +69,8 @@ absl::StatusOr<std::unique_ptr<store::ContentWriter>> Puller::OpenWriter(
     // Another writer (a concurrent pull of a document, ctr, containerd
     // through the proxy) holds the ref: once it commits, this is AlreadyExists.
     if (!absl::IsUnavailable(w.status()) || i >= kLockedRetries) break;
-    if (job.req->cancel != nullptr && job.req->cancel->load()) break;
-    absl::SleepFor(kLockedWait);
+    if (IsCancelled(job.req->cancel)) break;
+    options_.clock->SleepFor(kLockedWait);
   }
   return w;
 }
@@ -135,7 +135,7 @@ absl::Status Puller::EnsureBlob(Job& job, const store::Descriptor& desc,
   }
   if (!leader) {
     while (!flight->done.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
-      if (job.req->cancel != nullptr && job.req->cancel->load()) {
+      if (IsCancelled(job.req->cancel)) {
         return absl::CancelledError(absl::StrCat(job.what, ": cancelled"));
       }
     }
@@ -245,9 +245,9 @@ absl::Status Puller::FetchAll(Job& job,
   std::thread reporter;
   if (options_.log) {
     reporter = std::thread([&] {
-      const absl::Time start = absl::Now();
+      const absl::Time start = options_.clock->Now();
       while (!all_done.WaitForNotificationWithTimeout(options_.log_interval)) {
-        double secs = absl::ToDoubleSeconds(absl::Now() - start);
+        double secs = absl::ToDoubleSeconds(options_.clock->Now() - start);
         int64_t done = job.bytes_fetched.load() + job.bytes_resumed.load();
         options_.log(absl::StrFormat("pulling %s: %s of %s, %d of %d blobs, %s/s", job.what,
                                      Human(done), Human(job.bytes_total.load()),
@@ -263,14 +263,37 @@ absl::Status Puller::FetchAll(Job& job,
   return first_error;
 }
 
+std::vector<std::string> PullResult::Names() const {
+  std::vector<std::string> names;
+  for (const store::ImageCommitter::Written& w : written) names.push_back(w.image.name);
+  if (names.empty()) names.push_back(image_id);
+  return names;
+}
+
 absl::StatusOr<PullResult> Puller::Pull(const PullRequest& req) {
+  const absl::Time start = options_.clock->Now();
+  absl::StatusOr<PullResult> result = PullUnderLease(req);
+  if (!options_.log) return result;
+  if (!result.ok()) {
+    options_.log(std::string(result.status().message()));
+  } else if (result->blobs_fetched > 0) {
+    options_.log(absl::StrFormat(
+        "pulled %s (%s): %d blobs, %d bytes downloaded, %d bytes resumed in %s", result->reference,
+        result->image_id, result->blobs_fetched, result->bytes_fetched, result->bytes_resumed,
+        absl::FormatDuration(absl::Trunc(options_.clock->Now() - start, absl::Milliseconds(1)))));
+  }
+  return result;
+}
+
+absl::StatusOr<PullResult> Puller::PullUnderLease(const PullRequest& req) {
   if (absl::Status s = store::ValidateImageRef(req.image); !s.ok()) return s;
   if (!req.lease.empty() || leases_ == nullptr) return PullLeased(req, req.lease);
   static std::atomic<uint64_t> serial{0};
+  const absl::Time now = options_.clock->Now();
   store::Lease lease;
-  lease.id = absl::StrCat("imaged-pull-", absl::ToUnixNanos(absl::Now()), "-", serial++);
-  lease.labels[store::kLeaseExpireLabel] = absl::FormatTime(
-      absl::RFC3339_sec, absl::Now() + options_.lease_expiry, absl::UTCTimeZone());
+  lease.id = absl::StrCat("imaged-pull-", absl::ToUnixNanos(now), "-", serial++);
+  lease.labels[store::kLeaseExpireLabel] =
+      absl::FormatTime(absl::RFC3339_sec, now + options_.lease_expiry, absl::UTCTimeZone());
   if (auto created = leases_->Create(req.ns, lease); !created.ok()) return created.status();
   absl::StatusOr<PullResult> result = PullLeased(req, lease.id);
   // The names (written outside the lease) now hold what the pull fetched;
@@ -299,7 +322,8 @@ absl::StatusOr<PullResult> Puller::PullLeased(const PullRequest& req,
   if (!hosts.ok()) return hosts.status();
   job.auth = std::make_unique<Authorizer>(http_, req.creds);
   job.registry = std::make_unique<RegistryClient>(http_, job.auth.get(), ref->domain, ref->path,
-                                                  *std::move(hosts), options_.retry, req.cancel);
+                                                  *std::move(hosts), options_.retry, req.cancel,
+                                                  options_.clock);
   auto fail = [&](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat("pulling ", job.what, ": ", s.message()));
   };

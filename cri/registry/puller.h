@@ -27,7 +27,6 @@
 #ifndef IMAGED_CRI_REGISTRY_PULLER_H_
 #define IMAGED_CRI_REGISTRY_PULLER_H_
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +40,7 @@
 #include "cri/registry/http_client.h"
 #include "cri/registry/registry_auth.h"
 #include "cri/registry/registry_client.h"
+#include "store/clock.h"
 #include "store/content_store.h"
 #include "store/image_store.h"
 #include "store/lease_store.h"
@@ -58,8 +58,11 @@ struct PullerOptions {
   RetryPolicy retry;
   // A pull running longer than this logs its progress this often.
   absl::Duration log_interval = absl::Seconds(10);
-  // Where progress lines go (none: not logged).
+  // Where progress lines go, and one line per pull that failed or fetched
+  // anything (none: not logged).
   std::function<void(const std::string&)> log;
+  // Lease expiry, backoff and waits go by this clock (not owned).
+  const store::Clock* clock = store::SystemClock::Get();
   // How long the temporary lease of a pull outlives a crashed imaged.
   absl::Duration lease_expiry = absl::Hours(24);
 };
@@ -69,7 +72,8 @@ struct PullRequest {
   std::string image;  // as kubelet sends it: "busybox", "quay.io/a/b:1", "x@sha256:..."
   Credentials creds;
   std::string lease;  // containerd lease the blobs and records join ("" for a temporary one)
-  const std::atomic<bool>* cancel = nullptr;
+  // Stops the pull (Cancelled), e.g. when its caller has gone away.
+  CancelCheck cancel;
 };
 
 struct PullResult {
@@ -81,6 +85,10 @@ struct PullResult {
   int64_t bytes_fetched = 0;  // downloaded by this pull
   int64_t bytes_resumed = 0;  // kept from interrupted earlier pulls
   int blobs_fetched = 0;
+
+  // The names written, or the image ID when nothing was (present and
+  // unchanged): what a mirror must have before the pull is answered.
+  std::vector<std::string> Names() const;
 };
 
 class Puller {
@@ -104,6 +112,8 @@ class Puller {
   absl::StatusOr<PullResult> Pull(const PullRequest& req);
 
  private:
+  // Pull without its log line: under req.lease, or a temporary lease.
+  absl::StatusOr<PullResult> PullUnderLease(const PullRequest& req);
   // Blobs are written under `blob_lease`, records under req.lease.
   absl::StatusOr<PullResult> PullLeased(const PullRequest& req, absl::string_view blob_lease);
   struct Flight {

@@ -153,7 +153,7 @@ std::string Authorizer::HeaderFor(absl::string_view host, absl::string_view scop
 
 absl::Status Authorizer::OnUnauthorized(absl::string_view host, absl::string_view scope,
                                         const HttpResponse& response,
-                                        const std::atomic<bool>* cancel) {
+                                        const CancelCheck& cancel) {
   std::vector<Challenge> challenges;
   for (const std::string& h : response.Headers("www-authenticate")) {
     for (Challenge& c : ParseChallenges(h)) challenges.push_back(std::move(c));
@@ -198,7 +198,7 @@ absl::Status Authorizer::OnUnauthorized(absl::string_view host, absl::string_vie
 }
 
 absl::StatusOr<std::string> Authorizer::FetchToken(const Challenge& c, absl::string_view scope,
-                                                   const std::atomic<bool>* cancel) {
+                                                   const CancelCheck& cancel) {
   auto realm = c.params.find("realm");
   if (realm == c.params.end() || realm->second.empty()) {
     return absl::UnauthenticatedError("the registry's Bearer challenge has no realm");

@@ -80,7 +80,7 @@ class Authorizer {
   // registry token refused) or the token server refused; Unavailable when
   // the token server could not be reached or answered nonsense.
   absl::Status OnUnauthorized(absl::string_view host, absl::string_view scope,
-                              const HttpResponse& response, const std::atomic<bool>* cancel);
+                              const HttpResponse& response, const CancelCheck& cancel);
 
  private:
   struct HostAuth {
@@ -88,7 +88,7 @@ class Authorizer {
     absl::flat_hash_map<std::string, std::string> tokens;  // scope -> "Bearer ..."
   };
   absl::StatusOr<std::string> FetchToken(const Challenge& c, absl::string_view scope,
-                                         const std::atomic<bool>* cancel);
+                                         const CancelCheck& cancel);
 
   HttpTransport* const http_;
   const Credentials creds_;

@@ -22,14 +22,14 @@ namespace {
 
 bool Retryable(int status) { return status == 429 || status >= 500; }
 
-// Waits `d`, waking early on cancellation. False when cancelled.
-bool Sleep(absl::Duration d, const std::atomic<bool>* cancel) {
-  absl::Time until = absl::Now() + d;
-  while (absl::Now() < until) {
-    if (cancel != nullptr && cancel->load()) return false;
-    absl::SleepFor(std::min(until - absl::Now(), absl::Milliseconds(50)));
+// Waits `d` on `clock`, waking early on cancellation. False when cancelled.
+bool Sleep(const store::Clock& clock, absl::Duration d, const CancelCheck& cancel) {
+  const absl::Time until = clock.Now() + d;
+  for (absl::Time now = clock.Now(); now < until; now = clock.Now()) {
+    if (IsCancelled(cancel)) return false;
+    clock.SleepFor(std::min(until - now, absl::Milliseconds(50)));
   }
-  return cancel == nullptr || !cancel->load();
+  return !IsCancelled(cancel);
 }
 
 // The media type a manifest response declares ("type; charset=..." -> type).
@@ -63,14 +63,15 @@ bool IsKnownManifestType(absl::string_view t) {
 
 RegistryClient::RegistryClient(HttpTransport* http, Authorizer* auth, std::string registry,
                                std::string repository, std::vector<RegistryHost> hosts,
-                               RetryPolicy retry, const std::atomic<bool>* cancel)
+                               RetryPolicy retry, CancelCheck cancel, const store::Clock* clock)
     : http_(http),
       auth_(auth),
       registry_(std::move(registry)),
       repository_(std::move(repository)),
       hosts_(std::move(hosts)),
       retry_(retry),
-      cancel_(cancel) {}
+      cancel_(std::move(cancel)),
+      clock_(clock) {}
 
 absl::StatusOr<HttpResponse> RegistryClient::Send(Kind kind, const std::string& method,
                                                   const std::string& path,
@@ -88,7 +89,7 @@ absl::StatusOr<HttpResponse> RegistryClient::Send(Kind kind, const std::string& 
     bool auth_answered = false;
     absl::Duration backoff = retry_.initial_backoff;
     for (int attempt = 1; attempt <= retry_.attempts;) {
-      if (cancel_ != nullptr && cancel_->load()) return absl::CancelledError(what + ": cancelled");
+      if (IsCancelled(cancel_)) return absl::CancelledError(what + ": cancelled");
       HttpRequest req;
       req.method = method;
       req.url = url;
@@ -150,7 +151,7 @@ absl::StatusOr<HttpResponse> RegistryClient::Send(Kind kind, const std::string& 
             absl::StrCat(where, ": unexpected HTTP ", resp->status));
       }
       if (++attempt > retry_.attempts) break;
-      if (!Sleep(std::min(backoff, retry_.max_backoff), cancel_)) {
+      if (!Sleep(*clock_, std::min(backoff, retry_.max_backoff), cancel_)) {
         return absl::CancelledError(what + ": cancelled");
       }
       backoff *= 2;

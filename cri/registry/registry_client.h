@@ -11,7 +11,6 @@
 #ifndef IMAGED_CRI_REGISTRY_REGISTRY_CLIENT_H_
 #define IMAGED_CRI_REGISTRY_REGISTRY_CLIENT_H_
 
-#include <atomic>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #include "cri/registry/hosts.h"
 #include "cri/registry/http_client.h"
 #include "cri/registry/registry_auth.h"
+#include "store/clock.h"
 #include "store/limits.h"
 #include "store/oci.h"
 
@@ -46,10 +46,11 @@ class RegistryClient {
  public:
   // `registry` is the reference's domain ("docker.io"), `repository` its
   // path ("library/busybox"); `hosts` come from HostsFor(registry). `http`
-  // and `auth` are not owned. `cancel` (may be null) aborts everything.
+  // and `auth` are not owned. `cancel` aborts everything; backoff waits on
+  // `clock` (not owned).
   RegistryClient(HttpTransport* http, Authorizer* auth, std::string registry, std::string repository,
-                 std::vector<RegistryHost> hosts, RetryPolicy retry,
-                 const std::atomic<bool>* cancel);
+                 std::vector<RegistryHost> hosts, RetryPolicy retry, CancelCheck cancel,
+                 const store::Clock* clock = store::SystemClock::Get());
 
   // The descriptor a tag or a digest names (HEAD, or GET when the registry
   // does not say the digest in answer to HEAD). NotFound when no host has it.
@@ -84,7 +85,8 @@ class RegistryClient {
   const std::string repository_;
   const std::vector<RegistryHost> hosts_;
   const RetryPolicy retry_;
-  const std::atomic<bool>* const cancel_;
+  const CancelCheck cancel_;
+  const store::Clock* const clock_;
 };
 
 }  // namespace imaged::cri
