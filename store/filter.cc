@@ -27,6 +27,17 @@ constexpr int32_t kIllegal = -2;
 constexpr int32_t kRuneError = 0xFFFD;
 constexpr int32_t kMaxRune = 0x10FFFF;
 
+// Go's one-character escapes (\a \b \f \n \r \t \v \\): what escape `e`
+// (a rune) stands for, or nothing when it is not one of them.
+std::optional<char> SimpleEscape(int32_t e) {
+  constexpr absl::string_view kNames = "abfnrtv\\";
+  constexpr absl::string_view kValues = "\a\b\f\n\r\t\v\\";
+  static_assert(kNames.size() == kValues.size());
+  const size_t at = e >= 0 && e < 0x80 ? kNames.find(static_cast<char>(e)) : absl::string_view::npos;
+  if (at == absl::string_view::npos) return std::nullopt;
+  return kValues[at];
+}
+
 struct DecodedRune {
   int32_t rune;
   int width;
@@ -287,17 +298,11 @@ bool Scanner::ScanQuoted(int32_t quote) {
 // Consumes an escape after its backslash; *ch receives the rune after it.
 bool Scanner::ScanEscape(int32_t quote, int32_t* ch) {
   const int32_t c = Next();
+  if (SimpleEscape(c)) {
+    *ch = Next();
+    return true;
+  }
   switch (c) {
-    case 'a':
-    case 'b':
-    case 'f':
-    case 'n':
-    case 'r':
-    case 't':
-    case 'v':
-    case '\\':
-      *ch = Next();
-      return true;
     case '0':
     case '1':
     case '2':
@@ -356,31 +361,11 @@ std::optional<std::string> Unquote(absl::string_view quoted) {
     if (s.size() < 2) return std::nullopt;
     const char e = s[1];
     s.remove_prefix(2);
+    if (std::optional<char> simple = SimpleEscape(e)) {
+      out.push_back(*simple);
+      continue;
+    }
     switch (e) {
-      case 'a':
-        out.push_back('\a');
-        break;
-      case 'b':
-        out.push_back('\b');
-        break;
-      case 'f':
-        out.push_back('\f');
-        break;
-      case 'n':
-        out.push_back('\n');
-        break;
-      case 'r':
-        out.push_back('\r');
-        break;
-      case 't':
-        out.push_back('\t');
-        break;
-      case 'v':
-        out.push_back('\v');
-        break;
-      case '\\':
-        out.push_back('\\');
-        break;
       case 'x':
       case 'u':
       case 'U': {

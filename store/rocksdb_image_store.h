@@ -34,7 +34,10 @@ namespace imaged::store {
 
 class RocksDbImageStore final : public ImageStore, public CriImageIndex, public ImageCommitter {
  public:
-  // `db`, `content` and `clock` are not owned. Manifests are chosen for
+  // `db`, `content` and `clock` are not owned. `content` is the RocksDB
+  // store on the same `db`, not the interface: a Commit puts its blob labels
+  // into the same WriteBatch as the records (WriteWithBlobLabels), so one
+  // operation stays one RocksDB write. Manifests are chosen for
   // `platform`; `classify` says how CRI reports each name (none: every name
   // is CriName::kNone, for tests that do not look at repo tags).
   RocksDbImageStore(MetadataDb* db, RocksDbContentStore* content, const Clock* clock,
