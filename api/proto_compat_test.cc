@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <set>
@@ -169,7 +170,12 @@ std::map<std::string, std::string> Members(const Parent& parent, int count,
 // every difference, so one run lists all of them.
 class Comparison {
  public:
-  explicit Comparison(const DescriptorPool& upstream) : upstream_(upstream) {}
+  // A field of ours that `upstream` lacks is no mismatch when `newer_facts`
+  // (facts of a later release of the same API) has it with the same
+  // signature: older peers skip it as an unknown field.
+  explicit Comparison(const DescriptorPool& upstream,
+                      const std::set<std::string>* newer_facts = nullptr)
+      : upstream_(upstream), newer_facts_(newer_facts) {}
 
   // whole_file: we claim to mirror the upstream file, so nothing it declares
   // at top level may be missing here (for CRI we keep a subset on purpose).
@@ -254,6 +260,9 @@ class Comparison {
     for (const auto& [name, sig] : ours) {
       auto it = theirs.find(name);
       if (it == theirs.end()) {
+        if (newer_facts_ != nullptr && newer_facts_->count(scope + "." + name + " " + sig) > 0) {
+          continue;
+        }
         Mismatch(scope + "." + name, "ours (" + sig + ") is not upstream");
       } else if (it->second != sig) {
         Mismatch(scope + "." + name, "ours (" + sig + ") vs upstream (" + it->second + ")");
@@ -274,6 +283,7 @@ class Comparison {
   }
 
   const DescriptorPool& upstream_;
+  const std::set<std::string>* const newer_facts_;
   std::vector<std::string> mismatches_;
   std::set<std::string> facts_;
 };
@@ -284,23 +294,75 @@ std::string Join(const std::vector<std::string>& lines) {
   return out;
 }
 
+// A data file of this test (api/...), from the runfiles.
+fs::path Runfile(const std::string& path) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  EXPECT_TRUE(srcdir != nullptr && workspace != nullptr) << "run under bazel test";
+  return fs::path(srcdir != nullptr ? srcdir : "") / (workspace != nullptr ? workspace : "") / path;
+}
+
+// The lines of a facts or gaps file, without comments and blank lines.
+std::set<std::string> ReadLines(const fs::path& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in) << "cannot read " << path;
+  std::set<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != '#') lines.insert(line);
+  }
+  return lines;
+}
+
+// What `ours` declares as facts (our files compared with themselves).
+std::set<std::string> OwnFacts(const std::vector<std::pair<const FileDescriptor*, std::string>>& files,
+                               bool whole_file) {
+  Comparison self(*files.front().first->pool());
+  for (const auto& [ours, path] : files) self.File(*ours, *ours, whole_file);
+  return self.facts();
+}
+
+// Facts checked against a file of facts read from upstream: every
+// difference, "ours only: <fact>" or "<who> only: <fact>".
+std::vector<std::string> FactDifferences(const std::set<std::string>& ours,
+                                         const std::set<std::string>& theirs,
+                                         const std::string& who) {
+  std::vector<std::string> out;
+  for (const std::string& f : ours) {
+    if (theirs.count(f) == 0) out.push_back("ours only: " + f);
+  }
+  for (const std::string& f : theirs) {
+    if (ours.count(f) == 0) out.push_back(who + " only: " + f);
+  }
+  return out;
+}
+
+// Our containerd files and where each lives under containerd's api/.
+std::vector<std::pair<const FileDescriptor*, std::string>> ContainerdFiles() {
+  namespace cd = ::containerd;
+  return {
+      {cd::types::Descriptor::descriptor()->file(), "types/descriptor.proto"},
+      {cd::services::content::v1::Info::descriptor()->file(), "services/content/v1/content.proto"},
+      {cd::services::images::v1::Image::descriptor()->file(), "services/images/v1/images.proto"},
+      {cd::services::images::v1::ImageCreate::descriptor()->file(), "events/image.proto"},
+      {cd::services::events::v1::Envelope::descriptor()->file(), "services/events/v1/events.proto"},
+      {cd::services::leases::v1::Lease::descriptor()->file(), "services/leases/v1/leases.proto"},
+  };
+}
+
+constexpr char kContainerdV2Facts[] = "api/containerd/containerd_v2.facts";
+constexpr char kContainerdV2Gaps[] = "api/containerd/containerd_v2.gaps";
+
+// containerd 1.6 (Debian's packaged API sources), field by field. Fields
+// that containerd 2.x added and we serve (containerd_v2.facts) are allowed
+// beyond 1.6's.
 TEST(ProtoCompatTest, ContainerdApiMatchesUpstream) {
   const fs::path api_dir = Env("IMAGED_CONTAINERD_API_DIR", kDefaultContainerdApiDir);
   ASSERT_TRUE(fs::is_directory(api_dir))
       << "upstream containerd API protos not found at " << api_dir
       << "; run tools/install_deps.sh or point IMAGED_CONTAINERD_API_DIR at containerd's api/";
 
-  namespace cd = ::containerd;
-  const std::pair<const FileDescriptor*, std::string> files[] = {
-      {cd::types::Descriptor::descriptor()->file(), "types/descriptor.proto"},
-      {cd::services::content::v1::Info::descriptor()->file(),
-       "services/content/v1/content.proto"},
-      {cd::services::images::v1::Image::descriptor()->file(), "services/images/v1/images.proto"},
-      {cd::services::images::v1::ImageCreate::descriptor()->file(), "events/image.proto"},
-      {cd::services::events::v1::Envelope::descriptor()->file(),
-       "services/events/v1/events.proto"},
-      {cd::services::leases::v1::Lease::descriptor()->file(), "services/leases/v1/leases.proto"},
-  };
+  const auto files = ContainerdFiles();
+  const std::set<std::string> v2_facts = ReadLines(Runfile(kContainerdV2Facts));
 
   // Copy everything before importing anything: upstream files import each other.
   UpstreamTree upstream("containerd-api");
@@ -308,7 +370,7 @@ TEST(ProtoCompatTest, ContainerdApiMatchesUpstream) {
     ASSERT_TRUE(upstream.Add(api_dir / path, kContainerdImportPrefix + path));
   }
 
-  Comparison comparison(upstream.pool());
+  Comparison comparison(upstream.pool(), &v2_facts);
   for (const auto& [ours, path] : files) {
     const FileDescriptor* theirs = upstream.Import(kContainerdImportPrefix + path);
     ASSERT_NE(theirs, nullptr) << "cannot parse upstream " << path << ":\n" << upstream.errors();
@@ -316,6 +378,69 @@ TEST(ProtoCompatTest, ContainerdApiMatchesUpstream) {
   }
   EXPECT_TRUE(comparison.mismatches().empty())
       << "not wire-compatible with containerd:\n" << Join(comparison.mismatches());
+}
+
+// containerd 2.x, from facts (api/containerd/containerd_v2.facts, written by
+// ContainerdV2ApiMatchesUpstream below from containerd's api/ at the release
+// its header names). What differs is exactly what containerd_v2.gaps lists,
+// each with why: a new difference (upstream drift, or a change of ours)
+// fails, and so does a gap that has closed, until its line is removed.
+TEST(ProtoCompatTest, ContainerdV2ApiMatchesFacts) {
+  const std::set<std::string> facts = ReadLines(Runfile(kContainerdV2Facts));
+  const std::set<std::string> gaps = ReadLines(Runfile(kContainerdV2Gaps));
+  ASSERT_FALSE(facts.empty()) << kContainerdV2Facts << " holds no facts";
+  std::vector<std::string> unexplained;
+  std::set<std::string> seen;
+  for (const std::string& d :
+       FactDifferences(OwnFacts(ContainerdFiles(), /*whole_file=*/true), facts, "containerd 2.x")) {
+    seen.insert(d);
+    if (gaps.count(d) == 0) unexplained.push_back(d);
+  }
+  std::vector<std::string> closed;
+  for (const std::string& g : gaps) {
+    if (seen.count(g) == 0) closed.push_back(g);
+  }
+  EXPECT_TRUE(unexplained.empty()) << "differences from containerd 2.x not in " << kContainerdV2Gaps
+                                   << ":\n" << Join(unexplained);
+  EXPECT_TRUE(closed.empty()) << "gaps in " << kContainerdV2Gaps
+                              << " that no longer differ (remove them):\n" << Join(closed);
+}
+
+// With IMAGED_CONTAINERD_V2_API_DIR naming containerd 2.x's api/ directory
+// (imports there are relative to it), compares with it directly and lists
+// the differences; with IMAGED_WRITE_CONTAINERD_V2_FACTS naming a file,
+// writes the facts ContainerdV2ApiMatchesFacts checks
+// (IMAGED_CONTAINERD_V2_SOURCE goes in the header line).
+TEST(ProtoCompatTest, ContainerdV2ApiMatchesUpstream) {
+  const fs::path api_dir = Env("IMAGED_CONTAINERD_V2_API_DIR");
+  if (api_dir.empty() || !fs::is_directory(api_dir)) {
+    GTEST_SKIP() << "IMAGED_CONTAINERD_V2_API_DIR (\"" << api_dir.string()
+                 << "\") does not name containerd 2.x's api/ (the facts test covers CI)";
+  }
+  const auto files = ContainerdFiles();
+  UpstreamTree upstream("containerd-v2-api");
+  for (const char* imported : {"types/fieldpath.proto", "types/event.proto"}) {
+    ASSERT_TRUE(upstream.Add(api_dir / imported, imported));
+  }
+  for (const auto& [ours, path] : files) ASSERT_TRUE(upstream.Add(api_dir / path, path));
+  Comparison comparison(upstream.pool());
+  for (const auto& [ours, path] : files) {
+    const FileDescriptor* theirs = upstream.Import(path);
+    ASSERT_NE(theirs, nullptr) << "cannot parse upstream " << path << ":\n" << upstream.errors();
+    comparison.File(*ours, *theirs, /*whole_file=*/true);
+  }
+  // Not a verdict: the gaps file says which of these are known.
+  for (const std::string& m : comparison.mismatches()) std::cout << "differs: " << m << "\n";
+
+  const std::string out = Env("IMAGED_WRITE_CONTAINERD_V2_FACTS");
+  if (!out.empty()) {
+    std::ofstream facts(out);
+    facts << "# " << Env("IMAGED_CONTAINERD_V2_SOURCE", api_dir.string())
+          << ": facts for the containerd files under api/containerd/ (api/proto_compat_test.cc "
+             "writes and checks them)\n";
+    for (const std::string& f : comparison.facts()) facts << f << "\n";
+    ASSERT_TRUE(facts.good()) << "cannot write " << out;
+  }
 }
 
 // cri-api is not packaged for Debian. What our subset of its api.proto must

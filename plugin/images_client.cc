@@ -34,9 +34,11 @@ absl::StatusOr<std::vector<store::Image>> RemoteImageStore::List(
 
 absl::StatusOr<store::Image> RemoteImageStore::Create(absl::string_view ns,
                                                       const store::Image& image,
-                                                      absl::string_view lease) {
+                                                      absl::string_view lease,
+                                                      std::optional<absl::Time> timestamp) {
   imagespb::CreateImageRequest req;
   ToProto(image, req.mutable_image());
+  if (timestamp) ToProto(*timestamp, req.mutable_source_date_epoch());
   imagespb::CreateImageResponse resp;
   auto call = calls_->Start("Images/Create", ns);
   if (!lease.empty()) call->get()->AddMetadata(kLeaseHeader, std::string(lease));
@@ -47,9 +49,11 @@ absl::StatusOr<store::Image> RemoteImageStore::Create(absl::string_view ns,
 absl::StatusOr<store::Image> RemoteImageStore::Update(absl::string_view ns,
                                                       const store::Image& image,
                                                       absl::Span<const std::string> fieldpaths,
-                                                      absl::string_view lease) {
+                                                      absl::string_view lease,
+                                                      std::optional<absl::Time> timestamp) {
   imagespb::UpdateImageRequest req;
   ToProto(image, req.mutable_image());
+  if (timestamp) ToProto(*timestamp, req.mutable_source_date_epoch());
   for (const std::string& p : fieldpaths) req.mutable_update_mask()->add_paths(p);
   imagespb::UpdateImageResponse resp;
   auto call = calls_->Start("Images/Update", ns);
@@ -107,9 +111,11 @@ absl::StatusOr<std::vector<store::ImageCommitter::Written>> RemoteImageCommitter
   return out;
 }
 
-absl::Status RemoteImageStore::Delete(absl::string_view ns, absl::string_view name) {
+absl::Status RemoteImageStore::Delete(absl::string_view ns, absl::string_view name,
+                                      absl::string_view target_digest) {
   imagespb::DeleteImageRequest req;
   req.set_name(std::string(name));
+  if (!target_digest.empty()) req.mutable_target()->set_digest(std::string(target_digest));
   google::protobuf::Empty resp;
   auto call = calls_->Start("Images/Delete", ns);
   return call->Finish(stub_->Delete(call->get(), req, &resp));

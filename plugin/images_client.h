@@ -23,14 +23,20 @@ class RemoteImageStore final : public store::ImageStore {
   absl::StatusOr<std::vector<store::Image>> List(absl::string_view ns,
                                                  absl::Span<const std::string> filters) override;
   using store::ImageStore::Create;
+  using store::ImageStore::Delete;
   using store::ImageStore::Update;
-  // `lease` goes in the containerd-lease header.
+  // `lease` goes in the containerd-lease header, `timestamp` in
+  // source_date_epoch, `target_digest` in the Delete's target (containerd
+  // 1.6 ignores both).
   absl::StatusOr<store::Image> Create(absl::string_view ns, const store::Image& image,
-                                      absl::string_view lease) override;
+                                      absl::string_view lease,
+                                      std::optional<absl::Time> timestamp) override;
   absl::StatusOr<store::Image> Update(absl::string_view ns, const store::Image& image,
                                       absl::Span<const std::string> fieldpaths,
-                                      absl::string_view lease) override;
-  absl::Status Delete(absl::string_view ns, absl::string_view name) override;
+                                      absl::string_view lease,
+                                      std::optional<absl::Time> timestamp) override;
+  absl::Status Delete(absl::string_view ns, absl::string_view name,
+                      absl::string_view target_digest) override;
   // Delete with `sync`: containerd returns after its garbage collection.
   absl::Status DeleteSync(absl::string_view ns, absl::string_view name);
 

@@ -1,13 +1,37 @@
 #include "plugin/images_service.h"
 
+#include <cstdint>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
 
 #include "plugin/convert.h"
 #include "plugin/grpc_status.h"
 #include "plugin/namespaces.h"
 
 namespace imaged::plugin {
+namespace {
+
+// containerd 2.x's source_date_epoch: the time a write stamps on the record
+// instead of now. Times are kept as nanoseconds since 1970 in an int64, so a
+// timestamp outside that range (1677-2262) is refused rather than clamped.
+absl::StatusOr<std::optional<absl::Time>> SourceDateEpoch(bool has,
+                                                          const google::protobuf::Timestamp& ts) {
+  if (!has) return std::nullopt;
+  constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max() / 1000000000 - 1;
+  if (ts.seconds() < -kMaxSeconds || ts.seconds() > kMaxSeconds || ts.nanos() < 0 ||
+      ts.nanos() > 999999999) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "source_date_epoch {seconds: ", ts.seconds(), ", nanos: ", ts.nanos(),
+        "} is not a time between 1677 and 2262"));
+  }
+  return FromProto(ts);
+}
+
+}  // namespace
 
 grpc::Status ImagesService::Get(grpc::ServerContext* ctx, const imagespb::GetImageRequest* req,
                                 imagespb::GetImageResponse* resp) {
@@ -35,7 +59,11 @@ grpc::Status ImagesService::Create(grpc::ServerContext* ctx,
                                    imagespb::CreateImageResponse* resp) {
   absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
-  absl::StatusOr<store::Image> image = store_->Create(*ns, FromProto(req->image()), LeaseOf(*ctx));
+  absl::StatusOr<std::optional<absl::Time>> at =
+      SourceDateEpoch(req->has_source_date_epoch(), req->source_date_epoch());
+  if (!at.ok()) return ToGrpcStatus(at.status());
+  absl::StatusOr<store::Image> image =
+      store_->Create(*ns, FromProto(req->image()), LeaseOf(*ctx), *at);
   if (!image.ok()) return ToGrpcStatus(image.status());
   ToProto(*image, resp->mutable_image());
   events_->PublishImageWritten(*ns, *image, /*existed=*/false);
@@ -49,8 +77,11 @@ grpc::Status ImagesService::Update(grpc::ServerContext* ctx,
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   std::vector<std::string> paths(req->update_mask().paths().begin(),
                                  req->update_mask().paths().end());
+  absl::StatusOr<std::optional<absl::Time>> at =
+      SourceDateEpoch(req->has_source_date_epoch(), req->source_date_epoch());
+  if (!at.ok()) return ToGrpcStatus(at.status());
   absl::StatusOr<store::Image> image =
-      store_->Update(*ns, FromProto(req->image()), paths, LeaseOf(*ctx));
+      store_->Update(*ns, FromProto(req->image()), paths, LeaseOf(*ctx), *at);
   if (!image.ok()) return ToGrpcStatus(image.status());
   ToProto(*image, resp->mutable_image());
   events_->PublishImageWritten(*ns, *image, /*existed=*/true);
@@ -62,7 +93,9 @@ grpc::Status ImagesService::Delete(grpc::ServerContext* ctx,
                                    google::protobuf::Empty*) {
   absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
-  if (absl::Status s = store_->Delete(*ns, req->name()); !s.ok()) return ToGrpcStatus(s);
+  // A target without a digest guards nothing (as containerd).
+  const std::string& target = req->has_target() ? req->target().digest() : "";
+  if (absl::Status s = store_->Delete(*ns, req->name(), target); !s.ok()) return ToGrpcStatus(s);
   events_->PublishImageDeleted(*ns, req->name());
   return ToGrpcStatus(AfterDelete(gc_, *ns, req->sync()));
 }

@@ -2,6 +2,9 @@
 // through the wire, the namespace rules, and events after commit.
 #include <grpcpp/create_channel.h>
 
+#include <optional>
+#include <utility>
+
 #include "api/containerd/events/image.pb.h"
 #include "api/containerd/services/events/v1/events.grpc.pb.h"
 #include "api/containerd/services/images/v1/images.grpc.pb.h"
@@ -92,6 +95,62 @@ TEST(ImagesServiceTest, WritesPublishEventsAfterTheyCommit) {
   ASSERT_TRUE(stream->Read(&e));
   EXPECT_EQ(e.topic(), "/images/delete");
   sub_ctx.TryCancel();
+}
+
+// What the store contract cannot say: the fields as containerd 2.x clients
+// send them, and what a 1.6 client (which sends neither) gets.
+TEST(ImagesServiceTest, ContainerdTwoFieldsOverTheWire) {
+  ServerFixture f;
+  auto images = imagespb::Images::NewStub(f.channel());
+  auto create = [&](const std::string& name, std::optional<std::pair<int64_t, int32_t>> epoch) {
+    imagespb::CreateImageRequest req;
+    *req.mutable_image() = Proto(name);
+    if (epoch) {
+      req.mutable_source_date_epoch()->set_seconds(epoch->first);
+      req.mutable_source_date_epoch()->set_nanos(epoch->second);
+    }
+    imagespb::CreateImageResponse resp;
+    auto ctx = NamespacedContext("default");
+    grpc::Status s = images->Create(ctx.get(), req, &resp);
+    return std::make_pair(s, resp);
+  };
+  auto [ok, created] = create("epoch", std::make_pair(int64_t{1700000000}, 0));
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(created.image().created_at().seconds(), 1700000000);
+  EXPECT_EQ(created.image().updated_at().seconds(), 1700000000);
+  // Times outside what the index keeps are refused, and nothing is stored.
+  for (auto bad : {std::make_pair(int64_t{253402300800}, 0), std::make_pair(int64_t{0}, -1),
+                   std::make_pair(int64_t{0}, 1000000000)}) {
+    auto [s, unused] = create("bad-epoch", bad);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad.first;
+  }
+  imagespb::GetImageRequest get;
+  get.set_name("bad-epoch");
+  imagespb::GetImageResponse got;
+  auto get_ctx = NamespacedContext("default");
+  EXPECT_EQ(images->Get(get_ctx.get(), get, &got).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  auto remove = [&](const std::string& name, const char* target) {
+    imagespb::DeleteImageRequest req;
+    req.set_name(name);
+    if (target != nullptr) req.mutable_target()->set_digest(target);
+    google::protobuf::Empty resp;
+    auto ctx = NamespacedContext("default");
+    return images->Delete(ctx.get(), req, &resp).error_code();
+  };
+  // A target naming another digest: NotFound, the record stays.
+  const std::string other = store::Sha256::Of("other");
+  EXPECT_EQ(remove("epoch", other.c_str()), grpc::StatusCode::NOT_FOUND);
+  auto again = NamespacedContext("default");
+  EXPECT_TRUE(images->Get(again.get(), [] {
+    imagespb::GetImageRequest r;
+    r.set_name("epoch");
+    return r;
+  }(), &got).ok());
+  // A target without a digest guards nothing; no target is a 1.6 delete.
+  EXPECT_EQ(remove("epoch", ""), grpc::StatusCode::OK);
+  ASSERT_TRUE(create("plain", std::nullopt).first.ok());
+  EXPECT_EQ(remove("plain", nullptr), grpc::StatusCode::OK);
 }
 
 TEST(ImagesServiceTest, SubscribeFiltersOnEventFields) {

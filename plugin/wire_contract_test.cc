@@ -208,9 +208,23 @@ class WireContractTest : public ::testing::Test {
     imagespb::UpdateImageResponse resp;
     return images_->Update(Ctx(Ns::kK8s).get(), req, &resp);
   }
-  grpc::Status ImageDelete(const std::string& name) {
+  // containerd 2.x's source_date_epoch on an otherwise valid Create.
+  grpc::Status ImageCreateAt(int64_t seconds, int32_t nanos) {
+    imagespb::CreateImageRequest req;
+    req.mutable_image()->set_name("a:1");
+    req.mutable_image()->mutable_target()->set_digest(kDigest);
+    req.mutable_image()->mutable_target()->set_size(sizeof(kBlob) - 1);
+    req.mutable_image()->mutable_target()->set_media_type("application/vnd.oci.image.manifest.v1+json");
+    req.mutable_source_date_epoch()->set_seconds(seconds);
+    req.mutable_source_date_epoch()->set_nanos(nanos);
+    imagespb::CreateImageResponse resp;
+    return images_->Create(Ctx(Ns::kK8s).get(), req, &resp);
+  }
+  // `target_digest` non-empty: containerd 2.x's guarded delete.
+  grpc::Status ImageDelete(const std::string& name, const std::string& target_digest = "") {
     imagespb::DeleteImageRequest req;
     req.set_name(name);
+    if (!target_digest.empty()) req.mutable_target()->set_digest(target_digest);
     google::protobuf::Empty resp;
     return images_->Delete(Ctx(Ns::kK8s).get(), req, &resp);
   }
@@ -413,6 +427,9 @@ TEST_F(WireContractTest, EveryRpcAnswersWithTheExpectedCodeAndFailuresChangeNoth
       {"Images.Update of an unknown image", [&] { return ImageUpdate("docker.io/library/none:1", {}); }, {Code::NOT_FOUND}},
       {"Images.Update with 1025 field paths", [&] { return ImageUpdate("docker.io/library/none:1", LabelPaths(1025)); }, {Code::INVALID_ARGUMENT}},
       {"Images.Delete of an unknown image", [&] { return ImageDelete("docker.io/library/none:1"); }, {Code::NOT_FOUND}},
+      {"Images.Delete of an unknown image guarded by a target (2.x)", [&] { return ImageDelete("docker.io/library/none:1", kDigest); }, {Code::NOT_FOUND}},
+      {"Images.Create with source_date_epoch after 2262 (2.x)", [&] { return ImageCreateAt(253402300799, 0); }, {Code::INVALID_ARGUMENT}},
+      {"Images.Create with negative source_date_epoch nanos (2.x)", [&] { return ImageCreateAt(1700000000, -1); }, {Code::INVALID_ARGUMENT}},
       {"Images.List with a malformed filter", [&] { return ImageList({"name=="}); }, {Code::INVALID_ARGUMENT}},
       {"Images.List with 65 filters", [&] { return ImageList(Many(65, "name==a")); }, {Code::INVALID_ARGUMENT}},
       {"Images.Create of a body that does not parse", [&] { return Raw("/containerd.services.images.v1.Images/Create", "\x0a\xff", Ns::kK8s); }, {Code::INTERNAL, Code::INVALID_ARGUMENT}},

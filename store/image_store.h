@@ -55,23 +55,35 @@ class ImageStore {
                                                   absl::Span<const std::string> filters) = 0;
   // Under a `lease` (containerd's, "" for none) the image becomes a resource
   // of that lease ("images", name) in the same write; NotFound when the lease
-  // does not exist.
+  // does not exist. created_at and updated_at are `timestamp` when given
+  // (containerd 2.x's source_date_epoch), else now.
   virtual absl::StatusOr<Image> Create(absl::string_view ns, const Image& image,
-                                       absl::string_view lease) = 0;
-  absl::StatusOr<Image> Create(absl::string_view ns, const Image& image) {
-    return Create(ns, image, "");
+                                       absl::string_view lease,
+                                       std::optional<absl::Time> timestamp) = 0;
+  absl::StatusOr<Image> Create(absl::string_view ns, const Image& image,
+                               absl::string_view lease = "") {
+    return Create(ns, image, lease, std::nullopt);
   }
   // Updates the fields named by `fieldpaths` (labels, labels.<key>, target,
   // annotations, annotations.<key>; none means everything but created_at).
-  // An empty label value removes the label.
+  // An empty label value removes the label. updated_at is `timestamp` when
+  // given, else now.
   virtual absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
                                        absl::Span<const std::string> fieldpaths,
-                                       absl::string_view lease) = 0;
+                                       absl::string_view lease,
+                                       std::optional<absl::Time> timestamp) = 0;
   absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
-                               absl::Span<const std::string> fieldpaths) {
-    return Update(ns, image, fieldpaths, "");
+                               absl::Span<const std::string> fieldpaths,
+                               absl::string_view lease = "") {
+    return Update(ns, image, fieldpaths, lease, std::nullopt);
   }
-  virtual absl::Status Delete(absl::string_view ns, absl::string_view name) = 0;
+  // With `target_digest` (containerd 2.x's guarded delete), only while the
+  // record's target has that digest: NotFound otherwise, and nothing changes.
+  virtual absl::Status Delete(absl::string_view ns, absl::string_view name,
+                              absl::string_view target_digest) = 0;
+  absl::Status Delete(absl::string_view ns, absl::string_view name) {
+    return Delete(ns, name, "");
+  }
 };
 
 // What a pull or an import ends with: the image's records and the labels

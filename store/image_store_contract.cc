@@ -54,6 +54,47 @@ TEST_P(ImageStoreContract, CreateGetDelete) {
   EXPECT_TRUE(absl::IsNotFound(images().Delete(kNs, in.name)));
 }
 
+// containerd 2.x's source_date_epoch: Create stamps both times with it,
+// Update only updated_at.
+TEST_P(ImageStoreContract, AGivenTimestampIsStampedInsteadOfNow) {
+  const absl::Time epoch = absl::FromUnixSeconds(1700000000) + absl::Nanoseconds(5);
+  absl::StatusOr<Image> created = images().Create(kNs, Named("stamped"), "", epoch);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->created_at, epoch);
+  EXPECT_EQ(created->updated_at, epoch);
+
+  const absl::Time later = epoch + absl::Hours(1);
+  Image relabelled = Named("stamped");
+  relabelled.labels = {{"a", "1"}};
+  absl::StatusOr<Image> updated = images().Update(kNs, relabelled, {"labels.a"}, "", later);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->created_at, epoch);
+  EXPECT_EQ(updated->updated_at, later);
+  absl::StatusOr<Image> got = images().Get(kNs, "stamped");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->created_at, epoch);
+  EXPECT_EQ(got->updated_at, later);
+
+  // Without one, an update is stamped by the store's clock (a fake one in
+  // the RocksDB harness, the wall clock over the wire).
+  absl::StatusOr<Image> now = images().Update(kNs, relabelled, {"labels.a"});
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_NE(now->updated_at, later);
+  EXPECT_EQ(now->created_at, epoch);
+}
+
+// containerd 2.x's guarded delete: only while the record has that target.
+TEST_P(ImageStoreContract, ADeleteGuardedByATargetDeletesOnlyThatTarget) {
+  ASSERT_TRUE(images().Create(kNs, Named("guarded", "one")).ok());
+  absl::Status s = images().Delete(kNs, "guarded", Sha256::Of("two"));
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_TRUE(images().Get(kNs, "guarded").ok());
+  s = images().Delete(kNs, "missing", Sha256::Of("one"));
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  ASSERT_TRUE(images().Delete(kNs, "guarded", Sha256::Of("one")).ok());
+  EXPECT_TRUE(absl::IsNotFound(images().Get(kNs, "guarded").status()));
+}
+
 TEST_P(ImageStoreContract, InvalidImagesAreRejectedAndNothingChanges) {
   ASSERT_TRUE(images().Create(kNs, Named("keep")).ok());
   std::vector<Image> bad;

@@ -438,7 +438,8 @@ absl::StatusOr<std::vector<Image>> RocksDbImageStore::List(absl::string_view ns,
 }
 
 absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Image& image,
-                                                absl::string_view lease) {
+                                                absl::string_view lease,
+                                                std::optional<absl::Time> timestamp) {
   if (absl::Status s = ValidateImage(image); !s.ok()) return s;
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
   Preresolve(ns, absl::MakeConstSpan(&image, 1));
@@ -452,7 +453,7 @@ absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Imag
     }
     ImageRecord rec = ToRecord(image);
     DropEmptyLabels(&rec.labels);
-    rec.created_at = rec.updated_at = clock_->Now();
+    rec.created_at = rec.updated_at = timestamp.value_or(clock_->Now());
     rocksdb::WriteBatch batch;
     if (absl::Status s = StageRecord(&batch, ns, image.name, nullptr, &rec); !s.ok()) return s;
     StageImageLease(&batch, ns, lease, image.name);
@@ -529,7 +530,8 @@ absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(
 
 absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Image& image,
                                                 absl::Span<const std::string> fieldpaths,
-                                                absl::string_view lease) {
+                                                absl::string_view lease,
+                                                std::optional<absl::Time> timestamp) {
   if (image.name.empty()) return absl::InvalidArgumentError("image name is required for update");
   if (absl::Status s = ValidateImageName(image.name); !s.ok()) return s;
   if (absl::Status s = ValidateFieldPaths(fieldpaths); !s.ok()) return s;
@@ -574,7 +576,7 @@ absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Imag
     DropEmptyLabels(&rec.annotations);
     if (absl::Status s = ValidateImage(ToImage(image.name, rec)); !s.ok()) return s;
     rec.created_at = old.created_at;
-    rec.updated_at = clock_->Now();
+    rec.updated_at = timestamp.value_or(clock_->Now());
 
     rocksdb::WriteBatch batch;
     if (absl::Status s = StageRecord(&batch, ns, image.name, &old, &rec); !s.ok()) return s;
@@ -584,13 +586,19 @@ absl::StatusOr<Image> RocksDbImageStore::Update(absl::string_view ns, const Imag
   });
 }
 
-absl::Status RocksDbImageStore::Delete(absl::string_view ns, absl::string_view name) {
+absl::Status RocksDbImageStore::Delete(absl::string_view ns, absl::string_view name,
+                                       absl::string_view target_digest) {
   if (name.empty()) return absl::InvalidArgumentError("image name must not be empty");
   return db_->GroupCommit([&]() -> absl::Status {
     absl::MutexLock lock(&write_mu_);
     absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, name);
     if (!existing.ok()) return existing.status();
     if (!existing->has_value()) return ImageNotFound(name);
+    if (!target_digest.empty() && (*existing)->digest != target_digest) {
+      return absl::NotFoundError(absl::StrCat("image ", Quote(name), " has target ",
+                                              (*existing)->digest, ", not ",
+                                              Quote(target_digest)));
+    }
     rocksdb::WriteBatch batch;
     if (absl::Status s = StageUnindex(&batch, ns, name, **existing); !s.ok()) return s;
     batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));

@@ -47,13 +47,15 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   absl::StatusOr<std::vector<Image>> List(absl::string_view ns,
                                           absl::Span<const std::string> filters) override;
   using ImageStore::Create;
+  using ImageStore::Delete;
   using ImageStore::Update;
-  absl::StatusOr<Image> Create(absl::string_view ns, const Image& image,
-                               absl::string_view lease) override;
+  absl::StatusOr<Image> Create(absl::string_view ns, const Image& image, absl::string_view lease,
+                               std::optional<absl::Time> timestamp) override;
   absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
-                               absl::Span<const std::string> fieldpaths,
-                               absl::string_view lease) override;
-  absl::Status Delete(absl::string_view ns, absl::string_view name) override;
+                               absl::Span<const std::string> fieldpaths, absl::string_view lease,
+                               std::optional<absl::Time> timestamp) override;
+  absl::Status Delete(absl::string_view ns, absl::string_view name,
+                      absl::string_view target_digest) override;
 
   // The records and the blob labels in one batch (written by the content
   // store, which orders label updates).

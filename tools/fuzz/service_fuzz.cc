@@ -592,12 +592,24 @@ void ImagesList(Harness& h, FuzzedDataProvider& in) {
   Harness::Check("Images.List", stub->List(&ctx, req, &resp));
 }
 
+// A timestamp, mostly a plausible one, sometimes any bits (out of range).
+void SetTimestamp(FuzzedDataProvider& in, google::protobuf::Timestamp* ts) {
+  if (in.ConsumeBool()) {
+    ts->set_seconds(in.ConsumeIntegralInRange<int64_t>(0, 4102444800));
+    ts->set_nanos(in.ConsumeIntegralInRange<int32_t>(0, 999999999));
+  } else {
+    ts->set_seconds(in.ConsumeIntegral<int64_t>());
+    ts->set_nanos(in.ConsumeIntegral<int32_t>());
+  }
+}
+
 void ImagesCreate(Harness& h, FuzzedDataProvider& in) {
   auto stub = imagespb::Images::NewStub(h.channel());
   grpc::ClientContext ctx;
   h.Prepare(&ctx, in);
   imagespb::CreateImageRequest req;
   FillImage(h, in, req.mutable_image());
+  if (in.ConsumeBool()) SetTimestamp(in, req.mutable_source_date_epoch());  // containerd 2.x
   imagespb::CreateImageResponse resp;
   Harness::Check("Images.Create", stub->Create(&ctx, req, &resp));
 }
@@ -609,6 +621,7 @@ void ImagesUpdate(Harness& h, FuzzedDataProvider& in) {
   imagespb::UpdateImageRequest req;
   FillImage(h, in, req.mutable_image());
   for (const std::string& p : h.FieldPaths(in)) req.mutable_update_mask()->add_paths(p);
+  if (in.ConsumeBool()) SetTimestamp(in, req.mutable_source_date_epoch());  // containerd 2.x
   imagespb::UpdateImageResponse resp;
   Harness::Check("Images.Update", stub->Update(&ctx, req, &resp));
 }
@@ -620,6 +633,7 @@ void ImagesDelete(Harness& h, FuzzedDataProvider& in) {
   imagespb::DeleteImageRequest req;
   req.set_name(h.Name(in));
   req.set_sync(in.ConsumeBool());
+  if (in.ConsumeBool()) req.mutable_target()->set_digest(h.Digest(in));  // containerd 2.x's guard
   google::protobuf::Empty resp;
   Harness::Check("Images.Delete", stub->Delete(&ctx, req, &resp));
 }
