@@ -68,7 +68,9 @@ grpc::Status ContentService::Delete(grpc::ServerContext* ctx,
                                     google::protobuf::Empty*) {
   absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
-  return ToGrpcStatus(store_->Delete(*ns, req->digest()));
+  if (absl::Status s = store_->Delete(*ns, req->digest()); !s.ok()) return ToGrpcStatus(s);
+  if (Publishing(*ns)) events_->PublishContentDeleted(*ns, req->digest());
+  return grpc::Status::OK;
 }
 
 grpc::Status ContentService::Read(grpc::ServerContext* ctx,
@@ -201,6 +203,7 @@ grpc::Status ContentService::Write(
           if (absl::Status s = writer.Commit(total, expected, labels); !s.ok()) {
             return ToGrpcStatus(s);
           }
+          if (Publishing(*ns)) events_->PublishContentCreated(*ns, writer.Digest(), resp.offset());
         }
         resp.set_digest(writer.Digest());
         break;

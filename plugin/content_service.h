@@ -6,6 +6,7 @@
 
 #include "api/containerd/services/content/v1/content.grpc.pb.h"
 #include "plugin/convert.h"
+#include "plugin/event_exchange.h"
 #include "store/content_store.h"
 
 namespace imaged::plugin {
@@ -17,7 +18,11 @@ class ContentService final : public contentpb::Content::Service {
   // Infos per List response message.
   static constexpr size_t kListBatch = 100;
 
-  explicit ContentService(store::ContentStore* store) : store_(store) {}
+  // `events` (may be null) gets /content/create after a commit that made a
+  // new blob and /content/delete after a Delete, as containerd publishes,
+  // for calls in a namespace.
+  explicit ContentService(store::ContentStore* store, EventExchange* events = nullptr)
+      : store_(store), events_(events) {}
 
   grpc::Status Info(grpc::ServerContext* ctx, const contentpb::InfoRequest* req,
                     contentpb::InfoResponse* resp) override;
@@ -40,7 +45,12 @@ class ContentService final : public contentpb::Content::Service {
                      google::protobuf::Empty* resp) override;
 
  private:
+  // Events belong to a namespace: a call without one (the Content API allows
+  // it) publishes nothing.
+  bool Publishing(absl::string_view ns) const { return events_ != nullptr && !ns.empty(); }
+
   store::ContentStore* const store_;
+  EventExchange* const events_;
 };
 
 }  // namespace imaged::plugin

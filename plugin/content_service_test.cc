@@ -14,7 +14,9 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "api/containerd/events/content.pb.h"
 #include "api/containerd/services/content/v1/content.grpc.pb.h"
+#include "api/containerd/services/events/v1/events.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "plugin/content_client.h"
 #include "plugin/server.h"
@@ -87,6 +89,46 @@ class ContentServiceTest : public ::testing::Test {
   ServerFixture fixture_;
   std::unique_ptr<contentpb::Content::Stub> stub_;
 };
+
+// containerd's content events: /content/create (2.x) once a commit made a
+// new blob, /content/delete after a Delete; nothing for a failed commit or
+// a blob that was there already.
+TEST_F(ContentServiceTest, CommitsAndDeletesPublishContentEvents) {
+  auto events = eventspb::Events::NewStub(fixture_.channel());
+  grpc::ClientContext sub_ctx;
+  eventspb::SubscribeRequest sub_req;
+  sub_req.add_filters("topic~=\"^/content/\"");
+  auto stream = events->Subscribe(&sub_ctx, sub_req);
+  stream->WaitForInitialMetadata();
+
+  ASSERT_TRUE(Put("default", "evented blob").ok());
+  ASSERT_EQ(Put("default", "evented blob").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  auto bad = Req(contentpb::COMMIT, "bad", 0, "x");
+  bad.set_expected(Sha256::Of("y"));
+  ASSERT_FALSE(Exchange({bad}).ok());
+  contentpb::DeleteContentRequest del;
+  del.set_digest(Sha256::Of("evented blob"));
+  google::protobuf::Empty empty;
+  auto ctx = NamespacedContext("default");
+  ASSERT_TRUE(stub_->Delete(ctx.get(), del, &empty).ok());
+
+  eventspb::Envelope e;
+  ASSERT_TRUE(stream->Read(&e));
+  EXPECT_EQ(e.topic(), "/content/create");
+  EXPECT_EQ(e.namespace_(), "default");
+  EXPECT_EQ(e.event().type_url(), "containerd.events.ContentCreate");
+  ::containerd::events::ContentCreate created;
+  ASSERT_TRUE(created.ParseFromString(e.event().value()));
+  EXPECT_EQ(created.digest(), Sha256::Of("evented blob"));
+  EXPECT_EQ(created.size(), 12);
+  ASSERT_TRUE(stream->Read(&e));  // the next one is the delete: nothing between
+  EXPECT_EQ(e.topic(), "/content/delete");
+  EXPECT_EQ(e.event().type_url(), "containerd.events.ContentDelete");
+  ::containerd::events::ContentDelete deleted;
+  ASSERT_TRUE(deleted.ParseFromString(e.event().value()));
+  EXPECT_EQ(deleted.digest(), Sha256::Of("evented blob"));
+  sub_ctx.TryCancel();
+}
 
 TEST_F(ContentServiceTest, WriteStreamWithoutARefIsInvalidArgument) {
   EXPECT_EQ(Exchange({Req(contentpb::STAT, "")}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);

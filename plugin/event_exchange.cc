@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "api/containerd/events/content.pb.h"
 #include "api/containerd/events/image.pb.h"
 #include "plugin/convert.h"
 #include "store/limits.h"
@@ -144,6 +145,20 @@ void EventExchange::PublishImageWritten(absl::string_view ns, const store::Image
   } else {
     Publish(ns, "/images/create", ImageEvent<imagespb::ImageCreate>(image));
   }
+}
+
+void EventExchange::PublishContentCreated(absl::string_view ns, absl::string_view digest,
+                                          int64_t size) {
+  ::containerd::events::ContentCreate event;
+  event.set_digest(std::string(digest));
+  event.set_size(size);
+  Publish(ns, "/content/create", event);
+}
+
+void EventExchange::PublishContentDeleted(absl::string_view ns, absl::string_view digest) {
+  ::containerd::events::ContentDelete event;
+  event.set_digest(std::string(digest));
+  Publish(ns, "/content/delete", event);
 }
 
 void EventExchange::PublishImageDeleted(absl::string_view ns, absl::string_view name) {

@@ -52,6 +52,10 @@ class EventExchange {
   // labels; /images/delete for a name removed.
   void PublishImageWritten(absl::string_view ns, const store::Image& image, bool existed);
   void PublishImageDeleted(absl::string_view ns, absl::string_view name);
+  // The Content API's: /content/create when a write committed a new blob
+  // (containerd 2.x), /content/delete when Delete removed one.
+  void PublishContentCreated(absl::string_view ns, absl::string_view digest, int64_t size);
+  void PublishContentDeleted(absl::string_view ns, absl::string_view digest);
   // Publishes a complete envelope (Publish and Forward RPCs).
   void PublishEnvelope(const eventspb::Envelope& envelope);
   // Subscribes with containerd filters over namespace, topic and event.<field>.
