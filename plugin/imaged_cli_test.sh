@@ -29,6 +29,9 @@ wait_for_socket() {
   fail "socket $1 never appeared"
 }
 
+# --version: the release and the commit, exit 0, nothing started.
+expect_exit 0 "^imaged [0-9][0-9.]* (commit " -- --version
+
 printf 'root = \n' >"$dir/broken.toml"
 expect_exit 2 "broken.toml" -- --config "$dir/broken.toml"
 printf 'colour = "blue"\n' >"$dir/unknown.toml"

@@ -13,6 +13,7 @@
 #include "plugin/config.h"
 #include "plugin/log_limit.h"
 #include "plugin/server.h"
+#include "plugin/version.h"
 
 int main(int argc, char** argv) {
   // glibc gives threads up to 8 arenas per core, and each keeps what its
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   imaged::plugin::LimitProtobufLog();
   using imaged::plugin::Config;
   CLI::App app{"imaged: containerd image and content metadata service"};
+  app.set_version_flag("--version", imaged::plugin::VersionLine("imaged"));
   std::string config_file, root, address, socket_mode, registry_config_path;
   std::string containerd_address, upstream_cri_address;
   std::vector<std::string> mirror_namespaces;

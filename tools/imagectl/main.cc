@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "plugin/version.h"
 #include "tools/imagectl/archive_commands.h"
 #include "tools/imagectl/commands.h"
 #include "tools/imagectl/pull_command.h"
@@ -12,6 +13,7 @@
 int main(int argc, char** argv) {
   namespace ic = imaged::imagectl;
   CLI::App app{"imagectl: inspect and manage imaged's images"};
+  app.set_version_flag("--version", imaged::plugin::VersionLine("imagectl"));
   app.require_subcommand(1);
   std::string address = "/run/imaged/imaged.sock";
   app.add_option("-a,--address,--image-endpoint", address, "imaged socket (like crictl's --image-endpoint)")
