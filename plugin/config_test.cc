@@ -4,6 +4,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <regex>
+#include <set>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -68,6 +71,82 @@ config_path = "/etc/imaged/certs.d"
   EXPECT_EQ(config->mirror_miss_queue, 16);
   EXPECT_EQ(config->containerd_root, "/srv/containerd");
   EXPECT_EQ(config->containerd_snapshotter, "native");
+}
+
+// tools/package/config.toml, the packaged /etc/imaged/config.toml: every
+// key, commented out, with its default. Uncommented and loaded over a
+// configuration where every field differs, it must give the defaults back,
+// and it must name every key.
+TEST(ConfigTest, ThePackagedConfigShowsEveryKeyWithItsDefault) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  ASSERT_TRUE(srcdir != nullptr && workspace != nullptr) << "run under bazel test";
+  std::ifstream in(std::string(srcdir) + "/" + workspace + "/tools/package/config.toml");
+  ASSERT_TRUE(in) << "cannot read tools/package/config.toml";
+  static const std::regex kSetting(R"(^# (([a-z_]+) = .*|\[([a-z]+)\])$)");
+  std::string uncommented, table;
+  std::set<std::string> keys;
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (!std::regex_match(line, m, kSetting)) continue;
+    uncommented += line.substr(2) + "\n";
+    if (m[3].matched) {
+      table = m[3].str() + ".";
+    } else {
+      keys.insert(table + m[2].str());
+    }
+  }
+  const std::set<std::string> every_key = {
+      "root", "address", "socket_mode", "ingest_expiry", "shutdown_timeout", "platform",
+      "cri_namespace", "index_check", "max_concurrent_downloads", "metrics_address",
+      "gc_interval", "gc_delay", "containerd_address", "mirror_namespaces",
+      "upstream_cri_address", "containerd_timeout", "containerd_list_timeout",
+      "upstream_pull_timeout", "mirror_miss_budget", "mirror_miss_queue", "containerd_root",
+      "containerd_snapshotter", "registry.config_path"};
+  EXPECT_EQ(keys, every_key);
+
+  Config changed;
+  changed.root = "/x";
+  changed.address = "/x.sock";
+  changed.socket_mode = 0600;
+  changed.ingest_expiry = changed.shutdown_timeout = absl::Seconds(1);
+  changed.platform = "linux/arm64";
+  changed.cri_namespace = changed.index_check = "x";
+  changed.registry_config_path = changed.metrics_address = "x";
+  changed.max_concurrent_downloads = 9;
+  changed.gc_interval = changed.gc_delay = absl::Seconds(7);
+  changed.containerd_address = changed.upstream_cri_address = "x";
+  changed.mirror_namespaces = {"x"};
+  changed.containerd_timeout = changed.containerd_list_timeout = absl::Seconds(7);
+  changed.upstream_pull_timeout = changed.mirror_miss_budget = absl::Seconds(7);
+  changed.mirror_miss_queue = 9;
+  changed.containerd_root = changed.containerd_snapshotter = "x";
+  absl::StatusOr<Config> loaded = LoadConfigFile(WriteFile(uncommented), changed);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const Config d;
+  EXPECT_EQ(loaded->root, d.root);
+  EXPECT_EQ(loaded->address, d.address);
+  EXPECT_EQ(loaded->socket_mode, d.socket_mode);
+  EXPECT_EQ(loaded->ingest_expiry, d.ingest_expiry);
+  EXPECT_EQ(loaded->shutdown_timeout, d.shutdown_timeout);
+  EXPECT_EQ(loaded->platform, d.platform);
+  EXPECT_EQ(loaded->cri_namespace, d.cri_namespace);
+  EXPECT_EQ(loaded->index_check, d.index_check);
+  EXPECT_EQ(loaded->registry_config_path, d.registry_config_path);
+  EXPECT_EQ(loaded->max_concurrent_downloads, d.max_concurrent_downloads);
+  EXPECT_EQ(loaded->metrics_address, d.metrics_address);
+  EXPECT_EQ(loaded->gc_interval, d.gc_interval);
+  EXPECT_EQ(loaded->gc_delay, d.gc_delay);
+  EXPECT_EQ(loaded->containerd_address, d.containerd_address);
+  EXPECT_EQ(loaded->mirror_namespaces, d.mirror_namespaces);
+  EXPECT_EQ(loaded->upstream_cri_address, d.upstream_cri_address);
+  EXPECT_EQ(loaded->containerd_timeout, d.containerd_timeout);
+  EXPECT_EQ(loaded->containerd_list_timeout, d.containerd_list_timeout);
+  EXPECT_EQ(loaded->upstream_pull_timeout, d.upstream_pull_timeout);
+  EXPECT_EQ(loaded->mirror_miss_budget, d.mirror_miss_budget);
+  EXPECT_EQ(loaded->mirror_miss_queue, d.mirror_miss_queue);
+  EXPECT_EQ(loaded->containerd_root, d.containerd_root);
+  EXPECT_EQ(loaded->containerd_snapshotter, d.containerd_snapshotter);
 }
 
 TEST(ConfigTest, EmptyFileKeepsDefaults) {

@@ -13,7 +13,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   containerd docker-registry umoci skopeo
   python3 openssl curl apache2-utils
-  gnuplot-nox
+  gnuplot-nox lintian
 )
 
 missing=()
