@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 
 #include "absl/time/clock.h"
 #include "cri/reference.h"
@@ -18,6 +20,26 @@ std::string VerboseInfo(const store::CriImage& image, const std::string& config)
   nlohmann::json spec = nlohmann::json::parse(config, nullptr, /*allow_exceptions=*/false);
   info["imageSpec"] = spec.is_discarded() ? nlohmann::json::object() : spec;
   return info.dump();
+}
+
+// A pull's cancel check: whether the caller of `ctx` has gone (or the
+// server's drain ran out). The puller asks from every download thread, often;
+// a sync call's IsCancelled plucks the call's completion queue, which takes
+// few pluckers at once, so one thread asks at a time and the others take
+// the last answer. Once gone, always gone.
+cri::CancelCheck CallerGone(grpc::ServerContext* ctx) {
+  struct State {
+    std::atomic<bool> asking{false};
+    std::atomic<bool> gone{false};
+  };
+  auto state = std::make_shared<State>();
+  return [ctx, state] {
+    if (!state->gone.load() && !state->asking.exchange(true)) {
+      if (ctx->IsCancelled()) state->gone = true;
+      state->asking = false;
+    }
+    return state->gone.load();
+  };
 }
 
 // A raw callback method's request, parsed.
@@ -272,7 +294,7 @@ grpc::Status CriService::PullImage(grpc::ServerContext* ctx, const cripb::PullIm
   pull.image = req->image().image();
   pull.creds = *std::move(creds);
   // The pull stops when the caller goes away or the server's drain runs out.
-  pull.cancel = [ctx] { return ctx->IsCancelled(); };
+  pull.cancel = CallerGone(ctx);
   absl::StatusOr<cri::PullResult> result = puller_->Pull(pull);
   if (!result.ok()) return ToGrpcStatus(result.status());
   for (const store::ImageCommitter::Written& w : result->written) {

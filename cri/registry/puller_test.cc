@@ -131,6 +131,8 @@ class FakeRegistry : public HttpTransport {
     for (size_t sent = 0; sent < body.size(); sent += kPiece) {
       if (sent >= cut) return absl::UnavailableError("connection reset by peer");
       if (per_chunk > absl::ZeroDuration()) absl::SleepFor(per_chunk);
+      // As HttpClient does between reads.
+      if (IsCancelled(req.cancel)) return absl::CancelledError("request cancelled");
       absl::string_view piece = absl::string_view(body).substr(sent, kPiece);
       if (absl::Status s = sink(resp, piece); !s.ok()) return s;
     }
@@ -276,6 +278,25 @@ TEST_F(PullerTest, ConcurrentPullsOfOneImageDownloadEachBlobOnce) {
   for (const store::Descriptor& layer : image_.layers) {
     EXPECT_EQ(registry_.BlobGets(layer.digest), 1) << layer.digest;
   }
+}
+
+// What CRI PullImage does when kubelet gives up: the cancel check turns
+// true (here once a layer's transfer has begun) and the pull stops with
+// Cancelled, naming nothing and leaving no lease behind.
+TEST_F(PullerTest, ACancelledPullStopsNamesNothingAndDropsItsLease) {
+  registry_.SlowBlobs(absl::Milliseconds(1));
+  auto puller = NewPuller();
+  PullRequest req;
+  req.ns = std::string(kNs);
+  req.image = std::string(kRef);
+  req.cancel = [this] { return registry_.BlobGets(Layer(0)) > 0; };
+  absl::StatusOr<PullResult> r = puller->Pull(req);
+  EXPECT_TRUE(absl::IsCancelled(r.status())) << r.status();
+  EXPECT_THAT(Names(), IsEmpty());
+  EXPECT_FALSE(Has(Layer(0)));
+  absl::StatusOr<std::vector<store::Lease>> leases = stores_->leases()->List(kNs, {});
+  ASSERT_TRUE(leases.ok()) << leases.status();
+  EXPECT_THAT(*leases, IsEmpty());
 }
 
 TEST_F(PullerTest, AReferenceTheRegistryLacksIsNotFound) {
