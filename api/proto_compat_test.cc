@@ -24,7 +24,16 @@
 #include "api/containerd/services/events/v1/events.pb.h"
 #include "api/containerd/services/images/v1/images.pb.h"
 #include "api/containerd/services/leases/v1/leases.pb.h"
+#include "api/containerd/services/streaming/v1/streaming.pb.h"
+#include "api/containerd/services/transfer/v1/transfer.pb.h"
 #include "api/containerd/types/descriptor.pb.h"
+#include "api/containerd/types/platform.pb.h"
+#include "api/containerd/types/transfer/container.pb.h"
+#include "api/containerd/types/transfer/imagestore.pb.h"
+#include "api/containerd/types/transfer/importexport.pb.h"
+#include "api/containerd/types/transfer/progress.pb.h"
+#include "api/containerd/types/transfer/registry.pb.h"
+#include "api/containerd/types/transfer/streaming.pb.h"
 #include "api/runtime/v1/api.pb.h"
 
 namespace imaged::api {
@@ -341,10 +350,25 @@ std::vector<std::string> FactDifferences(const std::set<std::string>& ours,
   return out;
 }
 
-// Our containerd files and where each lives under containerd's api/.
-std::vector<std::pair<const FileDescriptor*, std::string>> ContainerdFiles() {
+// Our containerd files and where each lives under containerd's api/: those
+// containerd 1.6 has, and with `with_v2_only` also those only 2.x has.
+std::vector<std::pair<const FileDescriptor*, std::string>> ContainerdFiles(bool with_v2_only = true) {
   namespace cd = ::containerd;
-  return {
+  namespace tt = ::containerd::types::transfer;
+  std::vector<std::pair<const FileDescriptor*, std::string>> v2_only = {
+      {cd::services::transfer::v1::TransferRequest::descriptor()->file(),
+       "services/transfer/v1/transfer.proto"},
+      {cd::services::streaming::v1::StreamInit::descriptor()->file(),
+       "services/streaming/v1/streaming.proto"},
+      {tt::ImageStore::descriptor()->file(), "types/transfer/imagestore.proto"},
+      {tt::OCIRegistry::descriptor()->file(), "types/transfer/registry.proto"},
+      {tt::Progress::descriptor()->file(), "types/transfer/progress.proto"},
+      {tt::Data::descriptor()->file(), "types/transfer/streaming.proto"},
+      {tt::ImageImportStream::descriptor()->file(), "types/transfer/importexport.proto"},
+      {tt::ContainerPath::descriptor()->file(), "types/transfer/container.proto"},
+  };
+  std::vector<std::pair<const FileDescriptor*, std::string>> files = {
+      {cd::types::Platform::descriptor()->file(), "types/platform.proto"},
       {cd::types::Descriptor::descriptor()->file(), "types/descriptor.proto"},
       {cd::services::content::v1::Info::descriptor()->file(), "services/content/v1/content.proto"},
       {cd::services::images::v1::Image::descriptor()->file(), "services/images/v1/images.proto"},
@@ -353,6 +377,8 @@ std::vector<std::pair<const FileDescriptor*, std::string>> ContainerdFiles() {
       {cd::services::events::v1::Envelope::descriptor()->file(), "services/events/v1/events.proto"},
       {cd::services::leases::v1::Lease::descriptor()->file(), "services/leases/v1/leases.proto"},
   };
+  if (with_v2_only) files.insert(files.end(), v2_only.begin(), v2_only.end());
+  return files;
 }
 
 constexpr char kContainerdV2Facts[] = "api/containerd/containerd_v2.facts";
@@ -367,7 +393,7 @@ TEST(ProtoCompatTest, ContainerdApiMatchesUpstream) {
       << "upstream containerd API protos not found at " << api_dir
       << "; run tools/install_deps.sh or point IMAGED_CONTAINERD_API_DIR at containerd's api/";
 
-  const auto files = ContainerdFiles();
+  const auto files = ContainerdFiles(/*with_v2_only=*/false);
   const std::set<std::string> v2_facts = ReadLines(Runfile(kContainerdV2Facts));
 
   // Copy everything before importing anything: upstream files import each other.
