@@ -1,10 +1,20 @@
 // CRI ImageService latency over imaged's unix socket, with the node's image
 // count as the argument: ListImages (kubelet every 30 s) and ImageStatus by
-// tag, by truncated ID and of a missing image (kubelet before every
-// container start). Each image has the three names containerd's CRI writes.
+// tag, by digest, by ID, by truncated ID and of a missing image (kubelet
+// before every container start). Each image has the three names
+// containerd's CRI writes. The floor is grpc.health.v1.Health/Check on the
+// same server: a unary call that does nothing.
+//
+// Besides wall and client CPU time, each benchmark reports server_cpu_us:
+// the CPU time per call of every thread but the benchmark's (the server's
+// pollers and workers, and its background threads), i.e. the process's CPU
+// time less the calling thread's.
 //
 //   bazel run //tools/bench:cri_bench -- --benchmark_min_time=1
 #include <grpcpp/create_channel.h>
+#include <grpcpp/impl/codegen/client_unary_call.h>
+#include <grpcpp/impl/codegen/rpc_method.h>
+#include <time.h>
 
 #include <cstdlib>
 #include <map>
@@ -59,7 +69,10 @@ class Node {
         image.labels = {{"io.cri-containerd.image", "managed"}};
         if (!records.Create("k8s.io", image).ok()) std::abort();
       }
-      if (i == images / 2) middle_id_ = ti->config.digest;
+      if (i == images / 2) {
+        middle_id_ = ti->config.digest;
+        middle_by_digest_ = absl::StrCat(repo, "@", ti->manifest.digest);
+      }
     }
   }
 
@@ -70,7 +83,9 @@ class Node {
   }
 
   cripb::ImageService::Stub& cri() { return *cri_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
   const std::string& middle_id() const { return middle_id_; }
+  const std::string& middle_by_digest() const { return middle_by_digest_; }
 
  private:
   std::string dir_;
@@ -78,6 +93,34 @@ class Node {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<cripb::ImageService::Stub> cri_;
   std::string middle_id_;
+  std::string middle_by_digest_;
+};
+
+double CpuSeconds(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Sets server_cpu_us when the benchmark loop it spans ends: the process's
+// CPU time less the calling thread's, per iteration.
+class ServerCpu {
+ public:
+  explicit ServerCpu(benchmark::State& state)
+      : state_(state),
+        process_(CpuSeconds(CLOCK_PROCESS_CPUTIME_ID)),
+        thread_(CpuSeconds(CLOCK_THREAD_CPUTIME_ID)) {}
+  ~ServerCpu() {
+    const double others = (CpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - process_) -
+                          (CpuSeconds(CLOCK_THREAD_CPUTIME_ID) - thread_);
+    state_.counters["server_cpu_us"] =
+        benchmark::Counter(others * 1e6, benchmark::Counter::kAvgIterations);
+  }
+
+ private:
+  benchmark::State& state_;
+  const double process_;
+  const double thread_;
 };
 
 // Built on first use, torn down (servers stopped, roots removed) after the run.
@@ -89,8 +132,28 @@ Node& GetNode(int images) {
   return *node;
 }
 
+// The floor: a unary call that does nothing, on the same server. (gRPC's
+// internal blocking call with raw bytes: Debian ships no health stub.)
+void BM_HealthCheck(benchmark::State& state) {
+  Node& node = GetNode(static_cast<int>(state.range(0)));
+  const grpc::internal::RpcMethod method("/grpc.health.v1.Health/Check",
+                                         grpc::internal::RpcMethod::NORMAL_RPC, node.channel());
+  grpc::Slice empty{std::string()};
+  const grpc::ByteBuffer req(&empty, 1);  // HealthCheckRequest{}: the server as a whole
+  ServerCpu cpu(state);
+  for (auto _ : state) {
+    grpc::ByteBuffer resp;
+    grpc::ClientContext ctx;
+    if (!grpc::internal::BlockingUnaryCall(node.channel().get(), method, &ctx, req, &resp).ok()) {
+      state.SkipWithError("Health/Check failed");
+    }
+  }
+}
+BENCHMARK(BM_HealthCheck)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
 void BM_ListImages(benchmark::State& state) {
   Node& node = GetNode(static_cast<int>(state.range(0)));
+  ServerCpu cpu(state);
   for (auto _ : state) {
     cripb::ListImagesRequest req;
     cripb::ListImagesResponse resp;
@@ -104,6 +167,7 @@ BENCHMARK(BM_ListImages)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
 void Status(benchmark::State& state, const std::string& ref, bool want_image) {
   Node& node = GetNode(static_cast<int>(state.range(0)));
+  ServerCpu cpu(state);
   for (auto _ : state) {
     cripb::ImageStatusRequest req;
     req.mutable_image()->set_image(ref.empty() ? node.middle_id().substr(7, 12) : ref);
@@ -119,6 +183,16 @@ void BM_ImageStatusByTag(benchmark::State& state) {
   Status(state, absl::StrCat("registry.example.com/team/app-", state.range(0) / 2, ":1.0"), true);
 }
 BENCHMARK(BM_ImageStatusByTag)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
+void BM_ImageStatusByDigest(benchmark::State& state) {
+  Status(state, GetNode(static_cast<int>(state.range(0))).middle_by_digest(), true);
+}
+BENCHMARK(BM_ImageStatusByDigest)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
+void BM_ImageStatusById(benchmark::State& state) {
+  Status(state, GetNode(static_cast<int>(state.range(0))).middle_id(), true);
+}
+BENCHMARK(BM_ImageStatusById)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
 void BM_ImageStatusByTruncatedId(benchmark::State& state) { Status(state, "", true); }
 BENCHMARK(BM_ImageStatusByTruncatedId)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
