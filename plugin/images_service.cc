@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-
 #include "plugin/convert.h"
 #include "plugin/grpc_status.h"
 #include "plugin/namespaces.h"

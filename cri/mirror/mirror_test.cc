@@ -60,7 +60,7 @@ class MirrorTest : public ::testing::Test {
         mirror_(MirrorSource{containerd_.images, containerd_.content},
                 MirrorTarget{imaged_.content, imaged_.images, imaged_.images,
                              imaged_.leases},
-                store::DefaultPlatform(), /*batch=*/2) {}
+                store::DefaultPlatform(), /*batch=*/2, &clock_) {}
 
   store::TestImage Upstream(const std::string& seed) {
     store::TestImageSpec spec;
@@ -111,6 +111,24 @@ TEST_F(MirrorTest, SyncMirrorsRecordsAndCopiesOnlyTheDocuments) {
   EXPECT_EQ(imaged_.images->Get(kNs, "docker.io/library/a:1")->labels.at("io.cri-containerd.image"),
             "managed");
   EXPECT_TRUE(imaged_.leases->List(kNs, {})->empty());  // the sync's lease is gone
+  EXPECT_EQ(mirror_.State().last_sync, clock_.Now());  // the injected clock's time
+}
+
+// After containerd's own CRI pulled "busybox": the ID record, the
+// normalised reference and every other name of that target are mirrored
+// before the pull is answered; other images are not touched.
+TEST_F(MirrorTest, SyncPullMirrorsEveryNameOfThePulledImage) {
+  store::TestImage pulled = Upstream("pulled"), other = Upstream("other");
+  Tag("docker.io/library/busybox:latest", pulled);
+  Tag(absl::StrCat("docker.io/library/busybox@", pulled.manifest.digest), pulled);
+  Tag(pulled.config.digest, pulled);
+  Tag("docker.io/library/other:1", other);
+  ASSERT_TRUE(mirror_.SyncPull(kNs, "busybox", pulled.config.digest).ok());
+  EXPECT_TRUE(imaged_.images->Get(kNs, "docker.io/library/busybox:latest").ok());
+  EXPECT_TRUE(
+      imaged_.images->Get(kNs, absl::StrCat("docker.io/library/busybox@", pulled.manifest.digest)).ok());
+  EXPECT_TRUE(imaged_.images->Get(kNs, pulled.config.digest).ok());
+  EXPECT_FALSE(imaged_.images->Get(kNs, "docker.io/library/other:1").ok());
 }
 
 TEST_F(MirrorTest, ASecondSyncWritesOnlyWhatChanged) {
