@@ -76,6 +76,7 @@ class MirrorRunnerTest : public ::testing::Test {
   ~MirrorRunnerTest() override {
     runner_.reset();  // before "containerd" goes
     upstream_.reset();
+    store::RemoveAll(dir_).IgnoreError();  // when "containerd" never came up
     stores_.reset();
     store::RemoveAll(local_root_).IgnoreError();
   }

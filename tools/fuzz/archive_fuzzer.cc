@@ -20,6 +20,7 @@
 #include "store/clock.h"
 #include "store/files.h"
 #include "store/local_stores.h"
+#include "tools/fuzz/fuzz_temp_dir.h"
 
 namespace {
 
@@ -29,11 +30,7 @@ constexpr absl::string_view kNs = "fuzz";
 
 struct Stores {
   Stores() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                       "/imaged-archive-fuzz-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    root = tmpl;
+    root = fuzz::FuzzTempDir("archive-fuzz");
     store::LocalStoresOptions options;
     options.clock = &clock;
     options.classify = cri::ClassifyImageName;

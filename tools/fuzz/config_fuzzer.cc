@@ -7,13 +7,11 @@
 #include <string>
 
 #include "plugin/config.h"
+#include "tools/fuzz/fuzz_temp_dir.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = [] {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/imaged-config-fuzz-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    return tmpl + "/config.toml";
+    return imaged::fuzz::FuzzTempDir("config-fuzz") + "/config.toml";
   }();
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);

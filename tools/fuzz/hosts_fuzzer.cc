@@ -9,12 +9,11 @@
 #include <string>
 
 #include "cri/registry/hosts.h"
+#include "tools/fuzz/fuzz_temp_dir.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string dir = [] {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/imaged-hosts-fuzz-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
+    std::string tmpl = imaged::fuzz::FuzzTempDir("hosts-fuzz");
     std::string host = tmpl + "/registry.example";
     ::mkdir(host.c_str(), 0755);
     return tmpl;
