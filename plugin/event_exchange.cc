@@ -1,5 +1,7 @@
 #include "plugin/event_exchange.h"
 
+#include <optional>
+
 #include <google/protobuf/any.pb.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
@@ -85,6 +87,13 @@ bool EventExchange::Subscription::Next(eventspb::Envelope* out, absl::Duration t
 
 void EventExchange::Publish(absl::string_view ns, absl::string_view topic,
                             const google::protobuf::Message& event) {
+  // Every image write and content commit publishes: with nobody subscribed
+  // (the usual case) no envelope is built. A subscriber that arrives now
+  // sees the events published after it subscribed, as always.
+  {
+    absl::MutexLock lock(&mu_);
+    if (subscribers_.empty()) return;
+  }
   eventspb::Envelope envelope;
   ToProto(absl::Now(), envelope.mutable_timestamp());
   envelope.set_namespace_(std::string(ns));
@@ -96,10 +105,14 @@ void EventExchange::Publish(absl::string_view ns, absl::string_view topic,
 }
 
 void EventExchange::PublishEnvelope(const eventspb::Envelope& envelope) {
-  EnvelopeAdaptor adaptor(envelope);
+  // The event is decoded (for event.<field> filters) only if a filter asks.
+  std::optional<EnvelopeAdaptor> adaptor;
   absl::MutexLock lock(&mu_);
   for (Subscription* s : subscribers_) {
-    if (!s->filter_.MatchesAll() && !s->filter_.Match(adaptor)) continue;
+    if (!s->filter_.MatchesAll()) {
+      if (!adaptor) adaptor.emplace(envelope);
+      if (!s->filter_.Match(*adaptor)) continue;
+    }
     absl::MutexLock queue_lock(&s->mu_);
     if (s->queue_.size() >= kMaxQueue) s->queue_.pop_front();
     s->queue_.push_back(envelope);
