@@ -22,26 +22,6 @@ std::string VerboseInfo(const store::CriImage& image, const std::string& config)
   return info.dump();
 }
 
-// A pull's cancel check: whether the caller of `ctx` has gone (or the
-// server's drain ran out). The puller asks from every download thread, often;
-// a sync call's IsCancelled plucks the call's completion queue, which takes
-// few pluckers at once, so one thread asks at a time and the others take
-// the last answer. Once gone, always gone.
-cri::CancelCheck CallerGone(grpc::ServerContext* ctx) {
-  struct State {
-    std::atomic<bool> asking{false};
-    std::atomic<bool> gone{false};
-  };
-  auto state = std::make_shared<State>();
-  return [ctx, state] {
-    if (!state->gone.load() && !state->asking.exchange(true)) {
-      if (ctx->IsCancelled()) state->gone = true;
-      state->asking = false;
-    }
-    return state->gone.load();
-  };
-}
-
 // A raw callback method's request, parsed.
 bool ParseRaw(const grpc::ByteBuffer* raw, google::protobuf::MessageLite* out) {
   std::vector<grpc::Slice> slices;

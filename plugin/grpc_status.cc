@@ -1,5 +1,7 @@
 #include "plugin/grpc_status.h"
 
+#include <atomic>
+#include <memory>
 #include <string>
 
 #include "store/limits.h"
@@ -19,6 +21,21 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+std::function<bool()> CallerGone(grpc::ServerContext* ctx) {
+  struct State {
+    std::atomic<bool> asking{false};
+    std::atomic<bool> gone{false};
+  };
+  auto state = std::make_shared<State>();
+  return [ctx, state] {
+    if (!state->gone.load() && !state->asking.exchange(true)) {
+      if (ctx->IsCancelled()) state->gone = true;
+      state->asking = false;
+    }
+    return state->gone.load();
+  };
 }
 
 }  // namespace imaged::plugin

@@ -3,7 +3,10 @@
 #ifndef IMAGED_PLUGIN_GRPC_STATUS_H_
 #define IMAGED_PLUGIN_GRPC_STATUS_H_
 
+#include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
+
+#include <functional>
 
 #include "absl/status/status.h"
 
@@ -11,6 +14,13 @@ namespace imaged::plugin {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// A long call's cancel check (cri::CancelCheck): whether the caller of
+// `ctx` has gone (or the server's drain ran out). Pullers ask from every
+// download thread, often; a sync call's IsCancelled plucks the call's
+// completion queue, which takes few pluckers at once, so one thread asks at
+// a time and the others take the last answer. Once gone, always gone.
+std::function<bool()> CallerGone(grpc::ServerContext* ctx);
 
 }  // namespace imaged::plugin
 

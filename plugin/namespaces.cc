@@ -9,7 +9,7 @@
 namespace imaged::plugin {
 namespace {
 
-std::optional<std::string> Header(const grpc::ServerContext& ctx,
+std::optional<std::string> Header(const grpc::ServerContextBase& ctx,
                                   const char* name = kNamespaceHeader) {
   const auto& md = ctx.client_metadata();
   auto it = md.find(name);
@@ -23,7 +23,7 @@ absl::Status ValidateNamespace(absl::string_view ns) {
   return store::ValidateIdentifier("namespace", ns);
 }
 
-absl::StatusOr<std::string> RequiredNamespace(const grpc::ServerContext& ctx) {
+absl::StatusOr<std::string> RequiredNamespace(const grpc::ServerContextBase& ctx) {
   std::optional<std::string> ns = Header(ctx);
   // Absent or empty: what containerd answers both with.
   if (!ns || ns->empty()) {
@@ -34,7 +34,7 @@ absl::StatusOr<std::string> RequiredNamespace(const grpc::ServerContext& ctx) {
   return *ns;
 }
 
-absl::StatusOr<std::string> ContentNamespace(const grpc::ServerContext& ctx) {
+absl::StatusOr<std::string> ContentNamespace(const grpc::ServerContextBase& ctx) {
   std::optional<std::string> ns = Header(ctx);
   // Absent: containerd's content proxy, which sends none. Present but empty
   // is what containerd refuses.
@@ -47,7 +47,7 @@ absl::StatusOr<std::string> ContentNamespace(const grpc::ServerContext& ctx) {
   return *ns;
 }
 
-std::string LeaseOf(const grpc::ServerContext& ctx) {
+std::string LeaseOf(const grpc::ServerContextBase& ctx) {
   return Header(ctx, kLeaseHeader).value_or("");
 }
 

@@ -21,14 +21,14 @@ absl::Status ValidateNamespace(absl::string_view ns);
 
 // The namespace of a call that needs one (images, leases, events):
 // missing is FailedPrecondition, malformed is InvalidArgument.
-absl::StatusOr<std::string> RequiredNamespace(const grpc::ServerContext& ctx);
+absl::StatusOr<std::string> RequiredNamespace(const grpc::ServerContextBase& ctx);
 
 // The namespace of a content call: "" when the header is absent (containerd's
 // content proxy sends none), InvalidArgument when malformed.
-absl::StatusOr<std::string> ContentNamespace(const grpc::ServerContext& ctx);
+absl::StatusOr<std::string> ContentNamespace(const grpc::ServerContextBase& ctx);
 
 // The containerd-lease header: the lease a write belongs to, "" for none.
-std::string LeaseOf(const grpc::ServerContext& ctx);
+std::string LeaseOf(const grpc::ServerContextBase& ctx);
 
 }  // namespace imaged::plugin
 

@@ -29,6 +29,7 @@
 #include "store/platform.h"
 #include "plugin/leases_service.h"
 #include "plugin/namespaces.h"
+#include "plugin/transfer_service.h"
 
 namespace imaged::plugin {
 namespace {
@@ -179,6 +180,11 @@ absl::Status Server::BuildServices(const store::Platform& platform) {
     puller_ = std::make_unique<cri::Puller>(content_, images, images, leases_, http_.get(),
                                             platform, std::move(pull_options));
     cri_puller = puller_.get();
+    // containerd 2.x's ctr pulls, imports and exports through these.
+    services_.push_back(std::make_unique<StreamingService>(&streams_));
+    services_.push_back(std::make_unique<TransferService>(
+        TransferService::Stores{content_, images, leases_, puller_.get()}, &streams_, &events_,
+        platform));
   } else {
     // Mirror mode: containerd holds the images; imaged indexes them.
     MirrorRunner::Options mirror_options;

@@ -21,6 +21,7 @@
 #include "plugin/cri_service.h"
 #include "plugin/event_exchange.h"
 #include "plugin/events_service.h"
+#include "plugin/streaming_service.h"
 #include "plugin/images_service.h"
 #include "plugin/metrics.h"
 #include "plugin/gc_scheduler.h"
@@ -98,6 +99,7 @@ class Server {
   std::unique_ptr<MirrorRunner> mirror_;
   std::unique_ptr<RemoteImageCommitter> mirror_committer_;
   EventExchange events_;
+  StreamManager streams_;  // containerd 2.x Streaming calls (standalone mode)
   std::vector<std::unique_ptr<grpc::Service>> services_;
   CriService* cri_service_ = nullptr;  // one of services_
   std::unique_ptr<grpc::Server> grpc_;

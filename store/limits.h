@@ -50,6 +50,13 @@ inline constexpr size_t kMaxGcNamespaces = 256;
 inline constexpr int kMaxIndexNesting = 4;
 inline constexpr int64_t kMaxImageDocumentBytes = 4 << 20;
 inline constexpr int64_t kMaxImageConfigBytes = 8 << 20;
+// containerd 2.x's Streaming and Transfer services: a stream id (its own
+// are "<kind>-<nanos>-<4 base64 chars>"; containerd takes any string), the
+// streams open at once (containerd: no limit), and a transfer's repeated
+// fields (platforms, extra references, unpack configurations, headers).
+inline constexpr size_t kMaxStreamIdLength = 256;
+inline constexpr size_t kMaxOpenStreams = 1024;
+inline constexpr size_t kMaxTransferItems = 64;
 // The largest request message gRPC takes (containerd's 16 MiB).
 inline constexpr int kMaxReceiveMessageBytes = 16 << 20;
 // Error messages quote at most kMaxQuoted bytes of a field and are cut at

@@ -109,6 +109,19 @@ struct ImportOptions {
   // containerd lease the blobs and records are written under, so a
   // collector leaves a half-done import alone ("" for none).
   std::string lease;
+
+  // containerd 2.x's Transfer import names (an ImageStore with one prefix
+  // reference): `base_name` is used as given, full references outside it
+  // are kept only with `allow_foreign` (the reference's allow_overwrite),
+  // and an io.containerd.image.name is dropped when that translation would
+  // change it.
+  bool transfer_naming = false;
+  bool allow_foreign = false;
+  // With digest_refs: no digest name for an entry that has a name.
+  bool skip_digest_for_named = false;
+  // Labels set on every record written, replacing its labels (ctr 2.x
+  // --label). Empty: a record's labels are left as they are.
+  store::Labels labels;
 };
 
 struct ImportedImage {
@@ -117,6 +130,7 @@ struct ImportedImage {
   // The config digest the target resolves to for the platform ("" when it
   // does not resolve: an entry for another platform only).
   std::string image_id;
+  bool existed = false;  // the name was there before (its target replaced)
 };
 
 struct ImportResult {

@@ -112,7 +112,7 @@ class Importer {
     for (const Descriptor& root : roots) {
       std::string name = ImageName(root.annotations);
       if (!name.empty()) named.emplace_back(name, root);
-      if (options_.digest_refs)
+      if (options_.digest_refs && !(options_.skip_digest_for_named && !name.empty()))
         named.emplace_back(absl::StrCat(BaseName(), "@", root.digest), root);
     }
     for (size_t i = 0; i < roots.size(); ++i) {
@@ -132,8 +132,10 @@ class Importer {
       image.name = name;
       image.target = target;
       image.target.platform.reset();  // image records keep no platform
-      if (absl::Status s = PutImage(image); !s.ok()) return s;
-      result.images.push_back({name, image.target, ImageId(target)});
+      image.labels = options_.labels;
+      absl::StatusOr<bool> existed = PutImage(image);
+      if (!existed.ok()) return existed.status();
+      result.images.push_back({name, image.target, ImageId(target), *existed});
     }
     return result;
   }
@@ -423,14 +425,20 @@ class Importer {
   std::string ImageName(const store::Labels& annotations) const {
     if (auto it = annotations.find(kAnnotationImageName);
         it != annotations.end() && !it->second.empty()) {
+      if (options_.transfer_naming && Translate(it->second) != it->second) return "";
       return it->second;
     }
     auto it = annotations.find(kAnnotationRefName);
     if (it == annotations.end() || it->second.empty()) return "";
-    const std::string& ref = it->second;
+    return Translate(it->second);
+  }
+
+  // A ref.name as a record name: a bare tag joins the base name; a full
+  // reference outside the base is dropped when the base filters.
+  std::string Translate(const std::string& ref) const {
     std::string base = BaseName();
     if (ref.find_first_of("/:@") == std::string::npos) return absl::StrCat(base, ":", ref);
-    if (!options_.base_name.empty()) {
+    if (options_.transfer_naming ? !options_.allow_foreign : !options_.base_name.empty()) {
       // Only references inside the base repository.
       if (!absl::StartsWith(ref, base)) return "";
       if (ref.size() > base.size() &&
@@ -546,16 +554,19 @@ class Importer {
     return walked.image_id();
   }
 
-  // ctr: update the target of an existing image, else create it.
-  absl::Status PutImage(const store::Image& image) {
+  // ctr: update the target (and given labels) of an existing image, else
+  // create it. Whether it existed.
+  absl::StatusOr<bool> PutImage(const store::Image& image) {
+    std::vector<std::string> paths{"target"};
+    if (!options_.labels.empty()) paths.push_back("labels");
     for (int attempt = 0; attempt < 2; ++attempt) {
-      auto updated = images_->Update(ns_, image, {"target"}, options_.lease);
-      if (updated.ok()) return absl::OkStatus();
+      auto updated = images_->Update(ns_, image, paths, options_.lease);
+      if (updated.ok()) return true;
       if (!absl::IsNotFound(updated.status())) {
         return Error(updated.status().code(), image.name, updated.status().message());
       }
       auto created = images_->Create(ns_, image, options_.lease);
-      if (created.ok()) return absl::OkStatus();
+      if (created.ok()) return false;
       if (!absl::IsAlreadyExists(created.status())) {
         return Error(created.status().code(), image.name, created.status().message());
       }

@@ -47,6 +47,20 @@ struct Puller::Job {
   std::atomic<int64_t> bytes_resumed{0};
   std::atomic<int64_t> bytes_total{0};
   std::atomic<int> blobs_fetched{0};
+  // The ingest ref of the manifest whose blobs are being fetched, once known.
+  std::string manifest_ref;
+
+  void Progress(absl::string_view event, absl::string_view name, const store::Descriptor& desc,
+                int64_t offset, absl::string_view parent = "") const {
+    if (!req->progress) return;
+    PullProgress p;
+    p.event = std::string(event);
+    p.name = std::string(name);
+    p.parent = std::string(parent);
+    p.offset = offset;
+    p.desc = desc;
+    req->progress(p);
+  }
 };
 
 Puller::Puller(store::ContentStore* content, store::ImageStore* images,
@@ -102,9 +116,11 @@ absl::StatusOr<std::string> Puller::Document(Job& job, const store::Descriptor& 
   const std::string ref = IngestRef(ref_kind, desc.digest);
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> w = OpenWriter(job, ref, desc);
   if (absl::IsAlreadyExists(w.status())) {
+    job.Progress("already exists", ref, desc, desc.size);
     return store::ReadWholeBlob(*content_, job.req->ns, desc.digest, max_bytes);
   }
   if (!w.ok()) return w.status();
+  job.Progress("downloading", ref, desc, 0);
   absl::StatusOr<std::string> bytes = job.registry->FetchManifest(desc);
   if (!bytes.ok()) {
     w->reset();
@@ -114,6 +130,7 @@ absl::StatusOr<std::string> Puller::Document(Job& job, const store::Descriptor& 
   absl::Status c =
       store::CommitWhole(*content_, job.req->ns, ref, *std::move(w), *bytes, desc.digest);
   if (!c.ok() && !absl::IsAlreadyExists(c)) return c;
+  job.Progress("complete", ref, desc, desc.size);
   return bytes;
 }
 
@@ -158,7 +175,10 @@ absl::Status Puller::FetchBlob(Job& job, const store::Descriptor& desc,
                                absl::string_view ref_kind) {
   const std::string ref = IngestRef(ref_kind, desc.digest);
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> w = OpenWriter(job, ref, desc);
-  if (absl::IsAlreadyExists(w.status())) return absl::OkStatus();
+  if (absl::IsAlreadyExists(w.status())) {
+    job.Progress("already exists", ref, desc, desc.size, job.manifest_ref);
+    return absl::OkStatus();
+  }
   if (!w.ok()) return w.status();
   absl::StatusOr<store::IngestStatus> st = (*w)->Status();
   if (!st.ok()) return st.status();
@@ -168,6 +188,7 @@ absl::Status Puller::FetchBlob(Job& job, const store::Descriptor& desc,
     offset = 0;
   }
   job.bytes_resumed += offset;
+  job.Progress("downloading", ref, desc, offset, job.manifest_ref);
 
   std::string pending;
   pending.reserve(kWriteChunk);
@@ -176,7 +197,9 @@ absl::Status Puller::FetchBlob(Job& job, const store::Descriptor& desc,
     pending.append(chunk.data(), chunk.size());
     if (pending.size() < kWriteChunk) return absl::OkStatus();
     absl::Status s = (*w)->Write(pending);
+    offset += static_cast<int64_t>(pending.size());
     pending.clear();
+    job.Progress("downloading", ref, desc, offset, job.manifest_ref);
     return s;
   };
   absl::Status fetched = job.registry->FetchBlob(desc, offset, sink);
@@ -191,7 +214,10 @@ absl::Status Puller::FetchBlob(Job& job, const store::Descriptor& desc,
     return fetched;
   }
   absl::Status c = (*w)->Commit(desc.size, desc.digest, {});
-  if (absl::IsAlreadyExists(c)) return absl::OkStatus();
+  if (absl::IsAlreadyExists(c)) {
+    job.Progress("already exists", ref, desc, desc.size, job.manifest_ref);
+    return absl::OkStatus();
+  }
   if (absl::IsFailedPrecondition(c)) {
     // The bytes do not match the digest the manifest gave: start the next
     // attempt from scratch, and say what happened.
@@ -202,6 +228,7 @@ absl::Status Puller::FetchBlob(Job& job, const store::Descriptor& desc,
   }
   if (!c.ok()) return c;
   job.blobs_fetched++;
+  job.Progress("complete", ref, desc, desc.size, job.manifest_ref);
   return absl::OkStatus();
 }
 
@@ -318,8 +345,14 @@ absl::StatusOr<PullResult> Puller::PullLeased(const PullRequest& req,
   job.blob_lease = std::string(blob_lease);
   job.what = ref->String();
 
-  absl::StatusOr<std::vector<RegistryHost>> hosts = HostsFor(options_.hosts_dir, ref->domain);
+  absl::StatusOr<std::vector<RegistryHost>> hosts =
+      HostsFor(req.hosts_dir ? *req.hosts_dir : options_.hosts_dir, ref->domain);
   if (!hosts.ok()) return hosts.status();
+  if (req.plain_http) {
+    for (RegistryHost& host : *hosts) {
+      if (host.host == ref->domain) host.scheme = "http";
+    }
+  }
   job.auth = std::make_unique<Authorizer>(http_, req.creds);
   job.registry = std::make_unique<RegistryClient>(http_, job.auth.get(), ref->domain, ref->path,
                                                   *std::move(hosts), options_.retry, req.cancel,
@@ -336,12 +369,17 @@ absl::StatusOr<PullResult> Puller::PullLeased(const PullRequest& req,
   // config only when an entry without a platform makes it the judge.
   RegistryDocuments documents(this, job);
   store::ResolvedImage walked;
-  if (absl::Status s = store::ResolveImage(documents, *top, matcher_, platform_name_,
-                                           store::ConfigRead::kWhenNeeded, &walked);
+  std::optional<store::PlatformMatcher> own_matcher;
+  if (req.platform) own_matcher.emplace(*req.platform);
+  if (absl::Status s = store::ResolveImage(
+          documents, *top, own_matcher ? *own_matcher : matcher_,
+          req.platform ? store::FormatPlatform(*req.platform) : platform_name_,
+          store::ConfigRead::kWhenNeeded, &walked);
       !s.ok()) {
     return fail(s);
   }
   const store::Manifest& manifest = *walked.manifest;
+  job.manifest_ref = IngestRef("manifest", walked.path.back().digest);
   // containerd's gc.ref labels: each index keeps the entry chosen, the
   // manifest its config and layers.
   std::vector<std::pair<std::string, store::Labels>> blob_labels;
@@ -367,6 +405,22 @@ absl::StatusOr<PullResult> Puller::PullLeased(const PullRequest& req,
   result.blobs_fetched = job.blobs_fetched.load();
 
   store::ImageCommit commit;
+  if (!req.names.empty()) {
+    for (const std::string& name : req.names) {
+      store::Image image;
+      image.name = name;
+      image.target = result.target;
+      image.labels = req.labels;
+      commit.images.push_back(std::move(image));
+    }
+    commit.replace_labels = true;  // containerd replaces the whole record
+    commit.blob_labels = std::move(blob_labels);
+    absl::StatusOr<std::vector<store::ImageCommitter::Written>> written =
+        committer_->Commit(req.ns, commit, req.lease);
+    if (!written.ok()) return fail(written.status());
+    result.written = *std::move(written);
+    return result;
+  }
   Reference named = *ref;
   named.digest.clear();
   std::vector<std::string> names;

@@ -29,6 +29,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,18 @@
 namespace imaged::cri {
 
 inline constexpr char kManagedValue[] = "managed";
+
+// What a pull reports of each blob as it goes, in the words containerd's
+// transfer service uses (a Transfer's progress stream carries them).
+struct PullProgress {
+  // "already exists", "downloading" (offset so far), or "complete".
+  std::string event;
+  // The blob's ingest ref, containerd's name for it: "layer-sha256:...".
+  std::string name;
+  std::string parent;  // the ingest ref of the manifest a layer or config belongs to
+  int64_t offset = 0;
+  store::Descriptor desc;
+};
 
 struct PullerOptions {
   // containerd's hosts.toml directory ("" = defaults: https, and plain HTTP
@@ -74,6 +87,21 @@ struct PullRequest {
   std::string lease;  // containerd lease the blobs and records join ("" for a temporary one)
   // Stops the pull (Cancelled), e.g. when its caller has gone away.
   CancelCheck cancel;
+
+  // A Transfer pull (containerd 2.x's ImageStore): these record names
+  // instead of CRI's three, each with `labels` and no managed label, written
+  // (created or replaced) even when present and unchanged. Empty: CRI's.
+  std::vector<std::string> names;
+  store::Labels labels;
+  // The platform to pull instead of the puller's.
+  std::optional<store::Platform> platform;
+  // hosts.toml directories instead of the puller's (a Transfer's host_dir).
+  std::optional<std::string> hosts_dir;
+  // A Transfer's default_scheme "http" (ctr --plain-http): the registry's
+  // own endpoint is plain HTTP.
+  bool plain_http = false;
+  // Called, from the pull's threads, as each blob is found or fetched.
+  std::function<void(const PullProgress&)> progress;
 };
 
 struct PullResult {

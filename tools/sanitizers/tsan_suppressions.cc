@@ -47,7 +47,15 @@
 // members, whose innermost frames are libstdc++'s): that one also covers
 // what our metrics interceptor does inside it (plugin/metrics.cc: its own
 // flag, ordered by gRPC, and RpcMetrics::Record, under an absl::Mutex that
-// TSan sees everywhere else).
+// TSan sees everywhere else). race:ClearHookPoints is that batch's hook
+// table, cleared with memset (so TSan's memset is the innermost frame) by
+// the thread that completes a callback stream's read or write and by the
+// one that starts the next (plugin/streaming_service.cc starts them from
+// the thread that uses the stream, after OnReadDone/OnWriteDone said so).
+// race:/usr/include/grpcpp/support/callback_common.h is a callback tag's
+// std::function (libstdc++'s inline code innermost): read by the thread
+// that runs a stream's last completion, destroyed by the one gRPC then
+// runs OnDone on; the core orders the two.
 //
 // thread:libgpr.so is a thread gRPC itself starts and leaves to the
 // process's exit (imagectl exits without waiting for gRPC's executor
@@ -73,6 +81,8 @@ extern "C" const char* __tsan_default_suppressions() {
       "race:librocksdb.so\n"
       "race_top:/usr/include/grpcpp/\n"
       "race:InterceptorBatchMethodsImpl\n"
+      "race:ClearHookPoints\n"
+      "race:/usr/include/grpcpp/support/callback_common.h\n"
       "thread:libgpr.so\n"
       "race:tools/sanitizers/tsan_absl_mutex.cc\n";
 }
