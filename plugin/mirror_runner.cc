@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -202,6 +203,7 @@ absl::Status MirrorRunner::RunOnce() {
   // (in order for that name); different names in parallel, so a burst of
   // imports does not queue behind one slow write.
   constexpr size_t kWorkers = 4;
+  constexpr size_t kMaxEventBatch = 256;
   struct Work {
     std::string ns, name, topic;
     absl::Time at;
@@ -217,7 +219,9 @@ absl::Status MirrorRunner::RunOnce() {
     queues.push_back(std::make_unique<Queue>());
     workers.emplace_back([this, q = queues.back().get()] {
       while (true) {
-        Work work;
+        // Everything queued meanwhile goes in one SyncNames: a burst costs a
+        // lease and a RocksDB write per batch, not per event.
+        std::vector<Work> batch;
         {
           absl::MutexLock lock(&q->mu);
           auto ready = [q]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu) {
@@ -225,16 +229,26 @@ absl::Status MirrorRunner::RunOnce() {
           };
           q->mu.Await(absl::Condition(&ready));
           if (q->items.empty()) return;
-          work = std::move(q->items.front());
-          q->items.pop_front();
+          while (!q->items.empty() && batch.size() < kMaxEventBatch) {
+            batch.push_back(std::move(q->items.front()));
+            q->items.pop_front();
+          }
         }
-        absl::StatusOr<bool> applied = mirror_->SyncName(work.ns, work.name);
-        if (!applied.ok()) {
-          std::fprintf(stderr, "imaged: mirror: %s %s: %s\n", work.topic.c_str(),
-                       work.name.c_str(), applied.status().ToString().c_str());
-          continue;
+        std::map<std::string, std::vector<const Work*>> by_ns;
+        for (const Work& work : batch) by_ns[work.ns].push_back(&work);
+        for (const auto& [ns, works] : by_ns) {
+          std::vector<std::string> names;
+          for (const Work* work : works) names.push_back(work->name);
+          absl::StatusOr<std::vector<bool>> applied = mirror_->SyncNames(ns, names);
+          if (!applied.ok()) {
+            std::fprintf(stderr, "imaged: mirror: %zu events (%s %s...): %s\n", works.size(),
+                         works[0]->topic.c_str(), works[0]->name.c_str(),
+                         applied.status().ToString().c_str());
+            continue;
+          }
+          const absl::Time now = absl::Now();
+          for (const Work* work : works) mirror_->EventApplied(now - work->at);
         }
-        mirror_->EventApplied(absl::Now() - work.at);
       }
     });
   }

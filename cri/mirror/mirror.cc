@@ -217,32 +217,8 @@ absl::Status Mirror::Write(absl::string_view ns, std::vector<store::Image> image
   return target_.committer->Commit(ns, commit, "").status();
 }
 
-absl::StatusOr<MirrorSyncReport> Mirror::Sync(absl::string_view ns) {
-  const absl::Time start = clock_->Now();
-  MirrorSyncReport report;
-  absl::StatusOr<std::vector<store::Image>> upstream = source_.images->List(ns, {});
-  if (!upstream.ok()) return upstream.status();
-  absl::StatusOr<std::vector<store::Image>> local = target_.images->List(ns, {});
-  if (!local.ok()) return local.status();
-  std::map<std::string, const store::Image*> have;
-  for (const store::Image& image : *local) have[image.name] = &image;
-  report.upstream = static_cast<int64_t>(upstream->size());
-
-  std::vector<store::Image> changed;
-  for (const store::Image& image : *upstream) {
-    auto it = have.find(image.name);
-    if (it != have.end()) {
-      bool same = SameRecord(image, *it->second);
-      have.erase(it);
-      if (same) {
-        ++report.unchanged;
-        continue;
-      }
-    }
-    changed.push_back(image);
-  }
-  std::vector<std::string> gone;
-  for (const auto& [name, image] : have) gone.push_back(name);
+absl::Status Mirror::Apply(absl::string_view ns, std::vector<store::Image> changed,
+                           std::vector<std::string> gone, MirrorSyncReport* report) {
   // Names of one target side by side, so each batch copies a target once.
   std::stable_sort(changed.begin(), changed.end(), [](const store::Image& a, const store::Image& b) {
     return a.target.digest < b.target.digest;
@@ -278,12 +254,69 @@ absl::StatusOr<MirrorSyncReport> Mirror::Sync(absl::string_view ns) {
     }
     std::vector<std::string> deletes;
     if (i == 0) deletes = gone;  // the first batch takes the deletes
-    report.written += static_cast<int64_t>(part.size());
-    report.deleted += static_cast<int64_t>(deletes.size());
+    report->written += static_cast<int64_t>(part.size());
+    report->deleted += static_cast<int64_t>(deletes.size());
     absl::Status s = Write(ns, std::move(part), std::move(deletes));
     CloseLease(ns, *lease);
     if (!s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<bool>> Mirror::SyncNames(absl::string_view ns,
+                                                    absl::Span<const std::string> names) {
+  std::vector<bool> has(names.size(), false);
+  std::vector<store::Image> changed;
+  std::vector<std::string> gone;
+  absl::flat_hash_set<absl::string_view> seen;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    absl::StatusOr<store::Image> up = source_.images->Get(ns, name);
+    if (!up.ok() && !absl::IsNotFound(up.status())) return up.status();
+    has[i] = up.ok();
+    if (!seen.insert(name).second) continue;
+    absl::StatusOr<store::Image> here = target_.images->Get(ns, name);
+    if (!here.ok() && !absl::IsNotFound(here.status())) return here.status();
+    if (!up.ok()) {
+      if (here.ok()) gone.push_back(name);
+      continue;
+    }
+    if (here.ok() && SameRecord(*up, *here)) continue;
+    changed.push_back(*std::move(up));
+  }
+  if (changed.empty() && gone.empty()) return has;
+  MirrorSyncReport report;
+  if (absl::Status s = Apply(ns, std::move(changed), std::move(gone), &report); !s.ok()) return s;
+  return has;
+}
+
+absl::StatusOr<MirrorSyncReport> Mirror::Sync(absl::string_view ns) {
+  const absl::Time start = clock_->Now();
+  MirrorSyncReport report;
+  absl::StatusOr<std::vector<store::Image>> upstream = source_.images->List(ns, {});
+  if (!upstream.ok()) return upstream.status();
+  absl::StatusOr<std::vector<store::Image>> local = target_.images->List(ns, {});
+  if (!local.ok()) return local.status();
+  std::map<std::string, const store::Image*> have;
+  for (const store::Image& image : *local) have[image.name] = &image;
+  report.upstream = static_cast<int64_t>(upstream->size());
+
+  std::vector<store::Image> changed;
+  for (const store::Image& image : *upstream) {
+    auto it = have.find(image.name);
+    if (it != have.end()) {
+      bool same = SameRecord(image, *it->second);
+      have.erase(it);
+      if (same) {
+        ++report.unchanged;
+        continue;
+      }
+    }
+    changed.push_back(image);
+  }
+  std::vector<std::string> gone;
+  for (const auto& [name, image] : have) gone.push_back(name);
+  if (absl::Status s = Apply(ns, std::move(changed), std::move(gone), &report); !s.ok()) return s;
   report.took = clock_->Now() - start;
   absl::MutexLock lock(&mu_);
   state_.last_sync = clock_->Now();
@@ -317,26 +350,10 @@ absl::StatusOr<bool> Mirror::SyncReference(absl::string_view ns, absl::string_vi
 }
 
 absl::StatusOr<bool> Mirror::SyncName(absl::string_view ns, absl::string_view name) {
-  absl::StatusOr<store::Image> up = source_.images->Get(ns, name);
-  absl::StatusOr<store::Image> here = target_.images->Get(ns, name);
-  if (!here.ok() && !absl::IsNotFound(here.status())) return here.status();
-  if (absl::IsNotFound(up.status())) {
-    if (here.ok()) {
-      if (absl::Status s = Write(ns, {}, {std::string(name)}); !s.ok()) return s;
-    }
-    return false;
-  }
-  if (!up.ok()) return up.status();
-  if (here.ok() && SameRecord(*up, *here)) return true;
-  absl::StatusOr<std::string> lease = OpenLease(ns);
-  if (!lease.ok()) return lease.status();
-  store::Image image = *std::move(up);
-  image.target.platform.reset();
-  absl::Status s = CopyDocuments(ns, image.target, *lease);
-  if (s.ok()) s = Write(ns, {std::move(image)}, {});
-  CloseLease(ns, *lease);
-  if (!s.ok()) return s;
-  return true;
+  std::string one(name);
+  absl::StatusOr<std::vector<bool>> has = SyncNames(ns, {&one, 1});
+  if (!has.ok()) return has.status();
+  return (*has)[0];
 }
 
 absl::Status Mirror::SyncImage(absl::string_view ns, absl::Span<const std::string> names) {

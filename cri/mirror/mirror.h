@@ -93,6 +93,12 @@ class Mirror {
   // Makes record `name` of `ns` match containerd's (written, changed or
   // deleted). Returns whether containerd has it.
   absl::StatusOr<bool> SyncName(absl::string_view ns, absl::string_view name);
+  // SyncName for several names at once (an event burst drained from a
+  // queue): what changed is copied and written as Sync writes, one lease
+  // and one RocksDB write per batch, each target copied once. Per name,
+  // whether containerd has it; a name may repeat.
+  absl::StatusOr<std::vector<bool>> SyncNames(absl::string_view ns,
+                                              absl::Span<const std::string> names);
   // What a CRI miss in mirror mode looks up: SyncName for `ref` as given
   // and, when it differs, its Docker-normalised form (`busybox` ->
   // `docker.io/library/busybox:latest`). Returns whether containerd has
@@ -120,6 +126,10 @@ class Mirror {
 
  private:
   struct Pending;
+  // Writes `changed` (documents copied first) and deletes `gone`, in
+  // batches of batch_ under a lease each; counts go to `report`.
+  absl::Status Apply(absl::string_view ns, std::vector<store::Image> changed,
+                     std::vector<std::string> gone, MirrorSyncReport* report);
   // Copies the documents `target` resolves through (for the platform) into
   // imaged's store under `lease`, with gc.ref labels. A document containerd
   // lacks is left out: the record then waits, unresolved, for it.

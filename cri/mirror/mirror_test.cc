@@ -169,6 +169,30 @@ TEST_F(MirrorTest, SyncNameFollowsCreateUpdateAndDelete) {
   EXPECT_THAT(Listed(), IsEmpty());
 }
 
+TEST_F(MirrorTest, SyncNamesAppliesABurstInOneGo) {
+  store::TestImage a = Upstream("a"), b = Upstream("b"), c = Upstream("c");
+  Tag("gone:1", c);
+  ASSERT_TRUE(mirror_.Sync(kNs).ok());
+  Tag("x:1", a);
+  Tag("x@id", a);
+  Tag("y:1", b, {{"k", "v"}});
+  ASSERT_TRUE(containerd_.images->Delete(kNs, "gone:1").ok());
+  // Repeats (an image's create, then its label update) and a name nobody has.
+  std::vector<std::string> names = {"x:1", "y:1", "x:1", "x@id", "gone:1", "never:1"};
+  absl::StatusOr<std::vector<bool>> has = mirror_.SyncNames(kNs, names);
+  ASSERT_TRUE(has.ok()) << has.status();
+  EXPECT_THAT(*has, ElementsAre(true, true, true, true, false, false));
+  std::vector<store::Image> here = *imaged_.images->List(kNs, {});
+  ASSERT_EQ(here.size(), 3u);
+  EXPECT_EQ(here[0].name, "x:1");
+  EXPECT_EQ(here[1].name, "x@id");
+  EXPECT_EQ(here[2].name, "y:1");
+  EXPECT_EQ(here[2].labels.at("k"), "v");
+  // Nothing changed since: nothing is written (no lease is taken either).
+  ASSERT_TRUE(mirror_.SyncNames(kNs, names).ok());
+  EXPECT_TRUE(imaged_.leases->List(kNs, {})->empty());
+}
+
 TEST_F(MirrorTest, AMultiPlatformIndexCopiesOnlyThePlatformsManifestWithGcLabels) {
   store::TestImageSpec arm;
   arm.seed = "arm";
