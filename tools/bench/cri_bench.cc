@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "api/runtime/v1/api.grpc.pb.h"
 #include "benchmark/benchmark.h"
@@ -206,6 +207,8 @@ BENCHMARK(BM_ImageStatusMissing)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosec
 }  // namespace imaged::bench
 
 int main(int argc, char** argv) {
+  // As imaged's main does (plugin/main.cc).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
