@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cri/reference.h"
+#include "store/digest.h"
 #include "store/limits.h"
 #include "store/oci.h"
 #include "store/resolver.h"
@@ -95,8 +96,23 @@ void Mirror::CloseLease(absl::string_view ns, const std::string& lease) {
   if (target_.leases != nullptr && !lease.empty()) target_.leases->Delete(ns, lease).IgnoreError();
 }
 
-absl::Status Mirror::EnsureBlob(absl::string_view ns, const store::Descriptor& desc,
-                                absl::string_view lease, int64_t max_bytes, std::string* bytes) {
+absl::Status Mirror::Share(absl::string_view ns, const store::Descriptor& desc,
+                           absl::string_view lease) {
+  absl::StatusOr<std::unique_ptr<store::ContentWriter>> w =
+      target_.content->Writer(ns, Ref(desc.digest), desc.size, desc.digest, lease);
+  if (absl::IsAlreadyExists(w.status())) return absl::OkStatus();
+  if (w.ok()) {
+    // Gone meanwhile (collected): the record waits for the next sync.
+    w->reset();
+    target_.content->Abort(ns, Ref(desc.digest)).IgnoreError();
+    return absl::OkStatus();
+  }
+  return absl::IsUnavailable(w.status()) ? absl::OkStatus() : w.status();
+}
+
+absl::Status Mirror::Put(absl::string_view ns, const store::Descriptor& desc,
+                         const std::string& bytes, const store::Labels& labels,
+                         absl::string_view lease) {
   // Already here (or held by another namespace, e.g. the content proxy's:
   // then it is shared, not copied). Either way it joins the lease.
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> w;
@@ -107,58 +123,63 @@ absl::Status Mirror::EnsureBlob(absl::string_view ns, const store::Descriptor& d
     if (!absl::IsUnavailable(w.status()) || i >= 100) break;
     clock_->SleepFor(absl::Milliseconds(50));
   }
-  if (absl::IsAlreadyExists(w.status())) {
-    if (bytes == nullptr) return absl::OkStatus();
-    absl::StatusOr<std::string> here =
-        store::ReadWholeBlob(*target_.content, ns, desc.digest, max_bytes);
-    if (!here.ok()) return here.status();
-    *bytes = *std::move(here);
-    return absl::OkStatus();
-  }
+  if (absl::IsAlreadyExists(w.status())) return Label(ns, desc.digest, labels);
   if (!w.ok()) return w.status();
-  absl::StatusOr<std::string> data =
-      store::ReadWholeBlob(*source_.content, ns, desc.digest, max_bytes);
-  if (!data.ok()) {
+  if (absl::Status s = (*w)->Write(bytes); !s.ok()) {
     w->reset();
     target_.content->Abort(ns, Ref(desc.digest)).IgnoreError();
-    return data.status();
+    return s;
   }
-  absl::Status c = store::CommitWhole(*target_.content, ns, Ref(desc.digest), *std::move(w),
-                                      *data, desc.digest);
-  if (!c.ok() && !absl::IsAlreadyExists(c)) return c;
-  if (bytes != nullptr) *bytes = *std::move(data);
-  return absl::OkStatus();
+  absl::Status c = (*w)->Commit(static_cast<int64_t>(bytes.size()), desc.digest, labels);
+  if (absl::IsAlreadyExists(c)) return Label(ns, desc.digest, labels);
+  return c;
 }
 
-// A record's documents as the walk reads them: copied from containerd into
-// imaged's store under the mirror's lease. A document containerd lacks ends
-// the walk (the record then waits for it); any other failure to copy is
-// remembered, since the walk's own errors (a document that does not parse,
-// no manifest for the platform) only leave the record unresolved.
-class Mirror::CopiedDocuments : public store::DocumentSource {
+// A record's documents as the walk reads them: imaged's copy when there is
+// one, else containerd's, checked against its digest and kept in memory to
+// be written once the walk knows every document's gc.ref labels. A document
+// containerd lacks ends the walk (the record then waits for it); any other
+// failure to read is remembered, since the walk's own errors (a document
+// that does not parse, no manifest for the platform) only leave the record
+// unresolved.
+class Mirror::PendingDocuments : public store::DocumentSource {
  public:
-  CopiedDocuments(Mirror* mirror, absl::string_view ns, absl::string_view lease)
-      : mirror_(mirror), ns_(ns), lease_(lease) {}
+  PendingDocuments(Mirror* mirror, absl::string_view ns) : mirror_(mirror), ns_(ns) {}
 
   absl::StatusOr<std::string> Fetch(const store::Descriptor& desc, store::DocumentKind kind,
                                     int64_t max_bytes) override {
-    std::string bytes;
-    absl::Status s = mirror_->EnsureBlob(ns_, desc, lease_, max_bytes, &bytes);
+    absl::StatusOr<std::string> here =
+        store::ReadWholeBlob(*mirror_->target_.content, ns_, desc.digest, max_bytes);
+    if (here.ok()) {
+      present.push_back(desc);
+      return here;
+    }
+    absl::StatusOr<std::string> bytes =
+        store::ReadWholeBlob(*mirror_->source_.content, ns_, desc.digest, max_bytes);
+    absl::Status s = bytes.status();
+    if (s.ok() && store::Sha256::Of(*bytes) != desc.digest) {
+      s = absl::FailedPreconditionError(
+          absl::StrCat("content ", desc.digest, ": containerd's bytes do not match the digest"));
+    }
     // NotFound (containerd lacks it) and FailedPrecondition (too large, or
     // not the bytes its digest names) are the document's own verdicts.
-    if (!s.ok() && !absl::IsNotFound(s) && !absl::IsFailedPrecondition(s) && copy_error_.ok()) {
-      copy_error_ = s;
+    if (!s.ok()) {
+      if (!absl::IsNotFound(s) && !absl::IsFailedPrecondition(s) && copy_error.ok()) {
+        copy_error = s;
+      }
+      return s;
     }
-    if (!s.ok()) return s;
+    fetched.push_back({desc, *bytes});
     return bytes;
   }
 
-  absl::Status copy_error_;
+  absl::Status copy_error;
+  std::vector<store::Descriptor> present;
+  std::vector<std::pair<store::Descriptor, std::string>> fetched;
 
  private:
   Mirror* const mirror_;
   const std::string ns_;
-  const std::string lease_;
 };
 
 absl::Status Mirror::Label(absl::string_view ns, absl::string_view digest,
@@ -180,32 +201,46 @@ absl::Status Mirror::Label(absl::string_view ns, absl::string_view digest,
 
 absl::Status Mirror::CopyDocuments(absl::string_view ns, const store::Descriptor& target,
                                    absl::string_view lease) {
-  CopiedDocuments documents(this, ns, lease);
+  PendingDocuments documents(this, ns);
   store::ResolvedImage walked;
   // Where the walk stops short, the image store says why when it resolves
   // the record; only a failure to copy is this call's.
   store::ResolveImage(documents, target, matcher_, platform_name_,
                       store::ConfigRead::kWhenNeeded, &walked)
       .IgnoreError();
-  if (!documents.copy_error_.ok()) return documents.copy_error_;
-  // gc.ref labels on what was copied: each index keeps the entry it chose,
-  // the manifest its config (layers are not mirrored).
-  for (size_t i = 0; i + 1 < walked.path.size(); ++i) {
-    absl::Status s = Label(ns, walked.path[i].digest, store::ChildGcLabels({walked.path[i + 1]}));
-    if (!s.ok()) return s;
-  }
-  if (!walked.manifest) return absl::OkStatus();
-  const store::Descriptor& config = walked.manifest->config;
-  if (absl::Status s = Label(ns, walked.path.back().digest, store::ChildGcLabels({config}));
-      !s.ok()) {
-    return s;
-  }
-  if (walked.config) return absl::OkStatus();  // copied by the walk
+  if (!documents.copy_error.ok()) return documents.copy_error;
   // As in the walk: a config containerd lacks, or one too large or not
   // what its digest names, leaves the record unresolved, not the sync failed.
-  absl::Status copied = EnsureBlob(ns, config, lease, store::kMaxImageConfigBytes, nullptr);
-  return absl::IsNotFound(copied) || absl::IsFailedPrecondition(copied) ? absl::OkStatus()
-                                                                         : copied;
+  if (walked.manifest && !walked.config) {
+    documents.Fetch(walked.manifest->config, store::DocumentKind::kConfig,
+                    store::kMaxImageConfigBytes)
+        .IgnoreError();
+    if (!documents.copy_error.ok()) return documents.copy_error;
+  }
+  // gc.ref labels: each index keeps the entry it chose, the manifest its
+  // config (layers are not mirrored).
+  std::map<std::string, store::Labels> labels;
+  for (size_t i = 0; i + 1 < walked.path.size(); ++i) {
+    labels[walked.path[i].digest] = store::ChildGcLabels({walked.path[i + 1]});
+  }
+  if (walked.manifest) {
+    labels[walked.path.back().digest] = store::ChildGcLabels({walked.manifest->config});
+  }
+  // What was here joins the lease (and gets its labels if it lacks them).
+  for (const store::Descriptor& desc : documents.present) {
+    if (absl::Status s = Share(ns, desc, lease); !s.ok()) return s;
+    if (auto it = labels.find(desc.digest); it != labels.end()) {
+      if (absl::Status s = Label(ns, desc.digest, it->second); !s.ok()) return s;
+    }
+  }
+  // What was fetched is written with its labels, the documents side by
+  // side: their fsyncs overlap, and their directory fsync and RocksDB write
+  // are shared (the store's group commit).
+  return ForEachParallel(documents.fetched.size(), [&](size_t k) {
+    const auto& [desc, bytes] = documents.fetched[k];
+    auto it = labels.find(desc.digest);
+    return Put(ns, desc, bytes, it == labels.end() ? store::Labels{} : it->second, lease);
+  });
 }
 
 absl::Status Mirror::Write(absl::string_view ns, std::vector<store::Image> images,

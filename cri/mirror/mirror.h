@@ -135,11 +135,13 @@ class Mirror {
   // lacks is left out: the record then waits, unresolved, for it.
   absl::Status CopyDocuments(absl::string_view ns, const store::Descriptor& target,
                              absl::string_view lease);
-  class CopiedDocuments;
-  // Copies blob `desc` (at most `max_bytes`) from containerd unless it is
-  // here, under `lease`; its bytes into `bytes` when that is set.
-  absl::Status EnsureBlob(absl::string_view ns, const store::Descriptor& desc,
-                          absl::string_view lease, int64_t max_bytes, std::string* bytes);
+  class PendingDocuments;
+  // Writes document `desc` (its `bytes`, read from containerd and checked)
+  // under `lease` with `labels`; one already here is shared and labelled.
+  absl::Status Put(absl::string_view ns, const store::Descriptor& desc, const std::string& bytes,
+                   const store::Labels& labels, absl::string_view lease);
+  // Puts document `desc`, which is here, under `lease`.
+  absl::Status Share(absl::string_view ns, const store::Descriptor& desc, absl::string_view lease);
   // Sets `labels` on blob `digest` unless it has them.
   absl::Status Label(absl::string_view ns, absl::string_view digest, const store::Labels& labels);
   absl::Status Write(absl::string_view ns, std::vector<store::Image> images,
