@@ -372,7 +372,7 @@ absl::Status TransferService::Import(Call& call, const google::protobuf::Any& so
     lease.id = absl::StrCat("imaged-import-", absl::ToUnixNanos(absl::Now()), "-", serial++);
     lease.labels[store::kLeaseExpireLabel] = absl::FormatTime(
         absl::RFC3339_sec, absl::Now() + kImportLeaseExpiry, absl::UTCTimeZone());
-    if (auto created = stores_.leases->Create(call.ns, lease); !created.ok()) {
+    if (auto created = stores_.leases->CreateTemporary(call.ns, lease); !created.ok()) {
       return created.status();
     }
     options.lease = lease.id;
@@ -383,7 +383,7 @@ absl::Status TransferService::Import(Call& call, const google::protobuf::Any& so
       stores_.content, stores_.images, call.ns, read, absl::StrCat("stream ", iis.stream()),
       options);
   if (absl::StartsWith(options.lease, "imaged-import-")) {
-    absl::Status d = stores_.leases->Delete(call.ns, options.lease);
+    absl::Status d = stores_.leases->DeleteTemporary(call.ns, options.lease);
     if (result.ok() && !d.ok()) return d;
   }
   if (!result.ok()) return result.status();

@@ -70,6 +70,20 @@ class LeaseStore {
   // "123456789-a_-Z" that identifier rules would reject.
   virtual absl::StatusOr<Lease> Create(absl::string_view ns, const Lease& lease) = 0;
 
+  // Create and Delete for a process's own short-lived lease (a pull's, a
+  // mirror copy's): they return once the write is in the WAL, not on disk;
+  // the next durable write makes it durable. A crash before that loses the
+  // write, which for such a lease is harmless: a lost create only lets a
+  // collector take what the lease held (nothing then refers to it), a lost
+  // delete leaves a lease its expiry label ends. By default as Create and
+  // Delete.
+  virtual absl::StatusOr<Lease> CreateTemporary(absl::string_view ns, const Lease& lease) {
+    return Create(ns, lease);
+  }
+  virtual absl::Status DeleteTemporary(absl::string_view ns, absl::string_view id) {
+    return Delete(ns, id);
+  }
+
   // The lease `id` of `ns`; NotFound when there is none.
   virtual absl::StatusOr<Lease> Get(absl::string_view ns, absl::string_view id) = 0;
 

@@ -81,7 +81,8 @@ class LeaseAdaptor final : public FieldAdaptor {
 
 }  // namespace
 
-absl::StatusOr<Lease> RocksDbLeaseStore::Create(absl::string_view ns, const Lease& lease) {
+absl::StatusOr<Lease> RocksDbLeaseStore::CreateWith(absl::string_view ns, const Lease& lease,
+                                                    bool sync) {
   if (absl::Status s = ValidateLeaseId(lease.id); !s.ok()) return s;
   if (absl::Status s = ValidateLabels(lease.labels); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("lease \"", lease.id, "\": ", s.message()));
@@ -103,7 +104,7 @@ absl::StatusOr<Lease> RocksDbLeaseStore::Create(absl::string_view ns, const Leas
   // Rows a StageAddResource raced past a Delete would otherwise come back.
   if (absl::Status s = StageDeleteResources(&batch, ns, lease.id); !s.ok()) return s;
   batch.Put(db_->cf(Cf::kLeases), key, EncodeLeaseRecord(rec));
-  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  if (absl::Status s = db_->Write(&batch, sync); !s.ok()) return s;
   return ToLease(lease.id, std::move(rec));
 }
 
@@ -117,13 +118,14 @@ absl::StatusOr<Lease> RocksDbLeaseStore::Get(absl::string_view ns, absl::string_
   return ToLease(id, *std::move(rec));
 }
 
-absl::Status RocksDbLeaseStore::Delete(absl::string_view ns, absl::string_view id) {
+absl::Status RocksDbLeaseStore::DeleteWith(absl::string_view ns, absl::string_view id,
+                                          bool sync) {
   absl::MutexLock lock(&write_mu_);
   if (absl::Status s = CheckExists(ns, id); !s.ok()) return s;
   rocksdb::WriteBatch batch;
   if (absl::Status s = StageDeleteResources(&batch, ns, id); !s.ok()) return s;
   batch.Delete(db_->cf(Cf::kLeases), LeaseKey(ns, id));
-  return db_->Write(&batch);
+  return db_->Write(&batch, sync);
 }
 
 absl::StatusOr<std::vector<Lease>> RocksDbLeaseStore::List(absl::string_view ns,

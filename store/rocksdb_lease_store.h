@@ -28,9 +28,19 @@ class RocksDbLeaseStore final : public LeaseStore {
   // `db` and `clock` are not owned and must outlive the store.
   RocksDbLeaseStore(MetadataDb* db, const Clock* clock) : db_(db), clock_(clock) {}
 
-  absl::StatusOr<Lease> Create(absl::string_view ns, const Lease& lease) override;
+  absl::StatusOr<Lease> Create(absl::string_view ns, const Lease& lease) override {
+    return CreateWith(ns, lease, /*sync=*/true);
+  }
+  absl::StatusOr<Lease> CreateTemporary(absl::string_view ns, const Lease& lease) override {
+    return CreateWith(ns, lease, /*sync=*/false);
+  }
   absl::StatusOr<Lease> Get(absl::string_view ns, absl::string_view id) override;
-  absl::Status Delete(absl::string_view ns, absl::string_view id) override;
+  absl::Status Delete(absl::string_view ns, absl::string_view id) override {
+    return DeleteWith(ns, id, /*sync=*/true);
+  }
+  absl::Status DeleteTemporary(absl::string_view ns, absl::string_view id) override {
+    return DeleteWith(ns, id, /*sync=*/false);
+  }
   absl::StatusOr<std::vector<Lease>> List(absl::string_view ns,
                                           absl::Span<const std::string> filters) override;
   absl::Status AddResource(absl::string_view ns, absl::string_view lease,
@@ -54,6 +64,8 @@ class RocksDbLeaseStore final : public LeaseStore {
 
  private:
   // Adds the removal of every [lease_resources] row of the lease to `batch`.
+  absl::StatusOr<Lease> CreateWith(absl::string_view ns, const Lease& lease, bool sync);
+  absl::Status DeleteWith(absl::string_view ns, absl::string_view id, bool sync);
   absl::Status StageDeleteResources(rocksdb::WriteBatch* batch, absl::string_view ns,
                                     absl::string_view lease) const;
   // NotFound naming the lease when it does not exist.

@@ -115,6 +115,26 @@ TEST_F(LeaseStoreTest, LeasesSurviveReopen) {
   EXPECT_THAT(Resources("kept"), ElementsAre(LeaseResource{kDigest, "content"}));
 }
 
+TEST_F(LeaseStoreTest, TemporaryLeasesBehaveAsOthersAndBecomeDurableWithTheNextWrite) {
+  absl::StatusOr<Lease> created =
+      store_->CreateTemporary(kNs, Lease{"temp", absl::Time(), {{"k", "v"}}});
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(absl::IsAlreadyExists(
+      store_->CreateTemporary(kNs, Lease{"temp", absl::Time(), {}}).status()));
+  ASSERT_TRUE(store_->AddResource(kNs, "temp", {kDigest, "content"}).ok());  // a durable write
+  Open();
+  absl::StatusOr<Lease> got = store_->Get(kNs, "temp");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->labels, (Labels{{"k", "v"}}));
+  ASSERT_TRUE(store_->DeleteTemporary(kNs, "temp").ok());
+  EXPECT_TRUE(absl::IsNotFound(store_->Get(kNs, "temp").status()));
+  EXPECT_EQ(RawResourceRows("temp"), 0);
+  EXPECT_TRUE(absl::IsNotFound(store_->DeleteTemporary(kNs, "temp")));
+  ASSERT_TRUE(Create("other").ok());  // a durable write
+  Open();
+  EXPECT_THAT(List({}), ElementsAre("other"));
+}
+
 TEST_F(LeaseStoreTest, CreateOfATakenIdIsAlreadyExistsAndKeepsTheOriginal) {
   ASSERT_TRUE(Create("dup", {{"first", "1"}}).ok());
   absl::Status s = Create("dup", {{"second", "2"}});

@@ -87,13 +87,15 @@ absl::StatusOr<std::string> Mirror::OpenLease(absl::string_view ns) {
   lease.id = absl::StrCat("imaged-mirror-", absl::ToUnixNanos(now), "-", serial++);
   lease.labels[store::kLeaseExpireLabel] =
       absl::FormatTime(absl::RFC3339_sec, now + absl::Hours(1), absl::UTCTimeZone());
-  absl::StatusOr<store::Lease> created = target_.leases->Create(ns, lease);
+  absl::StatusOr<store::Lease> created = target_.leases->CreateTemporary(ns, lease);
   if (!created.ok()) return created.status();
   return lease.id;
 }
 
 void Mirror::CloseLease(absl::string_view ns, const std::string& lease) {
-  if (target_.leases != nullptr && !lease.empty()) target_.leases->Delete(ns, lease).IgnoreError();
+  if (target_.leases != nullptr && !lease.empty()) {
+    target_.leases->DeleteTemporary(ns, lease).IgnoreError();
+  }
 }
 
 absl::Status Mirror::Share(absl::string_view ns, const store::Descriptor& desc,

@@ -321,11 +321,15 @@ absl::StatusOr<PullResult> Puller::PullUnderLease(const PullRequest& req) {
   lease.id = absl::StrCat("imaged-pull-", absl::ToUnixNanos(now), "-", serial++);
   lease.labels[store::kLeaseExpireLabel] =
       absl::FormatTime(absl::RFC3339_sec, now + options_.lease_expiry, absl::UTCTimeZone());
-  if (auto created = leases_->Create(req.ns, lease); !created.ok()) return created.status();
+  if (auto created = leases_->CreateTemporary(req.ns, lease); !created.ok()) {
+    return created.status();
+  }
   absl::StatusOr<PullResult> result = PullLeased(req, lease.id);
   // The names (written outside the lease) now hold what the pull fetched;
   // after a failure, what it fetched is garbage unless something else holds it.
-  if (absl::Status s = leases_->Delete(req.ns, lease.id); !s.ok() && result.ok()) return s;
+  if (absl::Status s = leases_->DeleteTemporary(req.ns, lease.id); !s.ok() && result.ok()) {
+    return s;
+  }
   return result;
 }
 
