@@ -150,6 +150,14 @@ grpc::Status TransferService::Transfer(grpc::ServerContext* ctx,
                                        google::protobuf::Empty* /*resp*/) {
   absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
+  struct Slot {
+    std::atomic<int>& running;
+    ~Slot() { --running; }
+  } slot{running_};
+  if (++running_ > store::kMaxConcurrentTransfers) {
+    return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+        "too many transfers under way (", store::kMaxConcurrentTransfers, "); try again")));
+  }
   Call call;
   call.ns = *std::move(ns);
   call.ctx = ctx;
@@ -366,6 +374,7 @@ absl::Status TransferService::Import(Call& call, const google::protobuf::Any& so
 
   // A temporary lease keeps a collector off what the import has written
   // until the records that hold it are there.
+  bool own_lease = false;
   if (stores_.leases != nullptr && LeaseOf(*call.ctx).empty()) {
     store::Lease lease;
     static std::atomic<uint64_t> serial{0};
@@ -376,13 +385,14 @@ absl::Status TransferService::Import(Call& call, const google::protobuf::Any& so
       return created.status();
     }
     options.lease = lease.id;
+    own_lease = true;
   } else {
     options.lease = LeaseOf(*call.ctx);
   }
   absl::StatusOr<cri::ImportResult> result = cri::Import(
       stores_.content, stores_.images, call.ns, read, absl::StrCat("stream ", iis.stream()),
       options);
-  if (absl::StartsWith(options.lease, "imaged-import-")) {
+  if (own_lease) {
     absl::Status d = stores_.leases->DeleteTemporary(call.ns, options.lease);
     if (result.ok() && !d.ok()) return d;
   }

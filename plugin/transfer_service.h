@@ -30,6 +30,7 @@
 #ifndef IMAGED_PLUGIN_TRANSFER_SERVICE_H_
 #define IMAGED_PLUGIN_TRANSFER_SERVICE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -78,6 +79,7 @@ class TransferService final : public transferpb::Transfer::Service {
   StreamManager* const streams_;
   EventExchange* const events_;
   const store::Platform platform_;
+  std::atomic<int> running_{0};  // Transfer calls under way
 };
 
 }  // namespace imaged::plugin

@@ -6,9 +6,11 @@
 #include <grpcpp/client_context.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "api/containerd/services/streaming/v1/streaming.grpc.pb.h"
 #include "api/containerd/types/transfer/imagestore.pb.h"
 #include "api/containerd/types/transfer/importexport.pb.h"
@@ -227,6 +229,41 @@ TEST_F(TransferTest, PullWithoutARegistryIsUnavailable) {
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events[0], "Resolving from OCI Registry (127.0.0.1:1/app:1)");
   EXPECT_TRUE(images_.List("default", {})->empty());
+}
+
+TEST_F(TransferTest, AtMostSixteenTransfersRunAtOnce) {
+  // Sixteen imports whose archives never come (until released) hold every slot.
+  absl::Notification release;
+  std::vector<std::thread> imports;
+  for (int i = 0; i < 16; ++i) {
+    imports.emplace_back([&] {
+      TransferCall call;
+      call.ns = "default";
+      client_.Import(
+              call,
+              [&](char*, size_t) -> absl::StatusOr<size_t> {
+                release.WaitForNotification();
+                return 0;
+              },
+              {})
+          .IgnoreError();
+    });
+  }
+  TransferCall call;
+  call.ns = "default";
+  absl::Status s;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    s = client_.RawTransfer(call, "containerd.types.transfer.ImageStore", "",
+                            "containerd.types.transfer.ImageStore", "");
+  } while (!absl::IsResourceExhausted(s) && absl::Now() < deadline);
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  release.Notify();
+  for (std::thread& t : imports) t.join();
+  // The slots are free again.
+  s = client_.RawTransfer(call, "containerd.types.transfer.ImageStore", "",
+                          "containerd.types.transfer.ImageStore", "");
+  EXPECT_TRUE(absl::IsUnimplemented(s)) << s;
 }
 
 TEST(StreamingTest, StreamIdsAreUniquePerNamespace) {

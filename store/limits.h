@@ -57,6 +57,9 @@ inline constexpr int64_t kMaxImageConfigBytes = 8 << 20;
 inline constexpr size_t kMaxStreamIdLength = 256;
 inline constexpr size_t kMaxOpenStreams = 1024;
 inline constexpr size_t kMaxTransferItems = 64;
+// Transfer calls running at once (each holds a server thread for as long as
+// its pull, import or export takes; containerd: no limit).
+inline constexpr int kMaxConcurrentTransfers = 16;
 // The largest request message gRPC takes (containerd's 16 MiB).
 inline constexpr int kMaxReceiveMessageBytes = 16 << 20;
 // Error messages quote at most kMaxQuoted bytes of a field and are cut at

@@ -408,49 +408,43 @@ absl::StatusOr<PullResult> Puller::PullLeased(const PullRequest& req,
   result.bytes_resumed = job.bytes_resumed.load();
   result.blobs_fetched = job.blobs_fetched.load();
 
+  // The records: a Transfer's names and labels as given, replacing whole
+  // records as containerd's Update does; or CRI's three managed names.
   store::ImageCommit commit;
-  if (!req.names.empty()) {
-    for (const std::string& name : req.names) {
-      store::Image image;
-      image.name = name;
-      image.target = result.target;
-      image.labels = req.labels;
-      commit.images.push_back(std::move(image));
-    }
-    commit.replace_labels = true;  // containerd replaces the whole record
-    commit.blob_labels = std::move(blob_labels);
-    absl::StatusOr<std::vector<store::ImageCommitter::Written>> written =
-        committer_->Commit(req.ns, commit, req.lease);
-    if (!written.ok()) return fail(written.status());
-    result.written = *std::move(written);
-    return result;
-  }
-  Reference named = *ref;
-  named.digest.clear();
   std::vector<std::string> names;
-  if (!ref->tag.empty()) names.push_back(named.String());  // repo:tag
-  named.tag.clear();
-  names.push_back(absl::StrCat(named.Name(), "@", top->digest));
-  names.push_back(result.image_id);
+  store::Labels labels;
+  if (!req.names.empty()) {
+    names = req.names;
+    labels = req.labels;
+    commit.replace_labels = true;
+  } else {
+    Reference named = *ref;
+    named.digest.clear();
+    if (!ref->tag.empty()) names.push_back(named.String());  // repo:tag
+    named.tag.clear();
+    names.push_back(absl::StrCat(named.Name(), "@", top->digest));
+    names.push_back(result.image_id);
+    labels[store::kLabelManaged] = kManagedValue;
 
-  // Present and unchanged: every name already there, on this target, managed.
-  bool unchanged = true;
-  for (const std::string& name : names) {
-    absl::StatusOr<store::Image> have = images_->Get(req.ns, name);
-    if (!have.ok() || have->target.digest != top->digest ||
-        have->labels.find(store::kLabelManaged) == have->labels.end() ||
-        have->labels.at(store::kLabelManaged) != kManagedValue) {
-      unchanged = false;
-      break;
+    // Present and unchanged: every name already there, on this target, managed.
+    bool unchanged = true;
+    for (const std::string& name : names) {
+      absl::StatusOr<store::Image> have = images_->Get(req.ns, name);
+      if (!have.ok() || have->target.digest != top->digest ||
+          have->labels.find(store::kLabelManaged) == have->labels.end() ||
+          have->labels.at(store::kLabelManaged) != kManagedValue) {
+        unchanged = false;
+        break;
+      }
     }
+    if (unchanged) return result;
   }
-  if (unchanged) return result;
 
   for (const std::string& name : names) {
     store::Image image;
     image.name = name;
     image.target = result.target;
-    image.labels[store::kLabelManaged] = kManagedValue;
+    image.labels = labels;
     commit.images.push_back(std::move(image));
   }
   commit.blob_labels = std::move(blob_labels);
