@@ -31,9 +31,11 @@ namespace streamingpb = ::containerd::services::streaming::v1;
 namespace transferpb = ::containerd::services::transfer::v1;
 using google::protobuf::Any;
 
-// How long a stream's reader may go on after the Transfer call returned
-// (the server closes every stream it used before it answers).
+// How long a stream's reader may go on after the Transfer call returned:
+// the server finishes every stream it used before it answers, so what is
+// still open then was never used (a transfer refused before it got to it).
 constexpr absl::Duration kDrain = absl::Seconds(5);
+constexpr absl::Duration kDrainAfterFailure = absl::Milliseconds(100);
 // containerd's client: Data of at most 32 KiB; a 64 KiB receive window.
 constexpr size_t kMaxData = 32 << 10;
 constexpr int32_t kWindow = 64 << 10;
@@ -94,7 +96,7 @@ class Stream {
     return s;
   }
 
-  ~Stream() { Stop(); }
+  ~Stream() { Stop(/*transfer_ok=*/false); }
 
   const std::string& id() const { return id_; }
   Rw* rw() { return rw_.get(); }
@@ -106,13 +108,15 @@ class Stream {
     });
   }
 
-  // Waits for the server to close the stream (cancels it after kDrain) and
-  // returns how it ended.
-  absl::Status Stop() {
+  // Waits for the server to close the stream (cancels it after kDrain, or
+  // kDrainAfterFailure when the transfer failed) and returns how it ended.
+  absl::Status Stop(bool transfer_ok) {
     if (stopped_) return status_;
     stopped_ = true;
     if (thread_.joinable()) {
-      if (!served_.WaitForNotificationWithTimeout(kDrain)) ctx_.TryCancel();
+      if (!served_.WaitForNotificationWithTimeout(transfer_ok ? kDrain : kDrainAfterFailure)) {
+        ctx_.TryCancel();
+      }
       thread_.join();
     } else {
       ctx_.TryCancel();
@@ -170,7 +174,7 @@ absl::Status CallTransfer(const std::shared_ptr<grpc::Channel>& channel, const T
   if (progress != nullptr) req.mutable_options()->set_progress_stream(progress->id());
   google::protobuf::Empty resp;
   absl::Status s = FromGrpcStatus(stub->Transfer(&ctx, req, &resp));
-  if (progress != nullptr) progress->Stop();
+  if (progress != nullptr) progress->Stop(s.ok());
   return s;
 }
 
@@ -214,7 +218,7 @@ absl::Status TransferClient::Pull(const TransferCall& call, const std::string& r
   }
   is.set_all_metadata(true);
   absl::Status s = CallTransfer(channel_, call, Pack(reg), Pack(is), progress->get());
-  (*auth)->Stop();
+  (*auth)->Stop(s.ok());
   return s;
 }
 
@@ -296,7 +300,7 @@ absl::Status TransferClient::Import(
   for (const auto& [k, v] : options.labels) (*is.mutable_labels())[k] = v;
   for (const TransferPlatform& p : options.platforms) SetPlatform(p, is.add_platforms());
   absl::Status s = CallTransfer(channel_, call, Pack(iis), Pack(is), progress->get());
-  (*data)->Stop();
+  (*data)->Stop(s.ok());
   {
     absl::MutexLock lock(&window->mu);
     window->closed = true;
@@ -342,7 +346,7 @@ absl::Status TransferClient::Export(const TransferCall& call,
   ies.set_all_platforms(options.all_platforms);
   ies.set_skip_compatibility_manifest(options.skip_manifest_json);
   absl::Status s = CallTransfer(channel_, call, Pack(is), Pack(ies), progress->get());
-  absl::Status ended = (*data)->Stop();
+  absl::Status ended = (*data)->Stop(s.ok());
   if (!s.ok()) return s;
   if (!ended.ok()) return ended;
   return write_error;

@@ -4,7 +4,10 @@
 #include <grpcpp/create_channel.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <iterator>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -18,8 +21,10 @@
 #include "api/containerd/services/leases/v1/leases.grpc.pb.h"
 #include "api/imaged/v1/admin.grpc.pb.h"
 #include "api/runtime/v1/api.grpc.pb.h"
+#include "plugin/grpc_status.h"
 #include "plugin/namespaces.h"
 #include "plugin/server.h"
+#include "plugin/transfer_client.h"
 #include "store/digest.h"
 #include "store/limits.h"
 
@@ -387,9 +392,16 @@ void Harness::EndInput() {
   usage_matches(/*empty=*/true);
 }
 
+namespace {
+// The archive the last Transfer.Export of this input made (defined with the
+// operations below).
+std::string& LastArchive();
+}  // namespace
+
 int RunInput(const uint8_t* data, size_t size, const std::vector<Op>& ops) {
   FuzzedDataProvider in(data, size);
   Harness& harness = Harness::Get();
+  LastArchive().clear();  // each input starts from nothing
   for (int step = 0; step < 24 && in.remaining_bytes() > 0; ++step) {
     const Op& op = ops[in.ConsumeIntegralInRange<size_t>(0, ops.size() - 1)];
     op.run(harness, in);
@@ -885,6 +897,99 @@ void AdminMirrorStatus(Harness& h, FuzzedDataProvider& in) {
   Harness::Check("Admin.MirrorStatus", stub->MirrorStatus(&ctx, req, &resp));
 }
 
+// containerd 2.x's Transfer, as ctr 2.x drives it (plugin/transfer_client.h):
+// exports of names from the pools, imports of the last export (sometimes
+// with bytes of the input spliced in) or of input bytes, and raw requests of
+// any served or unserved pair with input bytes as the Anys' values.
+std::string& LastArchive() {
+  static auto* archive = new std::string();
+  return *archive;
+}
+
+plugin::TransferCall TransferCallFor(FuzzedDataProvider& in) {
+  plugin::TransferCall call;
+  const int pick = in.ConsumeIntegralInRange(0, 9);
+  call.ns = pick < 7 ? "fuzz" : pick < 9 ? "other" : "";
+  if (in.ConsumeBool()) call.progress = [](const plugin::TransferProgress&) {};
+  return call;
+}
+
+void TransferExport(Harness& h, FuzzedDataProvider& in) {
+  plugin::TransferClient client(h.channel());
+  std::vector<std::string> names;
+  const int n = in.ConsumeIntegralInRange(0, 3);
+  for (int i = 0; i < n; ++i) names.push_back(h.Name(in));
+  plugin::TransferExportOptions options;
+  options.all_platforms = in.ConsumeBool();
+  options.skip_manifest_json = in.ConsumeBool();
+  if (in.ConsumeBool()) options.platforms.push_back({"linux", in.ConsumeBool() ? "amd64" : "arm64"});
+  std::string archive;
+  absl::Status s = client.Export(
+      TransferCallFor(in), names,
+      [&](absl::string_view data) {
+        archive.append(data.data(), data.size());
+        return absl::OkStatus();
+      },
+      options);
+  if (s.ok()) LastArchive() = archive;
+  Harness::Check("Transfer.Export", plugin::ToGrpcStatus(s));
+}
+
+void TransferImport(Harness& h, FuzzedDataProvider& in) {
+  plugin::TransferClient client(h.channel());
+  std::string archive;
+  if (in.ConsumeBool() && !LastArchive().empty()) {
+    archive = LastArchive();
+    // Sometimes damaged: a run of the input's bytes over part of it.
+    if (in.ConsumeBool()) {
+      size_t at = in.ConsumeIntegralInRange<size_t>(0, archive.size() - 1);
+      std::string patch = in.ConsumeRandomLengthString(64);
+      archive.replace(at, std::min(patch.size(), archive.size() - at), patch);
+    }
+  } else {
+    archive = in.ConsumeRandomLengthString(4096);
+  }
+  plugin::TransferImportOptions options;
+  if (in.ConsumeBool()) options.base_name = h.Name(in);
+  options.digests = in.ConsumeBool();
+  options.skip_digest_for_named = in.ConsumeBool();
+  if (in.ConsumeBool()) options.platforms.clear();
+  options.labels = h.Labels(in);
+  size_t at = 0;
+  absl::Status s = client.Import(
+      TransferCallFor(in),
+      [&](char* buf, size_t len) -> absl::StatusOr<size_t> {
+        size_t n = std::min(len, archive.size() - at);
+        std::memcpy(buf, archive.data() + at, n);
+        at += n;
+        return n;
+      },
+      options);
+  Harness::Check("Transfer.Import", plugin::ToGrpcStatus(s), {grpc::StatusCode::UNIMPLEMENTED});
+}
+
+void TransferRaw(Harness& h, FuzzedDataProvider& in) {
+  static const char* const kTypes[] = {
+      "containerd.types.transfer.OCIRegistry",      "containerd.types.transfer.ImageStore",
+      "containerd.types.transfer.ImageImportStream", "containerd.types.transfer.ImageExportStream",
+      "type.googleapis.com/containerd.types.transfer.ImageStore", "google.protobuf.Empty"};
+  auto type = [&] {
+    return in.ConsumeIntegralInRange(0, 9) == 0
+               ? Harness::HeaderText(in, 200)
+               : std::string(kTypes[in.ConsumeIntegralInRange<size_t>(0, std::size(kTypes) - 1)]);
+  };
+  plugin::TransferClient client(h.channel());
+  std::string src_type = type(), dst_type = type();
+  std::string src = in.ConsumeRandomLengthString(512), dst = in.ConsumeRandomLengthString(512);
+  absl::Status s = client.RawTransfer(TransferCallFor(in), src_type, src, dst_type, dst);
+  // A pull reaches no registry here: the puller's hosts are unreachable or
+  // refuse (Unavailable, Unauthenticated...); an unserved pair is Unimplemented.
+  Harness::Check("Transfer.Raw", plugin::ToGrpcStatus(s),
+                 {grpc::StatusCode::UNIMPLEMENTED, grpc::StatusCode::UNAVAILABLE,
+                  grpc::StatusCode::UNAUTHENTICATED, grpc::StatusCode::PERMISSION_DENIED,
+                  grpc::StatusCode::RESOURCE_EXHAUSTED, grpc::StatusCode::CANCELLED});
+}
+
 const std::vector<Op>& AllOps() {
   static const auto* ops = new std::vector<Op>{
       {"Content.Write", [](Harness& h, FuzzedDataProvider& in) { ContentWrite(h, in, false); }},
@@ -921,6 +1026,9 @@ const std::vector<Op>& AllOps() {
       {"Admin.GarbageCollect", AdminGarbageCollect},
       {"Admin.DiskUsage", AdminDiskUsage},
       {"Admin.MirrorStatus", AdminMirrorStatus},
+      {"Transfer.Export", TransferExport},
+      {"Transfer.Import", TransferImport},
+      {"Transfer.Raw", TransferRaw},
   };
   return *ops;
 }

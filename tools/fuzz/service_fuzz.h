@@ -1,5 +1,5 @@
 // The harness of the gRPC service fuzz targets (one per service: content,
-// images, leases, cri, admin). One imaged (plugin::Server, as the `imaged`
+// images, leases, cri, admin, transfer). One imaged (plugin::Server, as the `imaged`
 // binary runs it, on a root in $TMPDIR, no scheduled collections) is started
 // per process and called over its socket, as clients call it (see
 // service_fuzz.cc for why not gRPC's in-process channel). Each input
