@@ -376,15 +376,10 @@ absl::Status TransferService::Import(Call& call, const google::protobuf::Any& so
   // until the records that hold it are there.
   bool own_lease = false;
   if (stores_.leases != nullptr && LeaseOf(*call.ctx).empty()) {
-    store::Lease lease;
-    static std::atomic<uint64_t> serial{0};
-    lease.id = absl::StrCat("imaged-import-", absl::ToUnixNanos(absl::Now()), "-", serial++);
-    lease.labels[store::kLeaseExpireLabel] = absl::FormatTime(
-        absl::RFC3339_sec, absl::Now() + kImportLeaseExpiry, absl::UTCTimeZone());
-    if (auto created = stores_.leases->CreateTemporary(call.ns, lease); !created.ok()) {
-      return created.status();
-    }
-    options.lease = lease.id;
+    absl::StatusOr<std::string> lease = store::CreateTemporaryLease(
+        *stores_.leases, call.ns, "imaged-import", absl::Now(), kImportLeaseExpiry);
+    if (!lease.ok()) return lease.status();
+    options.lease = *lease;
     own_lease = true;
   } else {
     options.lease = LeaseOf(*call.ctx);

@@ -1,5 +1,7 @@
 #include "store/lease_store.h"
 
+#include <atomic>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -32,6 +34,19 @@ absl::Status ValidateLeaseResource(const LeaseResource& r) {
     return absl::OkStatus();
   }
   return absl::UnimplementedError(absl::StrCat("resource type \"", type, "\" not supported yet"));
+}
+
+absl::StatusOr<std::string> CreateTemporaryLease(LeaseStore& leases, absl::string_view ns,
+                                                 absl::string_view prefix, absl::Time now,
+                                                 absl::Duration expiry) {
+  static std::atomic<uint64_t> serial{0};
+  Lease lease;
+  lease.id = absl::StrCat(prefix, "-", absl::ToUnixNanos(now), "-", serial++);
+  lease.labels[kLeaseExpireLabel] =
+      absl::FormatTime(absl::RFC3339_sec, now + expiry, absl::UTCTimeZone());
+  absl::StatusOr<Lease> created = leases.CreateTemporary(ns, lease);
+  if (!created.ok()) return created.status();
+  return lease.id;
 }
 
 }  // namespace imaged::store

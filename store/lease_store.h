@@ -115,6 +115,14 @@ class LeaseStore {
                                                                    absl::string_view lease) = 0;
 };
 
+// A lease for imaged's own short work (a pull, an import, a mirror copy):
+// id "<prefix>-<unix nanos of `now`>-<serial>", containerd.io/gc.expire at
+// `now` + `expiry` (so a crash leaves it to expire), made with
+// CreateTemporary. Returns its id; end it with DeleteTemporary.
+absl::StatusOr<std::string> CreateTemporaryLease(LeaseStore& leases, absl::string_view ns,
+                                                 absl::string_view prefix, absl::Time now,
+                                                 absl::Duration expiry);
+
 }  // namespace imaged::store
 
 #endif  // IMAGED_STORE_LEASE_STORE_H_

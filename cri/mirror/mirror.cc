@@ -81,15 +81,8 @@ Mirror::Mirror(MirrorSource source, MirrorTarget target, const store::Platform& 
 
 absl::StatusOr<std::string> Mirror::OpenLease(absl::string_view ns) {
   if (target_.leases == nullptr) return std::string();
-  static std::atomic<uint64_t> serial{0};
-  store::Lease lease;
-  const absl::Time now = clock_->Now();
-  lease.id = absl::StrCat("imaged-mirror-", absl::ToUnixNanos(now), "-", serial++);
-  lease.labels[store::kLeaseExpireLabel] =
-      absl::FormatTime(absl::RFC3339_sec, now + absl::Hours(1), absl::UTCTimeZone());
-  absl::StatusOr<store::Lease> created = target_.leases->CreateTemporary(ns, lease);
-  if (!created.ok()) return created.status();
-  return lease.id;
+  return store::CreateTemporaryLease(*target_.leases, ns, "imaged-mirror", clock_->Now(),
+                                     absl::Hours(1));
 }
 
 void Mirror::CloseLease(absl::string_view ns, const std::string& lease) {

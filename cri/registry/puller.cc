@@ -315,19 +315,13 @@ absl::StatusOr<PullResult> Puller::Pull(const PullRequest& req) {
 absl::StatusOr<PullResult> Puller::PullUnderLease(const PullRequest& req) {
   if (absl::Status s = store::ValidateImageRef(req.image); !s.ok()) return s;
   if (!req.lease.empty() || leases_ == nullptr) return PullLeased(req, req.lease);
-  static std::atomic<uint64_t> serial{0};
-  const absl::Time now = options_.clock->Now();
-  store::Lease lease;
-  lease.id = absl::StrCat("imaged-pull-", absl::ToUnixNanos(now), "-", serial++);
-  lease.labels[store::kLeaseExpireLabel] =
-      absl::FormatTime(absl::RFC3339_sec, now + options_.lease_expiry, absl::UTCTimeZone());
-  if (auto created = leases_->CreateTemporary(req.ns, lease); !created.ok()) {
-    return created.status();
-  }
-  absl::StatusOr<PullResult> result = PullLeased(req, lease.id);
+  absl::StatusOr<std::string> lease = store::CreateTemporaryLease(
+      *leases_, req.ns, "imaged-pull", options_.clock->Now(), options_.lease_expiry);
+  if (!lease.ok()) return lease.status();
+  absl::StatusOr<PullResult> result = PullLeased(req, *lease);
   // The names (written outside the lease) now hold what the pull fetched;
   // after a failure, what it fetched is garbage unless something else holds it.
-  if (absl::Status s = leases_->DeleteTemporary(req.ns, lease.id); !s.ok() && result.ok()) {
+  if (absl::Status s = leases_->DeleteTemporary(req.ns, *lease); !s.ok() && result.ok()) {
     return s;
   }
   return result;

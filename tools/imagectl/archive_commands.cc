@@ -40,14 +40,12 @@ absl::Status ImportArchive(const std::shared_ptr<grpc::Channel>& ch, const std::
   // The import runs under a lease, so the server's collector leaves blobs
   // written before their image record alone; it expires by itself if we die.
   plugin::RemoteLeaseStore leases(ch);
-  store::Lease lease;
-  lease.id = absl::StrCat("imagectl-import-", absl::ToUnixNanos(absl::Now()), "-", ::getpid());
-  lease.labels[store::kLeaseExpireLabel] =
-      absl::FormatTime(absl::RFC3339_sec, absl::Now() + absl::Hours(24), absl::UTCTimeZone());
-  if (auto created = leases.Create(flags.ns, lease); !created.ok()) return created.status();
-  options.lease = lease.id;
+  absl::StatusOr<std::string> lease = store::CreateTemporaryLease(
+      leases, flags.ns, absl::StrCat("imagectl-import-", ::getpid()), absl::Now(), absl::Hours(24));
+  if (!lease.ok()) return lease.status();
+  options.lease = *lease;
   auto result = cri::ImportFile(&content, &images, flags.ns, file, options);
-  absl::Status released = leases.Delete(flags.ns, lease.id);
+  absl::Status released = leases.DeleteTemporary(flags.ns, *lease);
   if (!result.ok()) return result.status();
   if (!released.ok()) return released;
   for (const cri::ImportedImage& image : result->images) {
