@@ -240,14 +240,22 @@ absl::Status MirrorRunner::RunOnce() {
           std::vector<std::string> names;
           for (const Work* work : works) names.push_back(work->name);
           absl::StatusOr<std::vector<bool>> applied = mirror_->SyncNames(ns, names);
-          if (!applied.ok()) {
-            std::fprintf(stderr, "imaged: mirror: %zu events (%s %s...): %s\n", works.size(),
-                         works[0]->topic.c_str(), works[0]->name.c_str(),
-                         applied.status().ToString().c_str());
+          if (applied.ok()) {
+            const absl::Time now = absl::Now();
+            for (const Work* work : works) mirror_->EventApplied(now - work->at);
             continue;
           }
-          const absl::Time now = absl::Now();
-          for (const Work* work : works) mirror_->EventApplied(now - work->at);
+          // One name's failure (containerd not answering for it, a target
+          // that does not copy) must not drop the others' events: one by one.
+          for (const Work* work : works) {
+            absl::StatusOr<bool> one = mirror_->SyncName(ns, work->name);
+            if (!one.ok()) {
+              std::fprintf(stderr, "imaged: mirror: %s %s: %s\n", work->topic.c_str(),
+                           work->name.c_str(), one.status().ToString().c_str());
+              continue;
+            }
+            mirror_->EventApplied(absl::Now() - work->at);
+          }
         }
       }
     });

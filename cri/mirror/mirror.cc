@@ -6,6 +6,7 @@
 #include <map>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 
 #include "absl/strings/str_cat.h"
@@ -295,16 +296,17 @@ absl::Status Mirror::Apply(absl::string_view ns, std::vector<store::Image> chang
 
 absl::StatusOr<std::vector<bool>> Mirror::SyncNames(absl::string_view ns,
                                                     absl::Span<const std::string> names) {
-  std::vector<bool> has(names.size(), false);
+  // Each name is read once, however often it repeats (an image's create,
+  // then its label update).
+  absl::flat_hash_map<absl::string_view, bool> has;
   std::vector<store::Image> changed;
   std::vector<std::string> gone;
-  absl::flat_hash_set<absl::string_view> seen;
-  for (size_t i = 0; i < names.size(); ++i) {
-    const std::string& name = names[i];
+  for (const std::string& name : names) {
+    auto [it, first] = has.try_emplace(name, false);
+    if (!first) continue;
     absl::StatusOr<store::Image> up = source_.images->Get(ns, name);
     if (!up.ok() && !absl::IsNotFound(up.status())) return up.status();
-    has[i] = up.ok();
-    if (!seen.insert(name).second) continue;
+    it->second = up.ok();
     absl::StatusOr<store::Image> here = target_.images->Get(ns, name);
     if (!here.ok() && !absl::IsNotFound(here.status())) return here.status();
     if (!up.ok()) {
@@ -314,10 +316,16 @@ absl::StatusOr<std::vector<bool>> Mirror::SyncNames(absl::string_view ns,
     if (here.ok() && SameRecord(*up, *here)) continue;
     changed.push_back(*std::move(up));
   }
-  if (changed.empty() && gone.empty()) return has;
-  MirrorSyncReport report;
-  if (absl::Status s = Apply(ns, std::move(changed), std::move(gone), &report); !s.ok()) return s;
-  return has;
+  if (!changed.empty() || !gone.empty()) {
+    MirrorSyncReport report;
+    if (absl::Status s = Apply(ns, std::move(changed), std::move(gone), &report); !s.ok()) {
+      return s;
+    }
+  }
+  std::vector<bool> out;
+  out.reserve(names.size());
+  for (const std::string& name : names) out.push_back(has.at(name));
+  return out;
 }
 
 absl::StatusOr<MirrorSyncReport> Mirror::Sync(absl::string_view ns) {
