@@ -160,7 +160,7 @@ class StreamReactor final
   google::protobuf::Any ack_;
 };
 
-absl::Status ManagedStream::Send(const google::protobuf::Any& message) {
+absl::Status ManagedStream::Send(google::protobuf::Any message) {
   auto write_settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return write_ != Op::kPending || done_;
   };
@@ -180,7 +180,7 @@ absl::Status ManagedStream::Send(const google::protobuf::Any& message) {
       }
       write_ = Op::kPending;
     }
-    write_msg_ = message;
+    write_msg_ = std::move(message);
     reactor_->StartWrite(&write_msg_);
   }
   absl::MutexLock lock(&mu_);

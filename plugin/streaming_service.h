@@ -51,8 +51,9 @@ class ManagedStream {
   ManagedStream(const ManagedStream&) = delete;
   ManagedStream& operator=(const ManagedStream&) = delete;
 
-  // Sends `message`. Unavailable once the stream has ended.
-  absl::Status Send(const google::protobuf::Any& message);
+  // Sends `message` (moved into the pending write, not copied).
+  // Unavailable once the stream has ended.
+  absl::Status Send(google::protobuf::Any message);
   // The client's next message: OutOfRange when the client has closed its
   // side (end of stream), Unavailable once the stream has ended,
   // DeadlineExceeded when nothing came within `timeout` (the read stays
