@@ -3,7 +3,9 @@
 #include <google/protobuf/empty.pb.h>
 #include <grpcpp/client_context.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -308,6 +310,19 @@ absl::Status TransferClient::Import(
   sender.join();
   if (s.ok() && !read_error.ok()) return read_error;
   return s;
+}
+
+absl::Status TransferClient::ImportBytes(const TransferCall& call, absl::string_view archive,
+                                         const TransferImportOptions& options) {
+  return Import(
+      call,
+      [&archive](char* buf, size_t len) -> absl::StatusOr<size_t> {
+        size_t n = std::min(len, archive.size());
+        std::memcpy(buf, archive.data(), n);
+        archive.remove_prefix(n);
+        return n;
+      },
+      options);
 }
 
 absl::Status TransferClient::Export(const TransferCall& call,

@@ -86,6 +86,9 @@ class TransferClient {
   absl::Status Import(const TransferCall& call,
                       const std::function<absl::StatusOr<size_t>(char*, size_t)>& read,
                       const TransferImportOptions& options);
+  // Import of an archive held in memory.
+  absl::Status ImportBytes(const TransferCall& call, absl::string_view archive,
+                           const TransferImportOptions& options);
   // The archive of `names` goes to `write`.
   absl::Status Export(const TransferCall& call, const std::vector<std::string>& names,
                       const std::function<absl::Status(absl::string_view)>& write,

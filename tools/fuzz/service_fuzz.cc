@@ -955,16 +955,7 @@ void TransferImport(Harness& h, FuzzedDataProvider& in) {
   options.skip_digest_for_named = in.ConsumeBool();
   if (in.ConsumeBool()) options.platforms.clear();
   options.labels = h.Labels(in);
-  size_t at = 0;
-  absl::Status s = client.Import(
-      TransferCallFor(in),
-      [&](char* buf, size_t len) -> absl::StatusOr<size_t> {
-        size_t n = std::min(len, archive.size() - at);
-        std::memcpy(buf, archive.data() + at, n);
-        at += n;
-        return n;
-      },
-      options);
+  absl::Status s = client.ImportBytes(TransferCallFor(in), archive, options);
   Harness::Check("Transfer.Import", plugin::ToGrpcStatus(s), {grpc::StatusCode::UNIMPLEMENTED});
 }
 
