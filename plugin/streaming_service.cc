@@ -160,15 +160,16 @@ class StreamReactor final
   google::protobuf::Any ack_;
 };
 
-absl::Status ManagedStream::Send(google::protobuf::Any message) {
+absl::Status ManagedStream::Send(google::protobuf::Any message, absl::Duration timeout) {
   auto write_settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return write_ != Op::kPending || done_;
   };
   {
     // A write that timed out earlier is waited for first.
     absl::MutexLock lock(&mu_);
-    if (!mu_.AwaitWithTimeout(absl::Condition(&write_settled), kStreamIdleTimeout)) {
-      return absl::DeadlineExceededError("the client has not read the stream for a minute");
+    if (!mu_.AwaitWithTimeout(absl::Condition(&write_settled), timeout)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("the client has not read the stream for ", absl::FormatDuration(timeout)));
     }
   }
   {
@@ -184,8 +185,9 @@ absl::Status ManagedStream::Send(google::protobuf::Any message) {
     reactor_->StartWrite(&write_msg_);
   }
   absl::MutexLock lock(&mu_);
-  if (!mu_.AwaitWithTimeout(absl::Condition(&write_settled), kStreamIdleTimeout)) {
-    return absl::DeadlineExceededError("the client has not read the stream for a minute");
+  if (!mu_.AwaitWithTimeout(absl::Condition(&write_settled), timeout)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the client has not read the stream for ", absl::FormatDuration(timeout)));
   }
   if (write_ != Op::kDone) return absl::UnavailableError("the stream has ended");
   write_ = Op::kIdle;

@@ -52,8 +52,9 @@ class ManagedStream {
   ManagedStream& operator=(const ManagedStream&) = delete;
 
   // Sends `message` (moved into the pending write, not copied).
-  // Unavailable once the stream has ended.
-  absl::Status Send(google::protobuf::Any message);
+  // Unavailable once the stream has ended; DeadlineExceeded when the client
+  // has not taken it within `timeout`.
+  absl::Status Send(google::protobuf::Any message, absl::Duration timeout = kStreamIdleTimeout);
   // The client's next message: OutOfRange when the client has closed its
   // side (end of stream), Unavailable once the stream has ended,
   // DeadlineExceeded when nothing came within `timeout` (the read stays

@@ -40,6 +40,8 @@ constexpr int32_t kImportWindow = 1 << 20;
 constexpr size_t kExportChunk = 1 << 20;
 // A "downloading" update per blob at most this often.
 constexpr absl::Duration kProgressInterval = absl::Milliseconds(100);
+// How long a progress message may wait for the client to take it.
+constexpr absl::Duration kProgressSendTimeout = absl::Seconds(5);
 // A temporary lease of an import outlives a crashed imaged by this much.
 constexpr absl::Duration kImportLeaseExpiry = absl::Hours(24);
 
@@ -115,7 +117,9 @@ class TransferService::Progress {
     if (desc != nullptr) ToProto(*desc, msg.mutable_desc());
     absl::MutexLock lock(&mu_);
     if (failed_) return;
-    if (!stream_->Send(PackAny(msg)).ok()) failed_ = true;
+    // Pull threads report under mu_: a client that stops reading progress
+    // holds them back once, for kProgressSendTimeout, then is ignored.
+    if (!stream_->Send(PackAny(msg), kProgressSendTimeout).ok()) failed_ = true;
   }
 
   const std::shared_ptr<ManagedStream> stream_;
