@@ -193,6 +193,15 @@ grpc::Status CriService::Answer(const store::CriImage& image, bool verbose,
   return grpc::Status::OK;
 }
 
+grpc::Status CriService::StatusFromIndex(const cripb::ImageStatusRequest& req,
+                                         cripb::ImageStatusResponse* resp, bool* found) {
+  auto image = images_->ImageStatus(ns_, req.image().image());
+  if (!image.ok()) return ToGrpcStatus(image.status());
+  *found = image->has_value();
+  if (!*found) return grpc::Status::OK;
+  return Answer(**image, req.verbose(), resp);
+}
+
 grpc::ServerUnaryReactor* CriService::ImageStatus(grpc::CallbackServerContext* ctx,
                                                   const grpc::ByteBuffer* req,
                                                   grpc::ByteBuffer* resp) {
@@ -215,13 +224,10 @@ grpc::ServerUnaryReactor* CriService::ImageStatus(grpc::CallbackServerContext* c
     reactor->Finish(s);
   };
   const std::string& ref = call->req.image().image();
-  auto image = images_->ImageStatus(ns_, ref);
-  if (!image.ok()) {
-    finish(ToGrpcStatus(image.status()));
-  } else if (image->has_value()) {
-    finish(Answer(**image, call->req.verbose(), &call->resp));
-  } else if (misses_ == nullptr || ref.empty()) {
-    finish(grpc::Status::OK);  // kubelet's "not present"
+  bool found = false;
+  grpc::Status s = StatusFromIndex(call->req, &call->resp, &found);
+  if (!s.ok() || found || misses_ == nullptr || ref.empty()) {
+    finish(s);  // an image, an error, or kubelet's "not present"
   } else {
     // Read-your-writes: containerd may have the image before its event
     // reached the mirror. Asked off this thread, within the miss budget;

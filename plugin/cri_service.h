@@ -55,6 +55,11 @@ class CriService final
   grpc::ServerUnaryReactor* ImageStatus(grpc::CallbackServerContext* ctx,
                                         const grpc::ByteBuffer* req,
                                         grpc::ByteBuffer* resp) override;
+  // ImageStatus from the index alone (no mirror lookup): fills `resp` and
+  // sets `found` when the index has the image. The whole of the call but
+  // gRPC's part; public for tools/bench/cri_bench.
+  grpc::Status StatusFromIndex(const cripb::ImageStatusRequest& req,
+                               cripb::ImageStatusResponse* resp, bool* found);
   grpc::Status PullImage(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,
                          cripb::PullImageResponse* resp) override;
   grpc::Status RemoveImage(grpc::ServerContext* ctx, const cripb::RemoveImageRequest* req,

@@ -9,7 +9,7 @@ const std::vector<std::string>& ColumnFamilyNames() {
   static const auto* names =
       new std::vector<std::string>{"default",  "content",    "blob_owners", "ingests",
                                    "images",   "cri_index",  "cri_configs", "unresolved",  "awaiting",
-                                   "leases",   "lease_resources"};
+                                   "leases",   "lease_resources", "cri_names", "cri_status"};
   return *names;
 }
 
@@ -91,6 +91,10 @@ std::string IngestFileName(absl::string_view ns, absl::string_view ref) {
 
 std::string ImageKey(absl::string_view ns, absl::string_view name) {
   return absl::StrCat(NamespacePrefix(ns), name);
+}
+
+std::string CriNameToIdKey(absl::string_view ns, absl::string_view name) {
+  return ImageKey(ns, name);
 }
 
 std::string CriIdPrefix(absl::string_view ns, absl::string_view image_id) {

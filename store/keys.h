@@ -1,7 +1,8 @@
 // The on-disk schema of imaged's metadata: column families and key encoding.
 // Every key imaged writes is built and parsed here and nowhere else.
 //
-// Schema version 1.
+// Schema version 2 (version 1 had no [cri_names] or [cri_status]; they are
+// built from [cri_index] when a version 1 database is opened).
 //
 //   <root>/
 //   ├── meta/                      RocksDB
@@ -23,6 +24,13 @@
 //   │   ├── [cri_configs]           per resolved image ID its config, for verbose
 //   │   │   │                       ImageStatus only (kept out of the ListImages scan)
 //   │   │   └── lp(namespace) lp(image id)            -> config JSON
+//   │   ├── [cri_names]             derived from [cri_index]: each indexed name's
+//   │   │   │                       image ID (one point read resolves a name)
+//   │   │   └── lp(namespace) name                    -> image id
+//   │   ├── [cri_status]            derived from [cri_index]: per image ID its
+//   │   │   │                       meta row and name rows in one value (one
+//   │   │   │                       point read answers ImageStatus)
+//   │   │   └── lp(namespace) lp(image id)            -> CriStatusRecord
 //   │   ├── [unresolved]            records whose target could not be resolved
 //   │   │   └── lp(namespace) name                    -> reason (text)
 //   │   ├── [awaiting]              blobs an unresolved record waits for
@@ -44,6 +52,10 @@
 // prefix of its name rows' keys and sorts first, so ListImages is one scan that
 // meets each ID's meta row and then its names.
 //
+// [cri_names] and [cri_status] are never written on their own: every batch
+// that puts or deletes [cri_index] rows gets them recomputed for the image
+// IDs it touches (RocksDbImageStore::StageDerivedRows), in the same batch.
+//
 // The namespace "" is the content-proxy namespace: calls that arrive without a
 // containerd-namespace header (containerd's proxy plugin sends none).
 #ifndef IMAGED_STORE_KEYS_H_
@@ -58,7 +70,7 @@
 
 namespace imaged::store {
 
-inline constexpr uint32_t kSchemaVersion = 1;
+inline constexpr uint32_t kSchemaVersion = 2;
 inline constexpr absl::string_view kSchemaVersionKey = "schema_version";
 inline constexpr absl::string_view kContentUsageKey = "content_usage";
 
@@ -75,6 +87,8 @@ enum class Cf : int {
   kAwaiting,
   kLeases,
   kLeaseResources,
+  kCriNames,
+  kCriStatus,
   kCount,
 };
 // The RocksDB name of each column family, indexed by Cf.
@@ -124,6 +138,9 @@ struct CriIndexKey {
   absl::string_view name;
 };
 std::optional<CriIndexKey> ParseCriIndexKey(absl::string_view key);
+
+// [cri_names]: lp(namespace) name, as ImageKey. [cri_status]: CriIdPrefix.
+std::string CriNameToIdKey(absl::string_view ns, absl::string_view name);
 
 // [awaiting]
 std::string AwaitingPrefix(absl::string_view digest);

@@ -23,6 +23,8 @@ TEST(KeysTest, ColumnFamiliesMatchTheEnum) {
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kAwaiting)], "awaiting");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kLeases)], "leases");
   EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kLeaseResources)], "lease_resources");
+  EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kCriNames)], "cri_names");
+  EXPECT_EQ(ColumnFamilyNames()[static_cast<int>(Cf::kCriStatus)], "cri_status");
 }
 
 TEST(KeysTest, ContentKeyGolden) {
@@ -168,6 +170,30 @@ TEST(RecordsTest, CriMetaAndNameRecordsGolden) {
   EXPECT_EQ(name->kind, 2);
   EXPECT_EQ(name->ref, "x");
   EXPECT_TRUE(absl::IsDataLoss(DecodeNameRecord("\x01\x00").status()));
+}
+
+TEST(RecordsTest, CriStatusRecordGolden) {
+  const std::string meta = EncodeCriMetaRecord(CriMetaRecord{9, "", false, 0, "app"});
+  const std::string row = EncodeNameRecord(NameRecord{true, 1, "a:1"});
+  std::string bytes = EncodeCriStatusRecord(meta, {{"n", row}});
+  EXPECT_EQ(Hex(bytes), "01" "0000001d" + Hex(meta) + "00000001" "00000001" "6e" "00000006" +
+                            Hex(row));
+  absl::StatusOr<CriStatusRecord> back = DecodeCriStatusRecord(bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->meta.size, 9);
+  EXPECT_EQ(back->meta.username, "app");
+  ASSERT_EQ(back->names.size(), 1u);
+  EXPECT_EQ(back->names[0].first, "n");
+  EXPECT_TRUE(back->names[0].second.pinned);
+  EXPECT_EQ(back->names[0].second.ref, "a:1");
+  // Truncated anywhere, a count larger than the bytes, trailing bytes.
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_TRUE(absl::IsDataLoss(DecodeCriStatusRecord(bytes.substr(0, n)).status())) << n;
+  }
+  std::string huge = bytes;
+  huge[5 + meta.size() + 0] = '\x7f';
+  EXPECT_TRUE(absl::IsDataLoss(DecodeCriStatusRecord(huge).status()));
+  EXPECT_TRUE(absl::IsDataLoss(DecodeCriStatusRecord(bytes + "x").status()));
 }
 
 }  // namespace

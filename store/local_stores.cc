@@ -17,6 +17,10 @@ absl::StatusOr<std::unique_ptr<LocalStores>> LocalStores::Open(const std::string
   s->images_ = std::make_unique<RocksDbImageStore>(s->db_.get(), s->content_.get(), options.clock,
                                                    options.platform, std::move(options.classify));
   RocksDbImageStore* images = s->images_.get();
+  const uint32_t opened = s->db_->opened_schema_version();
+  if (opened != 0 && opened < 2) {
+    if (absl::Status up = images->UpgradeFromSchema1(); !up.ok()) return up;
+  }
   s->content_->SetCommitObserver(
       [images, on_error = std::move(options.on_resolve_error)](absl::string_view,
                                                                 absl::string_view digest) {

@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<MetadataDb>> MetadataDb::Open(const std::string& 
                                                         " is newer than this imaged supports (",
                                                         kSchemaVersion, ")"));
     }
+    out->opened_schema_version_ = v;
   }
   return out;
 }

@@ -31,6 +31,11 @@ class MetadataDb {
   ~MetadataDb();
 
   rocksdb::DB* db() const { return db_.get(); }
+  // The schema version the database had when opened: 0 when it was created
+  // now (it then has kSchemaVersion), less than kSchemaVersion when an
+  // older imaged wrote it and an upgrade step has yet to run (the version
+  // is moved on by that step, not here).
+  uint32_t opened_schema_version() const { return opened_schema_version_; }
   rocksdb::ColumnFamilyHandle* cf(Cf family) const { return handles_[static_cast<int>(family)]; }
 
   // Applies `batch` atomically and, by default, durably (WAL fsynced). Inside
@@ -106,6 +111,7 @@ class MetadataDb {
 
  private:
   MetadataDb() = default;
+  uint32_t opened_schema_version_ = 0;
 
   // The open GroupCommit of this thread, if any: the last sequence number its
   // deferred writes reached (0: none yet).

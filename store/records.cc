@@ -10,6 +10,7 @@ constexpr char kIngestFormat = 1;
 constexpr char kImageFormat = 1;
 constexpr char kCriMetaFormat = 1;
 constexpr char kNameFormat = 1;
+constexpr char kCriStatusFormat = 1;
 
 void PutLabels(std::string* out, const Labels& labels) {
   PutU32(out, static_cast<uint32_t>(labels.size()));
@@ -161,6 +162,48 @@ std::string EncodeNameRecord(const NameRecord& r) {
 absl::StatusOr<NameRecord> DecodeNameRecord(absl::string_view in) {
   if (in.size() < 3 || in[0] != kNameFormat) return absl::DataLossError("malformed name record");
   return NameRecord{in[1] != 0, static_cast<uint8_t>(in[2]), std::string(in.substr(3))};
+}
+
+std::string EncodeCriStatusRecord(absl::string_view meta,
+                                  const std::vector<std::pair<std::string, std::string>>& names) {
+  size_t n = 1 + 8 + meta.size();
+  for (const auto& [name, row] : names) n += 8 + name.size() + row.size();
+  std::string out;
+  out.reserve(n);
+  out.push_back(kCriStatusFormat);
+  PutLengthPrefixed(&out, meta);
+  PutU32(&out, static_cast<uint32_t>(names.size()));
+  for (const auto& [name, row] : names) {
+    PutLengthPrefixed(&out, name);
+    PutLengthPrefixed(&out, row);
+  }
+  return out;
+}
+
+absl::StatusOr<CriStatusRecord> DecodeCriStatusRecord(absl::string_view in) {
+  const absl::Status malformed = absl::DataLossError("malformed cri status record");
+  CriStatusRecord r;
+  absl::string_view meta;
+  uint32_t n = 0;
+  if (!GetFormat(&in, kCriStatusFormat) || !GetLengthPrefixed(&in, &meta) || !GetU32(&in, &n)) {
+    return malformed;
+  }
+  absl::StatusOr<CriMetaRecord> m = DecodeCriMetaRecord(meta);
+  if (!m.ok()) return m.status();
+  r.meta = *std::move(m);
+  // Each name takes at least 8 bytes: a count beyond that is malformed, and
+  // is not reserved.
+  if (n > in.size() / 8) return malformed;
+  r.names.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    absl::string_view name, row;
+    if (!GetLengthPrefixed(&in, &name) || !GetLengthPrefixed(&in, &row)) return malformed;
+    absl::StatusOr<NameRecord> rec = DecodeNameRecord(row);
+    if (!rec.ok()) return rec.status();
+    r.names.emplace_back(std::string(name), *std::move(rec));
+  }
+  if (!in.empty()) return malformed;
+  return r;
 }
 
 }  // namespace imaged::store

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -69,6 +71,17 @@ struct NameRecord {
 };
 std::string EncodeNameRecord(const NameRecord& r);
 absl::StatusOr<NameRecord> DecodeNameRecord(absl::string_view bytes);
+
+// [cri_status] value: an image ID's [cri_index] meta row and name rows,
+// as stored there, in key order.
+struct CriStatusRecord {
+  CriMetaRecord meta;
+  std::vector<std::pair<std::string, NameRecord>> names;  // name, its row
+};
+// `meta` and each name's row are the encoded [cri_index] values.
+std::string EncodeCriStatusRecord(absl::string_view meta,
+                                  const std::vector<std::pair<std::string, std::string>>& names);
+absl::StatusOr<CriStatusRecord> DecodeCriStatusRecord(absl::string_view bytes);
 
 }  // namespace imaged::store
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -140,7 +141,155 @@ RocksDbImageStore::RocksDbImageStore(MetadataDb* db, RocksDbContentStore* conten
       platform_name_(FormatPlatform(platform)),
       classify_(std::move(classify)) {}
 
+namespace {
+
+// The [cri_status] value of one image ID from its [cri_index] rows (suffix ->
+// value, "" the meta row), or nullopt when it has no meta row (not indexed).
+std::optional<std::string> StatusRowOf(const std::map<std::string, std::string>& rows) {
+  auto meta = rows.find("");
+  if (meta == rows.end()) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> names(std::next(meta), rows.end());
+  return EncodeCriStatusRecord(meta->second, names);
+}
+
+CriImage FromStatusRow(absl::string_view id, CriStatusRecord rec) {
+  CriImage out = FromMeta(id, std::move(rec.meta));
+  out.names.reserve(rec.names.size());
+  out.refs.reserve(rec.names.size());
+  for (auto& [name, row] : rec.names) {
+    out.names.push_back(std::move(name));
+    out.refs.push_back(CriName{static_cast<CriName::Kind>(row.kind), std::move(row.ref)});
+    out.pinned = out.pinned || row.pinned;
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status RocksDbImageStore::StageDerivedRows(rocksdb::WriteBatch* batch) {
+  // The batch's [cri_index] operations, per image ID: suffix -> the value it
+  // leaves (nullopt: deleted). The last operation on a key wins, as in RocksDB.
+  struct Ops : rocksdb::WriteBatch::Handler {
+    uint32_t family = 0;
+    bool unreadable = false;
+    std::map<std::pair<std::string, std::string>, std::map<std::string, std::optional<std::string>>>
+        ids;
+    void Note(uint32_t cf, const rocksdb::Slice& key, std::optional<std::string> value) {
+      if (cf != family) return;
+      std::optional<CriIndexKey> k = ParseCriIndexKey(absl::string_view(key.data(), key.size()));
+      if (!k) return;  // a malformed row a repair deletes: it derives nothing
+      ids[{std::string(k->ns), std::string(k->image_id)}][std::string(k->name)] = std::move(value);
+    }
+    rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key,
+                          const rocksdb::Slice& value) override {
+      Note(cf, key, value.ToString());
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      Note(cf, key, std::nullopt);
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      Note(cf, key, std::nullopt);
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      if (cf == family) unreadable = true;
+      return rocksdb::Status::OK();
+    }
+  } ops;
+  ops.family = db_->cf(Cf::kCriIndex)->GetID();
+  if (!batch->Iterate(&ops).ok() || ops.unreadable) {
+    return absl::InternalError("an index write the derived rows cannot follow");
+  }
+  // A name is indexed under one image ID at most (a record has one target),
+  // so a name the batch removes from one ID and does not add to another is
+  // no longer indexed.
+  std::set<std::pair<std::string, std::string>> added, removed;  // ns, name
+  for (const auto& [ns_id, overlay] : ops.ids) {
+    const auto& [ns, id] = ns_id;
+    const std::string prefix = CriIdPrefix(ns, id);
+    std::map<std::string, std::string> rows;
+    {
+      PrefixScan scan(*db_, Cf::kCriIndex, prefix);
+      for (; scan.Valid(); scan.Next()) rows.emplace(scan.suffix(), scan.value());
+      if (!scan.status().ok()) return scan.status();
+    }
+    for (const auto& [suffix, value] : overlay) {
+      if (value) {
+        rows[suffix] = *value;
+      } else {
+        rows.erase(suffix);
+      }
+      if (suffix.empty()) continue;
+      if (value) {
+        added.emplace(ns, suffix);
+        batch->Put(db_->cf(Cf::kCriNames), CriNameToIdKey(ns, suffix), id);
+      } else {
+        removed.emplace(ns, suffix);
+      }
+    }
+    std::optional<std::string> status = StatusRowOf(rows);
+    if (status) {
+      batch->Put(db_->cf(Cf::kCriStatus), prefix, *status);
+    } else {
+      batch->Delete(db_->cf(Cf::kCriStatus), prefix);
+    }
+  }
+  for (const auto& key : removed) {
+    if (added.count(key) == 0) batch->Delete(db_->cf(Cf::kCriNames), CriNameToIdKey(key.first, key.second));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbImageStore::UpgradeFromSchema1() {
+  absl::MutexLock lock(&write_mu_);
+  // One ID's rows at a time, written in batches of about 1,000 images; the
+  // version moves on with the last batch, so a crash part way through
+  // starts over (the rows are recomputed, not accumulated).
+  constexpr int kPerBatch = 1000;
+  rocksdb::WriteBatch batch;
+  int in_batch = 0;
+  std::string ns, id;
+  std::map<std::string, std::string> rows;
+  auto flush_id = [&] {
+    if (rows.empty()) return;
+    if (std::optional<std::string> status = StatusRowOf(rows)) {
+      batch.Put(db_->cf(Cf::kCriStatus), CriIdPrefix(ns, id), *status);
+      for (const auto& [suffix, value] : rows) {
+        if (!suffix.empty()) batch.Put(db_->cf(Cf::kCriNames), CriNameToIdKey(ns, suffix), id);
+      }
+    }
+    rows.clear();
+    ++in_batch;
+  };
+  PrefixScan scan(*db_, Cf::kCriIndex, "");
+  for (; scan.Valid(); scan.Next()) {
+    std::optional<CriIndexKey> key = ParseCriIndexKey(scan.key());
+    if (!key) return absl::DataLossError("malformed cri index key");
+    if (key->ns != ns || key->image_id != id) {
+      flush_id();
+      if (in_batch >= kPerBatch) {
+        if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+        batch.Clear();
+        in_batch = 0;
+      }
+      ns = std::string(key->ns);
+      id = std::string(key->image_id);
+    }
+    rows.emplace(key->name, scan.value());
+  }
+  if (!scan.status().ok()) return scan.status();
+  flush_id();
+  std::string version;
+  PutU32(&version, kSchemaVersion);
+  batch.Put(db_->cf(Cf::kDefault), rocksdb::Slice(kSchemaVersionKey.data(), kSchemaVersionKey.size()),
+            version);
+  return db_->Write(&batch);
+}
+
 absl::Status RocksDbImageStore::WriteIndex(rocksdb::WriteBatch* batch) {
+  if (absl::Status s = StageDerivedRows(batch); !s.ok()) return s;
   absl::Status s = db_->Write(batch);
   // Even a failed write may have reached the memtable; a spare generation
   // only costs a rebuilt answer.
@@ -521,6 +670,7 @@ absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(
       StageImageLease(&batch, ns, lease, image.name);
       out.push_back(Written{ToImage(image.name, rec), existing->has_value()});
     }
+    if (absl::Status s = StageDerivedRows(&batch); !s.ok()) return s;
     absl::Status written = content_->WriteWithBlobLabels(ns, commit.blob_labels, &batch);
     Publish(batch);
     if (!written.ok()) return written;
@@ -607,54 +757,26 @@ absl::Status RocksDbImageStore::Delete(absl::string_view ns, absl::string_view n
 }
 
 absl::Status RocksDbImageStore::ListImages(absl::string_view ns, const ImageFn& fn) {
-  std::optional<CriImage> current;
-  PrefixScan scan(*db_, Cf::kCriIndex, NamespacePrefix(ns));
+  PrefixScan scan(*db_, Cf::kCriStatus, NamespacePrefix(ns));
   for (; scan.Valid(); scan.Next()) {
     std::optional<CriIndexKey> key = ParseCriIndexKey(scan.key());
-    if (!key) return absl::DataLossError("malformed cri index key");
-    if (key->name.empty()) {
-      if (current) {
-        if (absl::Status s = fn(*current); !s.ok()) return s;
-      }
-      absl::StatusOr<CriMetaRecord> meta = DecodeCriMetaRecord(scan.value());
-      if (!meta.ok()) return meta.status();
-      current = FromMeta(key->image_id, *std::move(meta));
-      continue;
-    }
-    if (!current || current->id != key->image_id) {
-      return absl::DataLossError(absl::StrCat("cri index: name without meta row for ", key->image_id));
-    }
-    absl::StatusOr<NameRecord> rec = DecodeNameRecord(scan.value());
+    if (!key || !key->name.empty()) return absl::DataLossError("malformed cri status key");
+    absl::StatusOr<CriStatusRecord> rec = DecodeCriStatusRecord(scan.value());
     if (!rec.ok()) return rec.status();
-    current->names.emplace_back(key->name);
-    current->refs.push_back(CriName{static_cast<CriName::Kind>(rec->kind), std::move(rec->ref)});
-    current->pinned = current->pinned || rec->pinned;
+    if (absl::Status s = fn(FromStatusRow(key->image_id, *std::move(rec))); !s.ok()) return s;
   }
-  if (!scan.status().ok()) return scan.status();
-  if (current) return fn(*current);
-  return absl::OkStatus();
+  return scan.status();
 }
 
 absl::StatusOr<std::optional<CriImage>> RocksDbImageStore::GetImage(absl::string_view ns,
                                                                    absl::string_view id) {
-  std::optional<CriImage> out;
-  PrefixScan scan(*db_, Cf::kCriIndex, CriIdPrefix(ns, id));
-  for (; scan.Valid(); scan.Next()) {
-    if (scan.suffix().empty()) {
-      absl::StatusOr<CriMetaRecord> meta = DecodeCriMetaRecord(scan.value());
-      if (!meta.ok()) return meta.status();
-      out = FromMeta(id, *std::move(meta));
-      continue;
-    }
-    if (!out) return absl::DataLossError(absl::StrCat("cri index: name without meta row for ", id));
-    absl::StatusOr<NameRecord> rec = DecodeNameRecord(scan.value());
-    if (!rec.ok()) return rec.status();
-    out->names.emplace_back(scan.suffix());
-    out->refs.push_back(CriName{static_cast<CriName::Kind>(rec->kind), std::move(rec->ref)});
-    out->pinned = out->pinned || rec->pinned;
-  }
-  if (!scan.status().ok()) return scan.status();
-  return out;
+  std::string value;
+  absl::Status got = db_->Get(Cf::kCriStatus, CriIdPrefix(ns, id), &value);
+  if (absl::IsNotFound(got)) return std::optional<CriImage>();
+  if (!got.ok()) return got;
+  absl::StatusOr<CriStatusRecord> rec = DecodeCriStatusRecord(value);
+  if (!rec.ok()) return rec.status();
+  return std::optional<CriImage>(FromStatusRow(id, *std::move(rec)));
 }
 
 absl::StatusOr<std::string> RocksDbImageStore::ImageConfigJson(absl::string_view ns,
@@ -670,16 +792,11 @@ absl::StatusOr<std::string> RocksDbImageStore::ImageConfigJson(absl::string_view
 
 absl::StatusOr<std::optional<std::string>> RocksDbImageStore::ImageIdOfName(
     absl::string_view ns, absl::string_view name) {
-  absl::StatusOr<std::optional<ImageRecord>> r = ReadRecord(ns, name);
-  if (!r.ok()) return r.status();
-  if (!r->has_value()) return std::optional<std::string>();
-  auto id = (*r)->labels.find(kLabelImageId);
-  if (id == (*r)->labels.end()) return std::optional<std::string>();
-  std::string ignored;
-  absl::Status got = db_->Get(Cf::kCriIndex, CriNameKey(ns, id->second, name), &ignored);
+  std::string id;
+  absl::Status got = db_->Get(Cf::kCriNames, CriNameToIdKey(ns, name), &id);
   if (absl::IsNotFound(got)) return std::optional<std::string>();
   if (!got.ok()) return got;
-  return std::optional<std::string>(id->second);
+  return std::optional<std::string>(std::move(id));
 }
 
 absl::StatusOr<std::vector<std::string>> RocksDbImageStore::ImageIdsWithPrefix(
@@ -687,18 +804,15 @@ absl::StatusOr<std::vector<std::string>> RocksDbImageStore::ImageIdsWithPrefix(
   std::vector<std::string> out;
   if (id_prefix.size() > kImageIdLength || limit == 0) return out;
   // Every ID has the same length, so its length prefix is fixed and a
-  // truncated ID is a plain key prefix.
+  // truncated ID is a plain key prefix; [cri_status] has one row per ID.
   std::string prefix = NamespacePrefix(ns);
   PutU32(&prefix, kImageIdLength);
   prefix.append(id_prefix.data(), id_prefix.size());
-  PrefixScan scan(*db_, Cf::kCriIndex, prefix);
-  while (scan.Valid()) {
+  PrefixScan scan(*db_, Cf::kCriStatus, prefix);
+  for (; scan.Valid() && out.size() < limit; scan.Next()) {
     std::optional<CriIndexKey> key = ParseCriIndexKey(scan.key());
-    if (!key) return absl::DataLossError("malformed cri index key");
+    if (!key || !key->name.empty()) return absl::DataLossError("malformed cri status key");
     out.emplace_back(key->image_id);
-    if (out.size() >= limit) break;
-    // Skip this ID's name rows.
-    scan.Seek(PrefixUpperBound(CriIdPrefix(ns, key->image_id)));
   }
   if (!scan.status().ok()) return scan.status();
   return out;
@@ -845,9 +959,40 @@ absl::StatusOr<RocksDbImageStore::CheckReport> RocksDbImageStore::Check(bool rep
     }
     if (!scan.status().ok()) return scan.status();
   }
+  // The derived rows, from the [cri_index] rows wanted.
+  {
+    std::map<std::pair<Cf, std::string>, std::string> derived;
+    std::optional<CriIndexKey> at;
+    std::map<std::string, std::string> rows;
+    auto flush = [&] {
+      if (!at) return;
+      if (std::optional<std::string> status = StatusRowOf(rows)) {
+        derived[{Cf::kCriStatus, CriIdPrefix(at->ns, at->image_id)}] = *status;
+        for (const auto& [suffix, value] : rows) {
+          if (!suffix.empty()) {
+            derived[{Cf::kCriNames, CriNameToIdKey(at->ns, suffix)}] = std::string(at->image_id);
+          }
+        }
+      }
+      rows.clear();
+    };
+    for (auto it = want.lower_bound({Cf::kCriIndex, ""});
+         it != want.end() && it->first.first == Cf::kCriIndex; ++it) {
+      std::optional<CriIndexKey> key = ParseCriIndexKey(it->first.second);
+      if (!key) continue;  // built above from well-formed parts
+      if (!at || at->ns != key->ns || at->image_id != key->image_id) {
+        flush();
+        at = key;
+      }
+      rows.emplace(key->name, it->second);
+    }
+    flush();
+    want.merge(derived);
+  }
   // What it is.
   rocksdb::WriteBatch batch;
-  for (Cf cf : {Cf::kCriIndex, Cf::kCriConfigs, Cf::kUnresolved, Cf::kAwaiting}) {
+  for (Cf cf : {Cf::kCriIndex, Cf::kCriConfigs, Cf::kUnresolved, Cf::kAwaiting, Cf::kCriNames,
+                Cf::kCriStatus}) {
     PrefixScan scan(*db_, cf, "");
     for (; scan.Valid(); scan.Next()) {
       auto it = want.find({cf, std::string(scan.key())});

@@ -92,6 +92,11 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
     std::vector<std::string> problems;  // differences between index and records
     bool repaired = false;
   };
+  // Builds [cri_names] and [cri_status] from [cri_index] and moves the
+  // schema version to 2: for a database an imaged of schema version 1 wrote
+  // (LocalStores::Open calls it before serving). Idempotent.
+  absl::Status UpgradeFromSchema1();
+
   // Recomputes the index from the records and compares; with `repair`,
   // replaces the index with the recomputed one in one write.
   absl::StatusOr<CheckReport> Check(bool repair);
@@ -131,8 +136,14 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   void StageImageLease(rocksdb::WriteBatch* batch, absl::string_view ns, absl::string_view lease,
                        absl::string_view name);
   // Writes `batch` (durably) and publishes it: every write of index rows
-  // goes through here, or publishes itself (Commit).
-  absl::Status WriteIndex(rocksdb::WriteBatch* batch);
+  // goes through here, or stages its derived rows and publishes itself
+  // (Commit).
+  absl::Status WriteIndex(rocksdb::WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Adds to `batch` the [cri_names] and [cri_status] rows of every image ID
+  // whose [cri_index] rows it puts or deletes: the rows as they will be once
+  // `batch` is written. Under write_mu_, so no other index write comes
+  // between the reads here and the write.
+  absl::Status StageDerivedRows(rocksdb::WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Logs the image IDs whose [cri_index] rows `batch` writes under the next
   // generation, then moves the generation on.
   void Publish(const rocksdb::WriteBatch& batch);

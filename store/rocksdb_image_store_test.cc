@@ -42,6 +42,11 @@ class Stores : public ImageHarness {
     db_ = stores_->db();
   }
   ~Stores() override {
+    // Whatever a test wrote, through whichever path, the index (derived rows
+    // included) is what the records give when recomputed.
+    absl::StatusOr<RocksDbImageStore::CheckReport> check = images_->Check(false);
+    EXPECT_TRUE(check.ok()) << check.status();
+    if (check.ok()) EXPECT_THAT(check->problems, IsEmpty());
     stores_.reset();
     RemoveAll(root_).IgnoreError();
   }
@@ -355,6 +360,99 @@ TEST_F(CriIndexTest, CheckFindsAndRepairsDrift) {
   EXPECT_TRUE(drift->repaired);
   EXPECT_THAT(List()[0].names, ElementsAre("x:1"));
   EXPECT_THAT(stores_.index().Check(false)->problems, IsEmpty());
+}
+
+// [cri_names] and [cri_status] follow every write of the rows they derive
+// from; Check compares them too (every test's teardown runs it).
+TEST_F(CriIndexTest, NameAndStatusRowsFollowARetargetAndADelete) {
+  TestImage a = Make({}), b = Make({.seed = "b"});
+  ASSERT_TRUE(Create("x:1", a.manifest).ok());
+  ASSERT_TRUE(Create("x:2", a.manifest).ok());
+  EXPECT_EQ(*stores_.index().ImageIdOfName(kNs, "x:1"), a.config.digest);
+  Image retarget;
+  retarget.name = "x:1";
+  retarget.target = b.manifest;
+  retarget.target.platform.reset();
+  ASSERT_TRUE(stores_.images().Update(kNs, retarget, {"target"}).ok());
+  EXPECT_EQ(*stores_.index().ImageIdOfName(kNs, "x:1"), b.config.digest);
+  EXPECT_THAT((*stores_.index().GetImage(kNs, a.config.digest))->names, ElementsAre("x:2"));
+  EXPECT_THAT((*stores_.index().GetImage(kNs, b.config.digest))->names, ElementsAre("x:1"));
+  ASSERT_TRUE(stores_.images().Delete(kNs, "x:2").ok());
+  EXPECT_FALSE(stores_.index().ImageIdOfName(kNs, "x:2")->has_value());
+  EXPECT_FALSE(stores_.index().GetImage(kNs, a.config.digest)->has_value());
+  EXPECT_THAT(*stores_.index().ImageIdsWithPrefix(kNs, a.config.digest.substr(0, 17), 2),
+              IsEmpty());
+  EXPECT_THAT(*stores_.index().ImageIdsWithPrefix(kNs, b.config.digest.substr(0, 17), 2),
+              ElementsAre(b.config.digest));
+}
+
+TEST_F(CriIndexTest, CheckFindsAndRepairsDriftOfDerivedRows) {
+  TestImage a = Make({}), b = Make({.seed = "b"});
+  ASSERT_TRUE(Create("x:1", a.manifest).ok());
+  ASSERT_TRUE(Create("y:1", b.manifest).ok());
+  // A stale name row, a lost one and a status row that lost its name.
+  rocksdb::WriteBatch batch;
+  batch.Put(stores_.db().cf(Cf::kCriNames), CriNameToIdKey(kNs, "ghost"), a.config.digest);
+  batch.Delete(stores_.db().cf(Cf::kCriNames), CriNameToIdKey(kNs, "y:1"));
+  batch.Put(stores_.db().cf(Cf::kCriStatus), CriIdPrefix(kNs, a.config.digest),
+            EncodeCriStatusRecord(EncodeCriMetaRecord({}), {}));
+  ASSERT_TRUE(stores_.db().Write(&batch).ok());
+  auto drift = stores_.index().Check(true);
+  ASSERT_TRUE(drift.ok()) << drift.status();
+  EXPECT_EQ(drift->problems.size(), 3u);
+  EXPECT_TRUE(drift->repaired);
+  EXPECT_EQ(*stores_.index().ImageIdOfName(kNs, "y:1"), b.config.digest);
+  EXPECT_FALSE(stores_.index().ImageIdOfName(kNs, "ghost")->has_value());
+  EXPECT_THAT((*stores_.index().GetImage(kNs, a.config.digest))->names, ElementsAre("x:1"));
+}
+
+// A database schema version 1 wrote has no derived rows: opening it builds
+// them and moves the version on.
+TEST(SchemaUpgradeTest, Version1DatabaseGetsItsDerivedRowsAtOpen) {
+  const std::string root = MakeTempDir("imaged-upgrade");
+  std::string id;
+  {
+    auto stores = LocalStores::Open(root, {});
+    ASSERT_TRUE(stores.ok()) << stores.status();
+    absl::StatusOr<TestImage> ti = MakeTestImage(*(*stores)->content(), kNs, {});
+    ASSERT_TRUE(ti.ok()) << ti.status();
+    id = ti->config.digest;
+    for (const char* name : {"app:1", "app:2"}) {
+      Image image;
+      image.name = name;
+      image.target = ti->manifest;
+      image.target.platform.reset();
+      ASSERT_TRUE((*stores)->images()->Create(kNs, image).ok());
+    }
+    // As version 1 left it.
+    MetadataDb& db = *(*stores)->db();
+    rocksdb::WriteBatch batch;
+    for (Cf cf : {Cf::kCriNames, Cf::kCriStatus}) {
+      PrefixScan scan(db, cf, "");
+      for (; scan.Valid(); scan.Next()) batch.Delete(db.cf(cf), std::string(scan.key()));
+    }
+    std::string v1;
+    PutU32(&v1, 1);
+    batch.Put(db.cf(Cf::kDefault), std::string(kSchemaVersionKey), v1);
+    ASSERT_TRUE(db.Write(&batch).ok());
+    EXPECT_FALSE((*stores)->images()->GetImage(kNs, id)->has_value());
+  }
+  auto stores = LocalStores::Open(root, {});
+  ASSERT_TRUE(stores.ok()) << stores.status();
+  RocksDbImageStore& index = *(*stores)->images();
+  absl::StatusOr<std::optional<CriImage>> image = index.GetImage(kNs, id);
+  ASSERT_TRUE(image.ok() && image->has_value());
+  EXPECT_THAT((*image)->names, ElementsAre("app:1", "app:2"));
+  EXPECT_EQ(*index.ImageIdOfName(kNs, "app:2"), id);
+  EXPECT_THAT(index.Check(false)->problems, IsEmpty());
+  std::string version;
+  ASSERT_TRUE((*stores)->db()->Get(Cf::kDefault, kSchemaVersionKey, &version).ok());
+  absl::string_view in = version;
+  uint32_t v = 0;
+  ASSERT_TRUE(GetU32(&in, &v));
+  EXPECT_EQ(v, kSchemaVersion);
+  stores->reset();
+  RemoveAll(root).IgnoreError();
 }
 
 // What a pull ends with: names and blob labels in one write.

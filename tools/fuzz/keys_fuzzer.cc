@@ -18,6 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)s::DecodeImageRecord(in);
   (void)s::DecodeCriMetaRecord(in);
   (void)s::DecodeNameRecord(in);
+  (void)s::DecodeCriStatusRecord(in);
   absl::string_view view(in);
   absl::string_view field;
   while (s::GetLengthPrefixed(&view, &field)) {
