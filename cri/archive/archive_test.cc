@@ -627,6 +627,38 @@ TEST_F(ArchiveTest, BrokenArchivesAreRefusedAndCreateNoImage) {
   EXPECT_THAT(b_->Names(), ElementsAre("x/y:1"));
 }
 
+// Small blobs are committed on the import's commit threads: a commit that
+// fails there fails the import, naming its entry, and makes no image.
+TEST_F(ArchiveTest, ABlobCommitThatFailsFailsTheImportNamingItsEntry) {
+  store::TestImage ti = Make("a", "amd64", false);
+  std::string tar = Tar(
+      OciEntries(ti, IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "x/y:1"}})})));
+  ImportOptions options;
+  options.lease = "no-such-lease";  // every blob write is refused
+  auto result = ImportB(tar, options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_THAT(result.status().message(), HasSubstr("test.tar: blobs/sha256/"));
+  EXPECT_THAT(b_->Names(), IsEmpty());
+  EXPECT_THAT(*b_->content->ListStatuses(kNs, {}), IsEmpty());
+  // Many blobs at once (more than the commit threads and their queue):
+  // every one arrives, each counted once, a repeated one as present.
+  std::vector<TarEntry> entries;
+  std::vector<nlohmann::json> manifests;
+  for (int i = 0; i < 40; ++i) {
+    store::TestImage image = Make(absl::StrCat("many-", i), "amd64", false);
+    for (const auto& [digest, data] : image.blobs) entries.push_back({BlobPath(digest), data, ""});
+    manifests.push_back(Entry(image.manifest, {{"io.containerd.image.name", absl::StrCat("m/", i, ":1")}}));
+  }
+  entries.push_back(entries.front());
+  entries.push_back({"index.json", IndexJson(manifests), ""});
+  entries.push_back({"oci-layout", R"({"imageLayoutVersion":"1.0.0"})", ""});
+  result = ImportB(Tar(entries));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->images.size(), 40u);
+  EXPECT_EQ(result->blobs_written + result->blobs_present, static_cast<int64_t>(entries.size() - 2));
+  EXPECT_EQ(result->blobs_present, 1);
+}
+
 TEST_F(ArchiveTest, ReadErrorsPassThrough) {
   ArchiveReadFn failing = [](char*, size_t) -> absl::StatusOr<size_t> {
     return absl::UnavailableError("disk gone");
