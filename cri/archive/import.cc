@@ -63,6 +63,24 @@ using store::ImageStore;
 // into the store at once (docker-save layers).
 constexpr int64_t kSmallFile = 1 << 20;
 constexpr int64_t kMaxBuffered = 64 << 20;
+// Small JSON blobs (manifests, indexes, configs) pass 1 read whole are kept
+// for the walk and the image IDs, which would otherwise read them back from
+// the store one by one: at most this many bytes of them.
+constexpr int64_t kKeptDocument = 256 << 10;
+constexpr int64_t kMaxKeptDocuments = 32 << 20;
+
+// Runs f(0) ... f(n - 1) on up to `threads` threads (this one included).
+template <typename F>
+void ParallelFor(size_t n, size_t threads, const F& f) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < n;) f(i);
+  };
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < std::min(threads, n); ++i) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+}
 
 // ---------------------------------------------------------------------------
 // Import
@@ -232,6 +250,7 @@ class Importer {
       auto walked = Walk(root, /*required=*/true, what);
       if (!walked.ok()) return walked.status();
     }
+    if (absl::Status s = WriteLabels(); !s.ok()) return s;
 
     ImportResult result;
     result.blobs_written = written_;
@@ -447,6 +466,12 @@ class Importer {
     }
     files_[name] = ArchiveBlob{digest, size, data.substr(0, 10)};
     small_.erase(name);
+    const size_t first = data.find_first_not_of(" \t\r\n");
+    if (size <= kKeptDocument && kept_bytes_ + size <= kMaxKeptDocuments &&
+        first != std::string::npos && data[first] == '{' && !kept_.count(digest)) {
+      kept_bytes_ += size;
+      kept_[digest] = data;
+    }
     if (!archive_digests_.emplace(digest, size).second) {
       ++present_;  // a second copy in this archive
       return absl::OkStatus();
@@ -534,7 +559,7 @@ class Importer {
       // containerd puts the config's platform on the entry (os and
       // architecture, normalised).
       auto config_json = 
-          store::ReadWholeBlob(*content_, ns_, config->digest, store::kMaxImageConfigBytes);
+          ReadDocument(config->digest, store::kMaxImageConfigBytes);
       if (!config_json.ok())
         return Error(config_json.status().code(), e.config, config_json.status().message());
       auto cfg = store::ParseImageConfig(*config_json);
@@ -601,6 +626,34 @@ class Importer {
     return ref;
   }
 
+  // A document's bytes: kept from pass 1, else read from the store.
+  absl::StatusOr<std::string> ReadDocument(const std::string& digest, int64_t max_bytes) {
+    if (auto it = kept_.find(digest);
+        it != kept_.end() && static_cast<int64_t>(it->second.size()) <= max_bytes) {
+      return it->second;
+    }
+    return store::ReadWholeBlob(*content_, ns_, digest, max_bytes);
+  }
+
+  // The resolver's documents, kept ones first.
+  class KeptDocuments : public store::DocumentSource {
+   public:
+    KeptDocuments(Importer* importer)
+        : importer_(importer), store_(importer->content_, importer->ns_) {}
+    absl::StatusOr<std::string> Fetch(const Descriptor& desc, store::DocumentKind kind,
+                                      int64_t max_bytes) override {
+      if (auto it = importer_->kept_.find(desc.digest);
+          it != importer_->kept_.end() && static_cast<int64_t>(it->second.size()) <= max_bytes) {
+        return it->second;
+      }
+      return store_.Fetch(desc, kind, max_bytes);
+    }
+
+   private:
+    Importer* const importer_;
+    store::ContentDocuments store_;
+  };
+
   // --- pass 2: the walk ----------------------------------------------------
 
   // Whether blob `d` is in the archive or the store, with the size its
@@ -649,7 +702,7 @@ class Importer {
     if (store::IsIndexType(d.media_type)) {
       if (depth >= store::kMaxIndexNesting) return TooDeep(image);
       auto bytes = 
-          store::ReadWholeBlob(*content_, ns_, d.digest, store::kMaxImageDocumentBytes);
+          ReadDocument(d.digest, store::kMaxImageDocumentBytes);
       if (!bytes.ok()) return Error(bytes.status().code(), image, bytes.status().message());
       auto children = store::ParseIndex(*bytes);
       if (!children.ok())
@@ -658,7 +711,7 @@ class Importer {
       indexes_[d.digest] = *std::move(children);
     } else if (store::IsManifestType(d.media_type)) {
       auto bytes = 
-          store::ReadWholeBlob(*content_, ns_, d.digest, store::kMaxImageDocumentBytes);
+          ReadDocument(d.digest, store::kMaxImageDocumentBytes);
       if (!bytes.ok()) return Error(bytes.status().code(), image, bytes.status().message());
       auto manifest = store::ParseManifest(*bytes);
       if (!manifest.ok())
@@ -685,9 +738,7 @@ class Importer {
       info.labels = store::ChildGcLabels(walked);
       std::vector<std::string> paths;
       for (const auto& [key, value] : info.labels) paths.push_back(absl::StrCat("labels.", key));
-      if (auto u = content_->Update(ns_, info, paths); !u.ok()) {
-        return Error(u.status().code(), image, u.status().message());
-      }
+      labels_.push_back(LabelUpdate{std::move(info), std::move(paths), image});
     }
     complete_.insert(d.digest);
     return true;
@@ -695,7 +746,7 @@ class Importer {
 
   // The image ID `target` resolves to ("" when it does not).
   std::string ImageId(const Descriptor& target) {
-    store::ContentDocuments documents(content_, ns_);
+    KeptDocuments documents(this);
     store::ResolvedImage walked;
     // A walk that read the manifest can still fail (a platform-less entry
     // whose config is of another platform): only a whole one names an ID.
@@ -707,8 +758,19 @@ class Importer {
     return walked.image_id();
   }
 
-  // ctr: update the target (and given labels) of an existing image, else
-  // create it. Whether it existed.
+  // The GC labels the walk decided, on up to CommitPool::kWorkers threads
+  // (each a durable write: together they share fsyncs); the first failure.
+  absl::Status WriteLabels() {
+    std::vector<absl::Status> status(labels_.size());
+    ParallelFor(labels_.size(), CommitPool::kWorkers, [&](size_t i) {
+      status[i] = content_->Update(ns_, labels_[i].info, labels_[i].paths).status();
+    });
+    for (size_t i = 0; i < labels_.size(); ++i) {
+      if (!status[i].ok()) return Error(status[i].code(), labels_[i].image, status[i].message());
+    }
+    return absl::OkStatus();
+  }
+
   // PutImage of every name, on up to CommitPool::kWorkers threads so that
   // the records' WAL fsyncs are shared (the store's group commit); a name
   // given more than once is written in order by one thread, so the last
@@ -720,27 +782,21 @@ class Importer {
     for (size_t i = 0; i < named.size(); ++i) by_name[named[i].first].push_back(i);
     std::vector<const std::vector<size_t>*> tasks;
     for (const auto& [name, indices] : by_name) tasks.push_back(&indices);
-    std::atomic<size_t> next{0};
-    auto work = [&] {
-      for (size_t t; (t = next.fetch_add(1)) < tasks.size();) {
-        for (size_t i : *tasks[t]) {
-          store::Image image;
-          image.name = named[i].first;
-          image.target = named[i].second;
-          image.target.platform.reset();  // image records keep no platform
-          image.labels = options_.labels;
-          out[i] = PutImage(image);
-        }
+    ParallelFor(tasks.size(), CommitPool::kWorkers, [&](size_t t) {
+      for (size_t i : *tasks[t]) {
+        store::Image image;
+        image.name = named[i].first;
+        image.target = named[i].second;
+        image.target.platform.reset();  // image records keep no platform
+        image.labels = options_.labels;
+        out[i] = PutImage(image);
       }
-    };
-    std::vector<std::thread> threads;
-    const size_t n = std::min<size_t>(CommitPool::kWorkers, tasks.size());
-    for (size_t i = 1; i < n; ++i) threads.emplace_back(work);
-    work();
-    for (std::thread& t : threads) t.join();
+    });
     return out;
   }
 
+  // ctr: update the target (and given labels) of an existing image, else
+  // create it. Whether it existed.
   absl::StatusOr<bool> PutImage(const store::Image& image) {
     std::vector<std::string> paths{"target"};
     if (!options_.labels.empty()) paths.push_back("labels");
@@ -787,6 +843,14 @@ class Importer {
   std::set<std::string> complete_;
   std::map<std::string, std::vector<Descriptor>> indexes_;
   std::map<std::string, store::Manifest> manifests_;
+  std::map<std::string, std::string> kept_;  // digest -> a small JSON blob's bytes
+  int64_t kept_bytes_ = 0;
+  struct LabelUpdate {
+    store::ContentInfo info;
+    std::vector<std::string> paths;
+    std::string image;  // names it in an error
+  };
+  std::vector<LabelUpdate> labels_;  // the walk's, written after it
 
   // Last: stopped (its threads joined) before anything it uses goes.
   CommitPool pool_{[this](const std::string& data, const std::string& digest) {
