@@ -266,7 +266,7 @@ absl::Status RocksDbImageStore::UpgradeFromSchema1() {
   PrefixScan scan(*db_, Cf::kCriIndex, "");
   for (; scan.Valid(); scan.Next()) {
     std::optional<CriIndexKey> key = ParseCriIndexKey(scan.key());
-    if (!key) return absl::DataLossError("malformed cri index key");
+    if (!key) continue;  // not imaged's to start over: Check reports and repairs it
     if (key->ns != ns || key->image_id != id) {
       flush_id();
       if (in_batch >= kPerBatch) {
