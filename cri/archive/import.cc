@@ -638,7 +638,7 @@ class Importer {
   // The resolver's documents, kept ones first.
   class KeptDocuments : public store::DocumentSource {
    public:
-    KeptDocuments(Importer* importer)
+    explicit KeptDocuments(Importer* importer)
         : importer_(importer), store_(importer->content_, importer->ns_) {}
     absl::StatusOr<std::string> Fetch(const Descriptor& desc, store::DocumentKind kind,
                                       int64_t max_bytes) override {
