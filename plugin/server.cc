@@ -27,6 +27,7 @@
 #include "store/limits.h"
 #include "cri/reference.h"
 #include "store/platform.h"
+#include "plugin/archives_service.h"
 #include "plugin/leases_service.h"
 #include "plugin/namespaces.h"
 #include "plugin/transfer_service.h"
@@ -185,6 +186,9 @@ absl::Status Server::BuildServices(const store::Platform& platform) {
     services_.push_back(std::make_unique<TransferService>(
         TransferService::Stores{content_, images, leases_, puller_.get()}, &streams_, &events_,
         platform));
+    // imagectl import: the same import, its commits batched.
+    services_.push_back(
+        std::make_unique<ArchivesService>(content_, images, leases_, &events_, platform));
   } else {
     // Mirror mode: containerd holds the images; imaged indexes them.
     MirrorRunner::Options mirror_options;

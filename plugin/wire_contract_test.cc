@@ -352,7 +352,7 @@ TEST_F(WireContractTest, EveryRpcAnswersWithTheExpectedCodeAndFailuresChangeNoth
   const std::string manifest_type = "application/vnd.oci.image.manifest.v1+json";
   const int64_t size = sizeof(kBlob) - 1;
   store::Labels big_total;
-  for (int i = 0; i < 20; ++i) big_total[absl::StrCat("k", i)] = std::string(4000, 'v');
+  for (int i = 0; i < 2200; ++i) big_total[absl::StrCat("k", i)] = std::string(4000, 'v');
   const std::vector<Row> rows = {
       // Content: namespaces.
       {"Content.Info in default", [&] { return ContentInfo(Ns::kDefault, kDigest); }, {Code::OK}},
@@ -366,8 +366,8 @@ TEST_F(WireContractTest, EveryRpcAnswersWithTheExpectedCodeAndFailuresChangeNoth
       // Content: Update.
       {"Content.Update of size", [&] { return ContentUpdate(kDigest, {}, {"size"}); }, {Code::INVALID_ARGUMENT}},
       {"Content.Update with a 4097-byte label", [&] { return ContentUpdate(kDigest, {{"k", std::string(4096, 'v')}}, {"labels.k"}); }, {Code::INVALID_ARGUMENT}},
-      {"Content.Update with 80 KB of labels", [&] { return ContentUpdate(kDigest, big_total, {"labels"}); }, {Code::INVALID_ARGUMENT}},
-      {"Content.Update with 1025 field paths", [&] { return ContentUpdate(kDigest, {}, LabelPaths(1025)); }, {Code::INVALID_ARGUMENT}},
+      {"Content.Update with 8.8 MB of labels", [&] { return ContentUpdate(kDigest, big_total, {"labels"}); }, {Code::INVALID_ARGUMENT}},
+      {"Content.Update with 131,073 field paths", [&] { return ContentUpdate(kDigest, {}, LabelPaths(store::kMaxFieldPaths + 1)); }, {Code::INVALID_ARGUMENT}},
       {"Content.Update of an unknown digest", [&] { return ContentUpdate(kUnknown, {{"a", "b"}}, {"labels.a"}); }, {Code::NOT_FOUND}},
       // Content: Delete, Read.
       {"Content.Delete of a malformed digest", [&] {
@@ -422,10 +422,10 @@ TEST_F(WireContractTest, EveryRpcAnswersWithTheExpectedCodeAndFailuresChangeNoth
       {"Images.Create with target size 0", [&] { return ImageCreate(Ns::kK8s, "a:1", kDigest, 0, manifest_type); }, {Code::INVALID_ARGUMENT}},
       {"Images.Create without a media type", [&] { return ImageCreate(Ns::kK8s, "a:1", kDigest, size, ""); }, {Code::INVALID_ARGUMENT}},
       {"Images.Create with a 4097-byte label", [&] { return ImageCreate(Ns::kK8s, "a:1", kDigest, size, manifest_type, {{"k", std::string(4096, 'v')}}); }, {Code::INVALID_ARGUMENT}},
-      {"Images.Create with 80 KB of labels", [&] { return ImageCreate(Ns::kK8s, "a:1", kDigest, size, manifest_type, big_total); }, {Code::INVALID_ARGUMENT}},
+      {"Images.Create with 8.8 MB of labels", [&] { return ImageCreate(Ns::kK8s, "a:1", kDigest, size, manifest_type, big_total); }, {Code::INVALID_ARGUMENT}},
       {"Images.Create without a namespace", [&] { return ImageCreate(Ns::kNone, "a:1", kDigest, size, manifest_type); }, {Code::FAILED_PRECONDITION}},
       {"Images.Update of an unknown image", [&] { return ImageUpdate("docker.io/library/none:1", {}); }, {Code::NOT_FOUND}},
-      {"Images.Update with 1025 field paths", [&] { return ImageUpdate("docker.io/library/none:1", LabelPaths(1025)); }, {Code::INVALID_ARGUMENT}},
+      {"Images.Update with 131,073 field paths", [&] { return ImageUpdate("docker.io/library/none:1", LabelPaths(store::kMaxFieldPaths + 1)); }, {Code::INVALID_ARGUMENT}},
       {"Images.Delete of an unknown image", [&] { return ImageDelete("docker.io/library/none:1"); }, {Code::NOT_FOUND}},
       {"Images.Delete of an unknown image guarded by a target (2.x)", [&] { return ImageDelete("docker.io/library/none:1", kDigest); }, {Code::NOT_FOUND}},
       {"Images.Create with source_date_epoch after 2262 (2.x)", [&] { return ImageCreateAt(253402300799, 0); }, {Code::INVALID_ARGUMENT}},

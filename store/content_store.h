@@ -118,6 +118,29 @@ class ContentStore {
   virtual absl::Status Abort(absl::string_view ns, absl::string_view ref) = 0;
 };
 
+// What a store that can make many small blobs durable together offers
+// (RocksDbContentStore): an import's manifests, configs and indexes, held
+// whole in memory, committed as one batch instead of one ingest each.
+class BlobBatchCommitter {
+ public:
+  virtual ~BlobBatchCommitter() = default;
+  struct Blob {
+    absl::string_view digest;
+    absl::string_view data;
+  };
+  struct BatchResult {
+    absl::Status status;        // the first failure
+    size_t failed = 0;          // the blob it is about, when it is about one
+    std::vector<bool> written;  // per blob: false when `ns` held it already
+  };
+  // Commits `blobs` (each hashed here and checked against its digest) into
+  // `ns`, under `lease` as Writer does: a blob `ns` or another namespace
+  // holds already is shared, not written. On failure, blobs before `failed`
+  // may be committed; none is half-written. At most kMaxBatchBlobs blobs.
+  virtual BatchResult CommitBlobs(absl::string_view ns, absl::Span<const Blob> blobs,
+                                  absl::string_view lease) = 0;
+};
+
 // The whole of blob `digest` of `ns`, read in one call: the store's error
 // (NotFound when `ns` lacks it), or FailedPrecondition when it is larger than
 // `max_bytes` (documents, not layers, are read whole).

@@ -12,12 +12,14 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "store/clock.h"
 #include "store/content_store_contract.h"
 #include "store/digest.h"
 #include "store/files.h"
+#include "store/limits.h"
 #include "store/metadata_db.h"
 #include "store/test_dirs.h"
 
@@ -51,6 +53,16 @@ namespace fs = std::filesystem;
       progress = -1;
     }
     if (i % 4 == 0) (*store)->Delete("default", Sha256::Of(data)).IgnoreError();
+    if (i % 2 == 1) {  // and a batch, as an import commits its small documents
+      std::vector<std::string> small, digests;
+      for (int k = 0; k < 4; ++k) {
+        small.push_back(absl::StrCat("batch ", round, "-", i, "-", k, std::string(2000, 'b')));
+        digests.push_back(Sha256::Of(small.back()));
+      }
+      std::vector<BlobBatchCommitter::Blob> batch;
+      for (int k = 0; k < 4; ++k) batch.push_back({digests[k], small[k]});
+      (*store)->CommitBlobs("default", batch, "").status.IgnoreError();
+    }
   }
 }
 
@@ -328,6 +340,119 @@ TEST(RocksDbContentStoreTest, WritesUnderALeaseBecomeItsResourcesInTheSameBatch)
   EXPECT_TRUE(has("content", Sha256::Of("held")));
 }
 
+// CommitBlobs: what an import's batch of small documents gets. Each blob
+// ends as a Writer's commit would leave it, whatever it started as.
+TEST(RocksDbContentStoreTest, CommitBlobsCommitsABatchAsWritersWould) {
+  Fixture f;
+  MetadataDb& db = f.db();
+  rocksdb::WriteBatch lease;
+  lease.Put(db.cf(Cf::kLeases), LeaseKey("a", "l1"), "x");
+  ASSERT_TRUE(db.Write(&lease).ok());
+  ASSERT_TRUE(PutBlob(f.store(), "a", "r", "held here").ok());
+  ASSERT_TRUE(PutBlob(f.store(), "b", "r", "held by b").ok());
+  const std::vector<std::string> data = {"new one", "held here", "held by b", "new two",
+                                         "new one"};
+  std::vector<std::string> digests;
+  std::vector<BlobBatchCommitter::Blob> blobs;
+  for (const std::string& d : data) digests.push_back(Sha256::Of(d));
+  for (size_t i = 0; i < data.size(); ++i) blobs.push_back({digests[i], data[i]});
+
+  BlobBatchCommitter::BatchResult r = f.store().CommitBlobs("a", blobs, "l1");
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.written, (std::vector<bool>{true, false, false, true, false}));
+  for (size_t i = 0; i < data.size(); ++i) {
+    auto info = f.store().Info("a", digests[i]);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->size, static_cast<int64_t>(data[i].size()));
+    auto read = ReadWholeBlob(f.store(), "a", digests[i], 1 << 20);
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(*read, data[i]);
+    std::string ignored;
+    EXPECT_TRUE(
+        db.Get(Cf::kLeaseResources, LeaseResourceKey("a", "l1", "content", digests[i]), &ignored)
+            .ok())
+        << data[i];
+  }
+  // Four files, counted once each; nothing left in ingest/.
+  auto usage = f.store().Usage();
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->files, 4);
+  EXPECT_EQ(usage->bytes, 7 + 9 + 9 + 7);
+  EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+  // And they stay after a restart's recovery.
+  f.Reopen();
+  ASSERT_TRUE(f.store().Recover().ok());
+  ASSERT_TRUE(f.store().RemoveUnheldBlobs().ok());
+  for (const std::string& d : digests) EXPECT_TRUE(f.store().Info("a", d).ok()) << d;
+  EXPECT_EQ(f.store().Usage()->files, 4);
+}
+
+TEST(RocksDbContentStoreTest, CommitBlobsVerifiesBeforeWritingAnything) {
+  Fixture f;
+  const std::string good = "good", bad = "bad";
+  const std::string good_digest = Sha256::Of(good), wrong = Sha256::Of("not bad");
+  std::vector<BlobBatchCommitter::Blob> blobs = {{good_digest, good}, {wrong, bad}};
+  BlobBatchCommitter::BatchResult r = f.store().CommitBlobs("a", blobs, "");
+  EXPECT_TRUE(absl::IsFailedPrecondition(r.status)) << r.status;
+  EXPECT_EQ(r.failed, 1u);
+  EXPECT_TRUE(absl::IsNotFound(f.store().Info("a", good_digest).status()));
+  EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+  EXPECT_TRUE(fs::is_empty(f.root() + "/blobs/sha256"));
+
+  std::vector<BlobBatchCommitter::Blob> malformed = {{"sha256:nope", good}};
+  EXPECT_TRUE(absl::IsInvalidArgument(f.store().CommitBlobs("a", malformed, "").status));
+  EXPECT_TRUE(absl::IsNotFound(f.store().CommitBlobs("a", {{good_digest, good}}, "gone").status));
+  std::vector<BlobBatchCommitter::Blob> many(kMaxBatchBlobs + 1, {good_digest, good});
+  EXPECT_TRUE(absl::IsInvalidArgument(f.store().CommitBlobs("a", many, "").status));
+  EXPECT_EQ(f.store().Usage()->files, 0);
+}
+
+// Batches racing Writer commits and deletes of the same digests from other
+// namespaces: the file exists exactly while some namespace holds it, and
+// usage counts it once.
+TEST(RocksDbContentStoreTest, CommitBlobsRacingWritersAndDeletesStayConsistent) {
+  Fixture f;
+  std::vector<std::string> data;
+  for (int i = 0; i < 8; ++i) data.push_back(absl::StrCat("raced batch blob ", i));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string ns = absl::StrCat("ns", t % 3);
+      for (int round = 0; round < 20; ++round) {
+        if (t % 2 == 0) {
+          std::vector<std::string> digests;
+          for (const std::string& d : data) digests.push_back(Sha256::Of(d));
+          std::vector<BlobBatchCommitter::Blob> blobs;
+          for (size_t i = 0; i < data.size(); ++i) blobs.push_back({digests[i], data[i]});
+          absl::Status s = f.store().CommitBlobs(ns, blobs, "").status;
+          EXPECT_TRUE(s.ok()) << s;
+        } else {
+          const std::string& d = data[(round + t) % data.size()];
+          absl::Status s = PutBlob(f.store(), ns, absl::StrCat("r", t), d);
+          EXPECT_TRUE(s.ok() || absl::IsAlreadyExists(s)) << s;
+          absl::Status del = f.store().Delete(ns, Sha256::Of(data[round % data.size()]));
+          EXPECT_TRUE(del.ok() || absl::IsNotFound(del)) << del;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int64_t files = 0, bytes = 0;
+  for (const std::string& d : data) {
+    int holders = 0;
+    for (int n = 0; n < 3; ++n) holders += f.store().Info(absl::StrCat("ns", n), Sha256::Of(d)).ok();
+    const bool exists = fs::exists(f.root() + "/blobs/sha256/" + Sha256::Hex(d));
+    EXPECT_EQ(exists, holders > 0) << d;
+    if (holders > 0) {
+      ++files;
+      bytes += static_cast<int64_t>(d.size());
+    }
+  }
+  EXPECT_EQ(f.store().Usage()->files, files);
+  EXPECT_EQ(f.store().Usage()->bytes, bytes);
+  EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+}
+
 TEST(RocksDbContentStoreTest, LeasedIngestsDoNotExpire) {
   FakeClock clock;
   Fixture f(&clock);
@@ -439,9 +564,19 @@ TEST(RocksDbContentStoreTest, KillNineAtAnyPointLeavesOnlyWholeBlobs) {
       return absl::OkStatus();
     }).ok());
     blobs_seen += blobs;
-    // Every file on disk is held by a row after Recover.
+    // Every file on disk is held by a row after Recover, and counted.
+    int64_t files = 0, bytes = 0;
     for (const auto& e : fs::directory_iterator(root + "/blobs/sha256")) {
       EXPECT_TRUE((*store)->Info("default", "sha256:" + e.path().filename().string()).ok());
+      ++files;
+      bytes += static_cast<int64_t>(e.file_size());
+    }
+    auto usage = (*store)->Usage();
+    ASSERT_TRUE(usage.ok());
+    EXPECT_EQ(usage->files, files);
+    EXPECT_EQ(usage->bytes, bytes);
+    for (const auto& e : fs::directory_iterator(root + "/ingest")) {
+      EXPECT_FALSE(absl::StartsWith(e.path().filename().string(), "batch-")) << e.path();
     }
     auto ingests = (*store)->ListStatuses("default", {});
     ASSERT_TRUE(ingests.ok());

@@ -24,6 +24,7 @@
 #include "store/limits.h"
 #include "store/local_stores.h"
 #include "store/files.h"
+#include "store/plain_stores.h"
 #include "store/test_images.h"
 
 namespace imaged::cri {
@@ -168,7 +169,10 @@ nlohmann::json Entry(const store::Descriptor& d,
   return j;
 }
 
-class ArchiveTest : public ::testing::Test {
+// Each test runs twice: importing into the stores themselves (batched
+// commits, as the server's own import) and through their plain faces (one
+// at a time, as over gRPC).
+class ArchiveTest : public ::testing::TestWithParam<bool> {
  protected:
   ArchiveTest() {
     const char* base = std::getenv("TEST_TMPDIR");
@@ -176,6 +180,24 @@ class ArchiveTest : public ::testing::Test {
     EXPECT_NE(::mkdtemp(tmp_.data()), nullptr);
     a_ = std::make_unique<Stores>(tmp_ + "/a");
     b_ = std::make_unique<Stores>(tmp_ + "/b");
+  }
+  bool batched() const { return GetParam(); }
+  // What imports into b go through (a test may replace b_).
+  store::ContentStore* b_content() {
+    if (batched()) return b_->content;
+    Wrap();
+    return b_plain_content_.get();
+  }
+  store::ImageStore* b_images() {
+    if (batched()) return b_->images;
+    Wrap();
+    return b_plain_images_.get();
+  }
+  void Wrap() {
+    if (b_plain_wraps_ == b_.get()) return;
+    b_plain_content_ = std::make_unique<store::PlainContentStore>(b_->content);
+    b_plain_images_ = std::make_unique<store::PlainImageStore>(b_->images);
+    b_plain_wraps_ = b_.get();
   }
   ~ArchiveTest() override {
     a_.reset();
@@ -211,12 +233,20 @@ class ArchiveTest : public ::testing::Test {
     return out;
   }
   absl::StatusOr<ImportResult> ImportB(const std::string& tar, ImportOptions options = {}) {
-    return Import(b_->content, b_->images, kNs, FromString(tar), "test.tar", options);
+    return Import(b_content(), b_images(), kNs, FromString(tar), "test.tar", options);
   }
 
   std::string tmp_;
   std::unique_ptr<Stores> a_, b_;
+  std::unique_ptr<store::PlainContentStore> b_plain_content_;
+  std::unique_ptr<store::PlainImageStore> b_plain_images_;
+  const Stores* b_plain_wraps_ = nullptr;
 };
+
+INSTANTIATE_TEST_SUITE_P(Commits, ArchiveTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Batched" : "OneByOne";
+                         });
 
 // --- names -----------------------------------------------------------------
 
@@ -250,7 +280,7 @@ TEST(ArchiveNamesTest, CleanPathIsGosPathClean) {
 
 // --- OCI -------------------------------------------------------------------
 
-TEST_F(ArchiveTest, OciRoundTripKeepsImageIdAndBytes) {
+TEST_P(ArchiveTest, OciRoundTripKeepsImageIdAndBytes) {
   store::TestImage ti = Make("a");
   Name(*a_, "docker.io/library/busybox:1.36", ti.manifest);
   auto tar = ExportA({"busybox:1.36"});  // found by its normalised name
@@ -289,7 +319,7 @@ TEST_F(ArchiveTest, OciRoundTripKeepsImageIdAndBytes) {
   for (const auto& [digest, data] : ti.blobs) EXPECT_EQ(b_->BlobBytes(digest), data);
 }
 
-TEST_F(ArchiveTest, ImportSetsContainerdGcLabelsOnTheManifest) {
+TEST_P(ArchiveTest, ImportSetsContainerdGcLabelsOnTheManifest) {
   store::TestImage ti = Make("a", "amd64", /*write=*/false);
   ASSERT_TRUE(
       ImportB(Tar(OciEntries(
@@ -302,7 +332,7 @@ TEST_F(ArchiveTest, ImportSetsContainerdGcLabelsOnTheManifest) {
   EXPECT_EQ(info->labels["containerd.io/gc.ref.content.l.1"], ti.layers[1].digest);
 }
 
-TEST_F(ArchiveTest, ImportNamesEntriesAsCtrDoes) {
+TEST_P(ArchiveTest, ImportNamesEntriesAsCtrDoes) {
   store::TestImage ti = Make("a", "amd64", /*write=*/false);
   std::string index = IndexJson({
       Entry(ti.manifest, {{"io.containerd.image.name", "docker.io/x/full:1"},
@@ -353,7 +383,7 @@ TEST_F(ArchiveTest, ImportNamesEntriesAsCtrDoes) {
   }
 }
 
-TEST_F(ArchiveTest, ReimportIsIdempotentAndRetargetsAnExistingName) {
+TEST_P(ArchiveTest, ReimportIsIdempotentAndRetargetsAnExistingName) {
   store::TestImage one = Make("one", "amd64", false);
   store::TestImage two = Make("two", "amd64", false);
   auto tar_of = [&](const store::TestImage& ti) {
@@ -375,7 +405,7 @@ TEST_F(ArchiveTest, ReimportIsIdempotentAndRetargetsAnExistingName) {
   EXPECT_EQ(b_->IdOf("docker.io/x/y:1"), two.config.digest);
 }
 
-TEST_F(ArchiveTest, GzipCompressedArchiveImports) {
+TEST_P(ArchiveTest, GzipCompressedArchiveImports) {
   store::TestImage ti = Make("a", "amd64", false);
   std::string tar =
       Tar(OciEntries(ti, IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "x/y:1"}})})),
@@ -387,7 +417,7 @@ TEST_F(ArchiveTest, GzipCompressedArchiveImports) {
 
 // --- platforms ---------------------------------------------------------------
 
-TEST_F(ArchiveTest, MultiPlatformIndexExportsOnePlatformAndImportsWithoutTheOthers) {
+TEST_P(ArchiveTest, MultiPlatformIndexExportsOnePlatformAndImportsWithoutTheOthers) {
   store::TestImage amd = Make("m", "amd64");
   store::TestImage arm = Make("m", "arm64", /*write=*/false);  // not in store A
   auto [index, index_bytes] = *store::MakeTestIndex(*a_->content, kNs, {arm, amd});
@@ -423,7 +453,7 @@ TEST_F(ArchiveTest, MultiPlatformIndexExportsOnePlatformAndImportsWithoutTheOthe
   EXPECT_THAT(b_->Names(), IsEmpty());
 }
 
-TEST_F(ArchiveTest, IndexWhoseOwnPlatformIsMissingIsRefused) {
+TEST_P(ArchiveTest, IndexWhoseOwnPlatformIsMissingIsRefused) {
   store::TestImage amd = Make("m", "amd64", false);
   store::TestImage arm = Make("m", "arm64", false);
   auto [index, index_bytes] = *store::MakeTestIndex(*a_->content, kNs, {arm, amd}, false);
@@ -436,7 +466,7 @@ TEST_F(ArchiveTest, IndexWhoseOwnPlatformIsMissingIsRefused) {
   EXPECT_THAT(b_->Names(), IsEmpty());
 }
 
-TEST_F(ArchiveTest, IndexesNestedDeeperThanTheLimitAreRefused) {
+TEST_P(ArchiveTest, IndexesNestedDeeperThanTheLimitAreRefused) {
   store::TestImage ti = Make("n", "amd64", false);
   auto archive = [&](int levels) {
     std::vector<TarEntry> entries;
@@ -467,7 +497,7 @@ TEST_F(ArchiveTest, IndexesNestedDeeperThanTheLimitAreRefused) {
 
 // --- docker save -------------------------------------------------------------
 
-TEST_F(ArchiveTest, DockerSaveArchiveImportsAsContainerdDoes) {
+TEST_P(ArchiveTest, DockerSaveArchiveImportsAsContainerdDoes) {
   store::TestImage ti = Make("d", "amd64", false);
   std::string config = ti.blobs[2].second;  // layers first, then the config
   ASSERT_EQ(store::Sha256::Of(config), ti.config.digest);
@@ -519,7 +549,7 @@ TEST_F(ArchiveTest, DockerSaveArchiveImportsAsContainerdDoes) {
   EXPECT_FALSE(b_->Has(store::Sha256::Of("{}")));
 }
 
-TEST_F(ArchiveTest, DockerSaveGzipLayerGetsTheGzipMediaType) {
+TEST_P(ArchiveTest, DockerSaveGzipLayerGetsTheGzipMediaType) {
   std::string layer = Tar({{"etc/x", "hello", ""}}, /*gzip=*/true);
   std::string config =
       nlohmann::json({{"architecture", "amd64"},
@@ -544,7 +574,7 @@ TEST_F(ArchiveTest, DockerSaveGzipLayerGetsTheGzipMediaType) {
   EXPECT_EQ(manifest->layers[0].media_type, "application/vnd.docker.image.rootfs.diff.tar.gzip");
 }
 
-TEST_F(ArchiveTest, DockerSaveWithAMissingLayerIsRefused) {
+TEST_P(ArchiveTest, DockerSaveWithAMissingLayerIsRefused) {
   store::TestImage ti = Make("d", "amd64", false);
   std::string tar =
       Tar({{"c.json", ti.blobs[2].second, ""},
@@ -558,7 +588,7 @@ TEST_F(ArchiveTest, DockerSaveWithAMissingLayerIsRefused) {
 
 // --- broken archives ---------------------------------------------------------
 
-TEST_F(ArchiveTest, BrokenArchivesAreRefusedAndCreateNoImage) {
+TEST_P(ArchiveTest, BrokenArchivesAreRefusedAndCreateNoImage) {
   store::TestImage ti = Make("a", "amd64", false);
   std::string index = IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "x/y:1"}})});
   std::string good = Tar(OciEntries(ti, index));
@@ -629,7 +659,7 @@ TEST_F(ArchiveTest, BrokenArchivesAreRefusedAndCreateNoImage) {
 
 // Small blobs are committed on the import's commit threads: a commit that
 // fails there fails the import, naming its entry, and makes no image.
-TEST_F(ArchiveTest, ABlobCommitThatFailsFailsTheImportNamingItsEntry) {
+TEST_P(ArchiveTest, ABlobCommitThatFailsFailsTheImportNamingItsEntry) {
   store::TestImage ti = Make("a", "amd64", false);
   std::string tar = Tar(
       OciEntries(ti, IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "x/y:1"}})})));
@@ -659,15 +689,15 @@ TEST_F(ArchiveTest, ABlobCommitThatFailsFailsTheImportNamingItsEntry) {
   EXPECT_EQ(result->blobs_present, 1);
 }
 
-TEST_F(ArchiveTest, ReadErrorsPassThrough) {
+TEST_P(ArchiveTest, ReadErrorsPassThrough) {
   ArchiveReadFn failing = [](char*, size_t) -> absl::StatusOr<size_t> {
     return absl::UnavailableError("disk gone");
   };
-  auto result = Import(b_->content, b_->images, kNs, failing, "x.tar", {});
+  auto result = Import(b_content(), b_images(), kNs, failing, "x.tar", {});
   EXPECT_TRUE(absl::IsUnavailable(result.status())) << result.status();
 }
 
-TEST_F(ArchiveTest, AnEntryWithANegativeSizeIsRefusedNotTrusted) {
+TEST_P(ArchiveTest, AnEntryWithANegativeSizeIsRefusedNotTrusted) {
   // A ustar header whose size field is base-256 -1 (GNU's encoding).
   std::string tar = Tar({{"index.json", "{}", ""}});
   std::fill(tar.begin() + 124, tar.begin() + 136, '\xff');
@@ -685,13 +715,13 @@ TEST_F(ArchiveTest, AnEntryWithANegativeSizeIsRefusedNotTrusted) {
 
 // --- export errors -----------------------------------------------------------
 
-TEST_F(ArchiveTest, ExportOfUnknownImageIsNotFound) {
+TEST_P(ArchiveTest, ExportOfUnknownImageIsNotFound) {
   auto result = ExportA({"nothere:1"});
   EXPECT_TRUE(absl::IsNotFound(result.status())) << result.status();
   EXPECT_THAT(result.status().message(), HasSubstr("nothere:1"));
 }
 
-TEST_F(ArchiveTest, FailedExportFileLeavesNoFile) {
+TEST_P(ArchiveTest, FailedExportFileLeavesNoFile) {
   store::TestImage ti = Make("a");
   store::TestImage gone = Make("gone", "amd64", /*write=*/false);
   Name(*a_, "docker.io/x/ok:1", ti.manifest);
@@ -708,15 +738,15 @@ TEST_F(ArchiveTest, FailedExportFileLeavesNoFile) {
   ASSERT_TRUE(
       ExportFile(a_->content, a_->images, kNs, {"docker.io/x/ok:1"}, path, {}).ok());
   EXPECT_THAT(*store::ListDir(dir), ElementsAre("images.tar"));
-  auto result = ImportFile(b_->content, b_->images, kNs, path, {});
+  auto result = ImportFile(b_content(), b_images(), kNs, path, {});
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->images[0].image_id, ti.config.digest);
 
-  auto missing = ImportFile(b_->content, b_->images, kNs, dir + "/nope.tar", {});
+  auto missing = ImportFile(b_content(), b_images(), kNs, dir + "/nope.tar", {});
   EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
 }
 
-TEST_F(ArchiveTest, ExportOfACorruptStoreBlobFails) {
+TEST_P(ArchiveTest, ExportOfACorruptStoreBlobFails) {
   store::TestImage ti = Make("a");
   Name(*a_, "docker.io/x/ok:1", ti.manifest);
   // Damage the layer file behind the store's back.

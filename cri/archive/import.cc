@@ -13,9 +13,9 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -28,6 +28,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "cri/archive/archive_internal.h"
 #include "cri/reference.h"
 #include "store/digest.h"
@@ -93,16 +94,33 @@ struct ArchiveBlob {
 
 // Commits small blobs on a few threads while the tar is read on, so that
 // their fsyncs (file, blobs/ directory, WAL) overlap and are shared by the
-// store's group commit instead of being paid one blob at a time. Bounded:
-// kWorkers commits run and as many more wait, each at most kSmallFile
-// bytes; Submit blocks beyond that.
+// store's group commit instead of being paid one blob at a time. A worker
+// takes up to `batch_jobs` queued blobs (and `batch_bytes`, unless one blob
+// is more) at once: one, unless the store commits batches
+// (BlobBatchCommitter). Bounded: kWorkers batches run, and at most
+// kMaxQueuedBytes (or batch_jobs x kWorkers blobs) wait; Submit blocks
+// beyond that.
 class CommitPool {
  public:
   static constexpr int kWorkers = 8;
-  using CommitFn = std::function<absl::StatusOr<bool>(const std::string& data,
-                                                      const std::string& digest)>;
+  static constexpr int64_t kMaxQueuedBytes = 8 << 20;
+  struct Job {
+    std::string entry;
+    std::string data;
+    std::string digest;
+  };
+  // What committing a batch came to: the first failure and the job it is
+  // about, and how many blobs were written or found present before it.
+  struct BatchOutcome {
+    absl::Status status;
+    size_t failed = 0;
+    int64_t written = 0;
+    int64_t present = 0;
+  };
+  using CommitFn = std::function<BatchOutcome(absl::Span<const Job> jobs)>;
 
-  explicit CommitPool(CommitFn commit) : commit_(std::move(commit)) {}
+  CommitPool(CommitFn commit, size_t batch_jobs, int64_t batch_bytes)
+      : commit_(std::move(commit)), batch_jobs_(batch_jobs), batch_bytes_(batch_bytes) {}
   ~CommitPool() {
     {
       absl::MutexLock lock(&mu_);
@@ -116,12 +134,15 @@ class CommitPool {
   // in an error. After a failure nothing more is committed.
   void Submit(std::string entry, std::string data, std::string digest) {
     absl::MutexLock lock(&mu_);
-    auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return queue_.size() < static_cast<size_t>(kWorkers) || !error_.ok();
+    const int64_t size = static_cast<int64_t>(data.size());
+    auto room = [this, size]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return queue_.empty() || !error_.ok() ||
+             (queue_.size() < batch_jobs_ * kWorkers && queued_bytes_ + size <= kMaxQueuedBytes);
     };
     mu_.Await(absl::Condition(&room));
     if (!error_.ok()) return;
     queue_.push_back(Job{std::move(entry), std::move(data), std::move(digest)});
+    queued_bytes_ += size;
     ++pending_;
     if (threads_.size() < static_cast<size_t>(kWorkers) && threads_.size() < pending_) {
       threads_.emplace_back([this] { Work(); });
@@ -146,33 +167,36 @@ class CommitPool {
   }
 
  private:
-  struct Job {
-    std::string entry;
-    std::string data;
-    std::string digest;
-  };
-
   void Work() {
     absl::MutexLock lock(&mu_);
+    std::vector<Job> jobs;
     for (;;) {
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return !queue_.empty() || stopping_;
       };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // stopping
-      Job job = std::move(queue_.front());
-      queue_.pop_front();
+      jobs.clear();
+      int64_t bytes = 0;
+      while (!queue_.empty() && jobs.size() < batch_jobs_ &&
+             (jobs.empty() || bytes + static_cast<int64_t>(queue_.front().data.size()) <=
+                                  batch_bytes_)) {
+        bytes += static_cast<int64_t>(queue_.front().data.size());
+        jobs.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      queued_bytes_ -= bytes;
       mu_.Unlock();
-      absl::StatusOr<bool> written = commit_(job.data, job.digest);
+      BatchOutcome done = commit_(jobs);
       mu_.Lock();
-      if (written.ok()) {
-        ++(*written ? written_ : present_);
-      } else if (error_.ok()) {
-        error_ = written.status();
-        error_entry_ = job.entry;
+      written_ += done.written;
+      present_ += done.present;
+      if (!done.status.ok() && error_.ok()) {
+        error_ = done.status;
+        error_entry_ = jobs[std::min(done.failed, jobs.size() - 1)].entry;
         Discard();
       }
-      --pending_;
+      pending_ -= jobs.size();
     }
   }
 
@@ -180,11 +204,15 @@ class CommitPool {
   void Discard() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     pending_ -= queue_.size();
     queue_.clear();
+    queued_bytes_ = 0;
   }
 
   const CommitFn commit_;
+  const size_t batch_jobs_;
+  const int64_t batch_bytes_;
   absl::Mutex mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t pending_ ABSL_GUARDED_BY(mu_) = 0;  // queued or being committed
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   std::string error_entry_ ABSL_GUARDED_BY(mu_);
@@ -513,6 +541,34 @@ class Importer {
     return absl::OkStatus();
   }
 
+  // Commits a batch of the pool's: as one with a BlobBatchCommitter, else
+  // one by one. Called on the pool's threads.
+  CommitPool::BatchOutcome CommitJobs(absl::Span<const CommitPool::Job> jobs) {
+    CommitPool::BatchOutcome out;
+    if (batcher_ != nullptr) {
+      std::vector<store::BlobBatchCommitter::Blob> blobs;
+      blobs.reserve(jobs.size());
+      for (const CommitPool::Job& job : jobs) blobs.push_back({job.digest, job.data});
+      store::BlobBatchCommitter::BatchResult r = batcher_->CommitBlobs(ns_, blobs, options_.lease);
+      out.status = r.status;
+      out.failed = r.failed;
+      if (r.status.ok()) {
+        for (bool w : r.written) ++(w ? out.written : out.present);
+      }
+      return out;
+    }
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      absl::StatusOr<bool> written = CommitBytes(jobs[i].data, jobs[i].digest);
+      if (!written.ok()) {
+        out.status = written.status();
+        out.failed = i;
+        return out;
+      }
+      ++(*written ? out.written : out.present);
+    }
+    return out;
+  }
+
   // Writes `data` into the store: true when written, false when it was
   // there already. Called from the commit pool's threads too.
   absl::StatusOr<bool> CommitBytes(absl::string_view data, const std::string& digest) {
@@ -761,6 +817,20 @@ class Importer {
   // The GC labels the walk decided, on up to CommitPool::kWorkers threads
   // (each a durable write: together they share fsyncs); the first failure.
   absl::Status WriteLabels() {
+    if (committer_ != nullptr) {
+      // The server's own store: a write per kCommitChunk blobs.
+      for (size_t at = 0; at < labels_.size(); at += kCommitChunk) {
+        store::ImageCommit commit;
+        for (size_t i = at; i < std::min(labels_.size(), at + kCommitChunk); ++i) {
+          commit.blob_labels.emplace_back(labels_[i].info.digest, labels_[i].info.labels);
+        }
+        auto written = committer_->Commit(ns_, commit, options_.lease);
+        if (!written.ok()) {
+          return Error(written.status().code(), labels_[at].image, written.status().message());
+        }
+      }
+      return absl::OkStatus();
+    }
     std::vector<absl::Status> status(labels_.size());
     ParallelFor(labels_.size(), CommitPool::kWorkers, [&](size_t i) {
       status[i] = content_->Update(ns_, labels_[i].info, labels_[i].paths).status();
@@ -777,6 +847,7 @@ class Importer {
   // target wins as when written one by one. Whether each existed, in order.
   std::vector<absl::StatusOr<bool>> PutImages(
       const std::vector<std::pair<std::string, Descriptor>>& named) {
+    if (committer_ != nullptr) return CommitImages(named);
     std::vector<absl::StatusOr<bool>> out(named.size(), false);
     std::map<std::string, std::vector<size_t>> by_name;
     for (size_t i = 0; i < named.size(); ++i) by_name[named[i].first].push_back(i);
@@ -792,6 +863,52 @@ class Importer {
         out[i] = PutImage(image);
       }
     });
+    return out;
+  }
+
+  // PutImages into the server's own store: a write per kCommitChunk names,
+  // each record created or given its target (and the import's labels) as
+  // PutImage does. A name given more than once is written once, with its
+  // last target; its later occurrences count as existing.
+  std::vector<absl::StatusOr<bool>> CommitImages(
+      const std::vector<std::pair<std::string, Descriptor>>& named) {
+    std::vector<absl::StatusOr<bool>> out(named.size(), false);
+    std::map<absl::string_view, size_t> first, last;
+    for (size_t i = 0; i < named.size(); ++i) {
+      first.emplace(named[i].first, i);
+      last[named[i].first] = i;
+    }
+    std::vector<size_t> order;  // the last occurrence of each name, in index order
+    for (size_t i = 0; i < named.size(); ++i) {
+      if (last[named[i].first] == i) order.push_back(i);
+    }
+    std::map<absl::string_view, bool> existed;
+    for (size_t at = 0; at < order.size(); at += kCommitChunk) {
+      const size_t end = std::min(order.size(), at + kCommitChunk);
+      store::ImageCommit commit;
+      commit.replace_labels = !options_.labels.empty();
+      for (size_t k = at; k < end; ++k) {
+        store::Image image;
+        image.name = named[order[k]].first;
+        image.target = named[order[k]].second;
+        image.target.platform.reset();  // image records keep no platform
+        image.labels = options_.labels;
+        commit.images.push_back(std::move(image));
+      }
+      auto written = committer_->Commit(ns_, commit, options_.lease);
+      if (!written.ok()) {
+        absl::Status s = Error(written.status().code(), named[order[at]].first,
+                               written.status().message());
+        for (size_t i = 0; i < named.size(); ++i) {
+          if (last[named[i].first] >= order[at]) out[i] = s;  // this chunk's and later ones
+        }
+        return out;
+      }
+      for (size_t k = at; k < end; ++k) existed[named[order[k]].first] = (*written)[k - at].existed;
+    }
+    for (size_t i = 0; i < named.size(); ++i) {
+      out[i] = first[named[i].first] == i ? existed[named[i].first] : true;
+    }
     return out;
   }
 
@@ -852,10 +969,15 @@ class Importer {
   };
   std::vector<LabelUpdate> labels_;  // the walk's, written after it
 
+  // Set when the stores write batches (the server's own): GC labels and
+  // records then go kCommitChunk to a write.
+  static constexpr size_t kCommitChunk = 1000;
+  store::ImageCommitter* const committer_ = dynamic_cast<store::ImageCommitter*>(images_);
+  // Set when the content store commits batches (the server's own).
+  store::BlobBatchCommitter* const batcher_ = dynamic_cast<store::BlobBatchCommitter*>(content_);
   // Last: stopped (its threads joined) before anything it uses goes.
-  CommitPool pool_{[this](const std::string& data, const std::string& digest) {
-    return CommitBytes(data, digest);
-  }};
+  CommitPool pool_{[this](absl::Span<const CommitPool::Job> jobs) { return CommitJobs(jobs); },
+                   batcher_ != nullptr ? store::kMaxBatchBlobs : 1, kSmallFile};
 };
 
 }  // namespace

@@ -1,10 +1,12 @@
-// imagectl import / export: image archives moved through imaged's Content
-// and Images APIs (cri/archive/archive.h does the work, client-side, over the
-// socket), so an air-gapped node can take images from, or give them to,
-// `ctr images export/import`, skopeo and docker.
+// imagectl import / export: image archives in and out of imaged, so an
+// air-gapped node can take images from, or give them to, `ctr images
+// export/import`, skopeo and docker. cri/archive/archive.h does the work:
+// for import, on the server (the archive is streamed to imaged.v1.Archives,
+// which commits in batches), or here over the Content and Images APIs with
+// --content-api (also what a server without Archives gets); for export, here.
 //
 //   imagectl import FILE [-n NS] [--base-name NAME] [--digests]
-//                        [--platform P] [--all-platforms]
+//                        [--platform P] [--all-platforms] [--content-api]
 //   imagectl export IMAGE... FILE [-n NS] [--platform P] [--all-platforms]
 //                        [--skip-manifest-json]
 //
@@ -33,6 +35,10 @@ struct ArchiveFlags {
   // import only
   std::string base_name;
   bool digests = false;
+  // Import client-side over the Content and Images APIs instead of
+  // streaming the archive to imaged.v1.Archives (which a server without it
+  // gets anyway, when FILE is a file).
+  bool content_api = false;
   // export only
   bool skip_manifest_json = false;
 };

@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "api/imaged/v1/archives.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "plugin/content_client.h"
@@ -120,6 +122,67 @@ TEST_F(ArchiveCommandsTest, ImportOfAMissingFileIsNotFound) {
   absl::Status s = Run(to_channel_, {"import", dir_ + "/nope.tar"}, &out);
   EXPECT_TRUE(absl::IsNotFound(s)) << s;
   EXPECT_THAT(s.message(), HasSubstr("nope.tar"));
+}
+
+// The bulk path (Archives.Import, batched on the server) and the Content API
+// path (one call at a time, from here) make the same images.
+TEST_F(ArchiveCommandsTest, BulkAndContentApiImportsAgree) {
+  Add("docker.io/library/alpha:1", "a");
+  Add("quay.io/x/beta:2", "b");
+  std::string file = dir_ + "/images.tar";
+  std::string out;
+  ASSERT_TRUE(Run(from_channel_, {"export", "alpha:1", "quay.io/x/beta:2", file}, &out).ok());
+  std::string bulk, plain;
+  ASSERT_TRUE(Run(to_channel_, {"import", "-n", "bulk", file}, &bulk).ok()) << bulk;
+  ASSERT_TRUE(Run(to_channel_, {"import", "-n", "plain", "--content-api", file}, &plain).ok())
+      << plain;
+  // The same lines; the second namespace finds the first one's blobs.
+  EXPECT_EQ(absl::StrReplaceAll(bulk, {{"namespace bulk: 8 blob(s) written, 0", "X"}}),
+            absl::StrReplaceAll(plain, {{"namespace plain: 0 blob(s) written, 8", "X"}}));
+  EXPECT_THAT(bulk, HasSubstr("imported 2 image(s)"));
+  // Again: every blob present, both names retargeted in place.
+  ASSERT_TRUE(Run(to_channel_, {"import", "-n", "bulk", file}, &bulk).ok()) << bulk;
+  EXPECT_THAT(bulk, HasSubstr(": 0 blob(s) written, 8 already present"));
+  std::ostringstream check;
+  ASSERT_TRUE(Check(to_channel_, false, check).ok()) << check.str();
+}
+
+// Archives.Import's own refusals, each leaving the namespace empty.
+TEST_F(ArchiveCommandsTest, ArchivesImportRefusesBadStreams) {
+  auto stub = ::imaged::v1::Archives::NewStub(to_channel_);
+  auto call = [&](bool with_namespace, std::vector<::imaged::v1::ImportRequest> msgs) {
+    grpc::ClientContext ctx;
+    if (with_namespace) ctx.AddMetadata("containerd-namespace", "k8s.io");
+    ::imaged::v1::ImportResponse resp;
+    auto writer = stub->Import(&ctx, &resp);
+    for (const auto& m : msgs) {
+      if (!writer->Write(m)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  ::imaged::v1::ImportRequest first;
+  first.mutable_options()->set_base_name("docker.io/x/y");
+  first.set_data("not a tar");
+  EXPECT_EQ(call(false, {first}).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(call(true, {first}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(call(true, {}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ::imaged::v1::ImportRequest again = first;
+  again.set_data("");
+  EXPECT_EQ(call(true, {again, again}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ::imaged::v1::ImportRequest big;
+  big.set_data(std::string(5 << 20, 'x'));
+  grpc::Status s = call(true, {again, big});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_LT(s.error_message().size(), 200u);
+  ::imaged::v1::ImportRequest bad_platform = first;
+  bad_platform.mutable_options()->set_platform("a/b/c/d");
+  EXPECT_EQ(call(true, {bad_platform}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ::imaged::v1::ImportRequest bad_base = first;
+  bad_base.mutable_options()->set_base_name(std::string(600, 'x'));
+  EXPECT_EQ(call(true, {bad_base}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  plugin::RemoteImageStore images(to_.channel());
+  EXPECT_TRUE(images.List("k8s.io", {})->empty());
 }
 
 }  // namespace
