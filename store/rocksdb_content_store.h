@@ -95,10 +95,11 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
                                                         absl::string_view lease) override;
   absl::Status Abort(absl::string_view ns, absl::string_view ref) override;
 
-  // The blobs' files are written into ingest/ and made durable with one
-  // syncfs(2), renamed into blobs/ with one directory fsync, and given their
-  // rows in one WriteBatch (one WAL fsync, shared with concurrent commits).
-  // A crash leaves at most files without rows, which Recover and
+  // The blobs' files are written into ingest/, each one's writeback
+  // started as it is written and the fsyncs made after, a group at a time;
+  // then renamed into blobs/ with one directory fsync, and given their rows
+  // in one WriteBatch (one WAL fsync, shared with concurrent commits). A
+  // crash leaves at most files without rows, which Recover and
   // RemoveUnheldBlobs remove.
   BatchResult CommitBlobs(absl::string_view ns, absl::Span<const Blob> blobs,
                           absl::string_view lease) override;

@@ -387,6 +387,32 @@ TEST(RocksDbContentStoreTest, CommitBlobsCommitsABatchAsWritersWould) {
   EXPECT_EQ(f.store().Usage()->files, 4);
 }
 
+// A batch larger than the fsync group (several groups of descriptors, the
+// last one short) ends the same.
+TEST(RocksDbContentStoreTest, CommitBlobsOfALargeBatch) {
+  Fixture f;
+  std::vector<std::string> data, digests;
+  for (int i = 0; i < 100; ++i) {
+    data.push_back(absl::StrCat("blob ", i, std::string(i * 10, 'x')));
+    digests.push_back(Sha256::Of(data.back()));
+  }
+  std::vector<BlobBatchCommitter::Blob> blobs;
+  int64_t bytes = 0;
+  for (size_t i = 0; i < data.size(); ++i) {
+    blobs.push_back({digests[i], data[i]});
+    bytes += static_cast<int64_t>(data[i].size());
+  }
+  BlobBatchCommitter::BatchResult r = f.store().CommitBlobs("a", blobs, "");
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.written, std::vector<bool>(data.size(), true));
+  for (size_t i = 0; i < data.size(); ++i) {
+    EXPECT_EQ(*ReadWholeBlob(f.store(), "a", digests[i], 1 << 20), data[i]);
+  }
+  EXPECT_EQ(f.store().Usage()->files, 100);
+  EXPECT_EQ(f.store().Usage()->bytes, bytes);
+  EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+}
+
 TEST(RocksDbContentStoreTest, CommitBlobsVerifiesBeforeWritingAnything) {
   Fixture f;
   const std::string good = "good", bad = "bad";

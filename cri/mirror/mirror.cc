@@ -78,7 +78,8 @@ Mirror::Mirror(MirrorSource source, MirrorTarget target, const store::Platform& 
       matcher_(platform),
       platform_name_(store::FormatPlatform(platform)),
       batch_(batch == 0 ? 1 : batch),
-      clock_(clock) {}
+      clock_(clock),
+      batcher_(dynamic_cast<store::BlobBatchCommitter*>(target.content)) {}
 
 absl::StatusOr<std::string> Mirror::OpenLease(absl::string_view ns) {
   if (target_.leases == nullptr) return std::string();
@@ -196,7 +197,8 @@ absl::Status Mirror::Label(absl::string_view ns, absl::string_view digest,
 }
 
 absl::Status Mirror::CopyDocuments(absl::string_view ns, const store::Descriptor& target,
-                                   absl::string_view lease) {
+                                   absl::string_view lease, std::vector<Fetched>* fetched,
+                                   absl::Mutex* fetched_mu) {
   PendingDocuments documents(this, ns);
   store::ResolvedImage walked;
   // Where the walk stops short, the image store says why when it resolves
@@ -229,6 +231,15 @@ absl::Status Mirror::CopyDocuments(absl::string_view ns, const store::Descriptor
       if (absl::Status s = Label(ns, desc.digest, it->second); !s.ok()) return s;
     }
   }
+  if (fetched != nullptr) {
+    absl::MutexLock lock(fetched_mu);
+    for (auto& [desc, bytes] : documents.fetched) {
+      auto it = labels.find(desc.digest);
+      fetched->push_back(
+          Fetched{desc, std::move(bytes), it == labels.end() ? store::Labels{} : it->second});
+    }
+    return absl::OkStatus();
+  }
   // What was fetched is written with its labels, the documents side by
   // side: their fsyncs overlap, and their directory fsync and RocksDB write
   // are shared (the store's group commit).
@@ -239,11 +250,35 @@ absl::Status Mirror::CopyDocuments(absl::string_view ns, const store::Descriptor
   });
 }
 
+absl::Status Mirror::CommitFetched(absl::string_view ns, const std::vector<Fetched>& fetched,
+                                   absl::string_view lease) {
+  // Batches within the store's bounds, a few committed side by side.
+  std::vector<std::pair<size_t, size_t>> batches;  // [begin, end) of `fetched`
+  for (size_t begin = 0, bytes = 0, i = 0; i <= fetched.size(); ++i) {
+    if (i == fetched.size() || i - begin == store::kMaxBatchBlobs ||
+        (i > begin && bytes + fetched[i].bytes.size() > store::kMaxBatchBytes)) {
+      if (i > begin) batches.emplace_back(begin, i);
+      begin = i;
+      bytes = 0;
+    }
+    if (i < fetched.size()) bytes += fetched[i].bytes.size();
+  }
+  return ForEachParallel(batches.size(), [&](size_t k) {
+    std::vector<store::BlobBatchCommitter::Blob> blobs;
+    for (size_t i = batches[k].first; i < batches[k].second; ++i) {
+      blobs.push_back({fetched[i].desc.digest, fetched[i].bytes});
+    }
+    return batcher_->CommitBlobs(ns, blobs, lease).status;
+  });
+}
+
 absl::Status Mirror::Write(absl::string_view ns, std::vector<store::Image> images,
-                           std::vector<std::string> deletes) {
+                           std::vector<std::string> deletes,
+                           std::vector<std::pair<std::string, store::Labels>> blob_labels) {
   store::ImageCommit commit;
   commit.images = std::move(images);
   commit.deletes = std::move(deletes);
+  commit.blob_labels = std::move(blob_labels);
   commit.replace_labels = true;
   return target_.committer->Commit(ns, commit, "").status();
 }
@@ -272,13 +307,19 @@ absl::Status Mirror::Apply(absl::string_view ns, std::vector<store::Image> chang
     for (const store::Image& image : part) {
       if (seen.insert(image.target.digest).second) targets.push_back(&image.target);
     }
+    // With a batching store the documents are read here and written after,
+    // in batches, their labels with the records.
+    std::vector<Fetched> fetched;
+    absl::Mutex fetched_mu;
     absl::Status copied = ForEachParallel(targets.size(), [&](size_t k) {
-      absl::Status s = CopyDocuments(ns, *targets[k], *lease);
+      absl::Status s = CopyDocuments(ns, *targets[k], *lease,
+                                     batcher_ != nullptr ? &fetched : nullptr, &fetched_mu);
       if (!s.ok()) {
         return absl::Status(s.code(), absl::StrCat("mirroring ", targets[k]->digest, ": ", s.message()));
       }
       return s;
     });
+    if (copied.ok() && !fetched.empty()) copied = CommitFetched(ns, fetched, *lease);
     if (!copied.ok()) {
       CloseLease(ns, *lease);
       return copied;
@@ -287,7 +328,13 @@ absl::Status Mirror::Apply(absl::string_view ns, std::vector<store::Image> chang
     if (i == 0) deletes = gone;  // the first batch takes the deletes
     report->written += static_cast<int64_t>(part.size());
     report->deleted += static_cast<int64_t>(deletes.size());
-    absl::Status s = Write(ns, std::move(part), std::move(deletes));
+    std::map<std::string, store::Labels> labels;
+    for (const Fetched& f : fetched) {
+      if (!f.labels.empty()) labels[f.desc.digest].insert(f.labels.begin(), f.labels.end());
+    }
+    absl::Status s = Write(ns, std::move(part), std::move(deletes),
+                           std::vector<std::pair<std::string, store::Labels>>(labels.begin(),
+                                                                              labels.end()));
     CloseLease(ns, *lease);
     if (!s.ok()) return s;
   }

@@ -130,10 +130,23 @@ class Mirror {
   // batches of batch_ under a lease each; counts go to `report`.
   absl::Status Apply(absl::string_view ns, std::vector<store::Image> changed,
                      std::vector<std::string> gone, MirrorSyncReport* report);
+  // A document read from containerd, to be written with its labels.
+  struct Fetched {
+    store::Descriptor desc;
+    std::string bytes;
+    store::Labels labels;
+  };
   // Copies the documents `target` resolves through (for the platform) into
   // imaged's store under `lease`, with gc.ref labels. A document containerd
-  // lacks is left out: the record then waits, unresolved, for it.
+  // lacks is left out: the record then waits, unresolved, for it. With
+  // `fetched`, the documents read from containerd are added to it (under
+  // `fetched_mu`) for the caller to write, instead of written one by one.
   absl::Status CopyDocuments(absl::string_view ns, const store::Descriptor& target,
+                             absl::string_view lease, std::vector<Fetched>* fetched,
+                             absl::Mutex* fetched_mu);
+  // Commits `fetched` in batches (store::BlobBatchCommitter) under `lease`;
+  // their labels go with the records (Write).
+  absl::Status CommitFetched(absl::string_view ns, const std::vector<Fetched>& fetched,
                              absl::string_view lease);
   class PendingDocuments;
   // Writes document `desc` (its `bytes`, read from containerd and checked)
@@ -145,7 +158,8 @@ class Mirror {
   // Sets `labels` on blob `digest` unless it has them.
   absl::Status Label(absl::string_view ns, absl::string_view digest, const store::Labels& labels);
   absl::Status Write(absl::string_view ns, std::vector<store::Image> images,
-                     std::vector<std::string> deletes);
+                     std::vector<std::string> deletes,
+                     std::vector<std::pair<std::string, store::Labels>> blob_labels);
   absl::StatusOr<std::string> OpenLease(absl::string_view ns);
   void CloseLease(absl::string_view ns, const std::string& lease);
 
@@ -155,6 +169,8 @@ class Mirror {
   const std::string platform_name_;
   const size_t batch_;
   const store::Clock* const clock_;
+  // Set when imaged's content store commits batches (its own RocksDB store).
+  store::BlobBatchCommitter* const batcher_;
   static constexpr size_t kLagWindow = 4096;
   absl::Mutex mu_;
   MirrorState state_ ABSL_GUARDED_BY(mu_);

@@ -13,6 +13,7 @@
 #include "store/limits.h"
 #include "store/local_stores.h"
 #include "store/gc.h"
+#include "store/plain_stores.h"
 #include "store/test_images.h"
 
 namespace imaged::cri {
@@ -52,15 +53,21 @@ struct Stores {
   store::RocksDbLeaseStore* leases;
 };
 
-class MirrorTest : public ::testing::Test {
+// Each test runs twice: with imaged's content store itself (documents
+// committed in batches) and through its plain ContentStore face (one by one).
+class MirrorTest : public ::testing::TestWithParam<bool> {
  protected:
   MirrorTest()
       : containerd_(&clock_),
         imaged_(&clock_),
+        plain_content_(imaged_.content),
         mirror_(MirrorSource{containerd_.images, containerd_.content},
-                MirrorTarget{imaged_.content, imaged_.images, imaged_.images,
-                             imaged_.leases},
+                MirrorTarget{content(), imaged_.images, imaged_.images, imaged_.leases},
                 store::DefaultPlatform(), /*batch=*/2, &clock_) {}
+
+  store::ContentStore* content() {
+    return GetParam() ? static_cast<store::ContentStore*>(imaged_.content) : &plain_content_;
+  }
 
   store::TestImage Upstream(const std::string& seed) {
     store::TestImageSpec spec;
@@ -91,10 +98,16 @@ class MirrorTest : public ::testing::Test {
   store::FakeClock clock_;
   Stores containerd_;
   Stores imaged_;
+  store::PlainContentStore plain_content_;
   Mirror mirror_;
 };
 
-TEST_F(MirrorTest, SyncMirrorsRecordsAndCopiesOnlyTheDocuments) {
+INSTANTIATE_TEST_SUITE_P(Documents, MirrorTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Batched" : "OneByOne";
+                         });
+
+TEST_P(MirrorTest, SyncMirrorsRecordsAndCopiesOnlyTheDocuments) {
   store::TestImage a = Upstream("a"), b = Upstream("b");
   Tag("docker.io/library/a:1", a, {{"io.cri-containerd.image", "managed"}});
   Tag(a.config.digest, a);
@@ -117,7 +130,7 @@ TEST_F(MirrorTest, SyncMirrorsRecordsAndCopiesOnlyTheDocuments) {
 // After containerd's own CRI pulled "busybox": the ID record, the
 // normalised reference and every other name of that target are mirrored
 // before the pull is answered; other images are not touched.
-TEST_F(MirrorTest, SyncPullMirrorsEveryNameOfThePulledImage) {
+TEST_P(MirrorTest, SyncPullMirrorsEveryNameOfThePulledImage) {
   store::TestImage pulled = Upstream("pulled"), other = Upstream("other");
   Tag("docker.io/library/busybox:latest", pulled);
   Tag(absl::StrCat("docker.io/library/busybox@", pulled.manifest.digest), pulled);
@@ -131,7 +144,7 @@ TEST_F(MirrorTest, SyncPullMirrorsEveryNameOfThePulledImage) {
   EXPECT_FALSE(imaged_.images->Get(kNs, "docker.io/library/other:1").ok());
 }
 
-TEST_F(MirrorTest, ASecondSyncWritesOnlyWhatChanged) {
+TEST_P(MirrorTest, ASecondSyncWritesOnlyWhatChanged) {
   store::TestImage a = Upstream("a"), b = Upstream("b"), c = Upstream("c");
   Tag("a:1", a);
   Tag("b:1", b);
@@ -155,7 +168,7 @@ TEST_F(MirrorTest, ASecondSyncWritesOnlyWhatChanged) {
   EXPECT_THAT(imaged_.images->Check(false)->problems, IsEmpty());
 }
 
-TEST_F(MirrorTest, SyncNameFollowsCreateUpdateAndDelete) {
+TEST_P(MirrorTest, SyncNameFollowsCreateUpdateAndDelete) {
   store::TestImage a = Upstream("a"), b = Upstream("b");
   Tag("x:1", a);
   EXPECT_TRUE(*mirror_.SyncName(kNs, "x:1"));
@@ -169,7 +182,7 @@ TEST_F(MirrorTest, SyncNameFollowsCreateUpdateAndDelete) {
   EXPECT_THAT(Listed(), IsEmpty());
 }
 
-TEST_F(MirrorTest, SyncNamesAppliesABurstInOneGo) {
+TEST_P(MirrorTest, SyncNamesAppliesABurstInOneGo) {
   store::TestImage a = Upstream("a"), b = Upstream("b"), c = Upstream("c");
   Tag("gone:1", c);
   ASSERT_TRUE(mirror_.Sync(kNs).ok());
@@ -193,7 +206,7 @@ TEST_F(MirrorTest, SyncNamesAppliesABurstInOneGo) {
   EXPECT_TRUE(imaged_.leases->List(kNs, {})->empty());
 }
 
-TEST_F(MirrorTest, AMultiPlatformIndexCopiesOnlyThePlatformsManifestWithGcLabels) {
+TEST_P(MirrorTest, AMultiPlatformIndexCopiesOnlyThePlatformsManifestWithGcLabels) {
   store::TestImageSpec arm;
   arm.seed = "arm";
   arm.architecture = "arm64";
@@ -218,7 +231,7 @@ TEST_F(MirrorTest, AMultiPlatformIndexCopiesOnlyThePlatformsManifestWithGcLabels
             amd.config.digest);
 }
 
-TEST_F(MirrorTest, ImagedsCollectorKeepsTheCopiedDocuments) {
+TEST_P(MirrorTest, ImagedsCollectorKeepsTheCopiedDocuments) {
   store::TestImage a = Upstream("a");
   Tag("a:1", a);
   ASSERT_TRUE(mirror_.Sync(kNs).ok());
@@ -233,7 +246,7 @@ TEST_F(MirrorTest, ImagedsCollectorKeepsTheCopiedDocuments) {
   EXPECT_EQ(r->blobs_removed, 2);  // manifest and config
 }
 
-TEST_F(MirrorTest, ARecordWhoseDocumentsContainerdLacksWaitsUnresolved) {
+TEST_P(MirrorTest, ARecordWhoseDocumentsContainerdLacksWaitsUnresolved) {
   store::TestImage a = *store::MakeTestImage(*containerd_.content, kNs, {}, /*write=*/false);
   store::Image image;
   image.name = "half:1";
@@ -245,7 +258,7 @@ TEST_F(MirrorTest, ARecordWhoseDocumentsContainerdLacksWaitsUnresolved) {
   EXPECT_EQ(imaged_.images->ListUnresolved()->size(), 1u);
 }
 
-TEST_F(MirrorTest, ADocumentOverItsLimitIsNotCopiedAndLeavesNoIngest) {
+TEST_P(MirrorTest, ADocumentOverItsLimitIsNotCopiedAndLeavesNoIngest) {
   // containerd's record says 10 bytes; the blob is larger than any manifest
   // may be.
   std::string big(store::kMaxImageDocumentBytes + 1, ' ');
@@ -260,7 +273,7 @@ TEST_F(MirrorTest, ADocumentOverItsLimitIsNotCopiedAndLeavesNoIngest) {
   EXPECT_EQ(imaged_.images->ListUnresolved()->size(), 1u);
 }
 
-TEST_F(MirrorTest, SyncReferenceFindsANameByItsNormalisedForm) {
+TEST_P(MirrorTest, SyncReferenceFindsANameByItsNormalisedForm) {
   store::TestImage a = Upstream("a");
   Tag("docker.io/library/busybox:latest", a);
   EXPECT_TRUE(*mirror_.SyncReference(kNs, "busybox"));
@@ -269,7 +282,7 @@ TEST_F(MirrorTest, SyncReferenceFindsANameByItsNormalisedForm) {
   EXPECT_FALSE(*mirror_.SyncReference(kNs, "not a reference"));
 }
 
-TEST_F(MirrorTest, RemoveUpstreamDeletesTheIdRecordLastAndWithSync) {
+TEST_P(MirrorTest, RemoveUpstreamDeletesTheIdRecordLastAndWithSync) {
   store::TestImage a = Upstream("a");
   Tag(a.config.digest, a);
   Tag("docker.io/library/a:1", a);
@@ -281,7 +294,7 @@ TEST_F(MirrorTest, RemoveUpstreamDeletesTheIdRecordLastAndWithSync) {
     return containerd_.images->Delete(ns, name);
   };
   Mirror mirror(source,
-                MirrorTarget{imaged_.content, imaged_.images, imaged_.images, imaged_.leases},
+                MirrorTarget{content(), imaged_.images, imaged_.images, imaged_.leases},
                 store::DefaultPlatform());
   ASSERT_TRUE(mirror
                   .RemoveUpstream(kNs, {a.config.digest, "docker.io/library/a:1",
@@ -304,7 +317,7 @@ TEST(SameRecord, DerivedLabelsDoNotCountButOthersDo) {
   EXPECT_FALSE(SameRecord(up, local));
 }
 
-TEST_F(MirrorTest, StateReportsLagPercentiles) {
+TEST_P(MirrorTest, StateReportsLagPercentiles) {
   for (int i = 1; i <= 100; ++i) mirror_.EventApplied(absl::Milliseconds(i));
   MirrorState st = mirror_.State();
   EXPECT_EQ(st.events_applied, 100);
