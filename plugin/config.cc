@@ -102,6 +102,10 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
         return Bad(path, k, "must be a duration such as \"1h\" or \"0s\"");
       }
       (k == "gc_interval" ? out.gc_interval : out.gc_delay) = d;
+    } else if (k == "content_proxy") {
+      auto b = node.value_exact<bool>();
+      if (!b) return Bad(path, k, "must be true or false");
+      out.content_proxy = *b;
     } else if (k == "max_concurrent_downloads") {
       auto n = node.value_exact<int64_t>();  // value<> converts floats: UB past int64's range
       if (!n || *n < 1 || *n > 64) return Bad(path, k, "must be an integer from 1 to 64");

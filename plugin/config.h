@@ -66,6 +66,12 @@ struct Config {
   // containerd's snapshotter and content directories under its root.
   std::string containerd_root = "/var/lib/containerd";
   std::string containerd_snapshotter = "overlayfs";
+  // imaged is containerd's content store ([proxy_plugins]): every Content
+  // call is the content-proxy namespace's, whatever namespace and lease
+  // headers it carries. containerd's in-process clients (its CRI plugin)
+  // send their own namespace and lease through the proxy; they belong to
+  // containerd's metadata, which keeps its references itself.
+  bool content_proxy = false;
 };
 
 // Reads a TOML file over `base`. Keys (all optional):
@@ -91,6 +97,7 @@ struct Config {
 //   mirror_miss_queue = 64            # distinct misses looked up at once, at most
 //   containerd_root = "/var/lib/containerd"   # ImageFsInfo without an upstream CRI
 //   containerd_snapshotter = "overlayfs"
+//   content_proxy = false         # true: serve containerd as its content store
 //   [registry]
 //   config_path = "/etc/imaged/certs.d"   # containerd's hosts.toml layout
 // InvalidArgument naming the file and key for a syntax error, an unknown key

@@ -21,9 +21,14 @@ grpc::Status InvalidArgument(absl::string_view msg) {
 
 }  // namespace
 
+absl::StatusOr<std::string> ContentService::Namespace(const grpc::ServerContext& ctx) const {
+  if (proxy_only_) return std::string();
+  return ContentNamespace(ctx);
+}
+
 grpc::Status ContentService::Info(grpc::ServerContext* ctx, const contentpb::InfoRequest* req,
                                   contentpb::InfoResponse* resp) {
-  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  absl::StatusOr<std::string> ns = Namespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   absl::StatusOr<store::ContentInfo> info = store_->Info(*ns, req->digest());
   if (!info.ok()) return ToGrpcStatus(info.status());
@@ -33,7 +38,7 @@ grpc::Status ContentService::Info(grpc::ServerContext* ctx, const contentpb::Inf
 
 grpc::Status ContentService::Update(grpc::ServerContext* ctx, const contentpb::UpdateRequest* req,
                                     contentpb::UpdateResponse* resp) {
-  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  absl::StatusOr<std::string> ns = Namespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   absl::StatusOr<store::ContentInfo> info =
       store_->Update(*ns, FromProto(req->info()), Strings(req->update_mask().paths()));
@@ -45,7 +50,7 @@ grpc::Status ContentService::Update(grpc::ServerContext* ctx, const contentpb::U
 grpc::Status ContentService::List(grpc::ServerContext* ctx,
                                   const contentpb::ListContentRequest* req,
                                   grpc::ServerWriter<contentpb::ListContentResponse>* writer) {
-  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  absl::StatusOr<std::string> ns = Namespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   contentpb::ListContentResponse batch;
   absl::Status s =
@@ -66,7 +71,7 @@ grpc::Status ContentService::List(grpc::ServerContext* ctx,
 grpc::Status ContentService::Delete(grpc::ServerContext* ctx,
                                     const contentpb::DeleteContentRequest* req,
                                     google::protobuf::Empty*) {
-  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  absl::StatusOr<std::string> ns = Namespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   if (absl::Status s = store_->Delete(*ns, req->digest()); !s.ok()) return ToGrpcStatus(s);
   if (Publishing(*ns)) events_->PublishContentDeleted(*ns, req->digest());
@@ -76,7 +81,7 @@ grpc::Status ContentService::Delete(grpc::ServerContext* ctx,
 grpc::Status ContentService::Read(grpc::ServerContext* ctx,
                                   const contentpb::ReadContentRequest* req,
                                   grpc::ServerWriter<contentpb::ReadContentResponse>* writer) {
-  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  absl::StatusOr<std::string> ns = Namespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   absl::StatusOr<std::unique_ptr<store::ContentReader>> reader = store_->Reader(*ns, req->digest());
   if (!reader.ok()) return ToGrpcStatus(reader.status());
@@ -115,7 +120,7 @@ grpc::Status ContentService::Read(grpc::ServerContext* ctx,
 
 grpc::Status ContentService::Status(grpc::ServerContext* ctx, const contentpb::StatusRequest* req,
                                     contentpb::StatusResponse* resp) {
-  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  absl::StatusOr<std::string> ns = Namespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   absl::StatusOr<store::IngestStatus> st = store_->Status(*ns, req->ref());
   if (!st.ok()) return ToGrpcStatus(st.status());
@@ -126,7 +131,7 @@ grpc::Status ContentService::Status(grpc::ServerContext* ctx, const contentpb::S
 grpc::Status ContentService::ListStatuses(grpc::ServerContext* ctx,
                                           const contentpb::ListStatusesRequest* req,
                                           contentpb::ListStatusesResponse* resp) {
-  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  absl::StatusOr<std::string> ns = Namespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   absl::StatusOr<std::vector<store::IngestStatus>> list =
       store_->ListStatuses(*ns, Strings(req->filters()));
@@ -137,7 +142,7 @@ grpc::Status ContentService::ListStatuses(grpc::ServerContext* ctx,
 
 grpc::Status ContentService::Abort(grpc::ServerContext* ctx, const contentpb::AbortRequest* req,
                                    google::protobuf::Empty*) {
-  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  absl::StatusOr<std::string> ns = Namespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   return ToGrpcStatus(store_->Abort(*ns, req->ref()));
 }
@@ -152,7 +157,7 @@ grpc::Status ContentService::Write(
     grpc::ServerContext* ctx,
     grpc::ServerReaderWriter<contentpb::WriteContentResponse, contentpb::WriteContentRequest>*
         stream) {
-  absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
+  absl::StatusOr<std::string> ns = Namespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
   contentpb::WriteContentRequest req;
   if (!stream->Read(&req) || req.ref().empty()) {
@@ -160,8 +165,12 @@ grpc::Status ContentService::Write(
   }
   int64_t total = req.total();
   std::string expected = req.expected();
+  // containerd's content proxy forwards the lease of the call it serves
+  // (its CRI plugin's pull runs under one): a lease of containerd's own
+  // metadata, which keeps its references itself, not one of imaged's.
+  const std::string lease = ns->empty() ? std::string() : LeaseOf(*ctx);
   absl::StatusOr<std::unique_ptr<store::ContentWriter>> opened =
-      store_->Writer(*ns, req.ref(), total, expected, LeaseOf(*ctx));
+      store_->Writer(*ns, req.ref(), total, expected, lease);
   if (!opened.ok()) return ToGrpcStatus(opened.status());
   store::ContentWriter& writer = **opened;
 

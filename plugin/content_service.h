@@ -20,9 +20,12 @@ class ContentService final : public contentpb::Content::Service {
 
   // `events` (may be null) gets /content/create after a commit that made a
   // new blob and /content/delete after a Delete, as containerd publishes,
-  // for calls in a namespace.
-  explicit ContentService(store::ContentStore* store, EventExchange* events = nullptr)
-      : store_(store), events_(events) {}
+  // for calls in a namespace. With `proxy_only` (Config::content_proxy)
+  // every call is the content-proxy namespace's ("") and carries no lease,
+  // whatever its headers say.
+  explicit ContentService(store::ContentStore* store, EventExchange* events = nullptr,
+                          bool proxy_only = false)
+      : store_(store), events_(events), proxy_only_(proxy_only) {}
 
   grpc::Status Info(grpc::ServerContext* ctx, const contentpb::InfoRequest* req,
                     contentpb::InfoResponse* resp) override;
@@ -48,9 +51,12 @@ class ContentService final : public contentpb::Content::Service {
   // Events belong to a namespace: a call without one (the Content API allows
   // it) publishes nothing.
   bool Publishing(absl::string_view ns) const { return events_ != nullptr && !ns.empty(); }
+  // The call's namespace: its header's (ContentNamespace), or "" for a proxy.
+  absl::StatusOr<std::string> Namespace(const grpc::ServerContext& ctx) const;
 
   store::ContentStore* const store_;
   EventExchange* const events_;
+  const bool proxy_only_;
 };
 
 }  // namespace imaged::plugin

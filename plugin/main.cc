@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
                  "mirror mode: a containerd namespace to mirror (repeatable; default k8s.io)");
   app.add_option("--upstream-cri-address", upstream_cri_address,
                  "mirror mode: containerd's CRI socket that PullImage is forwarded to");
+  bool content_proxy = false;
+  app.add_flag("--content-proxy", content_proxy,
+               "serve containerd as its content store: Content calls ignore namespace and "
+               "lease headers (containerd's own)");
   CLI11_PARSE(app, argc, argv);
 
   Config config;
@@ -72,6 +76,7 @@ int main(int argc, char** argv) {
   if (!containerd_address.empty()) config.containerd_address = containerd_address;
   if (!mirror_namespaces.empty()) config.mirror_namespaces = mirror_namespaces;
   if (!upstream_cri_address.empty()) config.upstream_cri_address = upstream_cri_address;
+  if (content_proxy) config.content_proxy = true;
   if (!socket_mode.empty()) {
     auto mode = imaged::plugin::ParseMode(socket_mode);
     if (!mode.ok()) {

@@ -162,7 +162,7 @@ void Server::StartCollector() {
 absl::Status Server::BuildServices(const store::Platform& platform) {
   store::RocksDbImageStore* images = images_;
   GcScheduler* gc = gc_.get();
-  services_.push_back(std::make_unique<ContentService>(content_, &events_));
+  services_.push_back(std::make_unique<ContentService>(content_, &events_, config_.content_proxy));
   services_.push_back(std::make_unique<ImagesService>(images, &events_, gc));
   services_.push_back(std::make_unique<EventsService>(&events_));
   services_.push_back(std::make_unique<LeasesService>(leases_, gc));

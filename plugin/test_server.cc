@@ -19,7 +19,13 @@ std::string MakeShortTempDir() {
 
 ServerFixture::ServerFixture() : ServerFixture(MakeShortTempDir()) {}
 
-ServerFixture::ServerFixture(std::string dir) : dir_(std::move(dir)) {
+ServerFixture::ServerFixture(std::string dir) : ServerFixture(std::move(dir), nullptr) {}
+
+ServerFixture::ServerFixture(const std::function<void(Config*)>& configure)
+    : ServerFixture(MakeShortTempDir(), configure) {}
+
+ServerFixture::ServerFixture(std::string dir, const std::function<void(Config*)>& configure)
+    : dir_(std::move(dir)) {
   // gRPC shuts itself down when its last object goes, and the next test's
   // first object then waits for that shutdown (up to the sync server's 10 s
   // poll period). One reference held for the whole test process keeps it up.
@@ -28,6 +34,7 @@ ServerFixture::ServerFixture(std::string dir) : dir_(std::move(dir)) {
   config_.root = dir_ + "/root";
   config_.address = dir_ + "/run/imaged.sock";
   config_.shutdown_timeout = absl::Seconds(2);
+  if (configure) configure(&config_);
   auto server = Server::Start(config_);
   EXPECT_TRUE(server.ok()) << server.status();
   if (server.ok()) server_ = *std::move(server);

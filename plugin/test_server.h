@@ -5,6 +5,7 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,8 @@ class ServerFixture {
   // On `dir` (made with MakeShortTempDir, removed by the destructor): the
   // socket is <dir>/run/imaged.sock, known before the server starts.
   explicit ServerFixture(std::string dir);
+  // With `configure` applied to the config before the server starts.
+  explicit ServerFixture(const std::function<void(Config*)>& configure);
   ~ServerFixture();
 
   const Config& config() const { return config_; }
@@ -28,6 +31,8 @@ class ServerFixture {
   Server* server() { return server_.get(); }
 
  private:
+  ServerFixture(std::string dir, const std::function<void(Config*)>& configure);
+
   std::string dir_;
   Config config_;
   std::unique_ptr<Server> server_;

@@ -5,7 +5,7 @@
 # image. Figures go to docs/benchmarks.md ("Pull throughput (issue 4)").
 #
 #   bazel run -c opt //tools/bench:pull_bench -- [--layers N] [--layer-mib M] [--runs K]
-#       [--tools imaged,skopeo,cri,ctr-pull,ctr-fetch]
+#       [--tools imaged,skopeo,cri,ctr-pull,ctr-fetch,ctr-pull-proxy,cri-proxy]
 #   pull_bench.sh IMAGED IMAGECTL [options]     (without Bazel)
 #
 # One run:
@@ -29,6 +29,10 @@
 #                  Content API, then unpacks to overlayfs)
 #       ctr-fetch  `ctr -n k8s.io content fetch --plain-http REF` (the same
 #                  fetch, no unpack)
+#       ctr-pull-proxy, cri-proxy
+#                  ctr-pull and cri with containerd's content store being a
+#                  fresh imaged ([proxy_plugins], its built-in store
+#                  disabled): every blob written and read through imaged
 #  3. A Markdown table (median seconds, MiB/s of the image's bytes, ratio to
 #     imaged, CPU seconds of client plus daemon, which a loaded machine
 #     disturbs less than wall time) and the machine's facts.
@@ -42,7 +46,8 @@ usage: pull_bench.sh IMAGED IMAGECTL [--layers N] [--layer-mib M] [--runs K] [--
   --layers N      layers in the image (default 5)
   --layer-mib M   MiB of random bytes per layer (default 40)
   --runs K        rounds; every tool pulls once per round (default 3)
-  --tools LIST    comma-separated subset of imaged,skopeo,cri,ctr-pull,ctr-fetch (default all)
+  --tools LIST    comma-separated subset of imaged,skopeo,cri,ctr-pull,ctr-fetch,
+                  ctr-pull-proxy,cri-proxy (default all)
 EOF
   exit 2
 }
@@ -77,7 +82,7 @@ shift 2
 LAYERS=5
 LAYER_MIB=40
 RUNS=3
-TOOLS=imaged,skopeo,cri,ctr-pull,ctr-fetch
+TOOLS=imaged,skopeo,cri,ctr-pull,ctr-fetch,ctr-pull-proxy,cri-proxy
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) LAYERS=${2:?}; shift 2 ;;
@@ -92,7 +97,7 @@ done
   usage
 IFS=, read -r -a TOOL_LIST <<<"$TOOLS"
 for t in "${TOOL_LIST[@]}"; do
-  case "$t" in imaged | skopeo | cri | ctr-pull | ctr-fetch) ;; *) echo "pull_bench: unknown tool '$t'" >&2; usage ;; esac
+  case "$t" in imaged | skopeo | cri | ctr-pull | ctr-fetch | ctr-pull-proxy | cri-proxy) ;; *) echo "pull_bench: unknown tool '$t'" >&2; usage ;; esac
 done
 
 # Scratch space on the disk (not a tmpfs): every tool writes its copy there.
@@ -114,17 +119,21 @@ declare -A TIMES=()   # tool key -> space-separated wall seconds, one per round
 declare -A CPUS=()    # tool key -> space-separated CPU seconds, one per round
 ELAPSED=""
 CPU_USED=""
-SERVER_PID=""  # the daemon that does the pull's work (imaged, containerd), if any
+SERVER_PID=""  # the daemons that do the pull's work (imaged, containerd), if any
 CLK_TCK=$(getconf CLK_TCK)
 
 # CPU time, in clock ticks, of this shell's reaped children (the timed client
-# command, once it has exited) and of SERVER_PID (all its threads, and its
-# children it has reaped).
+# command, once it has exited) and of the SERVER_PID processes (all their
+# threads, and their children they have reaped).
 children_ticks() {
   awk '{ print $16 + $17 }' "/proc/$$/stat"
 }
 server_ticks() {
-  if [ -n "$SERVER_PID" ]; then awk '{ print $14 + $15 + $16 + $17 }' "/proc/$SERVER_PID/stat"; else echo 0; fi
+  local p t=0
+  for p in $SERVER_PID; do
+    t=$((t + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat")))
+  done
+  echo "$t"
 }
 
 # timed LOG CMD...: runs CMD with its output appended to LOG; sets ELAPSED
@@ -173,8 +182,20 @@ CTRD_SOCK="$E2E_SOCKDIR/containerd.sock"
 
 # containerd with its CRI plugin (e2e_cri_plugin_toml). The snapshotter is
 # named although overlayfs is the default, since the figures depend on it.
+# With PROXY_SOCK set, its content store is the imaged there: a
+# [proxy_plugins] entry, and the built-in store disabled so the metadata
+# plugin cannot pick it (testdata/containerd_proxy_test.sh says why).
+PROXY_SOCK=""
 write_containerd_config() {
-  e2e_cri_plugin_toml overlayfs | e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK"
+  if [ -z "$PROXY_SOCK" ]; then
+    e2e_cri_plugin_toml overlayfs | e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK"
+    return
+  fi
+  {
+    e2e_cri_plugin_toml overlayfs
+    printf '\n[proxy_plugins]\n  [proxy_plugins.imaged]\n    type = "content"\n    address = "%s"\n' \
+      "$PROXY_SOCK"
+  } | e2e_containerd_config "$CTRD_DIR" "$CTRD_SOCK" io.containerd.content.v1.content
 }
 
 # Starts a containerd on a fresh root; returns once it answers and its CRI
@@ -276,6 +297,52 @@ bench_ctr_pull() {
   stop_containerd
 }
 
+# start_proxied_containerd ROUND: a fresh imaged, and a fresh containerd
+# whose content store it is; both count as the pull's daemons.
+start_proxied_containerd() {
+  local root="$E2E_TMP/proxy-root"
+  rm -rf "$root"
+  start_imaged "$root" "$E2E_SOCKDIR/imaged.sock" --content-proxy
+  PROXY_SOCK=$IMAGED_SOCK
+  start_containerd
+  PROXY_SOCK=""
+  SERVER_PID="$CONTAINERD_PID $IMAGED_PID"
+  local row
+  row=$(ctr --address "$CTRD_SOCK" plugins ls | awk '$1 == "io.containerd.content.v1" { print $2, $NF }')
+  assert_eq "containerd's content plugin (ID STATUS)" "imaged ok" "$row"
+}
+
+stop_proxied_containerd() {
+  stop_containerd
+  stop_imaged
+  rm -rf "$E2E_TMP/proxy-root"
+}
+
+bench_ctr_pull_proxy() {
+  local round=$1
+  local out="$E2E_TMP/ctr-pull-proxy.$round.out"
+  start_proxied_containerd
+  settle
+  : >"$out"
+  timed "$out" ctr --address "$CTRD_SOCK" -n k8s.io images pull --plain-http "$REF"
+  record ctr-pull-proxy
+  expect_snapshots "ctr images pull through imaged"
+  stop_proxied_containerd
+}
+
+bench_cri_proxy() {
+  local round=$1
+  local out="$E2E_TMP/cri-proxy.$round.out"
+  start_proxied_containerd
+  settle
+  : >"$out"
+  timed "$out" "$IMAGECTL" --address "$CTRD_SOCK" pull "$REF"
+  expect_image_id "$out"
+  record cri-proxy
+  expect_snapshots "its CRI pull through imaged"
+  stop_proxied_containerd
+}
+
 bench_ctr_fetch() {
   local round=$1
   local out="$E2E_TMP/ctr-fetch.$round.out"
@@ -320,6 +387,8 @@ declare -A LABEL=(
   [cri]="containerd CRI PullImage (\`imagectl pull\`; fetch + unpack to overlayfs)"
   [ctr-pull]="\`ctr images pull --plain-http\` (fetch + unpack to overlayfs)"
   [ctr-fetch]="\`ctr content fetch --plain-http\` (fetch only)"
+  [ctr-pull-proxy]="\`ctr images pull --plain-http\`, containerd's content store imaged (fetch + unpack)"
+  [cri-proxy]="containerd CRI PullImage, its content store imaged (fetch + unpack)"
 )
 MIB=$(awk -v b="$IMAGE_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }')
 IMAGED_MEDIAN=""
@@ -339,7 +408,7 @@ for t in "${TOOL_LIST[@]}"; do
     "$m" "$rate" "$ratio" "$(median "${CPUS[$t]}")" "${TIMES[$t]}" "${CPUS[$t]}"
 done
 echo
-echo "CPU s: user + system seconds of the client command and of the daemon that served it (imaged or containerd) while the pull ran; not the registry's."
+echo "CPU s: user + system seconds of the client command and of the daemons that served it (imaged, containerd, or both for the proxy rows) while the pull ran; not the registry's."
 echo
 echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), scratch on $(df -T "$E2E_TMP" | awk 'NR == 2 { print $2 " (" $1 ")" }'); load average $LOAD_START at start, $LOAD_END at end."
 commit=""
