@@ -45,6 +45,7 @@ mirror_miss_budget = "500ms"
 mirror_miss_queue = 16
 containerd_root = "/srv/containerd"
 containerd_snapshotter = "native"
+content_proxy = true
 [registry]
 config_path = "/etc/imaged/certs.d"
 )"));
@@ -58,6 +59,7 @@ config_path = "/etc/imaged/certs.d"
   EXPECT_EQ(config->cri_namespace, "kube");
   EXPECT_EQ(config->index_check, "repair");
   EXPECT_EQ(config->max_concurrent_downloads, 5);
+  EXPECT_TRUE(config->content_proxy);
   EXPECT_EQ(config->gc_interval, absl::ZeroDuration());
   EXPECT_EQ(config->gc_delay, absl::Milliseconds(250));
   EXPECT_EQ(config->containerd_address, "/run/containerd/containerd.sock");
@@ -102,7 +104,7 @@ TEST(ConfigTest, ThePackagedConfigShowsEveryKeyWithItsDefault) {
       "gc_interval", "gc_delay", "containerd_address", "mirror_namespaces",
       "upstream_cri_address", "containerd_timeout", "containerd_list_timeout",
       "upstream_pull_timeout", "mirror_miss_budget", "mirror_miss_queue", "containerd_root",
-      "containerd_snapshotter", "registry.config_path"};
+      "containerd_snapshotter", "content_proxy", "registry.config_path"};
   EXPECT_EQ(keys, every_key);
 
   Config changed;
@@ -121,6 +123,7 @@ TEST(ConfigTest, ThePackagedConfigShowsEveryKeyWithItsDefault) {
   changed.upstream_pull_timeout = changed.mirror_miss_budget = absl::Seconds(7);
   changed.mirror_miss_queue = 9;
   changed.containerd_root = changed.containerd_snapshotter = "x";
+  changed.content_proxy = true;
   absl::StatusOr<Config> loaded = LoadConfigFile(WriteFile(uncommented), changed);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   const Config d;
@@ -147,6 +150,7 @@ TEST(ConfigTest, ThePackagedConfigShowsEveryKeyWithItsDefault) {
   EXPECT_EQ(loaded->mirror_miss_queue, d.mirror_miss_queue);
   EXPECT_EQ(loaded->containerd_root, d.containerd_root);
   EXPECT_EQ(loaded->containerd_snapshotter, d.containerd_snapshotter);
+  EXPECT_EQ(loaded->content_proxy, d.content_proxy);
 }
 
 TEST(ConfigTest, EmptyFileKeepsDefaults) {
@@ -173,6 +177,7 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
       {"index_check = \"sometimes\"", "index_check"},
       {"platform = 3", "platform"},
       {"max_concurrent_downloads = 0", "max_concurrent_downloads"},
+      {"content_proxy = \"yes\"", "content_proxy"},
       {"gc_interval = \"-1s\"", "gc_interval"},
       {"gc_delay = 5", "gc_delay"},
       {"mirror_namespaces = []", "mirror_namespaces"},
