@@ -20,6 +20,7 @@
 #include "api/containerd/services/images/v1/images.grpc.pb.h"
 #include "api/containerd/services/leases/v1/leases.grpc.pb.h"
 #include "api/imaged/v1/admin.grpc.pb.h"
+#include "api/imaged/v1/archives.grpc.pb.h"
 #include "api/runtime/v1/api.grpc.pb.h"
 #include "plugin/grpc_status.h"
 #include "plugin/namespaces.h"
@@ -959,6 +960,46 @@ void TransferImport(Harness& h, FuzzedDataProvider& in) {
   Harness::Check("Transfer.Import", plugin::ToGrpcStatus(s), {grpc::StatusCode::UNIMPLEMENTED});
 }
 
+// imaged.v1.Archives/Import (imagectl import): the last export of this
+// input (whole or damaged) or input bytes, cut into messages of any size,
+// with options in the first message (and sometimes again, which is refused).
+void ArchivesImport(Harness& h, FuzzedDataProvider& in) {
+  std::string archive;
+  if (in.ConsumeBool() && !LastArchive().empty()) {
+    archive = LastArchive();
+    if (in.ConsumeBool()) {
+      size_t at = in.ConsumeIntegralInRange<size_t>(0, archive.size() - 1);
+      std::string patch = in.ConsumeRandomLengthString(64);
+      archive.replace(at, std::min(patch.size(), archive.size() - at), patch);
+    }
+  } else {
+    archive = in.ConsumeRandomLengthString(4096);
+  }
+  auto stub = ::imaged::v1::Archives::NewStub(h.channel());
+  grpc::ClientContext ctx;
+  const int pick = in.ConsumeIntegralInRange(0, 9);
+  if (pick < 9) ctx.AddMetadata("containerd-namespace", pick < 7 ? "fuzz" : "other");
+  ::imaged::v1::ImportResponse resp;
+  auto writer = stub->Import(&ctx, &resp);
+  ::imaged::v1::ImportRequest req;
+  if (in.ConsumeBool()) req.mutable_options()->set_base_name(h.Name(in));
+  req.mutable_options()->set_digests(in.ConsumeBool());
+  req.mutable_options()->set_all_platforms(in.ConsumeBool());
+  if (in.ConsumeBool()) req.mutable_options()->set_platform(Harness::HeaderText(in, 40));
+  size_t at = 0;
+  do {
+    size_t n = std::min(archive.size() - at, in.ConsumeIntegralInRange<size_t>(0, 2048));
+    req.set_data(archive.substr(at, n));
+    at += n;
+    if (!writer->Write(req)) break;
+    req.clear_options();
+    if (in.ConsumeIntegralInRange(0, 31) == 0) req.mutable_options();  // options again
+  } while (at < archive.size());
+  writer->WritesDone();
+  // A damaged archive is DataLoss (docs/archive.md).
+  Harness::Check("Archives.Import", writer->Finish(), {grpc::StatusCode::DATA_LOSS});
+}
+
 void TransferRaw(Harness& h, FuzzedDataProvider& in) {
   static const char* const kTypes[] = {
       "containerd.types.transfer.OCIRegistry",      "containerd.types.transfer.ImageStore",
@@ -1020,6 +1061,7 @@ const std::vector<Op>& AllOps() {
       {"Transfer.Export", TransferExport},
       {"Transfer.Import", TransferImport},
       {"Transfer.Raw", TransferRaw},
+      {"Archives.Import", ArchivesImport},
   };
   return *ops;
 }
