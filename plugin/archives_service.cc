@@ -22,6 +22,7 @@ namespace pb = ::imaged::v1;
 
 constexpr absl::Duration kImportLeaseExpiry = absl::Hours(24);
 constexpr size_t kMaxPlatform = 256;  // "os/arch/variant"
+constexpr size_t kMaxSource = 256;    // a path, as the client names the archive
 
 absl::Status TooLarge(size_t size) {
   return absl::InvalidArgumentError(absl::StrCat("import: a message of ", size,
@@ -81,13 +82,10 @@ grpc::Status ArchivesService::Import(grpc::ServerContext* ctx,
                                      pb::ImportResponse* resp) {
   absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
-  struct Slot {
-    std::atomic<int>& running;
-    ~Slot() { --running; }
-  } slot{running_};
-  if (++running_ > store::kMaxConcurrentTransfers) {
+  CallSlots::Slot slot = slots_->TryAcquire();
+  if (!slot) {
     return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
-        "too many imports under way (", store::kMaxConcurrentTransfers, "); try again")));
+        "too many transfers and imports under way (", slots_->max(), "); try again")));
   }
 
   QuietWatch watch(ctx, kQuiet);
@@ -105,6 +103,14 @@ grpc::Status ArchivesService::Import(grpc::ServerContext* ctx,
     if (absl::Status s = store::ValidateImageName(options.base_name); !s.ok()) {
       return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("import: base name: ", s.message())));
     }
+  }
+  std::string source = "(stream)";
+  if (!req.options().source().empty()) {
+    if (req.options().source().size() > kMaxSource) {
+      return ToGrpcStatus(absl::InvalidArgumentError(
+          absl::StrCat("import: source ", store::Quote(req.options().source()))));
+    }
+    source = req.options().source();
   }
   if (!req.options().platform().empty()) {
     if (req.options().platform().size() > kMaxPlatform) {
@@ -160,7 +166,7 @@ grpc::Status ArchivesService::Import(grpc::ServerContext* ctx,
     own_lease = true;
   }
   absl::StatusOr<cri::ImportResult> result =
-      cri::Import(content_, images_, *ns, read, "(stream)", options);
+      cri::Import(content_, images_, *ns, read, source, options);
   if (own_lease) {
     absl::Status d = leases_->DeleteTemporary(*ns, options.lease);
     if (result.ok() && !d.ok()) return ToGrpcStatus(d);

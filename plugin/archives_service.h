@@ -6,10 +6,9 @@
 #ifndef IMAGED_PLUGIN_ARCHIVES_SERVICE_H_
 #define IMAGED_PLUGIN_ARCHIVES_SERVICE_H_
 
-#include <atomic>
-
 #include "absl/time/time.h"
 #include "api/imaged/v1/archives.grpc.pb.h"
+#include "plugin/call_slots.h"
 #include "plugin/event_exchange.h"
 #include "store/content_store.h"
 #include "store/image_store.h"
@@ -26,13 +25,16 @@ class ArchivesService final : public ::imaged::v1::Archives::Service {
   static constexpr size_t kMaxChunk = 4 << 20;
 
   // Nothing is owned. `platform`: what an import that names none requires.
+  // `slots` bounds the imports running at once, shared with Transfer.
   ArchivesService(store::ContentStore* content, store::ImageStore* images,
-                  store::LeaseStore* leases, EventExchange* events, store::Platform platform)
+                  store::LeaseStore* leases, EventExchange* events, store::Platform platform,
+                  CallSlots* slots)
       : content_(content),
         images_(images),
         leases_(leases),
         events_(events),
-        platform_(std::move(platform)) {}
+        platform_(std::move(platform)),
+        slots_(slots) {}
 
   grpc::Status Import(grpc::ServerContext* ctx,
                       grpc::ServerReader<::imaged::v1::ImportRequest>* reader,
@@ -44,7 +46,7 @@ class ArchivesService final : public ::imaged::v1::Archives::Service {
   store::LeaseStore* const leases_;
   EventExchange* const events_;
   const store::Platform platform_;
-  std::atomic<int> running_{0};
+  CallSlots* const slots_;
 };
 
 }  // namespace imaged::plugin

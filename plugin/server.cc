@@ -185,10 +185,10 @@ absl::Status Server::BuildServices(const store::Platform& platform) {
     services_.push_back(std::make_unique<StreamingService>(&streams_));
     services_.push_back(std::make_unique<TransferService>(
         TransferService::Stores{content_, images, leases_, puller_.get()}, &streams_, &events_,
-        platform));
+        platform, &transfer_slots_));
     // imagectl import: the same import, its commits batched.
-    services_.push_back(
-        std::make_unique<ArchivesService>(content_, images, leases_, &events_, platform));
+    services_.push_back(std::make_unique<ArchivesService>(content_, images, leases_, &events_,
+                                                          platform, &transfer_slots_));
   } else {
     // Mirror mode: containerd holds the images; imaged indexes them.
     MirrorRunner::Options mirror_options;

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "plugin/call_slots.h"
 #include "plugin/config.h"
 #include "cri/registry/http_client.h"
 #include "cri/image_service.h"
@@ -27,6 +28,7 @@
 #include "plugin/gc_scheduler.h"
 #include "plugin/images_client.h"
 #include "plugin/mirror_runner.h"
+#include "store/limits.h"
 #include "store/gc.h"
 #include "store/local_stores.h"
 #include "store/rocksdb_lease_store.h"
@@ -100,6 +102,8 @@ class Server {
   std::unique_ptr<RemoteImageCommitter> mirror_committer_;
   EventExchange events_;
   StreamManager streams_;  // containerd 2.x Streaming calls (standalone mode)
+  // Transfers and Archives imports running at once, together.
+  CallSlots transfer_slots_{store::kMaxConcurrentTransfers};
   std::vector<std::unique_ptr<grpc::Service>> services_;
   CriService* cri_service_ = nullptr;  // one of services_
   std::unique_ptr<grpc::Server> grpc_;

@@ -154,13 +154,10 @@ grpc::Status TransferService::Transfer(grpc::ServerContext* ctx,
                                        google::protobuf::Empty* /*resp*/) {
   absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
   if (!ns.ok()) return ToGrpcStatus(ns.status());
-  struct Slot {
-    std::atomic<int>& running;
-    ~Slot() { --running; }
-  } slot{running_};
-  if (++running_ > store::kMaxConcurrentTransfers) {
+  CallSlots::Slot slot = slots_->TryAcquire();
+  if (!slot) {
     return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
-        "too many transfers under way (", store::kMaxConcurrentTransfers, "); try again")));
+        "too many transfers and imports under way (", slots_->max(), "); try again")));
   }
   Call call;
   call.ns = *std::move(ns);

@@ -36,6 +36,7 @@
 
 #include "api/containerd/services/transfer/v1/transfer.grpc.pb.h"
 #include "cri/registry/puller.h"
+#include "plugin/call_slots.h"
 #include "plugin/event_exchange.h"
 #include "plugin/streaming_service.h"
 #include "store/content_store.h"
@@ -57,9 +58,16 @@ class TransferService final : public transferpb::Transfer::Service {
   };
   // Nothing is owned; all must outlive the service. `platform` is what
   // imports and exports use when the request names none.
+  // `slots` bounds the transfers running at once (shared with
+  // ArchivesService); none: a bound of store::kMaxConcurrentTransfers of
+  // its own.
   TransferService(Stores stores, StreamManager* streams, EventExchange* events,
-                  store::Platform platform)
-      : stores_(stores), streams_(streams), events_(events), platform_(std::move(platform)) {}
+                  store::Platform platform, CallSlots* slots = nullptr)
+      : stores_(stores),
+        streams_(streams),
+        events_(events),
+        platform_(std::move(platform)),
+        slots_(slots != nullptr ? slots : &own_slots_) {}
 
   grpc::Status Transfer(grpc::ServerContext* ctx, const transferpb::TransferRequest* req,
                         google::protobuf::Empty* resp) override;
@@ -79,7 +87,8 @@ class TransferService final : public transferpb::Transfer::Service {
   StreamManager* const streams_;
   EventExchange* const events_;
   const store::Platform platform_;
-  std::atomic<int> running_{0};  // Transfer calls under way
+  CallSlots own_slots_{store::kMaxConcurrentTransfers};
+  CallSlots* const slots_;
 };
 
 }  // namespace imaged::plugin

@@ -936,12 +936,12 @@ void TransferExport(Harness& h, FuzzedDataProvider& in) {
   Harness::Check("Transfer.Export", plugin::ToGrpcStatus(s));
 }
 
-void TransferImport(Harness& h, FuzzedDataProvider& in) {
-  plugin::TransferClient client(h.channel());
+// What an import takes: the last export of this input, sometimes damaged (a
+// run of the input's bytes over part of it), or input bytes.
+std::string ArchiveToImport(FuzzedDataProvider& in) {
   std::string archive;
   if (in.ConsumeBool() && !LastArchive().empty()) {
     archive = LastArchive();
-    // Sometimes damaged: a run of the input's bytes over part of it.
     if (in.ConsumeBool()) {
       size_t at = in.ConsumeIntegralInRange<size_t>(0, archive.size() - 1);
       std::string patch = in.ConsumeRandomLengthString(64);
@@ -950,6 +950,12 @@ void TransferImport(Harness& h, FuzzedDataProvider& in) {
   } else {
     archive = in.ConsumeRandomLengthString(4096);
   }
+  return archive;
+}
+
+void TransferImport(Harness& h, FuzzedDataProvider& in) {
+  plugin::TransferClient client(h.channel());
+  std::string archive = ArchiveToImport(in);
   plugin::TransferImportOptions options;
   if (in.ConsumeBool()) options.base_name = h.Name(in);
   options.digests = in.ConsumeBool();
@@ -964,17 +970,7 @@ void TransferImport(Harness& h, FuzzedDataProvider& in) {
 // input (whole or damaged) or input bytes, cut into messages of any size,
 // with options in the first message (and sometimes again, which is refused).
 void ArchivesImport(Harness& h, FuzzedDataProvider& in) {
-  std::string archive;
-  if (in.ConsumeBool() && !LastArchive().empty()) {
-    archive = LastArchive();
-    if (in.ConsumeBool()) {
-      size_t at = in.ConsumeIntegralInRange<size_t>(0, archive.size() - 1);
-      std::string patch = in.ConsumeRandomLengthString(64);
-      archive.replace(at, std::min(patch.size(), archive.size() - at), patch);
-    }
-  } else {
-    archive = in.ConsumeRandomLengthString(4096);
-  }
+  std::string archive = ArchiveToImport(in);
   auto stub = ::imaged::v1::Archives::NewStub(h.channel());
   grpc::ClientContext ctx;
   const int pick = in.ConsumeIntegralInRange(0, 9);

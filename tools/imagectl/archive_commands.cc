@@ -107,6 +107,9 @@ absl::Status ImportThroughArchivesApi(const std::shared_ptr<grpc::Channel>& ch,
   req.mutable_options()->set_digests(flags.digests);
   req.mutable_options()->set_platform(flags.platform);
   req.mutable_options()->set_all_platforms(flags.all_platforms);
+  // Errors name the file, as they do when the import runs here.
+  const std::string source = file == "-" ? "(stdin)" : file;
+  if (source.size() <= 256) req.mutable_options()->set_source(source);
   std::string buf(kImportChunk, '\0');
   absl::Status read_error;
   for (bool first = true;; first = false) {

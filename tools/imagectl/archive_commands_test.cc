@@ -2,6 +2,8 @@
 // one through an archive and arrives in the other under the same image ID.
 #include "tools/imagectl/archive_commands.h"
 
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -122,6 +124,30 @@ TEST_F(ArchiveCommandsTest, ImportOfAMissingFileIsNotFound) {
   absl::Status s = Run(to_channel_, {"import", dir_ + "/nope.tar"}, &out);
   EXPECT_TRUE(absl::IsNotFound(s)) << s;
   EXPECT_THAT(s.message(), HasSubstr("nope.tar"));
+}
+
+// The server's import names the file as the client-side one does.
+TEST_F(ArchiveCommandsTest, ErrorsOfEitherImportNameTheFile) {
+  Add("docker.io/library/alpha:1", "a");
+  std::string file = dir_ + "/whole.tar", out;
+  ASSERT_TRUE(Run(from_channel_, {"export", "alpha:1", file}, &out).ok());
+  std::string bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string truncated = dir_ + "/truncated.tar";
+  std::ofstream(truncated, std::ios::binary) << bytes.substr(0, 3000);
+  for (bool content_api : {false, true}) {
+    std::vector<std::string> args = {"import", "-n", "broken", truncated};
+    if (content_api) args.push_back("--content-api");
+    absl::Status s = Run(to_channel_, args, &out);
+    EXPECT_FALSE(s.ok());
+    EXPECT_THAT(s.message(), HasSubstr("archive " + truncated + ": ")) << s;
+    EXPECT_THAT(s.message(), HasSubstr("truncated")) << s;
+  }
+  plugin::RemoteImageStore images(to_.channel());
+  EXPECT_TRUE(images.List("broken", {})->empty());
 }
 
 // The bulk path (Archives.Import, batched on the server) and the Content API
