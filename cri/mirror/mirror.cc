@@ -197,8 +197,7 @@ absl::Status Mirror::Label(absl::string_view ns, absl::string_view digest,
 }
 
 absl::Status Mirror::CopyDocuments(absl::string_view ns, const store::Descriptor& target,
-                                   absl::string_view lease, std::vector<Fetched>* fetched,
-                                   absl::Mutex* fetched_mu) {
+                                   absl::string_view lease, FetchedDocuments* fetched) {
   PendingDocuments documents(this, ns);
   store::ResolvedImage walked;
   // Where the walk stops short, the image store says why when it resolves
@@ -232,13 +231,22 @@ absl::Status Mirror::CopyDocuments(absl::string_view ns, const store::Descriptor
     }
   }
   if (fetched != nullptr) {
-    absl::MutexLock lock(fetched_mu);
-    for (auto& [desc, bytes] : documents.fetched) {
-      auto it = labels.find(desc.digest);
-      fetched->push_back(
-          Fetched{desc, std::move(bytes), it == labels.end() ? store::Labels{} : it->second});
+    std::vector<Fetched> full;  // taken when enough has gathered, committed here
+    {
+      absl::MutexLock lock(&fetched->mu);
+      for (auto& [desc, bytes] : documents.fetched) {
+        if (auto it = labels.find(desc.digest); it != labels.end()) {
+          fetched->labels[desc.digest].insert(it->second.begin(), it->second.end());
+        }
+        fetched->pending_bytes += bytes.size();
+        fetched->pending.push_back(Fetched{desc, std::move(bytes)});
+      }
+      if (fetched->pending_bytes > FetchedDocuments::kMaxPendingBytes) {
+        full.swap(fetched->pending);
+        fetched->pending_bytes = 0;
+      }
     }
-    return absl::OkStatus();
+    return full.empty() ? absl::OkStatus() : CommitFetched(ns, full, lease);
   }
   // What was fetched is written with its labels, the documents side by
   // side: their fsyncs overlap, and their directory fsync and RocksDB write
@@ -307,19 +315,25 @@ absl::Status Mirror::Apply(absl::string_view ns, std::vector<store::Image> chang
     for (const store::Image& image : part) {
       if (seen.insert(image.target.digest).second) targets.push_back(&image.target);
     }
-    // With a batching store the documents are read here and written after,
-    // in batches, their labels with the records.
-    std::vector<Fetched> fetched;
-    absl::Mutex fetched_mu;
+    // With a batching store the documents are read here and committed in
+    // batches, their labels with the records.
+    FetchedDocuments fetched;
     absl::Status copied = ForEachParallel(targets.size(), [&](size_t k) {
-      absl::Status s = CopyDocuments(ns, *targets[k], *lease,
-                                     batcher_ != nullptr ? &fetched : nullptr, &fetched_mu);
+      absl::Status s =
+          CopyDocuments(ns, *targets[k], *lease, batcher_ != nullptr ? &fetched : nullptr);
       if (!s.ok()) {
         return absl::Status(s.code(), absl::StrCat("mirroring ", targets[k]->digest, ": ", s.message()));
       }
       return s;
     });
-    if (copied.ok() && !fetched.empty()) copied = CommitFetched(ns, fetched, *lease);
+    std::vector<Fetched> rest;
+    std::map<std::string, store::Labels> labels;
+    {
+      absl::MutexLock lock(&fetched.mu);
+      rest.swap(fetched.pending);
+      labels.swap(fetched.labels);
+    }
+    if (copied.ok() && !rest.empty()) copied = CommitFetched(ns, rest, *lease);
     if (!copied.ok()) {
       CloseLease(ns, *lease);
       return copied;
@@ -328,10 +342,6 @@ absl::Status Mirror::Apply(absl::string_view ns, std::vector<store::Image> chang
     if (i == 0) deletes = gone;  // the first batch takes the deletes
     report->written += static_cast<int64_t>(part.size());
     report->deleted += static_cast<int64_t>(deletes.size());
-    std::map<std::string, store::Labels> labels;
-    for (const Fetched& f : fetched) {
-      if (!f.labels.empty()) labels[f.desc.digest].insert(f.labels.begin(), f.labels.end());
-    }
     absl::Status s = Write(ns, std::move(part), std::move(deletes),
                            std::vector<std::pair<std::string, store::Labels>>(labels.begin(),
                                                                               labels.end()));

@@ -22,6 +22,7 @@
 #define IMAGED_CRI_MIRROR_MIRROR_H_
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -130,22 +131,29 @@ class Mirror {
   // batches of batch_ under a lease each; counts go to `report`.
   absl::Status Apply(absl::string_view ns, std::vector<store::Image> changed,
                      std::vector<std::string> gone, MirrorSyncReport* report);
-  // A document read from containerd, to be written with its labels.
+  // A document read from containerd, to be committed.
   struct Fetched {
     store::Descriptor desc;
     std::string bytes;
-    store::Labels labels;
+  };
+  // What a batch's copies read from containerd, gathered for batched
+  // commits: committed whenever kMaxPendingBytes have gathered, the rest
+  // after the last copy. The gc.ref labels wait for the records' write.
+  struct FetchedDocuments {
+    static constexpr size_t kMaxPendingBytes = 32 << 20;
+    absl::Mutex mu;
+    std::vector<Fetched> pending ABSL_GUARDED_BY(mu);
+    size_t pending_bytes ABSL_GUARDED_BY(mu) = 0;
+    std::map<std::string, store::Labels> labels ABSL_GUARDED_BY(mu);
   };
   // Copies the documents `target` resolves through (for the platform) into
   // imaged's store under `lease`, with gc.ref labels. A document containerd
   // lacks is left out: the record then waits, unresolved, for it. With
-  // `fetched`, the documents read from containerd are added to it (under
-  // `fetched_mu`) for the caller to write, instead of written one by one.
+  // `fetched`, the documents read from containerd go there (see above)
+  // instead of being written one by one.
   absl::Status CopyDocuments(absl::string_view ns, const store::Descriptor& target,
-                             absl::string_view lease, std::vector<Fetched>* fetched,
-                             absl::Mutex* fetched_mu);
-  // Commits `fetched` in batches (store::BlobBatchCommitter) under `lease`;
-  // their labels go with the records (Write).
+                             absl::string_view lease, FetchedDocuments* fetched);
+  // Commits `fetched` in batches (store::BlobBatchCommitter) under `lease`.
   absl::Status CommitFetched(absl::string_view ns, const std::vector<Fetched>& fetched,
                              absl::string_view lease);
   class PendingDocuments;
