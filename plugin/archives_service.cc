@@ -20,7 +20,6 @@ namespace {
 
 namespace pb = ::imaged::v1;
 
-constexpr absl::Duration kImportLeaseExpiry = absl::Hours(24);
 constexpr size_t kMaxPlatform = 256;  // "os/arch/variant"
 constexpr size_t kMaxSource = 256;    // a path, as the client names the archive
 
@@ -154,23 +153,9 @@ grpc::Status ArchivesService::Import(grpc::ServerContext* ctx,
   };
   if (pending.size() > kMaxChunk) return ToGrpcStatus(TooLarge(pending.size()));
 
-  // A temporary lease keeps a collector off what the import has written
-  // until the records that hold it are there.
-  bool own_lease = false;
   options.lease = LeaseOf(*ctx);
-  if (options.lease.empty() && leases_ != nullptr) {
-    absl::StatusOr<std::string> lease = store::CreateTemporaryLease(
-        *leases_, *ns, "imaged-archive-import", absl::Now(), kImportLeaseExpiry);
-    if (!lease.ok()) return ToGrpcStatus(lease.status());
-    options.lease = *lease;
-    own_lease = true;
-  }
-  absl::StatusOr<cri::ImportResult> result =
-      cri::Import(content_, images_, *ns, read, source, options);
-  if (own_lease) {
-    absl::Status d = leases_->DeleteTemporary(*ns, options.lease);
-    if (result.ok() && !d.ok()) return ToGrpcStatus(d);
-  }
+  absl::StatusOr<cri::ImportResult> result = cri::ImportUnderLease(
+      content_, images_, leases_, *ns, read, source, "imaged-archive-import", options);
   if (!result.ok()) return ToGrpcStatus(result.status());
   for (const cri::ImportedImage& image : result->images) {
     if (events_ != nullptr) {

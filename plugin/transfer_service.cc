@@ -43,7 +43,6 @@ constexpr absl::Duration kProgressInterval = absl::Milliseconds(100);
 // How long a progress message may wait for the client to take it.
 constexpr absl::Duration kProgressSendTimeout = absl::Seconds(5);
 // A temporary lease of an import outlives a crashed imaged by this much.
-constexpr absl::Duration kImportLeaseExpiry = absl::Hours(24);
 
 store::Platform PlatformFromProto(const ::containerd::types::Platform& p) {
   store::Platform out;
@@ -373,25 +372,10 @@ absl::Status TransferService::Import(Call& call, const google::protobuf::Any& so
     return n;
   };
 
-  // A temporary lease keeps a collector off what the import has written
-  // until the records that hold it are there.
-  bool own_lease = false;
-  if (stores_.leases != nullptr && LeaseOf(*call.ctx).empty()) {
-    absl::StatusOr<std::string> lease = store::CreateTemporaryLease(
-        *stores_.leases, call.ns, "imaged-import", absl::Now(), kImportLeaseExpiry);
-    if (!lease.ok()) return lease.status();
-    options.lease = *lease;
-    own_lease = true;
-  } else {
-    options.lease = LeaseOf(*call.ctx);
-  }
-  absl::StatusOr<cri::ImportResult> result = cri::Import(
-      stores_.content, stores_.images, call.ns, read, absl::StrCat("stream ", iis.stream()),
-      options);
-  if (own_lease) {
-    absl::Status d = stores_.leases->DeleteTemporary(call.ns, options.lease);
-    if (result.ok() && !d.ok()) return d;
-  }
+  options.lease = LeaseOf(*call.ctx);
+  absl::StatusOr<cri::ImportResult> result = cri::ImportUnderLease(
+      stores_.content, stores_.images, stores_.leases, call.ns, read,
+      absl::StrCat("stream ", iis.stream()), "imaged-import", options);
   if (!result.ok()) return result.status();
   for (const cri::ImportedImage& image : result->images) {
     if (auto record = stores_.images->Get(call.ns, image.name); record.ok()) {

@@ -88,6 +88,7 @@
 #include "absl/time/time.h"
 #include "store/content_store.h"
 #include "store/image_store.h"
+#include "store/lease_store.h"
 #include "store/oci.h"
 #include "cri/archive/tar_reader.h"
 #include "store/platform.h"
@@ -147,10 +148,25 @@ using ArchiveWriteFn = std::function<absl::Status(absl::string_view data)>;
 absl::StatusOr<ImportResult> Import(store::ContentStore* content, store::ImageStore* images,
                                     absl::string_view ns, const ArchiveReadFn& read,
                                     absl::string_view source, const ImportOptions& options);
-// Imports the archive at `path` ("-" reads stdin).
+// Import under `options.lease`, or, when that is empty and `leases` is
+// given, under a temporary lease ("<lease_prefix>-...", expiring by itself
+// after a day should the caller die) deleted when the import is done, so a
+// collector leaves what the import wrote alone until the records hold it.
+// The import's error comes first; a lease that cannot be deleted fails an
+// import that succeeded.
+absl::StatusOr<ImportResult> ImportUnderLease(store::ContentStore* content,
+                                              store::ImageStore* images,
+                                              store::LeaseStore* leases, absl::string_view ns,
+                                              const ArchiveReadFn& read, absl::string_view source,
+                                              absl::string_view lease_prefix,
+                                              ImportOptions options);
+// Imports the archive at `path` ("-" reads stdin); with `leases`, as
+// ImportUnderLease does.
 absl::StatusOr<ImportResult> ImportFile(store::ContentStore* content, store::ImageStore* images,
                                         absl::string_view ns, const std::string& path,
-                                        const ImportOptions& options);
+                                        const ImportOptions& options,
+                                        store::LeaseStore* leases = nullptr,
+                                        absl::string_view lease_prefix = "");
 
 struct ExportOptions {
   store::Platform platform = store::DefaultPlatform();

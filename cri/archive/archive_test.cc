@@ -689,6 +689,28 @@ TEST_P(ArchiveTest, ABlobCommitThatFailsFailsTheImportNamingItsEntry) {
   EXPECT_EQ(result->blobs_present, 1);
 }
 
+// The temporary lease an import takes is gone afterwards, whether the
+// import succeeded or failed; a caller's own lease is used as given.
+TEST_P(ArchiveTest, ImportUnderLeaseTakesAndReleasesATemporaryLease) {
+  store::TestImage ti = Make("leased", "amd64", false);
+  std::string tar = Tar(
+      OciEntries(ti, IndexJson({Entry(ti.manifest, {{"io.containerd.image.name", "x/l:1"}})})));
+  store::LeaseStore* leases = b_->local->leases();
+  auto result = ImportUnderLease(b_content(), b_images(), leases, kNs, FromString(tar), "t.tar",
+                                 "test-import", {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(*leases->List(kNs, {}), IsEmpty());
+  auto failed = ImportUnderLease(b_content(), b_images(), leases, kNs, FromString("not a tar"),
+                                 "t.tar", "test-import", {});
+  EXPECT_FALSE(failed.ok());
+  EXPECT_THAT(*leases->List(kNs, {}), IsEmpty());
+  ImportOptions given;
+  given.lease = "no-such-lease";  // used as given: the store refuses it
+  auto refused = ImportUnderLease(b_content(), b_images(), leases, kNs, FromString(tar), "t.tar",
+                                  "test-import", given);
+  EXPECT_TRUE(absl::IsNotFound(refused.status())) << refused.status();
+}
+
 TEST_P(ArchiveTest, ReadErrorsPassThrough) {
   ArchiveReadFn failing = [](char*, size_t) -> absl::StatusOr<size_t> {
     return absl::UnavailableError("disk gone");

@@ -989,9 +989,29 @@ absl::StatusOr<ImportResult> Import(ContentStore* content, ImageStore* images, a
   return importer.Run(read);
 }
 
+absl::StatusOr<ImportResult> ImportUnderLease(store::ContentStore* content,
+                                              store::ImageStore* images,
+                                              store::LeaseStore* leases, absl::string_view ns,
+                                              const ArchiveReadFn& read, absl::string_view source,
+                                              absl::string_view lease_prefix,
+                                              ImportOptions options) {
+  if (!options.lease.empty() || leases == nullptr) {
+    return Import(content, images, ns, read, source, options);
+  }
+  absl::StatusOr<std::string> lease =
+      store::CreateTemporaryLease(*leases, ns, lease_prefix, absl::Now(), absl::Hours(24));
+  if (!lease.ok()) return lease.status();
+  options.lease = *lease;
+  absl::StatusOr<ImportResult> result = Import(content, images, ns, read, source, options);
+  absl::Status released = leases->DeleteTemporary(ns, *lease);
+  if (result.ok() && !released.ok()) return released;
+  return result;
+}
+
 absl::StatusOr<ImportResult> ImportFile(ContentStore* content, ImageStore* images,
                                         absl::string_view ns, const std::string& path,
-                                        const ImportOptions& options) {
+                                        const ImportOptions& options, store::LeaseStore* leases,
+                                        absl::string_view lease_prefix) {
   int fd = 0;
   if (path != "-") {
     fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -1004,7 +1024,8 @@ absl::StatusOr<ImportResult> ImportFile(ContentStore* content, ImageStore* image
       if (errno != EINTR) return store::ErrnoError(errno, absl::StrCat("read ", path));
     }
   };
-  auto result = Import(content, images, ns, read, path == "-" ? "(stdin)" : path, options);
+  auto result = ImportUnderLease(content, images, leases, ns, read,
+                                 path == "-" ? "(stdin)" : path, lease_prefix, options);
   if (fd != 0) ::close(fd);
   return result;
 }

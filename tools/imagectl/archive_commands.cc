@@ -61,17 +61,12 @@ absl::Status ImportThroughContentApi(const std::shared_ptr<grpc::Channel>& ch,
   options.digest_refs = flags.digests;
   plugin::RemoteContentStore content(ch);
   plugin::RemoteImageStore images(ch);
-  // The import runs under a lease, so the server's collector leaves blobs
-  // written before their image record alone; it expires by itself if we die.
+  // Under a temporary lease, so the server's collector leaves blobs written
+  // before their image record alone; it expires by itself if we die.
   plugin::RemoteLeaseStore leases(ch);
-  absl::StatusOr<std::string> lease = store::CreateTemporaryLease(
-      leases, flags.ns, absl::StrCat("imagectl-import-", ::getpid()), absl::Now(), absl::Hours(24));
-  if (!lease.ok()) return lease.status();
-  options.lease = *lease;
-  auto result = cri::ImportFile(&content, &images, flags.ns, file, options);
-  absl::Status released = leases.DeleteTemporary(flags.ns, *lease);
+  auto result = cri::ImportFile(&content, &images, flags.ns, file, options, &leases,
+                                absl::StrCat("imagectl-import-", ::getpid()));
   if (!result.ok()) return result.status();
-  if (!released.ok()) return released;
   PrintImported(result->images, result->blobs_written, result->blobs_present, flags.ns, out);
   return absl::OkStatus();
 }
