@@ -22,13 +22,21 @@ std::string VerboseInfo(const store::CriImage& image, const std::string& config)
   return info.dump();
 }
 
-// A raw callback method's request, parsed.
-bool ParseRaw(const grpc::ByteBuffer* raw, google::protobuf::MessageLite* out) {
+// A raw method's request, parsed.
+bool ParseRaw(const grpc::ByteBuffer& raw, google::protobuf::MessageLite* out) {
   std::vector<grpc::Slice> slices;
-  if (!raw->Dump(&slices).ok()) return false;
+  if (!raw.Dump(&slices).ok()) return false;
+  if (slices.size() == 1) {
+    return out->ParseFromArray(slices[0].begin(), static_cast<int>(slices[0].size()));
+  }
   std::string bytes;
   for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return out->ParseFromString(bytes);
+}
+
+grpc::ByteBuffer Serialized(const google::protobuf::MessageLite& message) {
+  grpc::Slice slice(message.SerializeAsString());
+  return grpc::ByteBuffer(&slice, 1);
 }
 
 }  // namespace
@@ -113,35 +121,49 @@ absl::StatusOr<ListImagesCache::Answer> CriService::BuildList(
   return out;
 }
 
-grpc::ServerUnaryReactor* CriService::ListImages(grpc::CallbackServerContext* ctx,
-                                                 const grpc::ByteBuffer* req,
-                                                 grpc::ByteBuffer* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+void CriService::ServeAsync(AsyncCalls* calls) {
+  calls->AddRawUnary(
+      [this](grpc::ServerContext* ctx, grpc::ByteBuffer* req,
+             grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
+             grpc::ServerCompletionQueue* cq, void* tag) {
+        RequestListImages(ctx, req, writer, cq, cq, tag);
+      },
+      [this](grpc::ServerContext*, const grpc::ByteBuffer& req, RawReply reply) {
+        AnswerListImages(req, std::move(reply));
+      });
+  calls->AddRawUnary(
+      [this](grpc::ServerContext* ctx, grpc::ByteBuffer* req,
+             grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
+             grpc::ServerCompletionQueue* cq, void* tag) {
+        RequestImageStatus(ctx, req, writer, cq, cq, tag);
+      },
+      [this](grpc::ServerContext*, const grpc::ByteBuffer& req, RawReply reply) {
+        AnswerImageStatus(req, std::move(reply));
+      });
+}
+
+void CriService::AnswerListImages(const grpc::ByteBuffer& raw, RawReply reply) {
   cripb::ListImagesRequest request;
-  if (!ParseRaw(req, &request)) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed ListImagesRequest"));
-    return reactor;
+  if (!ParseRaw(raw, &request)) {
+    reply(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed ListImagesRequest"), {});
+    return;
   }
   const std::string& filter = request.filter().image().image();
   if (filter.empty()) {
-    list_cache_->Get([reactor, resp](const absl::Status& s, const grpc::ByteBuffer& answer) {
-      if (s.ok()) *resp = answer;
-      reactor->Finish(ToGrpcStatus(s));
+    list_cache_->Get([reply](const absl::Status& s, const grpc::ByteBuffer& answer) {
+      reply(ToGrpcStatus(s), s.ok() ? answer : grpc::ByteBuffer());
     });
-    return reactor;
+    return;
   }
   // One image at most: a point lookup, answered inline.
   auto images = images_->ListImages(ns_, filter);
   if (!images.ok()) {
-    reactor->Finish(ToGrpcStatus(images.status()));
-    return reactor;
+    reply(ToGrpcStatus(images.status()), {});
+    return;
   }
   cripb::ListImagesResponse answer;
   for (const store::CriImage& image : *images) ToCriImage(image, answer.add_images());
-  grpc::Slice slice(answer.SerializeAsString());
-  *resp = grpc::ByteBuffer(&slice, 1);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  reply(grpc::Status::OK, Serialized(answer));
 }
 
 grpc::Status CriService::StreamImages(grpc::ServerContext*, const cripb::StreamImagesRequest* req,
@@ -202,46 +224,35 @@ grpc::Status CriService::StatusFromIndex(const cripb::ImageStatusRequest& req,
   return Answer(**image, req.verbose(), resp);
 }
 
-grpc::ServerUnaryReactor* CriService::ImageStatus(grpc::CallbackServerContext* ctx,
-                                                  const grpc::ByteBuffer* req,
-                                                  grpc::ByteBuffer* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  // Request and answer live until the reactor finishes (a miss finishes later).
-  struct Call {
-    cripb::ImageStatusRequest req;
-    cripb::ImageStatusResponse resp;
-  };
-  auto call = std::make_shared<Call>();
-  if (!ParseRaw(req, &call->req)) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed ImageStatusRequest"));
-    return reactor;
+void CriService::AnswerImageStatus(const grpc::ByteBuffer& raw, RawReply reply) {
+  cripb::ImageStatusRequest req;
+  if (!ParseRaw(raw, &req)) {
+    reply(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed ImageStatusRequest"), {});
+    return;
   }
-  auto finish = [reactor, resp, call](const grpc::Status& s) {
-    if (s.ok()) {
-      grpc::Slice slice(call->resp.SerializeAsString());
-      *resp = grpc::ByteBuffer(&slice, 1);
-    }
-    reactor->Finish(s);
-  };
-  const std::string& ref = call->req.image().image();
+  cripb::ImageStatusResponse resp;
   bool found = false;
-  grpc::Status s = StatusFromIndex(call->req, &call->resp, &found);
-  if (!s.ok() || found || misses_ == nullptr || ref.empty()) {
-    finish(s);  // an image, an error, or kubelet's "not present"
-  } else {
-    // Read-your-writes: containerd may have the image before its event
-    // reached the mirror. Asked off this thread, within the miss budget;
-    // whatever the lookup's outcome, an absent image is "not present".
-    misses_->Lookup(ns_, ref, [this, call, finish](cri::MirrorMisses::Outcome o) {
-      if (o != cri::MirrorMisses::Outcome::kFound) {
-        finish(grpc::Status::OK);
-        return;
-      }
-      bool found = false;  // absent after all: "not present", an OK status
-      finish(StatusFromIndex(call->req, &call->resp, &found));
-    });
+  grpc::Status s = StatusFromIndex(req, &resp, &found);
+  if (!s.ok() || found || misses_ == nullptr || req.image().image().empty()) {
+    // an image, an error, or kubelet's "not present"
+    reply(s, s.ok() ? Serialized(resp) : grpc::ByteBuffer());
+    return;
   }
-  return reactor;
+  // Read-your-writes: containerd may have the image before its event
+  // reached the mirror. Asked off this thread, within the miss budget;
+  // whatever the lookup's outcome, an absent image is "not present".
+  const std::string ref = req.image().image();
+  misses_->Lookup(ns_, ref,
+                  [this, req = std::move(req), reply](cri::MirrorMisses::Outcome o) {
+                    cripb::ImageStatusResponse resp;
+                    if (o != cri::MirrorMisses::Outcome::kFound) {
+                      reply(grpc::Status::OK, Serialized(resp));
+                      return;
+                    }
+                    bool found = false;  // absent after all: "not present", an OK status
+                    grpc::Status s = StatusFromIndex(req, &resp, &found);
+                    reply(s, s.ok() ? Serialized(resp) : grpc::ByteBuffer());
+                  });
 }
 
 grpc::Status CriService::ForwardPull(grpc::ServerContext* ctx, const cripb::PullImageRequest* req,

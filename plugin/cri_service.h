@@ -12,6 +12,7 @@
 #include "cri/image_service.h"
 #include "cri/mirror/mirror_misses.h"
 #include "cri/registry/puller.h"
+#include "plugin/async_calls.h"
 #include "plugin/event_exchange.h"
 #include "plugin/gc_scheduler.h"
 #include "plugin/list_images_cache.h"
@@ -21,15 +22,14 @@ namespace imaged::plugin {
 
 namespace cripb = ::runtime::v1;
 
-// ListImages is served raw (callback API): an unfiltered list is the cached
-// serialized answer (list_images_cache.h), a filtered one is built per call.
-// ImageStatus (a few point reads) is answered on gRPC's callback thread
-// without the sync server's hand-off to a worker thread; raw too, so that a
-// request that does not parse is InvalidArgument (gRPC's own parse of a
-// callback method's request answers Unimplemented).
+// ListImages and ImageStatus are served raw on the async calls' thread
+// (async_calls.h), without a hand-off between gRPC's threads: an unfiltered
+// list is the cached serialized answer (list_images_cache.h), a filtered one
+// is built per call, and ImageStatus is a few point reads. Raw, so that a
+// request that does not parse is InvalidArgument. ServeAsync registers them.
 class CriService final
-    : public cripb::ImageService::WithRawCallbackMethod_ListImages<
-          cripb::ImageService::WithRawCallbackMethod_ImageStatus<cripb::ImageService::Service>> {
+    : public cripb::ImageService::WithRawMethod_ListImages<
+          cripb::ImageService::WithRawMethod_ImageStatus<cripb::ImageService::Service>> {
  public:
   // Images per StreamImages response message.
   static constexpr size_t kStreamBatch = 100;
@@ -43,18 +43,19 @@ class CriService final
     StartListCache();
   }
 
-  grpc::ServerUnaryReactor* ListImages(grpc::CallbackServerContext* ctx,
-                                       const grpc::ByteBuffer* req,
-                                       grpc::ByteBuffer* resp) override;
+  // Registers ListImages and ImageStatus with `calls`, before the server is
+  // built.
+  void ServeAsync(AsyncCalls* calls);
+  // The raw ListImages call: `request` need not parse.
+  void AnswerListImages(const grpc::ByteBuffer& request, RawReply reply);
   // Starts building the unfiltered ListImages answer now, before anyone asks.
   void WarmUp();
   // The unfiltered answer's cache (hits, rebuilds, size), for metrics.
   ListImagesCache::Stats ListCacheStats() const { return list_cache_->stats(); }
   grpc::Status StreamImages(grpc::ServerContext* ctx, const cripb::StreamImagesRequest* req,
                             grpc::ServerWriter<cripb::StreamImagesResponse>* writer) override;
-  grpc::ServerUnaryReactor* ImageStatus(grpc::CallbackServerContext* ctx,
-                                        const grpc::ByteBuffer* req,
-                                        grpc::ByteBuffer* resp) override;
+  // The raw ImageStatus call; a mirror-mode miss replies from another thread.
+  void AnswerImageStatus(const grpc::ByteBuffer& request, RawReply reply);
   // ImageStatus from the index alone (no mirror lookup): fills `resp` and
   // sets `found` when the index has the image. The whole of the call but
   // gRPC's part; public for tools/bench/cri_bench.

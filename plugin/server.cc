@@ -162,6 +162,10 @@ void Server::StartCollector() {
 absl::Status Server::BuildServices(const store::Platform& platform) {
   store::RocksDbImageStore* images = images_;
   GcScheduler* gc = gc_.get();
+  auto health = std::make_unique<HealthService>();
+  health->ServeAsync(&async_calls_);
+  health_ = health.get();
+  services_.push_back(std::move(health));
   services_.push_back(std::make_unique<ContentService>(content_, &events_, config_.content_proxy));
   services_.push_back(std::make_unique<ImagesService>(images, &events_, gc));
   services_.push_back(std::make_unique<EventsService>(&events_));
@@ -182,7 +186,9 @@ absl::Status Server::BuildServices(const store::Platform& platform) {
                                             platform, std::move(pull_options));
     cri_puller = puller_.get();
     // containerd 2.x's ctr pulls, imports and exports through these.
-    services_.push_back(std::make_unique<StreamingService>(&streams_));
+    auto streaming = std::make_unique<StreamingService>(&streams_);
+    streaming->ServeAsync(&async_calls_);
+    services_.push_back(std::move(streaming));
     services_.push_back(std::make_unique<TransferService>(
         TransferService::Stores{content_, images, leases_, puller_.get()}, &streams_, &events_,
         platform, &transfer_slots_));
@@ -198,9 +204,7 @@ absl::Status Server::BuildServices(const store::Platform& platform) {
     mirror_options.calls.list_timeout = config_.containerd_list_timeout;
     mirror_options.calls.stream_cap = config_.upstream_pull_timeout;
     mirror_options.on_serving = [this](bool serving) {
-      if (grpc_ != nullptr && grpc_->GetHealthCheckService() != nullptr) {
-        grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, serving);
-      }
+      health_->SetServingStatus(kMirrorHealthService, serving);
     };
     mirror_ = std::make_unique<MirrorRunner>(
         std::move(mirror_options), cri::MirrorTarget{content_, images, images, leases_}, platform);
@@ -230,6 +234,7 @@ absl::Status Server::BuildServices(const store::Platform& platform) {
                                                      grpc::InsecureChannelCredentials()),
                            options);
   }
+  cri_service->ServeAsync(&async_calls_);
   cri_service_ = cri_service.get();
   // kubelet lists images as soon as it connects: have the answer under way.
   cri_service->WarmUp();
@@ -240,7 +245,6 @@ absl::Status Server::BuildServices(const store::Platform& platform) {
 }
 
 absl::Status Server::Serve() {
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config_.address, grpc::InsecureServerCredentials());
@@ -257,10 +261,12 @@ absl::Status Server::Serve() {
     builder.experimental().SetInterceptorCreators(std::move(timing));
   }
   for (const auto& service : services_) builder.RegisterService(service.get());
+  async_calls_.AddTo(&builder);
   grpc_ = builder.BuildAndStart();
   if (grpc_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.address));
   }
+  async_calls_.Start();
   if (::chmod(config_.address.c_str(), config_.socket_mode) != 0) {
     return store::ErrnoError(errno, absl::StrCat("chmod ", config_.address));
   }
@@ -274,7 +280,7 @@ absl::Status Server::Serve() {
     std::fprintf(stderr, "imaged: metrics on port %d (GET /metrics)\n", metrics_->port());
   }
   if (mirror_ != nullptr) {
-    grpc_->GetHealthCheckService()->SetServingStatus(kMirrorHealthService, false);
+    health_->SetServingStatus(kMirrorHealthService, false);
     mirror_->Start();
   }
   return absl::OkStatus();
@@ -309,6 +315,7 @@ void Server::Shutdown() {
   // start must not remove the socket of the live server it found there.
   const bool listening = grpc_ != nullptr;
   events_.Close();
+  if (health_ != nullptr) health_->Shutdown();  // its watches end
   if (listening) {
     // A handler waiting on containerd, or running a garbage collection,
     // would hold the drain past its deadline (gRPC waits for every handler to
@@ -326,6 +333,7 @@ void Server::Shutdown() {
                     absl::ToChronoMilliseconds(config_.shutdown_timeout);
     grpc_->Shutdown(deadline);
     grpc_->Wait();
+    async_calls_.Shutdown();
     drained.Notify();
     canceller.join();
   }
@@ -337,6 +345,7 @@ void Server::Shutdown() {
   if (gc_ != nullptr) gc_->Stop();
   grpc_.reset();
   cri_service_ = nullptr;
+  health_ = nullptr;
   services_.clear();
   cri_.reset();
   puller_.reset();

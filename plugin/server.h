@@ -23,6 +23,8 @@
 #include "plugin/event_exchange.h"
 #include "plugin/events_service.h"
 #include "plugin/streaming_service.h"
+#include "plugin/health_service.h"
+#include "plugin/async_calls.h"
 #include "plugin/images_service.h"
 #include "plugin/metrics.h"
 #include "plugin/gc_scheduler.h"
@@ -104,8 +106,11 @@ class Server {
   StreamManager streams_;  // containerd 2.x Streaming calls (standalone mode)
   // Transfers and Archives imports running at once, together.
   CallSlots transfer_slots_{store::kMaxConcurrentTransfers};
+  // ListImages, ImageStatus, Health/Check and Streaming: outlives grpc_.
+  AsyncCalls async_calls_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   CriService* cri_service_ = nullptr;  // one of services_
+  HealthService* health_ = nullptr;    // one of services_
   std::unique_ptr<grpc::Server> grpc_;
   absl::Notification stop_;
   std::thread expirer_;

@@ -39,59 +39,30 @@ absl::Status UnpackAny(const google::protobuf::Any& any, google::protobuf::Messa
 
 // One Streaming call: reads the StreamInit, registers the stream, acks it,
 // then serves the ManagedStream's reads and writes until it is closed or
-// the call ends. Deletes itself in OnDone.
-class StreamReactor final
-    : public grpc::ServerBidiReactor<google::protobuf::Any, google::protobuf::Any> {
+// the call ends. Its completions run on the async calls' thread, one at a
+// time; the ManagedStream starts reads, writes and the finish from its
+// user's threads. Deletes itself once the call has ended and no operation
+// is in flight.
+class StreamCall final {
  public:
-  StreamReactor(StreamManager* manager, grpc::CallbackServerContext* ctx)
-      : manager_(manager), stream_(std::make_shared<ManagedStream>(this)) {
-    absl::StatusOr<std::string> ns = ContentNamespace(*ctx);
-    if (!ns.ok()) {
-      FinishOnce(ToGrpcStatus(ns.status()));
-      return;
-    }
-    ns_ = *std::move(ns);
-    absl::MutexLock op(&stream_->op_mu_);
-    StartRead(&init_);
+  StreamCall(StreamingService* service, grpc::ServerCompletionQueue* cq)
+      : service_(service), rw_(&ctx_), stream_(std::make_shared<ManagedStream>(this)) {
+    ctx_.AsyncNotifyWhenDone(&ended_tag_);
+    service_->RequestStream(&ctx_, &rw_, cq, cq, &started_tag_);
   }
 
-  void OnReadDone(bool ok) override {
-    if (phase_.load() == Phase::kInit) {
-      Init(ok);
-      return;
-    }
-    absl::MutexLock lock(&stream_->mu_);
-    stream_->read_ = ManagedStream::Op::kDone;
-    stream_->read_ok_ = ok;
+  // The stream's operations, called with stream_->op_mu_ held.
+  void StartRead(google::protobuf::Any* msg) {
+    Begin();
+    rw_.Read(msg, &read_tag_);
   }
-
-  void OnWriteDone(bool ok) override {
-    if (phase_.load() == Phase::kAck) {
-      phase_ = Phase::kOpen;
-      {
-        absl::MutexLock lock(&stream_->mu_);
-        stream_->write_ = ManagedStream::Op::kIdle;
-      }
-      if (!ok) FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "stream ended"));
-      return;
-    }
-    absl::MutexLock lock(&stream_->mu_);
-    stream_->write_ = ManagedStream::Op::kDone;
-    stream_->write_ok_ = ok;
+  void StartWrite(const google::protobuf::Any* msg) {
+    Begin();
+    rw_.Write(*msg, &write_tag_);
   }
-
-  void OnCancel() override {
-    FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
-  }
-
-  void OnDone() override {
-    if (registered_) manager_->Unregister(ns_, id_, stream_.get());
-    {
-      absl::MutexLock lock(&stream_->mu_);
-      stream_->done_ = true;
-      stream_->reactor_ = nullptr;
-    }
-    delete this;
+  void Finish(const grpc::Status& status) {
+    Begin();
+    rw_.Finish(status, &finish_tag_);
   }
 
   // Finishes the call once; later calls do nothing.
@@ -107,6 +78,86 @@ class StreamReactor final
 
  private:
   enum class Phase { kInit, kAck, kOpen };
+
+  void OnStarted(bool ok) {
+    if (!ok) {  // the server is shutting down: no call came (nor will its end)
+      delete this;
+      return;
+    }
+    service_->calls_->Arm(service_->arm_);
+    absl::StatusOr<std::string> ns = ContentNamespace(ctx_);
+    if (!ns.ok()) {
+      FinishOnce(ToGrpcStatus(ns.status()));
+      return;
+    }
+    ns_ = *std::move(ns);
+    absl::MutexLock op(&stream_->op_mu_);
+    StartRead(&init_);
+  }
+
+  void OnReadDone(bool ok) {
+    if (phase_.load() == Phase::kInit) {
+      Init(ok);
+    } else {
+      absl::MutexLock lock(&stream_->mu_);
+      stream_->read_ = ManagedStream::Op::kDone;
+      stream_->read_ok_ = ok;
+    }
+    Settle();
+  }
+
+  void OnWriteDone(bool ok) {
+    if (phase_.load() == Phase::kAck) {
+      phase_ = Phase::kOpen;
+      {
+        absl::MutexLock lock(&stream_->mu_);
+        stream_->write_ = ManagedStream::Op::kIdle;
+      }
+      if (!ok) FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "stream ended"));
+    } else {
+      absl::MutexLock lock(&stream_->mu_);
+      stream_->write_ = ManagedStream::Op::kDone;
+      stream_->write_ok_ = ok;
+    }
+    Settle();
+  }
+
+  void OnFinished(bool) { Settle(); }
+
+  // The call is over: finished, or cancelled by the client or the server's
+  // shutdown.
+  void OnEnded(bool) {
+    if (ctx_.IsCancelled()) {
+      FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      ended_ = true;
+    }
+    Settle(/*op_done=*/false);
+  }
+
+  void Begin() {
+    absl::MutexLock lock(&mu_);
+    ++in_flight_;
+  }
+
+  // An operation has completed (`op_done`) or the call has ended: once both
+  // the call is over and nothing is in flight, the stream is let go.
+  void Settle(bool op_done = true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (op_done) --in_flight_;
+      if (!ended_ || in_flight_ > 0) return;
+    }
+    if (registered_) service_->manager_->Unregister(ns_, id_, stream_.get());
+    {
+      absl::MutexLock lock(&stream_->mu_);
+      stream_->done_ = true;
+      stream_->call_ = nullptr;
+    }
+    delete this;
+  }
 
   void Init(bool ok) {
     if (!ok) {
@@ -132,7 +183,7 @@ class StreamReactor final
       absl::MutexLock lock(&stream_->mu_);
       stream_->write_ = ManagedStream::Op::kPending;
     }
-    if (absl::Status s = manager_->Register(ns_, id_, stream_); !s.ok()) {
+    if (absl::Status s = service_->manager_->Register(ns_, id_, stream_); !s.ok()) {
       FinishOnce(ToGrpcStatus(s));
       return;
     }
@@ -150,14 +201,24 @@ class StreamReactor final
     StartWrite(&ack_);
   }
 
-  StreamManager* const manager_;
+  StreamingService* const service_;
+  grpc::ServerContext ctx_;
+  grpc::ServerAsyncReaderWriter<google::protobuf::Any, google::protobuf::Any> rw_;
   const std::shared_ptr<ManagedStream> stream_;
+  MemberTag<StreamCall> started_tag_{this, &StreamCall::OnStarted};
+  MemberTag<StreamCall> read_tag_{this, &StreamCall::OnReadDone};
+  MemberTag<StreamCall> write_tag_{this, &StreamCall::OnWriteDone};
+  MemberTag<StreamCall> finish_tag_{this, &StreamCall::OnFinished};
+  MemberTag<StreamCall> ended_tag_{this, &StreamCall::OnEnded};
   std::string ns_;
   std::string id_;
-  bool registered_ = false;
+  bool registered_ = false;  // only touched on the queue's thread
   std::atomic<Phase> phase_{Phase::kInit};
   google::protobuf::Any init_;
   google::protobuf::Any ack_;
+  absl::Mutex mu_;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // reads, writes and the finish
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 absl::Status ManagedStream::Send(google::protobuf::Any message, absl::Duration timeout) {
@@ -182,7 +243,7 @@ absl::Status ManagedStream::Send(google::protobuf::Any message, absl::Duration t
       write_ = Op::kPending;
     }
     write_msg_ = std::move(message);
-    reactor_->StartWrite(&write_msg_);
+    call_->StartWrite(&write_msg_);
   }
   absl::MutexLock lock(&mu_);
   if (!mu_.AwaitWithTimeout(absl::Condition(&write_settled), timeout)) {
@@ -208,7 +269,7 @@ absl::Status ManagedStream::Recv(google::protobuf::Any* message, absl::Duration 
       }
     }
     // A read that timed out earlier is still pending: its message is next.
-    if (start) reactor_->StartRead(&read_msg_);
+    if (start) call_->StartRead(&read_msg_);
   }
   absl::MutexLock lock(&mu_);
   auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -236,7 +297,7 @@ void ManagedStream::Close(const absl::Status& status) {
     if (finished_) return;
     finished_ = true;
   }
-  reactor_->Finish(ToGrpcStatus(status));
+  call_->Finish(ToGrpcStatus(status));
 }
 
 StreamManager::~StreamManager() {
@@ -279,9 +340,10 @@ size_t StreamManager::size() {
   return streams_.size();
 }
 
-grpc::ServerBidiReactor<google::protobuf::Any, google::protobuf::Any>* StreamingService::Stream(
-    grpc::CallbackServerContext* ctx) {
-  return new StreamReactor(manager_, ctx);
+void StreamingService::ServeAsync(AsyncCalls* calls) {
+  calls_ = calls;
+  arm_ = [this](grpc::ServerCompletionQueue* cq) { new StreamCall(this, cq); };
+  calls->AddMethod(arm_);
 }
 
 }  // namespace imaged::plugin

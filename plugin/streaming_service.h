@@ -4,8 +4,8 @@
 // the stream then waits, registered under (namespace, id), for another call
 // (Transfer) to use it: progress, registry credentials, archive bytes.
 //
-// The stream is served with the callback API, so an idle stream holds no
-// thread. Its user sees it as a ManagedStream with blocking Send and Recv;
+// The stream is served with the async API on the async calls' thread
+// (async_calls.h), so an idle stream holds no thread. Its user sees it as a ManagedStream with blocking Send and Recv;
 // Close ends the call (the client reads EOF). A stream the client cancels,
 // or that is never used, leaves the manager when its call ends.
 #ifndef IMAGED_PLUGIN_STREAMING_SERVICE_H_
@@ -23,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "api/containerd/services/streaming/v1/streaming.grpc.pb.h"
+#include "plugin/async_calls.h"
 
 namespace imaged::plugin {
 
@@ -41,13 +42,13 @@ google::protobuf::Any PackAny(const google::protobuf::Message& message);
 // bytes do not parse.
 absl::Status UnpackAny(const google::protobuf::Any& any, google::protobuf::Message* out);
 
-class StreamReactor;
+class StreamCall;
 
 // One registered stream, as the call that uses it sees it. Send and Recv
 // may be called by one thread at a time each.
 class ManagedStream {
  public:
-  explicit ManagedStream(StreamReactor* reactor) : reactor_(reactor) {}
+  explicit ManagedStream(StreamCall* call) : call_(call) {}
   ManagedStream(const ManagedStream&) = delete;
   ManagedStream& operator=(const ManagedStream&) = delete;
 
@@ -66,12 +67,12 @@ class ManagedStream {
   void Close(const absl::Status& status = absl::OkStatus());
 
  private:
-  friend class StreamReactor;
+  friend class StreamCall;
   enum class Op { kIdle, kPending, kDone };
 
   // Start* and Finish are called with op_mu_ held, never concurrently.
   absl::Mutex op_mu_;
-  StreamReactor* reactor_;  // valid until `done_`
+  StreamCall* call_;  // valid until `done_`
 
   absl::Mutex mu_;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;  // Finish called
@@ -109,16 +110,19 @@ class StreamManager {
       ABSL_GUARDED_BY(mu_);
 };
 
-class StreamingService final : public streamingpb::Streaming::CallbackService {
+class StreamingService final : public streamingpb::Streaming::AsyncService {
  public:
   // `manager` is not owned and must outlive the service.
   explicit StreamingService(StreamManager* manager) : manager_(manager) {}
 
-  grpc::ServerBidiReactor<google::protobuf::Any, google::protobuf::Any>* Stream(
-      grpc::CallbackServerContext* ctx) override;
+  // Registers Stream with `calls`, before the server is built.
+  void ServeAsync(AsyncCalls* calls);
 
  private:
+  friend class StreamCall;
   StreamManager* const manager_;
+  AsyncCalls* calls_ = nullptr;
+  ArmFn arm_;  // requests one more Stream call
 };
 
 }  // namespace imaged::plugin

@@ -64,6 +64,10 @@ inline constexpr size_t kMaxTransferItems = 64;
 // Transfer calls running at once (each holds a server thread for as long as
 // its pull, import or export takes; containerd: no limit).
 inline constexpr int kMaxConcurrentTransfers = 16;
+// grpc.health.v1: a service name (gRPC's own health service: no limit), and
+// Watch calls open at once (each holds a server thread; gRPC: no limit).
+inline constexpr size_t kMaxHealthServiceLength = 256;
+inline constexpr int kMaxHealthWatchers = 8;
 // Blobs one BlobBatchCommitter::CommitBlobs call commits together, and
 // their bytes (an import's small documents: they are held in memory).
 inline constexpr size_t kMaxBatchBlobs = 256;

@@ -1,0 +1,100 @@
+#include "plugin/async_calls.h"
+
+#include <utility>
+
+namespace imaged::plugin {
+
+// One call of a raw unary method, from its request to its answer's
+// completion. Deletes itself.
+class AsyncCalls::RawUnaryCall final : public AsyncTag {
+ public:
+  RawUnaryCall(AsyncCalls* calls, const RawUnaryMethod* method, grpc::ServerCompletionQueue* cq)
+      : calls_(calls), method_(method), writer_(&ctx_) {
+    method_->request(&ctx_, &request_, &writer_, cq, this);
+  }
+
+  void Proceed(bool ok) override {
+    if (answering_) {  // the answer went out, or the call ended first
+      delete this;
+      return;
+    }
+    if (!ok) {  // the server is shutting down: no call came
+      delete this;
+      return;
+    }
+    answering_ = true;
+    calls_->Arm([calls = calls_, method = method_](grpc::ServerCompletionQueue* cq) {
+      new RawUnaryCall(calls, method, cq);
+    });
+    method_->handler(&ctx_, request_, [this](const grpc::Status& status, grpc::ByteBuffer answer) {
+      if (status.ok()) {
+        writer_.Finish(answer, status, this);
+      } else {
+        writer_.FinishWithError(status, this);
+      }
+    });
+  }
+
+ private:
+  AsyncCalls* const calls_;
+  const RawUnaryMethod* const method_;
+  grpc::ServerContext ctx_;
+  grpc::ByteBuffer request_;
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer_;
+  bool answering_ = false;  // only ever touched on the queue's thread
+};
+
+AsyncCalls::~AsyncCalls() { Shutdown(); }
+
+void AsyncCalls::AddRawUnary(RawUnaryRequest request, RawUnaryHandler handler) {
+  unary_.push_back(
+      std::make_unique<RawUnaryMethod>(RawUnaryMethod{std::move(request), std::move(handler)}));
+}
+
+void AsyncCalls::AddMethod(ArmFn arm) { arms_.push_back(std::move(arm)); }
+
+void AsyncCalls::AddTo(grpc::ServerBuilder* builder) { cq_ = builder->AddCompletionQueue(); }
+
+void AsyncCalls::Start() {
+  for (const auto& method : unary_) {
+    for (int i = 0; i < kRequestedPerMethod; ++i) {
+      Arm([this, m = method.get()](grpc::ServerCompletionQueue* cq) {
+        new RawUnaryCall(this, m, cq);
+      });
+    }
+  }
+  for (const ArmFn& arm : arms_) {
+    for (int i = 0; i < kRequestedPerMethod; ++i) Arm(arm);
+  }
+  thread_ = std::thread([this] {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) static_cast<AsyncTag*>(tag)->Proceed(ok);
+  });
+}
+
+void AsyncCalls::Arm(const ArmFn& arm) {
+  absl::MutexLock lock(&arm_mu_);
+  if (!closed_) arm(cq_.get());
+}
+
+void AsyncCalls::Shutdown() {
+  {
+    absl::MutexLock lock(&arm_mu_);
+    if (closed_ || cq_ == nullptr) {
+      closed_ = true;
+      return;
+    }
+    closed_ = true;
+    cq_->Shutdown();
+  }
+  if (thread_.joinable()) {
+    thread_.join();
+  } else {  // never started: drain here
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) static_cast<AsyncTag*>(tag)->Proceed(ok);
+  }
+}
+
+}  // namespace imaged::plugin
