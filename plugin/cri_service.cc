@@ -22,16 +22,37 @@ std::string VerboseInfo(const store::CriImage& image, const std::string& config)
   return info.dump();
 }
 
-// A raw method's request, parsed.
-bool ParseRaw(const grpc::ByteBuffer& raw, google::protobuf::MessageLite* out) {
-  std::vector<grpc::Slice> slices;
-  if (!raw.Dump(&slices).ok()) return false;
-  if (slices.size() == 1) {
-    return out->ParseFromArray(slices[0].begin(), static_cast<int>(slices[0].size()));
+// A raw request's bytes, contiguous: a view of its one slice, or a copy of
+// its slices.
+class RawBytes {
+ public:
+  explicit RawBytes(const grpc::ByteBuffer& raw) : ok_(raw.Dump(&slices_).ok()) {
+    if (slices_.size() == 1) {
+      view_ = absl::string_view(reinterpret_cast<const char*>(slices_[0].begin()), slices_[0].size());
+      return;
+    }
+    for (const grpc::Slice& s : slices_) {
+      joined_.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    view_ = joined_;
   }
-  std::string bytes;
-  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return out->ParseFromString(bytes);
+  bool ok() const { return ok_; }
+  absl::string_view view() const { return view_; }
+
+ private:
+  std::vector<grpc::Slice> slices_;
+  std::string joined_;
+  bool ok_;
+  absl::string_view view_;
+};
+
+// A raw method's request, parsed.
+bool ParseRaw(const RawBytes& raw, google::protobuf::MessageLite* out) {
+  return raw.ok() && out->ParseFromArray(raw.view().data(), static_cast<int>(raw.view().size()));
+}
+
+bool ParseRaw(const grpc::ByteBuffer& raw, google::protobuf::MessageLite* out) {
+  return ParseRaw(RawBytes(raw), out);
 }
 
 grpc::ByteBuffer Serialized(const google::protobuf::MessageLite& message) {
@@ -225,17 +246,31 @@ grpc::Status CriService::StatusFromIndex(const cripb::ImageStatusRequest& req,
 }
 
 void CriService::AnswerImageStatus(const grpc::ByteBuffer& raw, RawReply reply) {
+  const RawBytes bytes(raw);
+  const uint64_t generation = images_->Generation();
+  if (std::optional<grpc::Slice> answer = status_answers_.Find(bytes.view(), generation)) {
+    reply(grpc::Status::OK, grpc::ByteBuffer(&*answer, 1));
+    return;
+  }
   cripb::ImageStatusRequest req;
-  if (!ParseRaw(raw, &req)) {
+  if (!ParseRaw(bytes, &req)) {
     reply(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed ImageStatusRequest"), {});
     return;
   }
   cripb::ImageStatusResponse resp;
   bool found = false;
   grpc::Status s = StatusFromIndex(req, &resp, &found);
-  if (!s.ok() || found || misses_ == nullptr || req.image().image().empty()) {
-    // an image, an error, or kubelet's "not present"
-    reply(s, s.ok() ? Serialized(resp) : grpc::ByteBuffer());
+  if (!s.ok()) {
+    reply(s, {});
+    return;
+  }
+  if (found || misses_ == nullptr || req.image().image().empty()) {
+    // An image, or kubelet's "not present": the index's answer, kept for the
+    // same request until the index changes (a verbose one reads the config
+    // blob, and is not kept).
+    grpc::Slice answer(resp.SerializeAsString());
+    if (!req.verbose()) status_answers_.Put(bytes.view(), generation, answer);
+    reply(s, grpc::ByteBuffer(&answer, 1));
     return;
   }
   // Read-your-writes: containerd may have the image before its event

@@ -16,6 +16,7 @@
 #include "plugin/event_exchange.h"
 #include "plugin/gc_scheduler.h"
 #include "plugin/list_images_cache.h"
+#include "plugin/status_answer_cache.h"
 #include "plugin/mirror_runner.h"
 
 namespace imaged::plugin {
@@ -110,6 +111,7 @@ class CriService final
   std::unique_ptr<cripb::ImageService::Stub> upstream_cri_;
   MirrorOptions mirror_options_;
   std::unique_ptr<cri::MirrorMisses> misses_;
+  StatusAnswerCache status_answers_;
   std::unique_ptr<cri::ContainerdDisk> disk_;  // mirror mode without an upstream CRI
   absl::Mutex fs_mu_;
   std::optional<cripb::ImageFsInfoResponse> last_fs_ ABSL_GUARDED_BY(fs_mu_);

@@ -91,6 +91,58 @@ TEST_F(CriServiceTest, ImagesApiWritesAreVisibleToTheNextCriCall) {
   EXPECT_THAT(List()[0].repo_tags(), IsEmpty());
 }
 
+// ImageStatus answers are kept per request until the index changes
+// (status_answer_cache.h): the same request, repeated after each kind of
+// write, must get what the index says now.
+TEST_F(CriServiceTest, RepeatedImageStatusFollowsEveryKindOfWrite) {
+  const std::string tag = "docker.io/library/w:1";
+  auto id_of = [&](const std::string& ref) {
+    cripb::ImageStatusResponse resp = Status(ref);
+    return resp.has_image() ? resp.image().id() : std::string("(none)");
+  };
+  EXPECT_EQ(id_of(tag), "(none)");
+  EXPECT_EQ(id_of(tag), "(none)");
+
+  store::TestImage a = Make("wa");
+  store::TestImage b = Make("wb");
+  Name(tag, a);  // created
+  Name(a.config.digest, a);
+  EXPECT_EQ(id_of(tag), a.config.digest);
+  EXPECT_EQ(id_of(tag), a.config.digest);
+  EXPECT_FALSE(Status(a.config.digest).image().pinned());
+  EXPECT_EQ(Status(a.config.digest).image().repo_tags_size(), 1);
+
+  store::Image moved;  // the tag moved to another image
+  moved.name = tag;
+  moved.target = b.manifest;
+  moved.target.platform.reset();
+  ASSERT_TRUE(images_.Update("k8s.io", moved, {}, "", std::nullopt).ok());
+  EXPECT_EQ(id_of(tag), b.config.digest);
+  EXPECT_EQ(Status(a.config.digest).image().repo_tags_size(), 0);
+
+  moved.labels = {{"io.cri-containerd.pinned", "pinned"}};  // labels only
+  ASSERT_TRUE(images_.Update("k8s.io", moved, {"labels"}, "", std::nullopt).ok());
+  EXPECT_TRUE(Status(tag).image().pinned());
+
+  EXPECT_NE(Status(tag, /*verbose=*/true).info().count("info"), 0u);
+  EXPECT_EQ(Status(tag).info().count("info"), 0u);  // not the verbose answer
+
+  ASSERT_TRUE(images_.Delete("k8s.io", tag, "").ok());  // deleted
+  EXPECT_EQ(id_of(tag), "(none)");
+  Name(tag, a);  // and back
+  EXPECT_EQ(id_of(tag), a.config.digest);
+
+  // Removed through the CRI (last: its collection takes the test images'
+  // blobs, which carry no gc.ref labels).
+  cripb::RemoveImageRequest remove;
+  remove.mutable_image()->set_image(tag);
+  cripb::RemoveImageResponse removed;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(cri_->RemoveImage(&ctx, remove, &removed).ok());
+  EXPECT_EQ(id_of(tag), "(none)");
+  EXPECT_EQ(id_of(a.config.digest), "(none)");
+}
+
 TEST_F(CriServiceTest, ImageStatusOfMissingImageIsEmptyOk) {
   cripb::ImageStatusResponse resp = Status("docker.io/library/nope:1");
   EXPECT_FALSE(resp.has_image());

@@ -331,6 +331,9 @@ struct Options {
   int list_calls = 20;
   double list_seconds = 3;
   double status_seconds = 3;
+  // ImageStatus asks about this many images (0: all of them), as kubelet
+  // asks about the images of the pods it starts, again and again.
+  int status_working_set = 0;
   int nodes = 30;
   double time_scale = 10;
   double mixed_seconds = 20;
@@ -722,7 +725,9 @@ void Bench::MeasureStatus(System& sys, int max_concurrency) {
       for (int t = 0; t < c; ++t) {
         threads.emplace_back([&, t] {
           std::mt19937 rng(1000 + t);
-          std::uniform_int_distribution<int> pick(0, o_.images - 1);
+          const int set = o_.status_working_set > 0 ? std::min(o_.status_working_set, o_.images)
+                                                    : o_.images;
+          std::uniform_int_distribution<int> pick(0, set - 1);
           while (!stop) {
             cripb::ImageStatusRequest req;
             req.mutable_image()->set_image(NameOf(dataset_.images()[pick(rng)], kind));
@@ -997,6 +1002,8 @@ int main(int argc, char** argv) {
   app.add_option("--list-calls", o.list_calls, "ListImages calls at least");
   app.add_option("--list-seconds", o.list_seconds, "ListImages for at least this long");
   app.add_option("--status-seconds", o.status_seconds, "per ImageStatus kind and concurrency");
+  app.add_option("--status-working-set", o.status_working_set,
+                 "ImageStatus of the first N images only (default: all)");
   app.add_option("--nodes", o.nodes, "mixed load: simulated kubelets");
   app.add_option("--time-scale", o.time_scale, "mixed load: 30 s periods divided by this");
   app.add_option("--mixed-seconds", o.mixed_seconds, "mixed load duration");
