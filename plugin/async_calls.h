@@ -30,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -86,6 +87,21 @@ class AsyncCalls {
 
   // Before AddTo: a raw unary method and its handler.
   void AddRawUnary(RawUnaryRequest request, RawUnaryHandler handler);
+  // The same for `service`'s method X: `request` is the generated
+  // WithRawMethod_X's RequestX, `answer` the service's own.
+  template <typename S, typename Request>
+  void AddRawUnary(S* service, Request request,
+                   void (S::*answer)(const grpc::ByteBuffer&, RawReply)) {
+    AddRawUnary(
+        [service, request](grpc::ServerContext* ctx, grpc::ByteBuffer* req,
+                           grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
+                           grpc::ServerCompletionQueue* cq, void* tag) {
+          (service->*request)(ctx, req, writer, cq, cq, tag);
+        },
+        [service, answer](grpc::ServerContext*, const grpc::ByteBuffer& req, RawReply reply) {
+          (service->*answer)(req, std::move(reply));
+        });
+  }
   // Before AddTo: a method with its own call objects.
   void AddMethod(ArmFn arm);
   // Adds the completion queue to `builder`, before it builds the server.

@@ -143,24 +143,8 @@ absl::StatusOr<ListImagesCache::Answer> CriService::BuildList(
 }
 
 void CriService::ServeAsync(AsyncCalls* calls) {
-  calls->AddRawUnary(
-      [this](grpc::ServerContext* ctx, grpc::ByteBuffer* req,
-             grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
-             grpc::ServerCompletionQueue* cq, void* tag) {
-        RequestListImages(ctx, req, writer, cq, cq, tag);
-      },
-      [this](grpc::ServerContext*, const grpc::ByteBuffer& req, RawReply reply) {
-        AnswerListImages(req, std::move(reply));
-      });
-  calls->AddRawUnary(
-      [this](grpc::ServerContext* ctx, grpc::ByteBuffer* req,
-             grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
-             grpc::ServerCompletionQueue* cq, void* tag) {
-        RequestImageStatus(ctx, req, writer, cq, cq, tag);
-      },
-      [this](grpc::ServerContext*, const grpc::ByteBuffer& req, RawReply reply) {
-        AnswerImageStatus(req, std::move(reply));
-      });
+  calls->AddRawUnary(this, &CriService::RequestListImages, &CriService::AnswerListImages);
+  calls->AddRawUnary(this, &CriService::RequestImageStatus, &CriService::AnswerImageStatus);
 }
 
 void CriService::AnswerListImages(const grpc::ByteBuffer& raw, RawReply reply) {

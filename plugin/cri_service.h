@@ -53,6 +53,8 @@ class CriService final
   void WarmUp();
   // The unfiltered answer's cache (hits, rebuilds, size), for metrics.
   ListImagesCache::Stats ListCacheStats() const { return list_cache_->stats(); }
+  // The kept ImageStatus answers (hits, how many, their bytes), for metrics.
+  StatusAnswerCache::Stats StatusCacheStats() { return status_answers_.stats(); }
   grpc::Status StreamImages(grpc::ServerContext* ctx, const cripb::StreamImagesRequest* req,
                             grpc::ServerWriter<cripb::StreamImagesResponse>* writer) override;
   // The raw ImageStatus call; a mirror-mode miss replies from another thread.

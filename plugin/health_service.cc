@@ -16,15 +16,7 @@ HealthService::HealthService() {
 }
 
 void HealthService::ServeAsync(AsyncCalls* calls) {
-  calls->AddRawUnary(
-      [this](grpc::ServerContext* ctx, grpc::ByteBuffer* req,
-             grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
-             grpc::ServerCompletionQueue* cq, void* tag) {
-        RequestCheck(ctx, req, writer, cq, cq, tag);
-      },
-      [this](grpc::ServerContext*, const grpc::ByteBuffer& req, RawReply reply) {
-        AnswerCheck(req, std::move(reply));
-      });
+  calls->AddRawUnary(this, &HealthService::RequestCheck, &HealthService::AnswerCheck);
 }
 
 void HealthService::SetServingStatus(const std::string& service, bool serving) {
@@ -110,6 +102,7 @@ grpc::Status HealthService::Watch(grpc::ServerContext* ctx,
         sent = now;
         first = false;
       }
+      continue;  // a change made during the write goes out before the watch may end
     }
     if (shut_down_ || ctx->IsCancelled()) break;
     // Woken by a change; a second's wait notices a caller that has gone.

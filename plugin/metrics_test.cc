@@ -79,6 +79,15 @@ TEST_F(MetricsEndpointTest, CountsAndTimesEveryRpcAndReportsTheIndexAndRocksDb) 
     grpc::ClientContext ctx;
     ASSERT_TRUE(cri_->ListImages(&ctx, cripb::ListImagesRequest(), &resp).ok());
   }
+  // The same ImageStatus twice: the second is the kept answer.
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext ctx;
+    cripb::ImageStatusRequest req;
+    req.mutable_image()->set_image("docker.io/library/absent:1");
+    cripb::ImageStatusResponse resp;
+    ASSERT_TRUE(cri_->ImageStatus(&ctx, req, &resp).ok());
+    EXPECT_FALSE(resp.has_image());
+  }
   // A request that does not parse: InvalidArgument.
   EXPECT_EQ(RawUnaryCall(fixture_channel(), "/runtime.v1.ImageService/ImageStatus", "\xff\xff\xff")
                 .error_code(),
@@ -101,6 +110,8 @@ TEST_F(MetricsEndpointTest, CountsAndTimesEveryRpcAndReportsTheIndexAndRocksDb) 
   EXPECT_TRUE(absl::StrContains(got, "imaged_cri_list_cache_builds_total 1\n")) << got;
   EXPECT_TRUE(absl::StrContains(got, "imaged_cri_list_cache_hits_total 3\n"));
   EXPECT_TRUE(absl::StrContains(got, "imaged_cri_images 0\n"));
+  EXPECT_TRUE(absl::StrContains(got, "imaged_cri_status_cache_hits_total 1\n")) << got;
+  EXPECT_TRUE(absl::StrContains(got, "imaged_cri_status_cache_answers 1\n"));
   EXPECT_TRUE(absl::StrContains(got, "imaged_rocksdb_estimated_keys{family=\"cri_index\"}"));
   EXPECT_TRUE(absl::StrContains(got, "imaged_rocksdb_block_cache_bytes "));
   EXPECT_TRUE(absl::StrContains(got, "process_resident_memory_bytes "));

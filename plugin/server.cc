@@ -383,6 +383,13 @@ std::string Server::RenderMetrics() {
   AppendSample(&out, "imaged_cri_list_cache_bytes", "", static_cast<double>(list.bytes));
   AppendHeader(&out, "imaged_cri_list_build_seconds", "gauge", "How long the last build took.");
   AppendSample(&out, "imaged_cri_list_build_seconds", "", list.last_build_seconds);
+  const StatusAnswerCache::Stats status = cri_service().StatusCacheStats();
+  AppendHeader(&out, "imaged_cri_status_cache_hits_total", "counter",
+               "ImageStatus answered with the answer kept for the same request.");
+  AppendSample(&out, "imaged_cri_status_cache_hits_total", "", static_cast<double>(status.hits));
+  AppendHeader(&out, "imaged_cri_status_cache_answers", "gauge",
+               "ImageStatus answers kept (until the index changes).");
+  AppendSample(&out, "imaged_cri_status_cache_answers", "", static_cast<double>(status.answers));
   if (mirror_ != nullptr) AppendMirrorMetrics(&out);
   AppendRocksDbMetrics(*db_, &out);
   AppendProcessMetrics(&out);

@@ -8,6 +8,7 @@ std::optional<grpc::Slice> StatusAnswerCache::Find(absl::string_view request,
   if (generation != generation_) return std::nullopt;
   auto it = answers_.find(request);
   if (it == answers_.end()) return std::nullopt;
+  ++hits_;
   return it->second;
 }
 
@@ -29,6 +30,11 @@ void StatusAnswerCache::Put(absl::string_view request, uint64_t generation,
 size_t StatusAnswerCache::size() {
   absl::MutexLock lock(&mu_);
   return answers_.size();
+}
+
+StatusAnswerCache::Stats StatusAnswerCache::stats() {
+  absl::MutexLock lock(&mu_);
+  return Stats{hits_, answers_.size(), bytes_};
 }
 
 }  // namespace imaged::plugin

@@ -43,10 +43,18 @@ class StatusAnswerCache {
 
   size_t size();
 
+  struct Stats {
+    uint64_t hits = 0;  // Find calls that found an answer
+    size_t answers = 0;
+    size_t bytes = 0;
+  };
+  Stats stats();
+
  private:
   absl::Mutex mu_;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t hits_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, grpc::Slice> answers_ ABSL_GUARDED_BY(mu_);
 };
 
