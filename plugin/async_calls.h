@@ -15,9 +15,10 @@
 //
 // One thread: with two, each event hands the polling role from one to the
 // other, which cost more CPU per call at 1 and at 16 callers than it gained.
-// Handlers must therefore not block: they answer from the index, or hand the
-// call to another thread and answer from there (a reply may be sent from any
-// thread).
+// Handlers must therefore be short: a few point reads of the index, or a
+// hand-off of the call to another thread that answers from there (a reply
+// may be sent from any thread). A verbose ImageStatus, which reads the
+// image's config, is the longest.
 #ifndef IMAGED_PLUGIN_ASYNC_CALLS_H_
 #define IMAGED_PLUGIN_ASYNC_CALLS_H_
 
