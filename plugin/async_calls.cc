@@ -4,6 +4,25 @@
 
 namespace imaged::plugin {
 
+RawBytes::RawBytes(const grpc::ByteBuffer& raw) : ok_(raw.Dump(&slices_).ok()) {
+  if (slices_.size() == 1) {
+    view_ = absl::string_view(reinterpret_cast<const char*>(slices_[0].begin()), slices_[0].size());
+    return;
+  }
+  for (const grpc::Slice& s : slices_) {
+    joined_.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  view_ = joined_;
+}
+
+bool ParseRaw(const RawBytes& raw, google::protobuf::MessageLite* out) {
+  return raw.ok() && out->ParseFromArray(raw.view().data(), static_cast<int>(raw.view().size()));
+}
+
+bool ParseRaw(const grpc::ByteBuffer& raw, google::protobuf::MessageLite* out) {
+  return ParseRaw(RawBytes(raw), out);
+}
+
 // One call of a raw unary method, from its request to its answer's
 // completion. Deletes itself.
 class AsyncCalls::RawUnaryCall final : public AsyncTag {

@@ -28,12 +28,16 @@
 #include <grpcpp/support/async_unary_call.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include <google/protobuf/message_lite.h>
+
 #include <functional>
+#include <string>
 #include <memory>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 
 namespace imaged::plugin {
@@ -77,6 +81,25 @@ using RawUnaryRequest =
 // (a stream): the call object asks for the next through AsyncCalls::Arm
 // once its call has arrived.
 using ArmFn = std::function<void(grpc::ServerCompletionQueue*)>;
+
+// A raw request's bytes, contiguous: a view of its one slice, or a copy of
+// its slices. ok() is false when the buffer could not be read.
+class RawBytes {
+ public:
+  explicit RawBytes(const grpc::ByteBuffer& raw);
+  bool ok() const { return ok_; }
+  absl::string_view view() const { return view_; }
+
+ private:
+  std::vector<grpc::Slice> slices_;
+  std::string joined_;
+  bool ok_;
+  absl::string_view view_;
+};
+
+// `raw` parsed into `out`: false when it could not be read or does not parse.
+bool ParseRaw(const RawBytes& raw, google::protobuf::MessageLite* out);
+bool ParseRaw(const grpc::ByteBuffer& raw, google::protobuf::MessageLite* out);
 
 class AsyncCalls {
  public:

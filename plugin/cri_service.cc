@@ -22,39 +22,6 @@ std::string VerboseInfo(const store::CriImage& image, const std::string& config)
   return info.dump();
 }
 
-// A raw request's bytes, contiguous: a view of its one slice, or a copy of
-// its slices.
-class RawBytes {
- public:
-  explicit RawBytes(const grpc::ByteBuffer& raw) : ok_(raw.Dump(&slices_).ok()) {
-    if (slices_.size() == 1) {
-      view_ = absl::string_view(reinterpret_cast<const char*>(slices_[0].begin()), slices_[0].size());
-      return;
-    }
-    for (const grpc::Slice& s : slices_) {
-      joined_.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-    view_ = joined_;
-  }
-  bool ok() const { return ok_; }
-  absl::string_view view() const { return view_; }
-
- private:
-  std::vector<grpc::Slice> slices_;
-  std::string joined_;
-  bool ok_;
-  absl::string_view view_;
-};
-
-// A raw method's request, parsed.
-bool ParseRaw(const RawBytes& raw, google::protobuf::MessageLite* out) {
-  return raw.ok() && out->ParseFromArray(raw.view().data(), static_cast<int>(raw.view().size()));
-}
-
-bool ParseRaw(const grpc::ByteBuffer& raw, google::protobuf::MessageLite* out) {
-  return ParseRaw(RawBytes(raw), out);
-}
-
 grpc::ByteBuffer Serialized(const google::protobuf::MessageLite& message) {
   grpc::Slice slice(message.SerializeAsString());
   return grpc::ByteBuffer(&slice, 1);

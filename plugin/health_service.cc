@@ -39,15 +39,8 @@ Status::ServingStatus HealthService::StatusOf(const std::string& service) {
 }
 
 void HealthService::AnswerCheck(const grpc::ByteBuffer& raw, RawReply reply) {
-  std::vector<grpc::Slice> slices;
-  std::string bytes;
   healthpb::HealthCheckRequest req;
-  if (raw.Dump(&slices).ok()) {
-    for (const grpc::Slice& s : slices) {
-      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-  }
-  if (!req.ParseFromString(bytes)) {
+  if (!ParseRaw(raw, &req)) {
     reply(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed HealthCheckRequest"), {});
     return;
   }
