@@ -132,6 +132,18 @@ TEST_F(CriServiceTest, RepeatedImageStatusFollowsEveryKindOfWrite) {
   Name(tag, a);  // and back
   EXPECT_EQ(id_of(tag), a.config.digest);
 
+  // Its config removed through the Content API: no image (and none listed)
+  // until the config is back.
+  ASSERT_TRUE(content_.Delete("k8s.io", a.config.digest).ok());
+  EXPECT_EQ(id_of(tag), "(none)");
+  EXPECT_EQ(id_of(a.config.digest), "(none)");
+  EXPECT_THAT(List(), IsEmpty());
+  for (const auto& [digest, bytes] : a.blobs) {
+    if (digest == a.config.digest) ASSERT_TRUE(store::WriteBlob(content_, "k8s.io", bytes).ok());
+  }
+  EXPECT_EQ(id_of(tag), a.config.digest);
+  EXPECT_EQ(List().size(), 1u);
+
   // Removed through the CRI (last: its collection takes the test images'
   // blobs, which carry no gc.ref labels).
   cripb::RemoveImageRequest remove;

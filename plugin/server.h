@@ -61,6 +61,7 @@ class Server {
   store::RocksDbContentStore& content_store() { return *content_; }
   store::RocksDbImageStore& image_store() { return *images_; }
   store::RocksDbLeaseStore& lease_store() { return *leases_; }
+  store::MetadataDb& metadata_db() { return *db_; }
   EventExchange& events() { return events_; }
   // The CRI ImageService (its ListImages cache statistics, for metrics and tests).
   CriService& cri_service();

@@ -33,11 +33,11 @@ namespace streamingpb = ::containerd::services::streaming::v1;
 namespace transferpb = ::containerd::services::transfer::v1;
 using google::protobuf::Any;
 
-// How long a stream's reader may go on after the Transfer call returned:
-// the server finishes every stream it used before it answers, so what is
-// still open then was never used (a transfer refused before it got to it).
+// How long a stream's reader may go on after the Transfer call returned
+// OK: the server finishes every stream it used before it answers, so what
+// is still open then was never used. After a failed transfer nothing
+// read from a stream counts, and the streams are cancelled at once.
 constexpr absl::Duration kDrain = absl::Seconds(5);
-constexpr absl::Duration kDrainAfterFailure = absl::Milliseconds(100);
 // containerd's client: Data of at most 32 KiB; a 64 KiB receive window.
 constexpr size_t kMaxData = 32 << 10;
 constexpr int32_t kWindow = 64 << 10;
@@ -110,19 +110,15 @@ class Stream {
     });
   }
 
-  // Waits for the server to close the stream (cancels it after kDrain, or
-  // kDrainAfterFailure when the transfer failed) and returns how it ended.
+  // Waits for the server to close the stream (cancels it after kDrain), or
+  // when the transfer failed cancels it, and returns how it ended.
   absl::Status Stop(bool transfer_ok) {
     if (stopped_) return status_;
     stopped_ = true;
-    if (thread_.joinable()) {
-      if (!served_.WaitForNotificationWithTimeout(transfer_ok ? kDrain : kDrainAfterFailure)) {
-        ctx_.TryCancel();
-      }
-      thread_.join();
-    } else {
+    if (!transfer_ok || !thread_.joinable() || !served_.WaitForNotificationWithTimeout(kDrain)) {
       ctx_.TryCancel();
     }
+    if (thread_.joinable()) thread_.join();
     status_ = FromGrpcStatus(rw_->Finish());
     return status_;
   }

@@ -9,7 +9,7 @@ const std::vector<std::string>& ColumnFamilyNames() {
   static const auto* names =
       new std::vector<std::string>{"default",  "content",    "blob_owners", "ingests",
                                    "images",   "cri_index",  "cri_configs", "unresolved",  "awaiting",
-                                   "leases",   "lease_resources", "cri_names", "cri_status"};
+                                   "leases",   "lease_resources", "cri_names", "cri_status",  "cri_docs"};
   return *names;
 }
 
@@ -123,6 +123,22 @@ std::string AwaitingKey(absl::string_view digest, absl::string_view ns, absl::st
 }
 
 std::optional<NamespacedKey> ParseAwaitingSuffix(absl::string_view suffix) {
+  return ParseNamespacedKey(suffix);
+}
+
+std::string CriDocsOfKey(absl::string_view ns, absl::string_view name) {
+  return absl::StrCat("n", NamespacePrefix(ns), name);
+}
+
+std::string CriDocUsersPrefix(absl::string_view digest) {
+  return absl::StrCat("d", BlobOwnerPrefix(digest));
+}
+
+std::string CriDocUserKey(absl::string_view digest, absl::string_view ns, absl::string_view name) {
+  return absl::StrCat(CriDocUsersPrefix(digest), NamespacePrefix(ns), name);
+}
+
+std::optional<NamespacedKey> ParseCriDocUserSuffix(absl::string_view suffix) {
   return ParseNamespacedKey(suffix);
 }
 

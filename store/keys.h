@@ -1,8 +1,8 @@
 // The on-disk schema of imaged's metadata: column families and key encoding.
 // Every key imaged writes is built and parsed here and nowhere else.
 //
-// Schema version 2 (version 1 had no [cri_names] or [cri_status]; they are
-// built from [cri_index] when a version 1 database is opened).
+// Schema version 3 (version 1 had no [cri_names] or [cri_status], version
+// 2 no [cri_docs]; they are built when an older database is opened).
 //
 //   <root>/
 //   ├── meta/                      RocksDB
@@ -35,6 +35,11 @@
 //   │   │   └── lp(namespace) name                    -> reason (text)
 //   │   ├── [awaiting]              blobs an unresolved record waits for
 //   │   │   └── lp(digest) lp(namespace) name         -> ""
+//   │   ├── [cri_docs]              the documents (indexes, manifest, config)
+//   │   │   │                       each record's walk read, both ways: a
+//   │   │   │                       removed one re-resolves its readers
+//   │   │   ├── "n" lp(namespace) name                -> lp(digest)...
+//   │   │   └── "d" lp(digest) lp(namespace) name     -> ""
 //   │   ├── [leases]                containerd leases
 //   │   │   └── lp(namespace) id                      -> LeaseRecord
 //   │   └── [lease_resources]       what each lease holds
@@ -70,7 +75,7 @@
 
 namespace imaged::store {
 
-inline constexpr uint32_t kSchemaVersion = 2;
+inline constexpr uint32_t kSchemaVersion = 3;
 inline constexpr absl::string_view kSchemaVersionKey = "schema_version";
 inline constexpr absl::string_view kContentUsageKey = "content_usage";
 
@@ -89,6 +94,7 @@ enum class Cf : int {
   kLeaseResources,
   kCriNames,
   kCriStatus,
+  kCriDocs,
   kCount,
 };
 // The RocksDB name of each column family, indexed by Cf.
@@ -147,6 +153,13 @@ std::string AwaitingPrefix(absl::string_view digest);
 std::string AwaitingKey(absl::string_view digest, absl::string_view ns, absl::string_view name);
 // Splits the part after AwaitingPrefix(digest) into namespace and name.
 std::optional<NamespacedKey> ParseAwaitingSuffix(absl::string_view suffix);
+
+// [cri_docs]: an indexed name's documents, and each document's users.
+std::string CriDocsOfKey(absl::string_view ns, absl::string_view name);
+std::string CriDocUsersPrefix(absl::string_view digest);
+std::string CriDocUserKey(absl::string_view digest, absl::string_view ns, absl::string_view name);
+// Splits the part after CriDocUsersPrefix(digest) into namespace and name.
+std::optional<NamespacedKey> ParseCriDocUserSuffix(absl::string_view suffix);
 
 // [leases]: lp(namespace) id, as ContentKey.
 std::string LeaseKey(absl::string_view ns, absl::string_view id);

@@ -21,6 +21,13 @@ absl::StatusOr<std::unique_ptr<LocalStores>> LocalStores::Open(const std::string
   if (opened != 0 && opened < 2) {
     if (absl::Status up = images->UpgradeFromSchema1(); !up.ok()) return up;
   }
+  if (opened != 0 && opened < 3) {
+    if (absl::Status up = images->UpgradeFromSchema2(); !up.ok()) return up;
+  }
+  s->content_->SetRemovalGuard([images](absl::string_view ns, absl::Span<const std::string> digests,
+                                        const RocksDbContentStore::RemoveFn& remove) {
+    return images->RemoveDocuments(ns, digests, remove);
+  });
   s->content_->SetCommitObserver(
       [images, on_error = std::move(options.on_resolve_error)](absl::string_view,
                                                                 absl::string_view digest) {
@@ -33,7 +40,10 @@ absl::StatusOr<std::unique_ptr<LocalStores>> LocalStores::Open(const std::string
 
 LocalStores::~LocalStores() {
   // No commit may call into an image store that is going away.
-  if (content_ != nullptr) content_->SetCommitObserver(nullptr);
+  if (content_ != nullptr) {
+    content_->SetCommitObserver(nullptr);
+    content_->SetRemovalGuard(nullptr);
+  }
 }
 
 }  // namespace imaged::store

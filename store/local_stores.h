@@ -3,12 +3,15 @@
 //   <root>/meta           MetadataDb (RocksDB, every column family)
 //   <root>/blobs, ingest  RocksDbContentStore
 //   RocksDbImageStore     told of every committed blob (the commit observer),
-//                         so records waiting for that blob resolve
+//                         so records waiting for that blob resolve; every
+//                         removal of blobs goes through it (the removal
+//                         guard), so records resolved through them leave
+//                         the index in the same write
 //   RocksDbLeaseStore
 //
 // The server and every test that needs real stores open them here, so none
-// can forget the observer (a forgotten one leaves records unresolved with
-// no error anywhere).
+// can forget the observer or the guard (a forgotten one leaves records
+// unresolved, or indexed without their documents, with no error anywhere).
 #ifndef IMAGED_STORE_LOCAL_STORES_H_
 #define IMAGED_STORE_LOCAL_STORES_H_
 

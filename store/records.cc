@@ -206,4 +206,20 @@ absl::StatusOr<CriStatusRecord> DecodeCriStatusRecord(absl::string_view in) {
   return r;
 }
 
+std::string EncodeDigestList(const std::vector<std::string>& digests) {
+  std::string out;
+  for (const std::string& d : digests) PutLengthPrefixed(&out, d);
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> DecodeDigestList(absl::string_view in) {
+  std::vector<std::string> out;
+  while (!in.empty()) {
+    absl::string_view d;
+    if (!GetLengthPrefixed(&in, &d)) return absl::DataLossError("malformed digest list");
+    out.emplace_back(d);
+  }
+  return out;
+}
+
 }  // namespace imaged::store

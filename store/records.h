@@ -83,6 +83,10 @@ std::string EncodeCriStatusRecord(absl::string_view meta,
                                   const std::vector<std::pair<std::string, std::string>>& names);
 absl::StatusOr<CriStatusRecord> DecodeCriStatusRecord(absl::string_view bytes);
 
+// [cri_docs] value of a name: the digests of the documents it resolved through.
+std::string EncodeDigestList(const std::vector<std::string>& digests);
+absl::StatusOr<std::vector<std::string>> DecodeDigestList(absl::string_view bytes);
+
 }  // namespace imaged::store
 
 #endif  // IMAGED_STORE_RECORDS_H_

@@ -53,10 +53,14 @@ ContentDocuments::ContentDocuments(ContentStore* content, absl::string_view ns,
 absl::StatusOr<std::string> ContentDocuments::Fetch(const Descriptor& desc, DocumentKind kind,
                                                     int64_t max_bytes) {
   asked_.push_back(desc.digest);
-  absl::StatusOr<std::string> bytes = ReadWholeBlob(*content_, ns_, desc.digest, max_bytes);
-  if (absl::IsNotFound(bytes.status()) && fallback_ns_) {
-    bytes = ReadWholeBlob(*content_, *fallback_ns_, desc.digest, max_bytes);
-  }
+  auto read = [&](const std::string& ns) -> absl::StatusOr<std::string> {
+    if (excluded_ != nullptr && ns == excluded_ns_ && excluded_->contains(desc.digest)) {
+      return absl::NotFoundError(absl::StrCat("content ", desc.digest, ": being removed"));
+    }
+    return ReadWholeBlob(*content_, ns, desc.digest, max_bytes);
+  };
+  absl::StatusOr<std::string> bytes = read(ns_);
+  if (absl::IsNotFound(bytes.status()) && fallback_ns_) bytes = read(*fallback_ns_);
   if (absl::IsNotFound(bytes.status())) {
     missing_ = desc.digest;
     missing_kind_ = kind;

@@ -24,8 +24,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "store/content_store.h"
 #include "store/labels.h"
@@ -63,6 +65,13 @@ class ContentDocuments : public DocumentSource {
   absl::StatusOr<std::string> Fetch(const Descriptor& desc, DocumentKind kind,
                                     int64_t max_bytes) override;
 
+  // Reads as if `digests` (not owned; outlives this) were gone from
+  // namespace `ns`: how a walk will go once a removal is written.
+  void Exclude(absl::string_view ns, const absl::flat_hash_set<std::string>& digests) {
+    excluded_ns_ = std::string(ns);
+    excluded_ = &digests;
+  }
+
   const std::vector<std::string>& asked() const { return asked_; }
   std::vector<std::string> take_asked() { return std::move(asked_); }
   // The document neither namespace had ("" when none), and its kind.
@@ -73,6 +82,8 @@ class ContentDocuments : public DocumentSource {
   ContentStore* const content_;
   const std::string ns_;
   const std::optional<std::string> fallback_ns_;
+  std::string excluded_ns_;
+  const absl::flat_hash_set<std::string>* excluded_ = nullptr;
   std::vector<std::string> asked_;
   std::string missing_;
   DocumentKind missing_kind_ = DocumentKind::kIndex;

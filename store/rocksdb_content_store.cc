@@ -385,8 +385,22 @@ absl::Status RocksDbContentStore::Walk(absl::string_view ns, absl::Span<const st
   return scan.status();
 }
 
+absl::Status RocksDbContentStore::Guarded(absl::string_view ns,
+                                          absl::Span<const std::string> digests,
+                                          const RemoveFn& remove) {
+  if (guard_) return guard_(ns, digests, remove);
+  rocksdb::WriteBatch batch;
+  return remove(&batch);
+}
+
 absl::Status RocksDbContentStore::Delete(absl::string_view ns, absl::string_view digest) {
   if (absl::Status s = ValidateDigest(digest); !s.ok()) return s;
+  const std::string d(digest);
+  return Guarded(ns, {&d, 1}, [&](rocksdb::WriteBatch* batch) { return DeleteInto(batch, ns, d); });
+}
+
+absl::Status RocksDbContentStore::DeleteInto(rocksdb::WriteBatch* batch, absl::string_view ns,
+                                             absl::string_view digest) {
   absl::MutexLock lock(&mu_);
   const std::string d(digest);
   AwaitNotCommitting({&d, 1});
@@ -402,13 +416,12 @@ absl::Status RocksDbContentStore::Delete(absl::string_view ns, absl::string_view
 
   // Metadata first, then the file: a crash in between leaves an unheld file,
   // which Recover() removes, never a row without its file.
-  rocksdb::WriteBatch batch;
-  batch.Delete(db_->cf(Cf::kContent), key);
-  batch.Delete(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns));
+  batch->Delete(db_->cf(Cf::kContent), key);
+  batch->Delete(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns));
   if (!*shared) {
-    if (absl::Status s = StageUsage(&batch, -r->size, -1); !s.ok()) return s;
+    if (absl::Status s = StageUsage(batch, -r->size, -1); !s.ok()) return s;
   }
-  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  if (absl::Status s = db_->Write(batch); !s.ok()) return s;
   if (*shared) return absl::OkStatus();
   std::string path = BlobPath(digest);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
@@ -419,10 +432,22 @@ absl::Status RocksDbContentStore::Delete(absl::string_view ns, absl::string_view
 
 absl::StatusOr<RocksDbContentStore::Removed> RocksDbContentStore::RemoveBlobs(
     absl::string_view ns, absl::Span<const std::string> digests) {
+  Removed out;
+  absl::Status s = Guarded(ns, digests, [&](rocksdb::WriteBatch* batch) -> absl::Status {
+    absl::StatusOr<Removed> removed = RemoveBlobsInto(batch, ns, digests);
+    if (!removed.ok()) return removed.status();
+    out = *removed;
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<RocksDbContentStore::Removed> RocksDbContentStore::RemoveBlobsInto(
+    rocksdb::WriteBatch* batch, absl::string_view ns, absl::Span<const std::string> digests) {
   absl::MutexLock lock(&mu_);
   AwaitNotCommitting(digests);
   Removed out;
-  rocksdb::WriteBatch batch;
   std::vector<std::string> unheld;
   int64_t freed = 0;
   for (const std::string& digest : digests) {
@@ -435,23 +460,23 @@ absl::StatusOr<RocksDbContentStore::Removed> RocksDbContentStore::RemoveBlobs(
     if (!r.ok()) return r.status();
     absl::StatusOr<bool> shared = HeldByAnother(digest, ns);
     if (!shared.ok()) return shared.status();
-    batch.Delete(db_->cf(Cf::kContent), key);
-    batch.Delete(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns));
+    batch->Delete(db_->cf(Cf::kContent), key);
+    batch->Delete(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns));
     ++out.rows;
     if (!*shared) {
       unheld.push_back(digest);
       freed += r->size;
     }
   }
-  if (out.rows == 0) return out;
+  if (out.rows == 0 && batch->Count() == 0) return out;
   if (!unheld.empty()) {
-    if (absl::Status s = StageUsage(&batch, -freed, -static_cast<int64_t>(unheld.size()));
+    if (absl::Status s = StageUsage(batch, -freed, -static_cast<int64_t>(unheld.size()));
         !s.ok()) {
       return s;
     }
   }
   // Metadata first, then the files (see Delete).
-  if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+  if (absl::Status s = db_->Write(batch); !s.ok()) return s;
   for (const std::string& digest : unheld) {
     std::string path = BlobPath(digest);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {

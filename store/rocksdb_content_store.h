@@ -51,6 +51,18 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
   using CommitObserver = std::function<void(absl::string_view ns, absl::string_view digest)>;
   void SetCommitObserver(CommitObserver observer) { observer_ = std::move(observer); }
 
+  // Every removal of blobs (Delete, RemoveBlobs) runs as
+  // guard(ns, digests, remove): the guard stages into a batch what else
+  // the removal changes (the image index: RocksDbImageStore::RemoveDocuments),
+  // under its own lock, and calls `remove`, which adds the removal to that
+  // batch, writes it and removes the files, under this store's lock. So the
+  // two change in one write, and the guard's lock is taken before this
+  // store's, as image writes take them. Set once, before serving.
+  using RemoveFn = std::function<absl::Status(rocksdb::WriteBatch*)>;
+  using RemovalGuard = std::function<absl::Status(
+      absl::string_view ns, absl::Span<const std::string> digests, const RemoveFn& remove)>;
+  void SetRemovalGuard(RemovalGuard guard) { guard_ = std::move(guard); }
+
   // Bytes and files under blobs/, kept in the same writes that add and remove
   // files, so reading it costs one point lookup.
   absl::StatusOr<ContentUsage> Usage() const;
@@ -58,11 +70,6 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
   std::string BlobPath(absl::string_view digest) const;
   const std::string& root() const { return root_; }
 
-  // Adds to `batch` the setting of `labels` on blobs of `ns` (merged: other
-  // labels stay, an empty value removes one) and writes it, under the lock
-  // that orders label updates, so another store's rows and these labels land
-  // in one write. NotFound (nothing written) when a blob is missing. The
-  // caller must hold db->gc_lock() shared.
   // Removes the rows of `digests` in `ns` (those still there) in one write,
   // then the files no other namespace holds: the collector's sweep. The
   // caller must hold db->gc_lock() exclusively.
@@ -73,6 +80,11 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
   };
   absl::StatusOr<Removed> RemoveBlobs(absl::string_view ns, absl::Span<const std::string> digests);
 
+  // Adds to `batch` the setting of `labels` on blobs of `ns` (merged: other
+  // labels stay, an empty value removes one) and writes it, under the lock
+  // that orders label updates, so another store's rows and these labels land
+  // in one write. NotFound (nothing written) when a blob is missing. The
+  // caller must hold db->gc_lock() shared.
   absl::Status WriteWithBlobLabels(absl::string_view ns,
                                    absl::Span<const std::pair<std::string, Labels>> labels,
                                    rocksdb::WriteBatch* batch);
@@ -131,6 +143,15 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
   absl::Status SyncBlobDir(uint64_t renamed) ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::Status RemoveIngest(absl::string_view ns, absl::string_view ref);
+  // Runs `remove` through the guard, if any, else with a fresh batch.
+  absl::Status Guarded(absl::string_view ns, absl::Span<const std::string> digests,
+                       const RemoveFn& remove) ABSL_LOCKS_EXCLUDED(mu_);
+  // Delete and RemoveBlobs, adding to `batch`.
+  absl::Status DeleteInto(rocksdb::WriteBatch* batch, absl::string_view ns,
+                          absl::string_view digest) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Removed> RemoveBlobsInto(rocksdb::WriteBatch* batch, absl::string_view ns,
+                                          absl::Span<const std::string> digests)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // True when a namespace other than `except` holds `digest`.
   absl::StatusOr<bool> HeldByAnother(absl::string_view digest, absl::string_view except) const;
   // Adds to `batch` the usage counter moved by `bytes` and `files`.
@@ -145,6 +166,7 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
   const std::string ingest_root_;
   const Clock* const clock_;
   CommitObserver observer_;
+  RemovalGuard guard_;
 
   // Serialises metadata read-modify-writes and the file moves that go with
   // them (commit, share, delete), so a delete never unlinks a file that a

@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "store/digest.h"
 #include "store/filter.h"
@@ -152,6 +153,19 @@ std::optional<std::string> StatusRowOf(const std::map<std::string, std::string>&
   return EncodeCriStatusRecord(meta->second, names);
 }
 
+// The [cri_docs] rows of `name` resolved in `ns` through `docs` (key, value).
+std::vector<std::pair<std::string, std::string>> DocsRows(absl::string_view ns,
+                                                          absl::string_view name,
+                                                          std::vector<std::string> docs) {
+  std::sort(docs.begin(), docs.end());
+  docs.erase(std::unique(docs.begin(), docs.end()), docs.end());
+  std::vector<std::pair<std::string, std::string>> rows;
+  rows.reserve(docs.size() + 1);
+  for (const std::string& d : docs) rows.emplace_back(CriDocUserKey(d, ns, name), "");
+  rows.emplace_back(CriDocsOfKey(ns, name), EncodeDigestList(docs));
+  return rows;
+}
+
 CriImage FromStatusRow(absl::string_view id, CriStatusRecord rec) {
   CriImage out = FromMeta(id, std::move(rec.meta));
   out.names.reserve(rec.names.size());
@@ -282,7 +296,7 @@ absl::Status RocksDbImageStore::UpgradeFromSchema1() {
   if (!scan.status().ok()) return scan.status();
   flush_id();
   std::string version;
-  PutU32(&version, kSchemaVersion);
+  PutU32(&version, 2);
   batch.Put(db_->cf(Cf::kDefault), rocksdb::Slice(kSchemaVersionKey.data(), kSchemaVersionKey.size()),
             version);
   return db_->Write(&batch);
@@ -411,11 +425,12 @@ std::string RocksDbImageStore::ResolutionKey(absl::string_view ns, const ImageRe
   return absl::StrCat(ns, "\n", rec.media_type, "\n", rec.digest);
 }
 
-RocksDbImageStore::Resolution RocksDbImageStore::ResolveUncached(absl::string_view ns,
-                                                                 const ImageRecord& rec) {
+RocksDbImageStore::Resolution RocksDbImageStore::ResolveUncached(
+    absl::string_view ns, const ImageRecord& rec, const RemovedDocs* removed) {
   // From the record's namespace or else the content proxy's.
   ContentDocuments docs(content_, ns,
                         ns.empty() ? std::nullopt : std::optional<std::string>(""));
+  if (removed != nullptr) docs.Exclude(removed->ns, removed->digests);
   ResolvedImage walked;
   absl::Status s = ResolveImage(docs, Descriptor{rec.media_type, rec.digest, rec.size, {}, {}},
                                 platform_, platform_name_, ConfigRead::kAlways, &walked);
@@ -444,9 +459,32 @@ RocksDbImageStore::Resolution RocksDbImageStore::ResolveUncached(absl::string_vi
   return res;
 }
 
+absl::Status RocksDbImageStore::StageDropDocs(rocksdb::WriteBatch* batch, absl::string_view ns,
+                                              absl::string_view name) {
+  const std::string key = CriDocsOfKey(ns, name);
+  std::string value;
+  absl::Status got = db_->Get(Cf::kCriDocs, key, &value);
+  if (absl::IsNotFound(got)) return absl::OkStatus();
+  if (!got.ok()) return got;
+  // A malformed row loses only itself here; Check reports the users' rows.
+  if (absl::StatusOr<std::vector<std::string>> docs = DecodeDigestList(value); docs.ok()) {
+    for (const std::string& d : *docs) batch->Delete(db_->cf(Cf::kCriDocs), CriDocUserKey(d, ns, name));
+  }
+  batch->Delete(db_->cf(Cf::kCriDocs), key);
+  return absl::OkStatus();
+}
+
+void RocksDbImageStore::StageDocs(rocksdb::WriteBatch* batch, absl::string_view ns,
+                                  absl::string_view name, const std::vector<std::string>& docs) const {
+  for (const auto& [key, value] : DocsRows(ns, name, docs)) {
+    batch->Put(db_->cf(Cf::kCriDocs), key, value);
+  }
+}
+
 absl::Status RocksDbImageStore::StageUnindex(rocksdb::WriteBatch* batch, absl::string_view ns,
                                              absl::string_view name, const ImageRecord& old,
                                              const absl::flat_hash_set<std::string>* rewritten) {
+  if (absl::Status s = StageDropDocs(batch, ns, name); !s.ok()) return s;
   auto id = old.labels.find(kLabelImageId);
   if (id != old.labels.end()) {
     std::string name_key = CriNameKey(ns, id->second, name);
@@ -454,19 +492,33 @@ absl::Status RocksDbImageStore::StageUnindex(rocksdb::WriteBatch* batch, absl::s
     absl::Status got = db_->Get(Cf::kCriIndex, name_key, &ignored);
     if (got.ok()) {
       batch->Delete(db_->cf(Cf::kCriIndex), name_key);
-      bool others = false;
+      std::optional<std::string> other;  // the first name that keeps the ID
       PrefixScan scan(*db_, Cf::kCriIndex, CriIdPrefix(ns, id->second));
       for (; scan.Valid(); scan.Next()) {
         if (!scan.suffix().empty() && scan.suffix() != name &&
             (rewritten == nullptr || !rewritten->contains(scan.suffix()))) {
-          others = true;
+          other = std::string(scan.suffix());
           break;
         }
       }
       if (!scan.status().ok()) return scan.status();
-      if (!others) {
+      if (!other) {
         batch->Delete(db_->cf(Cf::kCriIndex), CriIdPrefix(ns, id->second));
         batch->Delete(db_->cf(Cf::kCriConfigs), CriIdPrefix(ns, id->second));
+      } else {
+        // The meta row is the last resolved name's, and names of one ID
+        // may differ in it (one targets an index, another its manifest:
+        // the size counts the index or not). This name may have written
+        // it: the name that stays writes it again.
+        absl::StatusOr<std::optional<ImageRecord>> kept = ReadRecord(ns, *other);
+        if (!kept.ok()) return kept.status();
+        if (kept->has_value()) {
+          Resolution res = Resolve(ns, **kept);
+          if (res.ok && res.image_id == id->second) {
+            batch->Put(db_->cf(Cf::kCriIndex), CriIdPrefix(ns, id->second),
+                       EncodeCriMetaRecord(res.meta));
+          }
+        }
       }
     } else if (!absl::IsNotFound(got)) {
       return got;
@@ -493,7 +545,8 @@ absl::Status RocksDbImageStore::StageDropUnresolved(rocksdb::WriteBatch* batch,
 absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::string_view ns,
                                             absl::string_view name, const ImageRecord* old,
                                             ImageRecord* rec,
-                                            const absl::flat_hash_set<std::string>* rewritten) {
+                                            const absl::flat_hash_set<std::string>* rewritten,
+                                            const Resolution* resolved) {
   db_->NoteReference(MetadataDb::Noted::kBlob, ns, rec->digest);  // for a marking collector
   if (old != nullptr) {
     if (absl::Status s = StageUnindex(batch, ns, name, *old, rewritten); !s.ok()) return s;
@@ -510,7 +563,7 @@ absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::st
     }
   }
 
-  Resolution res = Resolve(ns, *rec);
+  const Resolution res = resolved != nullptr ? *resolved : Resolve(ns, *rec);
   if (res.ok) {
     auto claimed = rec->labels.find(kLabelImageId);
     if (claimed != rec->labels.end() && claimed->second != res.image_id) {
@@ -544,6 +597,9 @@ absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::st
       batch->Put(db_->cf(Cf::kAwaiting), AwaitingKey(res.waiting_for, ns, name), rocksdb::Slice());
     }
   }
+  // Resolved or not, what the walk read: a removal of one of them changes
+  // how it ends (RemoveDocuments).
+  StageDocs(batch, ns, name, res.blobs);
   if (absl::Status s = ValidateLabels(rec->labels); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("image \"", name, "\": ", s.message()));
   }
@@ -844,6 +900,7 @@ absl::StatusOr<std::vector<std::string>> RocksDbImageStore::RemoveImage(absl::st
       removed.push_back(name);
       // Index rows are already staged for deletion; clear unresolved ones too.
       if (absl::Status s = StageDropUnresolved(&batch, ns, name); !s.ok()) return s;
+      if (absl::Status s = StageDropDocs(&batch, ns, name); !s.ok()) return s;
       batch.Delete(db_->cf(Cf::kImages), ImageKey(ns, name));
     }
     if (!removed.empty()) {
@@ -896,6 +953,91 @@ absl::Status RocksDbImageStore::OnBlobArrived(absl::string_view digest) {
   return absl::OkStatus();
 }
 
+absl::Status RocksDbImageStore::RemoveDocuments(
+    absl::string_view ns, absl::Span<const std::string> digests,
+    const std::function<absl::Status(rocksdb::WriteBatch*)>& remove) {
+  absl::MutexLock lock(&write_mu_);
+  rocksdb::WriteBatch batch;
+  // The names that resolved through a removed blob: in `ns`, or in any
+  // namespace when `ns` is the content proxy's (every namespace's fallback).
+  std::map<std::string, absl::flat_hash_set<std::string>> users;  // ns -> names
+  for (const std::string& digest : digests) {
+    PrefixScan scan(*db_, Cf::kCriDocs, CriDocUsersPrefix(digest));
+    for (; scan.Valid(); scan.Next()) {
+      std::optional<NamespacedKey> k = ParseCriDocUserSuffix(scan.suffix());
+      if (k && (ns.empty() || k->ns == ns)) users[std::string(k->ns)].emplace(k->name);
+    }
+    if (!scan.status().ok()) return scan.status();
+  }
+  if (users.empty()) return remove(&batch);
+  const RemovedDocs removed{std::string(ns),
+                            absl::flat_hash_set<std::string>(digests.begin(), digests.end())};
+  // What each resolves to without them: the same when the other namespace
+  // holds them too, else unresolved, waiting for the first one its walk misses.
+  struct Leaving {
+    std::string name;
+    ImageRecord old;
+    Resolution res;
+  };
+  bool staged = false;
+  for (const auto& [user_ns, names] : users) {
+    std::vector<Leaving> leaving;
+    absl::flat_hash_set<std::string> rewritten;  // no meta row is kept alive by these
+    for (const std::string& name : names) {
+      absl::StatusOr<std::optional<ImageRecord>> old = ReadRecord(user_ns, name);
+      if (!old.ok()) return old.status();
+      if (!old->has_value()) continue;  // a stale row: Check reports it
+      Resolution res = ResolveUncached(user_ns, **old, &removed);
+      if (res.ok) continue;  // the same documents, from the other namespace
+      rewritten.insert(name);
+      leaving.push_back(Leaving{name, **std::move(old), std::move(res)});
+    }
+    for (const Leaving& l : leaving) {
+      ImageRecord rec = l.old;
+      if (absl::Status s = StageRecord(&batch, user_ns, l.name, &l.old, &rec, &rewritten, &l.res);
+          !s.ok()) {
+        return s;
+      }
+      staged = true;
+    }
+  }
+  if (!staged) return remove(&batch);
+  if (absl::Status s = StageDerivedRows(&batch); !s.ok()) return s;
+  absl::Status s = remove(&batch);
+  Publish(batch);  // as WriteIndex: a spare generation costs one rebuilt answer
+  return s;
+}
+
+absl::Status RocksDbImageStore::UpgradeFromSchema2() {
+  absl::MutexLock lock(&write_mu_);
+  // Each resolved record's [cri_docs] rows, in batches of about 1,000
+  // records; the version moves on with the last batch (a crash part way
+  // through starts over: the rows are put, not accumulated).
+  constexpr int kPerBatch = 1000;
+  rocksdb::WriteBatch batch;
+  int in_batch = 0;
+  {
+    PrefixScan scan(*db_, Cf::kImages, "");
+    for (; scan.Valid(); scan.Next()) {
+      std::optional<NamespacedKey> k = ParseNamespacedKey(scan.key());
+      absl::StatusOr<ImageRecord> rec = DecodeImageRecord(scan.value());
+      if (!k || !rec.ok()) continue;  // Check reports it
+      StageDocs(&batch, k->ns, k->name, Resolve(k->ns, *rec).blobs);
+      if (++in_batch >= kPerBatch) {
+        if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+        batch.Clear();
+        in_batch = 0;
+      }
+    }
+    if (!scan.status().ok()) return scan.status();
+  }
+  std::string version;
+  PutU32(&version, 3);
+  batch.Put(db_->cf(Cf::kDefault), rocksdb::Slice(kSchemaVersionKey.data(), kSchemaVersionKey.size()),
+            version);
+  return db_->Write(&batch);
+}
+
 absl::StatusOr<std::vector<UnresolvedImage>> RocksDbImageStore::ListUnresolved() {
   std::vector<UnresolvedImage> out;
   PrefixScan scan(*db_, Cf::kUnresolved, "");
@@ -927,6 +1069,9 @@ absl::StatusOr<RocksDbImageStore::CheckReport> RocksDbImageStore::Check(bool rep
   CheckReport report;
   // What the index would be if rebuilt from the records now.
   std::map<std::pair<Cf, std::string>, std::string> want;
+  // Per image ID, the meta rows its names give: one of them is right (the
+  // last one written; see StageUnindex).
+  std::map<std::string, std::set<std::string>> metas;
   {
     PrefixScan scan(*db_, Cf::kImages, "");
     for (; scan.Valid(); scan.Next()) {
@@ -938,10 +1083,14 @@ absl::StatusOr<RocksDbImageStore::CheckReport> RocksDbImageStore::Check(bool rep
       }
       ++report.records;
       Resolution res = Resolve(k->ns, *rec);
+      for (auto& [key, value] : DocsRows(k->ns, k->name, res.blobs)) {
+        want[{Cf::kCriDocs, std::move(key)}] = std::move(value);
+      }
       if (res.ok) {
         ++report.resolved;
         NameRecord name_rec = NameRowFor(k->name, rec->labels);
         want[{Cf::kCriIndex, CriIdPrefix(k->ns, res.image_id)}] = EncodeCriMetaRecord(res.meta);
+        metas[CriIdPrefix(k->ns, res.image_id)].insert(EncodeCriMetaRecord(res.meta));
         want[{Cf::kCriConfigs, CriIdPrefix(k->ns, res.image_id)}] = res.config;
         want[{Cf::kCriIndex, CriNameKey(k->ns, res.image_id, k->name)}] = EncodeNameRecord(name_rec);
         auto label = rec->labels.find(kLabelImageId);
@@ -958,6 +1107,13 @@ absl::StatusOr<RocksDbImageStore::CheckReport> RocksDbImageStore::Check(bool rep
       }
     }
     if (!scan.status().ok()) return scan.status();
+  }
+  for (const auto& [key, candidates] : metas) {
+    if (candidates.size() < 2) continue;
+    std::string actual;
+    if (db_->Get(Cf::kCriIndex, key, &actual).ok() && candidates.count(actual) > 0) {
+      want[{Cf::kCriIndex, key}] = actual;
+    }
   }
   // The derived rows, from the [cri_index] rows wanted.
   {
@@ -992,13 +1148,13 @@ absl::StatusOr<RocksDbImageStore::CheckReport> RocksDbImageStore::Check(bool rep
   // What it is.
   rocksdb::WriteBatch batch;
   for (Cf cf : {Cf::kCriIndex, Cf::kCriConfigs, Cf::kUnresolved, Cf::kAwaiting, Cf::kCriNames,
-                Cf::kCriStatus}) {
+                Cf::kCriStatus, Cf::kCriDocs}) {
     PrefixScan scan(*db_, cf, "");
     for (; scan.Valid(); scan.Next()) {
       auto it = want.find({cf, std::string(scan.key())});
       if (it == want.end()) {
         report.problems.push_back(absl::StrCat(ColumnFamilyNames()[static_cast<int>(cf)],
-                                               ": stale row of ", scan.key().size(), " bytes"));
+                                               ": stale row of ", scan.key().size(), " bytes: ", absl::CHexEscape(scan.key().substr(0, 120))));
         batch.Delete(db_->cf(cf), std::string(scan.key()));
         continue;
       }

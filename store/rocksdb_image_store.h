@@ -7,12 +7,16 @@
 // platform -> config). A resolved record gets PR #7061's labels and a name row
 // under its image ID; a record whose blobs are not all there yet is kept in
 // [unresolved] with an [awaiting] row for the missing digest, and resolved when
-// that blob is committed (OnBlobArrived).
+// that blob is committed (OnBlobArrived). The documents each record's walk
+// read are kept in [cri_docs]; removing one of them resolves the record
+// again in the same batch (RemoveDocuments), which takes an indexed name
+// out of the index.
 #ifndef IMAGED_STORE_ROCKSDB_IMAGE_STORE_H_
 #define IMAGED_STORE_ROCKSDB_IMAGE_STORE_H_
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -96,6 +100,23 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   // schema version to 2: for a database an imaged of schema version 1 wrote
   // (LocalStores::Open calls it before serving). Idempotent.
   absl::Status UpgradeFromSchema1();
+  // Builds [cri_docs] for every record and moves the schema version to 3
+  // (after UpgradeFromSchema1, for a database older than 3). Idempotent.
+  absl::Status UpgradeFromSchema2();
+
+  // The content store's removals of blobs come through here (LocalStores
+  // wires it): `remove` adds the removal of `digests` from `ns` to the
+  // batch it is given, writes it and removes the files. In the same batch,
+  // every record whose walk read one of them and that does not resolve
+  // without it is resolved again: an indexed name leaves the index
+  // (unresolved, waiting for the first document its walk misses), so the
+  // index never lists an image whose index, manifest or config is gone,
+  // and an unresolved one waits for what its walk now misses first; the
+  // blob's return resolves it again. Under write_mu_, which is taken
+  // before the content store's lock.
+  absl::Status RemoveDocuments(absl::string_view ns, absl::Span<const std::string> digests,
+                               const std::function<absl::Status(rocksdb::WriteBatch*)>& remove)
+      ABSL_LOCKS_EXCLUDED(write_mu_);
 
   // Recomputes the index from the records and compares; with `repair`,
   // replaces the index with the recomputed one in one write.
@@ -110,22 +131,36 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   // Resolves `images`' targets before the caller takes write_mu_, so the
   // blob reads and parsing happen outside it.
   void Preresolve(absl::string_view ns, absl::Span<const Image> images);
-  Resolution ResolveUncached(absl::string_view ns, const ImageRecord& rec);
+  // Blobs a removal is taking away: resolutions under way treat them as gone.
+  struct RemovedDocs {
+    std::string ns;
+    absl::flat_hash_set<std::string> digests;
+  };
+  Resolution ResolveUncached(absl::string_view ns, const ImageRecord& rec,
+                             const RemovedDocs* removed = nullptr);
   static std::string ResolutionKey(absl::string_view ns, const ImageRecord& rec);
   // Adds to `batch` everything that writing `rec` (replacing `old`, if any)
   // under `name` implies: index rows, unresolved/awaiting rows, derived
   // labels (set on `rec`), and the record itself.
   // `rewritten` names the other records the same batch rewrites (their old
   // index rows do not keep an image ID alive).
+  // `resolved`, when given, is the target's resolution (else Resolve's).
   absl::Status StageRecord(rocksdb::WriteBatch* batch, absl::string_view ns,
                            absl::string_view name, const ImageRecord* old, ImageRecord* rec,
-                           const absl::flat_hash_set<std::string>* rewritten = nullptr)
+                           const absl::flat_hash_set<std::string>* rewritten = nullptr,
+                           const Resolution* resolved = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Adds to `batch` the removal of `name`'s index, unresolved and awaiting rows.
   absl::Status StageUnindex(rocksdb::WriteBatch* batch, absl::string_view ns,
                             absl::string_view name, const ImageRecord& old,
                             const absl::flat_hash_set<std::string>* rewritten = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Adds to `batch` the [cri_docs] rows of `name` resolved through `docs`.
+  void StageDocs(rocksdb::WriteBatch* batch, absl::string_view ns, absl::string_view name,
+                 const std::vector<std::string>& docs) const;
+  // Adds to `batch` the removal of `name`'s [cri_docs] rows, if any.
+  absl::Status StageDropDocs(rocksdb::WriteBatch* batch, absl::string_view ns,
+                             absl::string_view name);
   // Adds to `batch` the removal of `name`'s unresolved and awaiting rows, if any.
   absl::Status StageDropUnresolved(rocksdb::WriteBatch* batch, absl::string_view ns,
                                    absl::string_view name);

@@ -188,6 +188,143 @@ TEST_F(CriIndexTest, ARememberedResolutionIsNotUsedOnceItsBlobsAreGone) {
   EXPECT_THAT(List()[0].names, ElementsAre("second", "third"));
 }
 
+// A document of an indexed image removed through the content store (ctr
+// content rm, Content.Delete) takes the image out of the index in the same
+// write: unresolved, waiting for it; CRI no longer lists an image whose
+// config or manifest is gone. Its return resolves the image again.
+TEST_F(CriIndexTest, ARemovedConfigTakesItsNamesOutOfTheIndexUntilItIsBack) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("app:1", ti.manifest).ok());
+  ASSERT_TRUE(Create("app:2", ti.manifest).ok());
+  ASSERT_EQ(List().size(), 1u);
+  const uint64_t before = stores_.index().Generation();
+  ASSERT_TRUE(stores_.content().Delete(kNs, ti.config.digest).ok());
+  EXPECT_THAT(List(), IsEmpty());
+  EXPECT_GT(stores_.index().Generation(), before);
+  EXPECT_FALSE(stores_.index().ImageIdOfName(kNs, "app:1")->has_value());
+  auto unresolved = stores_.index().ListUnresolved();
+  ASSERT_TRUE(unresolved.ok());
+  ASSERT_EQ(unresolved->size(), 2u);
+  EXPECT_EQ((*unresolved)[0].waiting_for, ti.config.digest);
+  // The records themselves stay, as containerd keeps them.
+  EXPECT_TRUE(stores_.images().Get(kNs, "app:2").ok());
+  for (const auto& [digest, bytes] : ti.blobs) {
+    if (digest == ti.config.digest) ASSERT_TRUE(WriteBlob(stores_.content(), kNs, bytes).ok());
+  }
+  ASSERT_EQ(List().size(), 1u);
+  EXPECT_THAT(List()[0].names, ElementsAre("app:1", "app:2"));
+}
+
+TEST_F(CriIndexTest, ARemovedManifestTakesOnlyTheImagesThatWentThroughIt) {
+  TestImageSpec amd, arm;
+  amd.seed = "amd";
+  arm.seed = "arm";
+  arm.architecture = "arm64";
+  TestImage a = Make(amd), b = Make(arm);
+  auto index = MakeTestIndex(stores_.content(), kNs, {b, a});
+  ASSERT_TRUE(index.ok());
+  ASSERT_TRUE(Create("multi:1", index->first).ok());
+  ASSERT_TRUE(Create("single:1", a.manifest).ok());
+  ASSERT_EQ(List().size(), 1u);
+  // The arm64 manifest is not on this (amd64) node's path: nothing changes.
+  ASSERT_TRUE(stores_.content().Delete(kNs, b.manifest.digest).ok());
+  ASSERT_EQ(List().size(), 1u);
+  EXPECT_THAT(List()[0].names, ElementsAre("multi:1", "single:1"));
+  // The index goes: only the name that resolved through it leaves.
+  ASSERT_TRUE(stores_.content().Delete(kNs, index->first.digest).ok());
+  ASSERT_EQ(List().size(), 1u);
+  EXPECT_THAT(List()[0].names, ElementsAre("single:1"));
+  // The amd64 manifest goes: the other one too.
+  ASSERT_TRUE(stores_.content().Delete(kNs, a.manifest.digest).ok());
+  EXPECT_THAT(List(), IsEmpty());
+  auto unresolved = stores_.index().ListUnresolved();
+  ASSERT_TRUE(unresolved.ok());
+  ASSERT_EQ(unresolved->size(), 2u);
+}
+
+// An unresolved record waits for the first document its walk misses, and
+// a removal earlier on its walk changes which one that is.
+TEST_F(CriIndexTest, AnUnresolvedRecordWaitsForWhatItsWalkMissesFirst) {
+  TestImage a = Make({});
+  auto index = MakeTestIndex(stores_.content(), kNs, {a});
+  ASSERT_TRUE(index.ok());
+  ASSERT_TRUE(Create("multi:1", index->first).ok());
+  auto waiting_for = [&] {
+    auto unresolved = stores_.index().ListUnresolved();
+    EXPECT_TRUE(unresolved.ok() && unresolved->size() == 1u);
+    return unresolved.ok() && unresolved->size() == 1u ? (*unresolved)[0].waiting_for : "";
+  };
+  ASSERT_TRUE(stores_.content().Delete(kNs, a.config.digest).ok());
+  EXPECT_EQ(waiting_for(), a.config.digest);
+  ASSERT_TRUE(stores_.content().Delete(kNs, index->first.digest).ok());
+  EXPECT_EQ(waiting_for(), index->first.digest);
+  ASSERT_TRUE(WriteBlob(stores_.content(), kNs, index->second).ok());
+  EXPECT_EQ(waiting_for(), a.config.digest);
+}
+
+// One image ID reached by a name through an index and by another through
+// its manifest: the size differs (the index counts in one). The index
+// shows the last name written; when that name goes, the one that stays.
+TEST_F(CriIndexTest, AnImageReachedThroughAnIndexAndItsManifestShowsANameThatStays) {
+  TestImageSpec amd, arm;
+  amd.seed = "amd";
+  arm.seed = "arm";
+  arm.architecture = "arm64";
+  TestImage a = Make(amd), b = Make(arm);
+  auto index = MakeTestIndex(stores_.content(), kNs, {b, a});
+  ASSERT_TRUE(index.ok());
+  const int64_t manifest_size = a.manifest.size + a.config.size + a.layers[0].size + a.layers[1].size;
+  ASSERT_TRUE(Create("single:1", a.manifest).ok());
+  ASSERT_TRUE(Create("multi:1", index->first).ok());
+  ASSERT_EQ(List().size(), 1u);
+  EXPECT_EQ(List()[0].size, index->first.size + manifest_size);
+  EXPECT_THAT(stores_.index().Check(false)->problems, IsEmpty());
+  ASSERT_TRUE(stores_.images().Delete(kNs, "multi:1").ok());
+  ASSERT_EQ(List().size(), 1u);
+  EXPECT_EQ(List()[0].size, manifest_size);
+}
+
+// Records resolve from their namespace or else the content proxy's (""):
+// a removal from one leaves an image indexed while the other has the blob.
+TEST_F(CriIndexTest, ACopyInTheOtherNamespaceKeepsAnImageIndexed) {
+  TestImage ti = Make({});
+  for (const auto& [digest, bytes] : ti.blobs) ASSERT_TRUE(WriteBlob(stores_.content(), "", bytes).ok());
+  ASSERT_TRUE(Create("app:1", ti.manifest).ok());
+  ASSERT_TRUE(stores_.content().Delete(kNs, ti.config.digest).ok());
+  ASSERT_EQ(List().size(), 1u);
+  ASSERT_TRUE(stores_.content().Delete("", ti.config.digest).ok());
+  EXPECT_THAT(List(), IsEmpty());
+  // And the other way round: removed from "" while the namespace has it.
+  ASSERT_TRUE(WriteBlob(stores_.content(), kNs, [&] {
+                for (const auto& [digest, bytes] : ti.blobs) {
+                  if (digest == ti.config.digest) return bytes;
+                }
+                return std::string();
+              }()).ok());
+  ASSERT_EQ(List().size(), 1u);
+  ASSERT_TRUE(stores_.content().Delete("", ti.manifest.digest).ok());
+  ASSERT_EQ(List().size(), 1u);
+}
+
+// The collector's sweep goes through the same path.
+TEST_F(CriIndexTest, ASweptDocumentTakesItsImageOut) {
+  TestImage ti = Make({});
+  ASSERT_TRUE(Create("app:1", ti.manifest).ok());
+  absl::StatusOr<RocksDbContentStore::Removed> removed;
+  {
+    absl::MutexLock gc(&stores_.db().gc_lock());
+    removed = static_cast<RocksDbContentStore&>(stores_.content())
+                  .RemoveBlobs(kNs, {ti.manifest.digest, ti.config.digest});
+  }
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(removed->rows, 2);
+  EXPECT_THAT(List(), IsEmpty());
+  auto unresolved = stores_.index().ListUnresolved();
+  ASSERT_TRUE(unresolved.ok());
+  ASSERT_EQ(unresolved->size(), 1u);
+  EXPECT_EQ((*unresolved)[0].waiting_for, ti.manifest.digest);
+}
+
 TEST_F(CriIndexTest, MultiPlatformIndexResolvesToTheConfiguredPlatform) {
   TestImageSpec amd, arm;
   amd.seed = "amd";
@@ -451,6 +588,51 @@ TEST(SchemaUpgradeTest, Version1DatabaseGetsItsDerivedRowsAtOpen) {
   uint32_t v = 0;
   ASSERT_TRUE(GetU32(&in, &v));
   EXPECT_EQ(v, kSchemaVersion);
+  stores->reset();
+  RemoveAll(root).IgnoreError();
+}
+
+// A database schema version 2 wrote has no [cri_docs] rows: opening it
+// builds them, so a removal follows the images indexed before.
+TEST(SchemaUpgradeTest, Version2DatabaseGetsItsDocumentRowsAtOpen) {
+  const std::string root = MakeTempDir("imaged-upgrade");
+  TestImage ti;
+  {
+    auto stores = LocalStores::Open(root, {});
+    ASSERT_TRUE(stores.ok()) << stores.status();
+    absl::StatusOr<TestImage> made = MakeTestImage(*(*stores)->content(), kNs, {});
+    ASSERT_TRUE(made.ok()) << made.status();
+    ti = *made;
+    Image image;
+    image.name = "app:1";
+    image.target = ti.manifest;
+    image.target.platform.reset();
+    ASSERT_TRUE((*stores)->images()->Create(kNs, image).ok());
+    MetadataDb& db = *(*stores)->db();
+    rocksdb::WriteBatch batch;
+    PrefixScan scan(db, Cf::kCriDocs, "");
+    int rows = 0;
+    for (; scan.Valid(); scan.Next(), ++rows) batch.Delete(db.cf(Cf::kCriDocs), std::string(scan.key()));
+    EXPECT_EQ(rows, 3);  // the name's, its manifest's, its config's
+    std::string v2;
+    PutU32(&v2, 2);
+    batch.Put(db.cf(Cf::kDefault), std::string(kSchemaVersionKey), v2);
+    ASSERT_TRUE(db.Write(&batch).ok());
+    EXPECT_FALSE((*stores)->images()->Check(false)->problems.empty());
+  }
+  auto stores = LocalStores::Open(root, {});
+  ASSERT_TRUE(stores.ok()) << stores.status();
+  RocksDbImageStore& index = *(*stores)->images();
+  EXPECT_THAT(index.Check(false)->problems, IsEmpty());
+  std::string version;
+  ASSERT_TRUE((*stores)->db()->Get(Cf::kDefault, kSchemaVersionKey, &version).ok());
+  absl::string_view in = version;
+  uint32_t v = 0;
+  ASSERT_TRUE(GetU32(&in, &v));
+  EXPECT_EQ(v, kSchemaVersion);
+  ASSERT_TRUE((*stores)->content()->Delete(kNs, ti.config.digest).ok());
+  EXPECT_FALSE(index.ImageIdOfName(kNs, "app:1")->has_value());
+  EXPECT_THAT(index.Check(false)->problems, IsEmpty());
   stores->reset();
   RemoveAll(root).IgnoreError();
 }

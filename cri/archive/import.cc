@@ -233,7 +233,7 @@ class Importer {
         options_(options),
         matcher_(options.platform),
         token_(RandomToken()),
-        buf_(kChunk) {}
+        buf_(new char[kChunk]) {}
 
   absl::StatusOr<ImportResult> Run(const ArchiveReadFn& read) {
     if (absl::Status s = ReadArchive(read); !s.ok()) return s;
@@ -361,10 +361,10 @@ class Importer {
     out->clear();
     out->reserve(size);
     for (;;) {
-      absl::StatusOr<size_t> n = reader_->Read(buf_.data(), buf_.size());
+      absl::StatusOr<size_t> n = reader_->Read(buf_.get(), kChunk);
       if (!n.ok()) return TarError(n.status(), name);
       if (*n == 0) break;
-      out->append(buf_.data(), *n);
+      out->append(buf_.get(), *n);
     }
     if (static_cast<int64_t>(out->size()) != size) {
       return Error(absl::StatusCode::kDataLoss, name,
@@ -429,10 +429,10 @@ class Importer {
       return s;
     };
     for (bool opened = false;;) {
-      absl::StatusOr<size_t> got = reader_->Read(buf_.data(), buf_.size());
+      absl::StatusOr<size_t> got = reader_->Read(buf_.get(), kChunk);
       if (!got.ok()) return abort(TarError(got.status(), name));
       const size_t n = *got;
-      absl::string_view chunk(buf_.data(), n);
+      absl::string_view chunk(buf_.get(), n);
       if (head.size() < 10) absl::StrAppend(&head, chunk.substr(0, 10 - head.size()));
       if (!opened) {
         // Opened after the first read, so that an empty or unreadable entry
@@ -939,7 +939,7 @@ class Importer {
   ImportOptions options_;
   store::PlatformMatcher matcher_;
   std::string token_;
-  std::vector<char> buf_;
+  std::unique_ptr<char[]> buf_;  // kChunk bytes, not zeroed
 
   TarReader* reader_ = nullptr;  // during pass 1
   std::atomic<int64_t> ingests_{0};  // also counted by the commit pool's threads

@@ -35,7 +35,9 @@ std::string CleanPath(absl::string_view path) {
 
 struct TarReader::State {
   const ArchiveReadFn* read = nullptr;
-  std::vector<char> buf;
+  // Not zeroed: libarchive sees only what the read function filled.
+  std::unique_ptr<char[]> buf;
+  size_t buf_size = 0;
   absl::Status read_status;  // the read function's error, once it failed
   struct archive* a = nullptr;
   bool opened = false;
@@ -45,13 +47,13 @@ struct TarReader::State {
 
   static la_ssize_t Callback(struct archive* a, void* data, const void** out) {
     auto* s = static_cast<State*>(data);
-    absl::StatusOr<size_t> n = (*s->read)(s->buf.data(), s->buf.size());
+    absl::StatusOr<size_t> n = (*s->read)(s->buf.get(), s->buf_size);
     if (!n.ok()) {
       s->read_status = n.status();
       archive_set_error(a, EIO, "%s", std::string(n.status().message()).c_str());
       return -1;
     }
-    *out = s->buf.data();
+    *out = s->buf.get();
     return static_cast<la_ssize_t>(*n);
   }
 
@@ -67,7 +69,8 @@ struct TarReader::State {
 TarReader::TarReader(const ArchiveReadFn& read, size_t buffer)
     : state_(std::make_unique<State>()) {
   state_->read = &read;
-  state_->buf.resize(buffer);
+  state_->buf.reset(new char[buffer]);
+  state_->buf_size = buffer;
   state_->a = archive_read_new();
   archive_read_support_filter_gzip(state_->a);
   archive_read_support_filter_bzip2(state_->a);

@@ -20,6 +20,7 @@
 #include "store/clock.h"
 #include "store/files.h"
 #include "store/local_stores.h"
+#include "tools/fuzz/compact_store.h"
 #include "tools/fuzz/fuzz_temp_dir.h"
 
 namespace {
@@ -106,5 +107,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   stores->Empty();
+  fuzz::CompactEvery(*stores->local->db());
   return 0;
 }

@@ -12,6 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)s::ParseNamespacedKey(in);
   (void)s::ParseCriIndexKey(in);
   (void)s::ParseAwaitingSuffix(in);
+  (void)s::ParseCriDocUserSuffix(in);
   (void)s::ParseLeaseResourceSuffix(in);
   (void)s::DecodeContentRecord(in);
   (void)s::DecodeIngestRecord(in);
@@ -19,6 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)s::DecodeCriMetaRecord(in);
   (void)s::DecodeNameRecord(in);
   (void)s::DecodeCriStatusRecord(in);
+  (void)s::DecodeDigestList(in);
   absl::string_view view(in);
   absl::string_view field;
   while (s::GetLengthPrefixed(&view, &field)) {

@@ -1,7 +1,11 @@
 #include "tools/fuzz/service_fuzz.h"
 
+#include <arpa/inet.h>
 #include <grpc/grpc.h>
 #include <grpcpp/create_channel.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +15,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "api/containerd/services/content/v1/content.grpc.pb.h"
@@ -28,6 +35,7 @@
 #include "plugin/transfer_client.h"
 #include "store/digest.h"
 #include "store/limits.h"
+#include "tools/fuzz/compact_store.h"
 
 namespace imaged::fuzz {
 namespace {
@@ -52,6 +60,14 @@ const T& Pick(FuzzedDataProvider& in, const std::vector<T>& from) {
 void Fail(const std::string& what) {
   std::fprintf(stderr, "service fuzz: %s\n", what.c_str());
   std::abort();
+}
+
+// IMAGED_FUZZ_VERBOSE=1: "step <name> <microseconds>" for each step and
+// the checks, and "code <method> <code>" for each call, on stderr (to
+// check seeds, and to find what an input waits on).
+bool IsVerbose() {
+  static const bool verbose = std::getenv("IMAGED_FUZZ_VERBOSE") != nullptr;
+  return verbose;
 }
 
 // Two small images (amd64 and arm64) and an index over them, as real JSON.
@@ -109,12 +125,136 @@ std::pair<int64_t, int64_t> FilesUnder(const std::string& dir) {
 
 }  // namespace
 
+// A registry on a loopback port, for CRI.PullImage. Each pull's step
+// chooses how it answers (set_answer): blobs the harness knows are served
+// by digest (or, if the step says so, with a byte changed); a manifest
+// asked by tag, or any other request, gets the step's status, media type
+// and body; a challenge (Bearer, with a token endpoint here, or Basic)
+// comes first for requests without an Authorization header. One
+// connection at a time, each closed after its answer. So pulls succeed,
+// fail on a 404, 403, a challenge, an unparseable or foreign document or a
+// corrupt blob, in a millisecond or two instead of waiting out a refused
+// port's retries.
+class LoopbackRegistry {
+ public:
+  struct Answer {
+    int status = 404;
+    std::string media_type;
+    std::string body;
+    enum class Challenge { kNone, kBearer, kBasic } challenge = Challenge::kNone;
+    bool corrupt_blobs = false;
+  };
+
+  explicit LoopbackRegistry(const std::vector<Harness::Blob>& blobs) : blobs_(blobs) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) Fail("registry socket");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd_, 64) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      Fail("registry listen");
+    }
+    port_ = ntohs(addr.sin_port);
+    // Lives as long as the process (the harness is never destroyed).
+    std::thread([this] { Serve(); }).detach();
+  }
+
+  std::string host() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  void set_answer(Answer a) {
+    std::lock_guard<std::mutex> lock(mu_);
+    answer_ = std::move(a);
+  }
+
+ private:
+  void Serve() {
+    for (;;) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      timeval tv{1, 0};  // a client that says nothing is dropped
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      ::setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+      Handle(c);
+      ::close(c);
+    }
+  }
+
+  void Handle(int c) {
+    std::string req;
+    char buf[4096];
+    while (req.find("\r\n\r\n") == std::string::npos && req.size() < 64 * 1024) {
+      ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+      if (n <= 0) return;
+      req.append(buf, static_cast<size_t>(n));
+    }
+    const size_t sp1 = req.find(' ');
+    const size_t sp2 = sp1 == std::string::npos ? sp1 : req.find(' ', sp1 + 1);
+    if (sp2 == std::string::npos) return;
+    const std::string method = req.substr(0, sp1);
+    const std::string path = req.substr(sp1 + 1, sp2 - sp1 - 1);
+    const bool authorized = absl::StrContains(absl::AsciiStrToLower(req), "\r\nauthorization:");
+    Answer a;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      a = answer_;
+    }
+    int status = a.status;
+    std::string media_type = a.media_type;
+    std::string body = a.body;
+    std::string extra;
+    if (absl::StartsWith(path, "/token")) {
+      status = 200;
+      media_type = "application/json";
+      body = R"({"token":"fuzz-token","expires_in":300})";
+    } else if (!authorized && a.challenge != Answer::Challenge::kNone) {
+      status = 401;
+      media_type = "application/json";
+      body = R"({"errors":[{"code":"UNAUTHORIZED"}]})";
+      extra = a.challenge == Answer::Challenge::kBasic
+                  ? "WWW-Authenticate: Basic realm=\"fuzz\"\r\n"
+                  : absl::StrCat("WWW-Authenticate: Bearer realm=\"http://", host(),
+                                 "/token\",service=\"fuzz\"\r\n");
+    } else if (const size_t at = path.rfind("/sha256:"); at != std::string::npos) {
+      // A blob or a manifest by digest: the known one, else not found.
+      const std::string digest = path.substr(at + 1);
+      status = 404;
+      body.clear();
+      for (const Harness::Blob& b : blobs_) {
+        if (b.digest != digest) continue;
+        status = 200;
+        media_type = b.media_type;
+        body = b.bytes;
+        if (a.corrupt_blobs && absl::StrContains(path, "/blobs/")) body.back() ^= 1;
+        extra = absl::StrCat("Docker-Content-Digest: ", b.digest, "\r\n");
+      }
+    }
+    std::string head = absl::StrCat("HTTP/1.1 ", status, " X\r\nConnection: close\r\n",
+                                    "Content-Length: ", body.size(), "\r\n", extra);
+    if (!media_type.empty()) absl::StrAppend(&head, "Content-Type: ", media_type, "\r\n");
+    absl::StrAppend(&head, "\r\n");
+    if (method != "HEAD") head += body;
+    for (size_t sent = 0; sent < head.size();) {
+      ssize_t n = ::send(c, head.data() + sent, head.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      sent += static_cast<size_t>(n);
+    }
+  }
+
+  const std::vector<Harness::Blob>& blobs_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::mutex mu_;
+  Answer answer_;
+};
+
 Harness& Harness::Get() {
   static Harness* harness = new Harness();
   return *harness;
 }
 
-Harness::Harness() : blobs_(MakeBlobs()) {
+Harness::Harness() : blobs_(MakeBlobs()), registry_(std::make_unique<LoopbackRegistry>(blobs_)) {
   grpc_init();  // kept up for the process (see plugin/test_server.cc)
   const char* tmp = std::getenv("TMPDIR");
   std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/imaged-svc-XXXXXX";
@@ -315,6 +455,7 @@ std::string Harness::HeaderText(FuzzedDataProvider& in, size_t max) {
 
 void Harness::Check(const char* method, const grpc::Status& status,
                     std::initializer_list<grpc::StatusCode> also) {
+  if (IsVerbose()) std::fprintf(stderr, "code %s %d\n", method, status.error_code());
   switch (status.error_code()) {
     case grpc::StatusCode::OK:
     case grpc::StatusCode::INVALID_ARGUMENT:
@@ -391,12 +532,22 @@ void Harness::EndInput() {
   auto collected = server_->gc().CollectNow({});
   if (!collected.ok()) Fail("collection: " + collected.status().ToString());
   usage_matches(/*empty=*/true);
+  CompactEvery(server_->metadata_db());
 }
 
 namespace {
 // The archive the last Transfer.Export of this input made (defined with the
 // operations below).
 std::string& LastArchive();
+
+void Verbose(const char* step, std::chrono::steady_clock::time_point start) {
+  if (!IsVerbose()) return;
+  std::fprintf(stderr, "step %s %lld\n", step,
+               static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::steady_clock::now() - start)
+                                          .count()));
+}
+
 }  // namespace
 
 int RunInput(const uint8_t* data, size_t size, const std::vector<Op>& ops) {
@@ -405,9 +556,13 @@ int RunInput(const uint8_t* data, size_t size, const std::vector<Op>& ops) {
   LastArchive().clear();  // each input starts from nothing
   for (int step = 0; step < 24 && in.remaining_bytes() > 0; ++step) {
     const Op& op = ops[in.ConsumeIntegralInRange<size_t>(0, ops.size() - 1)];
+    const auto start = std::chrono::steady_clock::now();
     op.run(harness, in);
+    Verbose(op.name, start);
   }
+  const auto start = std::chrono::steady_clock::now();
   harness.EndInput();
+  Verbose("EndInput", start);
   return 0;
 }
 
@@ -808,21 +963,91 @@ void CriPullImage(Harness& h, FuzzedDataProvider& in) {
   auto stub = cripb::ImageService::NewStub(h.channel());
   grpc::ClientContext ctx;
   h.Prepare(&ctx, in);
-  // A refused connection is retried with backoff for seconds: the caller
-  // gives up first, as kubelet does, and the pull must stop with it.
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(50));
   cripb::PullImageRequest req;
-  // Never off the machine: a registry on a loopback port nobody listens on.
-  req.mutable_image()->set_image("127.0.0.1:1/" + (in.ConsumeBool() ? "fz:1" : Harness::Text(in, 100)));
+  bool corrupt = false;
+  // Never off the machine: the harness's loopback registry, answering as
+  // the step says, or (rarely) a loopback port nobody listens on.
+  if (in.ConsumeIntegralInRange(0, 15) == 0) {
+    // A refused connection is retried with backoff for seconds: the caller
+    // gives up first, as kubelet does, and the pull must stop with it.
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(50));
+    req.mutable_image()->set_image("127.0.0.1:1/" + (in.ConsumeBool() ? "fz:1" : Harness::Text(in, 100)));
+  } else {
+    const std::vector<Harness::Blob>& blobs = h.blobs();
+    LoopbackRegistry::Answer a;
+    switch (in.ConsumeIntegralInRange(0, 7)) {
+      case 0:
+        a.status = 404;
+        break;
+      case 1:
+        a.status = in.PickValueInArray({400, 403, 405, 418});
+        break;
+      case 2:  // an image for another platform only
+        a.status = 200;
+        a.media_type = blobs[5].media_type;
+        a.body = blobs[5].bytes;
+        break;
+      case 3:
+        a.status = 200;
+        a.media_type = in.ConsumeBool() ? blobs[in.ConsumeIntegralInRange<size_t>(0, blobs.size() - 1)].media_type
+                                        : Harness::Text(in, 80);
+        a.body = Harness::Text(in, 2000);
+        break;
+      case 4:  // the index over both
+        a.status = 200;
+        a.media_type = blobs[6].media_type;
+        a.body = blobs[6].bytes;
+        break;
+      default:
+        a.status = 200;
+        a.media_type = blobs[2].media_type;
+        a.body = blobs[2].bytes;
+        break;
+    }
+    switch (in.ConsumeIntegralInRange(0, 7)) {
+      case 0:
+        a.challenge = LoopbackRegistry::Answer::Challenge::kBearer;
+        break;
+      case 1:
+        a.challenge = LoopbackRegistry::Answer::Challenge::kBasic;
+        break;
+      default:
+        break;
+    }
+    a.corrupt_blobs = in.ConsumeIntegralInRange(0, 7) == 0;
+    corrupt = a.corrupt_blobs;
+    h.registry().set_answer(std::move(a));
+    std::string ref;
+    switch (in.ConsumeIntegralInRange(0, 5)) {
+      case 0:
+        ref = Harness::Text(in, 100);
+        break;
+      case 1:  // by digest
+        ref = "fz@" + blobs[in.ConsumeBool() ? 2 : 6].digest;
+        break;
+      case 2:
+        ref = "fz:2";
+        break;
+      default:
+        ref = "fz:1";
+        break;
+    }
+    req.mutable_image()->set_image(absl::StrCat(h.registry().host(), "/", ref));
+  }
   if (in.ConsumeBool()) {
     req.mutable_auth()->set_username(Harness::Text(in, 50));
     req.mutable_auth()->set_password(Harness::Text(in, 50));
     req.mutable_auth()->set_auth(Harness::Text(in, 100));
   }
   cripb::PullImageResponse resp;
-  Harness::Check("CRI.PullImage", stub->PullImage(&ctx, req, &resp),
+  grpc::Status status = stub->PullImage(&ctx, req, &resp);
+  // A blob that does not match its digest is DataLoss (docs/registry.md);
+  // from anything else it would be imaged's own.
+  if (corrupt && status.error_code() == grpc::StatusCode::DATA_LOSS) return;
+  Harness::Check("CRI.PullImage", status,
                  {grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::UNAUTHENTICATED,
                   grpc::StatusCode::PERMISSION_DENIED, grpc::StatusCode::DEADLINE_EXCEEDED});
+
 }
 
 void CriRemoveImage(Harness& h, FuzzedDataProvider& in) {

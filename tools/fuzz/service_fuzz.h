@@ -45,6 +45,7 @@ class Server;
 namespace imaged::fuzz {
 
 class Harness;
+class LoopbackRegistry;
 
 // One operation a step may pick: it builds a request from `in` and makes
 // the call, checking its status with Harness::Check.
@@ -77,6 +78,10 @@ class Harness {
   plugin::Server& server() const { return *server_; }
 
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+  // The registry CRI.PullImage pulls from (service_fuzz.cc).
+  LoopbackRegistry& registry() const { return *registry_; }
+  const std::vector<Blob>& blobs() const { return blobs_; }
 
   // The namespace most calls name ("fuzz"; the CRI target: "k8s.io", its
   // cri_namespace). The others: the other of those two, "other".
@@ -119,6 +124,7 @@ class Harness {
   std::unique_ptr<plugin::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::vector<Blob> blobs_;
+  std::unique_ptr<LoopbackRegistry> registry_;
   std::string home_ = "fuzz";
 };
 
