@@ -8,7 +8,7 @@
 // namespaces, names, digests, lease ids and ingest refs mostly from small
 // pools (and a few real blobs: two images and an index over them) so that
 // steps meet each other's state; sometimes any string. Every call has a 5 s
-// deadline.
+// deadline (IMAGED_FUZZ_CALL_DEADLINE=N: N seconds).
 //
 // After the sequence, the input fails (abort, so libFuzzer keeps it) unless:
 //   - every call answered a code a client may be told (never Unknown,
