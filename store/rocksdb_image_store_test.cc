@@ -83,6 +83,23 @@ class CriIndexTest : public ::testing::Test {
     image.labels = std::move(labels);
     return stores_.images().Create(kNs, image).status();
   }
+  // An amd64 and an arm64 image, and an index over both (arm64 first).
+  struct TwoPlatforms {
+    TestImage amd;
+    TestImage arm;
+    std::pair<Descriptor, std::string> index;
+  };
+  TwoPlatforms MakeTwoPlatforms() {
+    TestImageSpec amd, arm;
+    amd.seed = "amd";
+    arm.seed = "arm";
+    arm.architecture = "arm64";
+    TwoPlatforms out{Make(amd), Make(arm), {}};
+    auto index = MakeTestIndex(stores_.content(), kNs, {out.arm, out.amd});
+    EXPECT_TRUE(index.ok()) << index.status();
+    if (index.ok()) out.index = *std::move(index);
+    return out;
+  }
   std::vector<CriImage> List() {
     std::vector<CriImage> out;
     EXPECT_TRUE(stores_.index().ListImages(kNs, [&](const CriImage& i) {
@@ -216,14 +233,8 @@ TEST_F(CriIndexTest, ARemovedConfigTakesItsNamesOutOfTheIndexUntilItIsBack) {
 }
 
 TEST_F(CriIndexTest, ARemovedManifestTakesOnlyTheImagesThatWentThroughIt) {
-  TestImageSpec amd, arm;
-  amd.seed = "amd";
-  arm.seed = "arm";
-  arm.architecture = "arm64";
-  TestImage a = Make(amd), b = Make(arm);
-  auto index = MakeTestIndex(stores_.content(), kNs, {b, a});
-  ASSERT_TRUE(index.ok());
-  ASSERT_TRUE(Create("multi:1", index->first).ok());
+  const auto [a, b, index] = MakeTwoPlatforms();
+  ASSERT_TRUE(Create("multi:1", index.first).ok());
   ASSERT_TRUE(Create("single:1", a.manifest).ok());
   ASSERT_EQ(List().size(), 1u);
   // The arm64 manifest is not on this (amd64) node's path: nothing changes.
@@ -231,7 +242,7 @@ TEST_F(CriIndexTest, ARemovedManifestTakesOnlyTheImagesThatWentThroughIt) {
   ASSERT_EQ(List().size(), 1u);
   EXPECT_THAT(List()[0].names, ElementsAre("multi:1", "single:1"));
   // The index goes: only the name that resolved through it leaves.
-  ASSERT_TRUE(stores_.content().Delete(kNs, index->first.digest).ok());
+  ASSERT_TRUE(stores_.content().Delete(kNs, index.first.digest).ok());
   ASSERT_EQ(List().size(), 1u);
   EXPECT_THAT(List()[0].names, ElementsAre("single:1"));
   // The amd64 manifest goes: the other one too.
@@ -266,18 +277,12 @@ TEST_F(CriIndexTest, AnUnresolvedRecordWaitsForWhatItsWalkMissesFirst) {
 // its manifest: the size differs (the index counts in one). The index
 // shows the last name written; when that name goes, the one that stays.
 TEST_F(CriIndexTest, AnImageReachedThroughAnIndexAndItsManifestShowsANameThatStays) {
-  TestImageSpec amd, arm;
-  amd.seed = "amd";
-  arm.seed = "arm";
-  arm.architecture = "arm64";
-  TestImage a = Make(amd), b = Make(arm);
-  auto index = MakeTestIndex(stores_.content(), kNs, {b, a});
-  ASSERT_TRUE(index.ok());
+  const auto [a, b, index] = MakeTwoPlatforms();
   const int64_t manifest_size = a.manifest.size + a.config.size + a.layers[0].size + a.layers[1].size;
   ASSERT_TRUE(Create("single:1", a.manifest).ok());
-  ASSERT_TRUE(Create("multi:1", index->first).ok());
+  ASSERT_TRUE(Create("multi:1", index.first).ok());
   ASSERT_EQ(List().size(), 1u);
-  EXPECT_EQ(List()[0].size, index->first.size + manifest_size);
+  EXPECT_EQ(List()[0].size, index.first.size + manifest_size);
   EXPECT_THAT(stores_.index().Check(false)->problems, IsEmpty());
   ASSERT_TRUE(stores_.images().Delete(kNs, "multi:1").ok());
   ASSERT_EQ(List().size(), 1u);
