@@ -468,7 +468,7 @@ absl::StatusOr<RocksDbContentStore::Removed> RocksDbContentStore::RemoveBlobsInt
       freed += r->size;
     }
   }
-  if (out.rows == 0 && batch->Count() == 0) return out;
+  if (out.rows == 0) return out;
   if (!unheld.empty()) {
     if (absl::Status s = StageUsage(batch, -freed, -static_cast<int64_t>(unheld.size()));
         !s.ok()) {

@@ -474,6 +474,18 @@ absl::Status RocksDbImageStore::StageDropDocs(rocksdb::WriteBatch* batch, absl::
   return absl::OkStatus();
 }
 
+void RocksDbImageStore::StageUnresolved(rocksdb::WriteBatch* batch, absl::string_view ns,
+                                        absl::string_view name, const Resolution& res) const {
+  batch->Put(db_->cf(Cf::kUnresolved), ImageKey(ns, name),
+             EncodeUnresolved(res.waiting_for, res.reason));
+  if (!res.waiting_for.empty()) {
+    batch->Put(db_->cf(Cf::kAwaiting), AwaitingKey(res.waiting_for, ns, name), rocksdb::Slice());
+  }
+  // What the walk read up to where it stopped: a removal of one of them
+  // changes where that is (RemoveDocuments).
+  StageDocs(batch, ns, name, res.blobs);
+}
+
 void RocksDbImageStore::StageDocs(rocksdb::WriteBatch* batch, absl::string_view ns,
                                   absl::string_view name, const std::vector<std::string>& docs) const {
   for (const auto& [key, value] : DocsRows(ns, name, docs)) {
@@ -545,8 +557,7 @@ absl::Status RocksDbImageStore::StageDropUnresolved(rocksdb::WriteBatch* batch,
 absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::string_view ns,
                                             absl::string_view name, const ImageRecord* old,
                                             ImageRecord* rec,
-                                            const absl::flat_hash_set<std::string>* rewritten,
-                                            const Resolution* resolved) {
+                                            const absl::flat_hash_set<std::string>* rewritten) {
   db_->NoteReference(MetadataDb::Noted::kBlob, ns, rec->digest);  // for a marking collector
   if (old != nullptr) {
     if (absl::Status s = StageUnindex(batch, ns, name, *old, rewritten); !s.ok()) return s;
@@ -563,7 +574,7 @@ absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::st
     }
   }
 
-  const Resolution res = resolved != nullptr ? *resolved : Resolve(ns, *rec);
+  Resolution res = Resolve(ns, *rec);
   if (res.ok) {
     auto claimed = rec->labels.find(kLabelImageId);
     if (claimed != rec->labels.end() && claimed->second != res.image_id) {
@@ -590,16 +601,10 @@ absl::Status RocksDbImageStore::StageRecord(rocksdb::WriteBatch* batch, absl::st
     batch->Put(db_->cf(Cf::kCriConfigs), CriIdPrefix(ns, res.image_id), res.config);
     batch->Put(db_->cf(Cf::kCriIndex), CriNameKey(ns, res.image_id, name),
                EncodeNameRecord(name_rec));
+    StageDocs(batch, ns, name, res.blobs);
   } else {
-    batch->Put(db_->cf(Cf::kUnresolved), ImageKey(ns, name),
-               EncodeUnresolved(res.waiting_for, res.reason));
-    if (!res.waiting_for.empty()) {
-      batch->Put(db_->cf(Cf::kAwaiting), AwaitingKey(res.waiting_for, ns, name), rocksdb::Slice());
-    }
+    StageUnresolved(batch, ns, name, res);
   }
-  // Resolved or not, what the walk read: a removal of one of them changes
-  // how it ends (RemoveDocuments).
-  StageDocs(batch, ns, name, res.blobs);
   if (absl::Status s = ValidateLabels(rec->labels); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("image \"", name, "\": ", s.message()));
   }
@@ -992,12 +997,13 @@ absl::Status RocksDbImageStore::RemoveDocuments(
       rewritten.insert(name);
       leaving.push_back(Leaving{name, **std::move(old), std::move(res)});
     }
+    // Only the index changes: the record stays as it is (even one an older
+    // version stored beyond today's limits).
     for (const Leaving& l : leaving) {
-      ImageRecord rec = l.old;
-      if (absl::Status s = StageRecord(&batch, user_ns, l.name, &l.old, &rec, &rewritten, &l.res);
-          !s.ok()) {
+      if (absl::Status s = StageUnindex(&batch, user_ns, l.name, l.old, &rewritten); !s.ok()) {
         return s;
       }
+      StageUnresolved(&batch, user_ns, l.name, l.res);
       staged = true;
     }
   }

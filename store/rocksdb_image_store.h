@@ -144,17 +144,19 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   // labels (set on `rec`), and the record itself.
   // `rewritten` names the other records the same batch rewrites (their old
   // index rows do not keep an image ID alive).
-  // `resolved`, when given, is the target's resolution (else Resolve's).
   absl::Status StageRecord(rocksdb::WriteBatch* batch, absl::string_view ns,
                            absl::string_view name, const ImageRecord* old, ImageRecord* rec,
-                           const absl::flat_hash_set<std::string>* rewritten = nullptr,
-                           const Resolution* resolved = nullptr)
+                           const absl::flat_hash_set<std::string>* rewritten = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Adds to `batch` the removal of `name`'s index, unresolved and awaiting rows.
   absl::Status StageUnindex(rocksdb::WriteBatch* batch, absl::string_view ns,
                             absl::string_view name, const ImageRecord& old,
                             const absl::flat_hash_set<std::string>* rewritten = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Adds to `batch` the rows of `name` left unresolved by `res`
+  // ([unresolved], [awaiting], [cri_docs]).
+  void StageUnresolved(rocksdb::WriteBatch* batch, absl::string_view ns, absl::string_view name,
+                       const Resolution& res) const;
   // Adds to `batch` the [cri_docs] rows of `name` resolved through `docs`.
   void StageDocs(rocksdb::WriteBatch* batch, absl::string_view ns, absl::string_view name,
                  const std::vector<std::string>& docs) const;

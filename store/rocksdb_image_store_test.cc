@@ -885,5 +885,32 @@ TEST_F(CriIndexTest, RecordsBeyondTodaysLimitsStayListableAndDeletable) {
   EXPECT_THAT(*stores_.images().List(kNs, {}), IsEmpty());
 }
 
+// A removal changes only the index, never the records it re-resolves: a
+// record an older version stored beyond today's label limits does not
+// stop the removal of a blob it read (nor a collection's sweep).
+TEST_F(CriIndexTest, ARecordBeyondTodaysLimitsDoesNotStopARemoval) {
+  TestImage ti = Make({});
+  ImageRecord old;
+  old.media_type = ti.manifest.media_type;
+  old.digest = ti.manifest.digest;
+  old.size = ti.manifest.size;
+  old.labels = {{"big", std::string(5000, 'v')}, {kLabelImageId, ti.config.digest}};
+  rocksdb::WriteBatch batch;
+  batch.Put(stores_.db().cf(Cf::kImages), ImageKey(kNs, "old:1"), EncodeImageRecord(old));
+  ASSERT_TRUE(stores_.db().Write(&batch).ok());
+  auto repaired = stores_.index().Check(/*repair=*/true);  // indexed, as that version had it
+  ASSERT_TRUE(repaired.ok() && repaired->repaired);
+  ASSERT_EQ(List().size(), 1u);
+
+  absl::Status deleted = stores_.content().Delete(kNs, ti.config.digest);
+  EXPECT_TRUE(deleted.ok()) << deleted;
+  EXPECT_THAT(List(), IsEmpty());
+  auto unresolved = stores_.index().ListUnresolved();
+  ASSERT_TRUE(unresolved.ok());
+  ASSERT_EQ(unresolved->size(), 1u);
+  EXPECT_EQ((*unresolved)[0].waiting_for, ti.config.digest);
+  EXPECT_EQ(stores_.images().Get(kNs, "old:1")->labels.at("big").size(), 5000u);
+}
+
 }  // namespace
 }  // namespace imaged::store
