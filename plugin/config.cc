@@ -102,6 +102,12 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path, Config base) {
         return Bad(path, k, "must be a duration such as \"1h\" or \"0s\"");
       }
       (k == "gc_interval" ? out.gc_interval : out.gc_delay) = d;
+    } else if (k == "gc_max_share") {
+      auto share = node.value<double>();
+      if (!share || !(*share > 0 && *share <= 1)) {
+        return Bad(path, k, "must be a number above 0 and at most 1, such as 0.02");
+      }
+      out.gc_max_share = *share;
     } else if (k == "content_proxy") {
       auto b = node.value_exact<bool>();
       if (!b) return Bad(path, k, "must be true or false");

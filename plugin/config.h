@@ -41,6 +41,9 @@ struct Config {
   // A pass over the namespaces a delete touched runs this long after it
   // (deletes in the meantime share the pass).
   absl::Duration gc_delay = absl::Seconds(1);
+  // Passes after deletes take at most this share of the time on average
+  // (GcScheduler::Options::max_share; containerd's pause_threshold).
+  double gc_max_share = 0.02;
   // Mirror mode (on when set): the containerd socket whose images imaged
   // keeps in its index, the namespaces mirrored, and containerd's CRI
   // endpoint that PullImage is forwarded to ("" = pull into containerd
@@ -87,6 +90,7 @@ struct Config {
 //   max_concurrent_downloads = 3  # per pull
 //   gc_interval = "1h"            # "0s": no scheduled pass
 //   gc_delay = "1s"               # after a delete
+//   gc_max_share = 0.02           # of the time, for passes after deletes
 //   containerd_address = "/run/containerd/containerd.sock"   # mirror mode
 //   mirror_namespaces = ["k8s.io"]
 //   upstream_cri_address = "/run/containerd/containerd.sock" # PullImage forwarded there

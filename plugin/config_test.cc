@@ -35,6 +35,7 @@ index_check = "repair"
 max_concurrent_downloads = 5
 gc_interval = "0s"
 gc_delay = "250ms"
+gc_max_share = 0.5
 containerd_address = "/run/containerd/containerd.sock"
 mirror_namespaces = ["k8s.io", "moby"]
 upstream_cri_address = "/run/containerd/cri.sock"
@@ -62,6 +63,7 @@ config_path = "/etc/imaged/certs.d"
   EXPECT_TRUE(config->content_proxy);
   EXPECT_EQ(config->gc_interval, absl::ZeroDuration());
   EXPECT_EQ(config->gc_delay, absl::Milliseconds(250));
+  EXPECT_EQ(config->gc_max_share, 0.5);
   EXPECT_EQ(config->containerd_address, "/run/containerd/containerd.sock");
   EXPECT_EQ(config->mirror_namespaces, (std::vector<std::string>{"k8s.io", "moby"}));
   EXPECT_EQ(config->upstream_cri_address, "/run/containerd/cri.sock");
@@ -101,7 +103,7 @@ TEST(ConfigTest, ThePackagedConfigShowsEveryKeyWithItsDefault) {
   const std::set<std::string> every_key = {
       "root", "address", "socket_mode", "ingest_expiry", "shutdown_timeout", "platform",
       "cri_namespace", "index_check", "max_concurrent_downloads", "metrics_address",
-      "gc_interval", "gc_delay", "containerd_address", "mirror_namespaces",
+      "gc_interval", "gc_delay", "gc_max_share", "containerd_address", "mirror_namespaces",
       "upstream_cri_address", "containerd_timeout", "containerd_list_timeout",
       "upstream_pull_timeout", "mirror_miss_budget", "mirror_miss_queue", "containerd_root",
       "containerd_snapshotter", "content_proxy", "registry.config_path"};
@@ -117,6 +119,7 @@ TEST(ConfigTest, ThePackagedConfigShowsEveryKeyWithItsDefault) {
   changed.registry_config_path = changed.metrics_address = "x";
   changed.max_concurrent_downloads = 9;
   changed.gc_interval = changed.gc_delay = absl::Seconds(7);
+  changed.gc_max_share = 0.7;
   changed.containerd_address = changed.upstream_cri_address = "x";
   changed.mirror_namespaces = {"x"};
   changed.containerd_timeout = changed.containerd_list_timeout = absl::Seconds(7);
@@ -140,6 +143,7 @@ TEST(ConfigTest, ThePackagedConfigShowsEveryKeyWithItsDefault) {
   EXPECT_EQ(loaded->metrics_address, d.metrics_address);
   EXPECT_EQ(loaded->gc_interval, d.gc_interval);
   EXPECT_EQ(loaded->gc_delay, d.gc_delay);
+  EXPECT_EQ(loaded->gc_max_share, d.gc_max_share);
   EXPECT_EQ(loaded->containerd_address, d.containerd_address);
   EXPECT_EQ(loaded->mirror_namespaces, d.mirror_namespaces);
   EXPECT_EQ(loaded->upstream_cri_address, d.upstream_cri_address);
@@ -180,6 +184,10 @@ TEST(ConfigTest, BadConfigsNameTheProblem) {
       {"content_proxy = \"yes\"", "content_proxy"},
       {"gc_interval = \"-1s\"", "gc_interval"},
       {"gc_delay = 5", "gc_delay"},
+      {"gc_max_share = 0", "gc_max_share"},
+      {"gc_max_share = 1.5", "gc_max_share"},
+      {"gc_max_share = nan", "gc_max_share"},
+      {"gc_max_share = \"2%\"", "gc_max_share"},
       {"mirror_namespaces = []", "mirror_namespaces"},
       {"mirror_namespaces = \"k8s.io\"", "mirror_namespaces"},
       {"containerd_address = 1", "containerd_address"},

@@ -34,6 +34,12 @@ class GcScheduler {
     // that dirtied them.
     absl::Duration interval = absl::InfiniteDuration();
     absl::Duration delay = absl::Seconds(1);
+    // Passes after deletes take at most this share of the time, on average:
+    // after each background pass the next one after deletes waits until
+    // the average pass time is this share of the time between passes
+    // (containerd's pause_threshold, 0.02 there too). A pass the budget
+    // stopped goes on after `delay` regardless; 1: no spacing.
+    double max_share = 0.02;
     const store::Clock* clock = store::SystemClock::Get();  // not owned
     // How often the waiting loop looks at the clock (a Dirty that makes a
     // pass due sooner is noticed within it).
@@ -41,7 +47,8 @@ class GcScheduler {
   };
 
   // `gc` is not owned.
-  GcScheduler(store::Collector* gc, absl::Duration interval, absl::Duration delay);
+  GcScheduler(store::Collector* gc, absl::Duration interval, absl::Duration delay,
+              double max_share);
   GcScheduler(Collection collection, Options options);
   ~GcScheduler();
   GcScheduler(const GcScheduler&) = delete;
@@ -66,9 +73,14 @@ class GcScheduler {
   absl::Mutex mu_;
   absl::flat_hash_set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   absl::Time due_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // of the dirty pass
+  // No pass after deletes before this (Options::max_share).
+  absl::Time not_before_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   // Of the next pass over everything; the loop's own (set before it starts).
   absl::Time next_full_;
+  // The background passes so far and their wall time; the loop's own.
+  int passes_ = 0;
+  absl::Duration pass_time_;
   std::thread thread_;
 };
 

@@ -2,6 +2,7 @@
 // run, over which namespaces, and what follows a pass the budget stopped.
 #include "plugin/gc_scheduler.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ class FakeCollection {
     GcScheduler::Collection c;
     c.collect = [this](const std::vector<std::string>& namespaces,
                        const store::GcInterrupt&) -> absl::StatusOr<store::GcReport> {
+      if (during_pass_) during_pass_();  // the loop's thread: outside mu_
       absl::MutexLock lock(&mu_);
       passes_.push_back(namespaces);
       store::GcReport report;
@@ -48,6 +50,8 @@ class FakeCollection {
     mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
     return passes_;
   }
+  // Runs in every pass (before it is recorded); set before the scheduler starts.
+  void DuringPass(std::function<void()> fn) { during_pass_ = std::move(fn); }
   void NextIsIncomplete() {
     absl::MutexLock lock(&mu_);
     next_complete_ = false;
@@ -58,6 +62,7 @@ class FakeCollection {
   }
 
  private:
+  std::function<void()> during_pass_;
   absl::Mutex mu_;
   std::vector<std::vector<std::string>> passes_ ABSL_GUARDED_BY(mu_);
   bool next_complete_ ABSL_GUARDED_BY(mu_) = true;
@@ -66,9 +71,11 @@ class FakeCollection {
 
 class GcSchedulerTest : public ::testing::Test {
  protected:
-  std::unique_ptr<GcScheduler> Start(absl::Duration interval = absl::InfiniteDuration()) {
+  std::unique_ptr<GcScheduler> Start(absl::Duration interval = absl::InfiniteDuration(),
+                                     double max_share = 0.02) {
     GcScheduler::Options options;
     options.interval = interval;
+    options.max_share = max_share;
     options.delay = kDelay;
     options.clock = &clock_;
     options.tick = absl::Milliseconds(5);
@@ -95,6 +102,40 @@ TEST_F(GcSchedulerTest, ABurstOfDeletesCostsOnePassAfterTheDelay) {
   EXPECT_THAT(passes[0], UnorderedElementsAre("a", "b"));
   Settle();
   EXPECT_EQ(fake_.WaitForPasses(1).size(), 1u);  // nothing dirty since
+}
+
+// Passes after deletes are spaced so that, on average, they take at most
+// max_share of the time (at 30,000 images a pass costs a second or more of
+// CPU, and a delete every few seconds ran them back to back).
+TEST_F(GcSchedulerTest, PassesAfterDeletesTakeAtMostTheirShareOfTheTime) {
+  fake_.DuringPass([this] { clock_.Advance(absl::Seconds(2)); });
+  auto gc = Start(absl::InfiniteDuration(), /*max_share=*/0.1);
+  gc->Dirty("a");
+  clock_.Advance(kDelay);  // t=5: the first pass runs, and ends at t=7
+  ASSERT_EQ(fake_.WaitForPasses(1).size(), 1u);
+  Settle();
+  // A 2 s pass at a share of 0.1: the next one after deletes waits until
+  // t = 7 + 18 = 25, not until t = 7 + kDelay.
+  gc->Dirty("b");
+  clock_.Advance(absl::Seconds(17));  // t=24
+  Settle();
+  EXPECT_EQ(fake_.WaitForPasses(1).size(), 1u);
+  clock_.Advance(absl::Seconds(1));  // t=25
+  std::vector<std::vector<std::string>> passes = fake_.WaitForPasses(2);
+  ASSERT_EQ(passes.size(), 2u);
+  EXPECT_THAT(passes[1], ElementsAre("b"));
+}
+
+TEST_F(GcSchedulerTest, APassTheBudgetStoppedGoesOnWhateverItsShare) {
+  fake_.DuringPass([this] { clock_.Advance(absl::Seconds(2)); });
+  auto gc = Start(absl::InfiniteDuration(), /*max_share=*/0.1);
+  fake_.NextIsIncomplete();
+  gc->Dirty("a");
+  clock_.Advance(kDelay);
+  ASSERT_EQ(fake_.WaitForPasses(1).size(), 1u);  // ended at t=7
+  Settle();
+  clock_.Advance(kDelay);  // t=12: a delay after it, not 18 s
+  EXPECT_EQ(fake_.WaitForPasses(2).size(), 2u);
 }
 
 TEST_F(GcSchedulerTest, TheContentProxyNamespaceIsNeverCollected) {

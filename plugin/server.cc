@@ -156,7 +156,7 @@ void Server::StartCollector() {
   gc_ = std::make_unique<GcScheduler>(
       collector_.get(),
       config_.gc_interval == absl::ZeroDuration() ? absl::InfiniteDuration() : config_.gc_interval,
-      config_.gc_delay);
+      config_.gc_delay, config_.gc_max_share);
 }
 
 absl::Status Server::BuildServices(const store::Platform& platform) {

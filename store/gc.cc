@@ -1,7 +1,10 @@
 #include "store/gc.h"
 
+#include <array>
+#include <cstdint>
 #include <deque>
 #include <optional>
+#include <string>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
@@ -53,8 +56,40 @@ absl::Status ForEachNamespace(const MetadataDb& db, Cf family,
 
 }  // namespace
 
+namespace {
+
+// A digest as its 32 bytes. A mark holds one for every live blob (60,000 at
+// 30,000 images): as strings, with their own heap blocks, they took about
+// four times the memory.
+using DigestKey = std::array<uint8_t, 32>;
+
+std::optional<DigestKey> KeyOf(absl::string_view digest) {
+  if (!ValidateDigest(digest).ok()) return std::nullopt;
+  absl::string_view hex = DigestHex(digest);  // 64 lowercase hex digits
+  auto nibble = [](char c) { return static_cast<uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); };
+  DigestKey key;
+  for (size_t i = 0; i < key.size(); ++i) key[i] = nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]);
+  return key;
+}
+
+std::string DigestOf(const DigestKey& key) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string digest(kSha256Prefix);
+  for (uint8_t b : key) {
+    digest.push_back(kHex[b >> 4]);
+    digest.push_back(kHex[b & 15]);
+  }
+  return digest;
+}
+
+}  // namespace
+
 struct Collector::Marked {
-  absl::flat_hash_set<std::string> live;
+  absl::flat_hash_set<DigestKey> live;
+  bool Contains(absl::string_view digest) const {
+    std::optional<DigestKey> key = KeyOf(digest);
+    return key && live.contains(*key);
+  }
 };
 
 absl::StatusOr<std::vector<std::string>> Collector::AllNamespaces() {
@@ -89,16 +124,15 @@ absl::Status Collector::ExpireLeases(absl::string_view ns, int* leases_expired) 
 absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, const rocksdb::Snapshot* at,
                                                   const GcInterrupt& interrupt) {
   Marked m;
-  std::deque<std::string> queue;
+  std::deque<DigestKey> queue;
   int64_t rows = 0;
   // Every 1024 rows: may the pass go on?
   auto step = [&]() -> absl::Status {
     return ++rows % 1024 == 0 ? Check(interrupt) : absl::OkStatus();
   };
   auto mark = [&](absl::string_view digest) {
-    if (ValidateDigest(digest).ok() && m.live.insert(std::string(digest)).second) {
-      queue.emplace_back(digest);
-    }
+    std::optional<DigestKey> key = KeyOf(digest);
+    if (key && m.live.insert(*key).second) queue.push_back(*key);
   };
   auto mark_image = [&](absl::string_view name) -> absl::Status {
     std::string value;
@@ -156,7 +190,7 @@ absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, const ro
   // Follow gc.ref.content labels.
   while (!queue.empty()) {
     if (absl::Status s = step(); !s.ok()) return s;
-    std::string digest = std::move(queue.front());
+    const std::string digest = DigestOf(queue.front());
     queue.pop_front();
     std::string value;
     absl::Status got = db_->Get(Cf::kContent, ContentKey(ns, digest), &value, at);
@@ -239,7 +273,7 @@ absl::StatusOr<GcReport> Collector::Collect(absl::Span<const std::string> namesp
     {
       PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns), snapshot->get());
       for (; scan.Valid(); scan.Next()) {
-        if (marked->live.contains(scan.suffix())) {
+        if (marked->Contains(scan.suffix())) {
           ++report.blobs_kept;
           continue;
         }
@@ -318,7 +352,7 @@ absl::StatusOr<std::vector<NamespaceUsage>> Collector::Usage() {
         }
       }
       if (!shared) u.exclusive_bytes += rec->size;
-      if (!ns.empty() && !marked.live.contains(scan.suffix())) {
+      if (!ns.empty() && !marked.Contains(scan.suffix())) {
         ++u.garbage_blobs;
         if (!shared) u.reclaimable_bytes += rec->size;
       }

@@ -12,6 +12,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "store/digest.h"
+#include "store/oci.h"
+#include "store/resolver.h"
 
 namespace imaged::bench {
 namespace {
@@ -162,20 +164,36 @@ absl::Status Dataset::WriteOciArchive(const std::string& path, int begin, int en
   return absl::OkStatus();
 }
 
-absl::Status WriteBlob(store::ContentStore& content, absl::string_view ns, const Blob& blob) {
+absl::Status WriteBlob(store::ContentStore& content, absl::string_view ns, const Blob& blob,
+                       const store::Labels& labels) {
   auto w = content.Writer(ns, absl::StrCat("bench-", blob.digest), static_cast<int64_t>(blob.bytes.size()),
                           blob.digest);
   if (absl::IsAlreadyExists(w.status())) return absl::OkStatus();
   if (!w.ok()) return w.status();
   if (absl::Status s = (*w)->Write(blob.bytes); !s.ok()) return s;
-  absl::Status s = (*w)->Commit(static_cast<int64_t>(blob.bytes.size()), blob.digest, {});
+  absl::Status s = (*w)->Commit(static_cast<int64_t>(blob.bytes.size()), blob.digest, labels);
   return absl::IsAlreadyExists(s) ? absl::OkStatus() : s;
+}
+
+absl::StatusOr<store::Labels> ManifestGcLabels(const Blob& manifest) {
+  auto parsed = store::ParseManifest(manifest.bytes);
+  if (!parsed.ok()) return parsed.status();
+  std::vector<store::Descriptor> children{parsed->config};
+  children.insert(children.end(), parsed->layers.begin(), parsed->layers.end());
+  return store::ChildGcLabels(children);
+}
+
+absl::Status WriteImageBlobs(store::ContentStore& content, absl::string_view ns,
+                             const DatasetImage& image) {
+  if (absl::Status s = WriteBlob(content, ns, image.config); !s.ok()) return s;
+  auto labels = ManifestGcLabels(image.manifest);
+  if (!labels.ok()) return labels.status();
+  return WriteBlob(content, ns, image.manifest, *labels);
 }
 
 absl::Status LoadImage(store::ContentStore& content, store::ImageStore& images,
                        absl::string_view ns, const DatasetImage& image) {
-  if (absl::Status s = WriteBlob(content, ns, image.config); !s.ok()) return s;
-  if (absl::Status s = WriteBlob(content, ns, image.manifest); !s.ok()) return s;
+  if (absl::Status s = WriteImageBlobs(content, ns, image); !s.ok()) return s;
   return WriteRecords(images, ns, image);
 }
 
@@ -232,10 +250,8 @@ absl::StatusOr<LoadStats> LoadThroughApi(const Dataset& dataset, store::ContentS
   const auto& all = dataset.images();
   const int n = static_cast<int>(all.size());
   // Blobs first, then the records, which then resolve at once.
-  absl::Status s = ForEach(n, concurrency, [&](int i) {
-    if (absl::Status w = WriteBlob(content, ns, all[i].config); !w.ok()) return w;
-    return WriteBlob(content, ns, all[i].manifest);
-  });
+  absl::Status s =
+      ForEach(n, concurrency, [&](int i) { return WriteImageBlobs(content, ns, all[i]); });
   if (!s.ok()) return s;
   const auto blobs_done = std::chrono::steady_clock::now();
   s = ForEach(n, concurrency, [&](int i) { return WriteRecords(images, ns, all[i]); });

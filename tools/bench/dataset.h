@@ -76,8 +76,21 @@ class Dataset {
 // archive's index.json well under it.
 inline constexpr int kImagesPerArchive = 10000;
 
-// Writes one blob unless the namespace holds it (AlreadyExists is success).
-absl::Status WriteBlob(store::ContentStore& content, absl::string_view ns, const Blob& blob);
+// Writes one blob unless the namespace holds it (AlreadyExists is success),
+// committed with `labels`.
+absl::Status WriteBlob(store::ContentStore& content, absl::string_view ns, const Blob& blob,
+                       const store::Labels& labels = {});
+
+// The gc.ref labels containerd's import and pull put on a manifest for its
+// config and layers. Without them a collection takes both, in imaged as in
+// containerd (the loader's blobs carried none until 2026-12-06: a
+// collection after the mixed load's deletes emptied such a root).
+absl::StatusOr<store::Labels> ManifestGcLabels(const Blob& manifest);
+
+// An image's config, then its manifest with ManifestGcLabels (its layers are
+// the dataset's shared ones, written first).
+absl::Status WriteImageBlobs(store::ContentStore& content, absl::string_view ns,
+                             const DatasetImage& image);
 // Creates image `image`'s three records (AlreadyExists is success).
 absl::Status WriteRecords(store::ImageStore& images, absl::string_view ns,
                           const DatasetImage& image);
