@@ -108,9 +108,8 @@ void GcScheduler::Loop() {
     absl::StatusOr<store::GcReport> report = collection_.collect(namespaces, nullptr);
     {
       // At 30,000 images a pass reads every record and blob row of a
-      // namespace (a second of CPU or more): with a delete every few seconds,
-      // as kubelet's image GC or a busy CI node makes them, passes ran back
-      // to back. They are spaced to the share of time allowed.
+      // namespace (0.7 s): with a delete every second or so, passes ran
+      // back to back. They are spaced to the share of time allowed.
       const absl::Time end = clock.Now();
       pass_time_ += end - start;
       ++passes_;

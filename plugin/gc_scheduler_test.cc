@@ -105,8 +105,8 @@ TEST_F(GcSchedulerTest, ABurstOfDeletesCostsOnePassAfterTheDelay) {
 }
 
 // Passes after deletes are spaced so that, on average, they take at most
-// max_share of the time (at 30,000 images a pass costs a second or more of
-// CPU, and a delete every few seconds ran them back to back).
+// max_share of the time (at 30,000 images a pass takes 0.7 s, and a delete
+// every half second ran them back to back).
 TEST_F(GcSchedulerTest, PassesAfterDeletesTakeAtMostTheirShareOfTheTime) {
   fake_.DuringPass([this] { clock_.Advance(absl::Seconds(2)); });
   auto gc = Start(absl::InfiniteDuration(), /*max_share=*/0.1);
