@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
   // uses is faulted in again (plugin/startup_pages.h).
   const int64_t resident = imaged::plugin::ResidentBytes();
   if (auto advised = imaged::plugin::PageOutFileMappings(); !advised.ok()) {
-    std::fprintf(stderr, "imaged: start-up pages kept: %s\n", std::string(advised.status().message()).c_str());
+    std::fprintf(stderr, "imaged: start-up pages kept: %s\n",
+                 std::string(advised.status().message()).c_str());
   } else {
     std::fprintf(stderr, "imaged: start-up pages given back: resident %.1f -> %.1f MiB\n",
                  resident / 1048576.0, imaged::plugin::ResidentBytes() / 1048576.0);

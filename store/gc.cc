@@ -54,10 +54,6 @@ absl::Status ForEachNamespace(const MetadataDb& db, Cf family,
   return it->status().ok() ? absl::OkStatus() : absl::InternalError(it->status().ToString());
 }
 
-}  // namespace
-
-namespace {
-
 // A digest as its 32 bytes. A mark holds one for every live blob (60,000 at
 // 30,000 images): as strings, with their own heap blocks, they took about
 // four times the memory.
