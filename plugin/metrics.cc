@@ -7,7 +7,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <utility>
@@ -17,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "plugin/startup_pages.h"
 
 namespace imaged::plugin {
 namespace {
@@ -160,12 +163,9 @@ void AppendSample(std::string* out, const std::string& name, const std::string& 
 }
 
 void AppendProcessMetrics(std::string* out) {
-  std::ifstream statm("/proc/self/statm");
-  long pages_total = 0, pages_resident = 0;
-  statm >> pages_total >> pages_resident;
   AppendHeader(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   AppendSample(out, "process_resident_memory_bytes", "",
-               static_cast<double>(pages_resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)));
+               static_cast<double>(std::max<int64_t>(ResidentBytes(), 0)));
   std::ifstream stat("/proc/self/stat");
   std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
   size_t close = all.rfind(')');

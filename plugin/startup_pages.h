@@ -36,7 +36,8 @@ std::vector<MappedRange> ReadOnlyFileMappings(absl::string_view maps);
 // then.
 absl::StatusOr<int64_t> PageOutFileMappings();
 
-// This process's resident set in bytes (/proc/self/statm), or -1.
+// This process's resident set in bytes (/proc/self/statm), or -1. Also
+// the metrics' process_resident_memory_bytes.
 int64_t ResidentBytes();
 
 }  // namespace imaged::plugin
