@@ -1,5 +1,6 @@
 #include "store/gc.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <deque>
@@ -283,33 +284,47 @@ absl::StatusOr<GcReport> Collector::Collect(absl::Span<const std::string> namesp
     }
     snapshot.reset();
     if (options_.after_mark) options_.after_mark(ns);
-    if (absl::Status s = Check(interrupt); !s.ok()) return s;
 
-    absl::MutexLock gc(&db_->gc_lock());
-    stop_noting.armed = false;
-    std::optional<std::vector<MetadataDb::Noted>> noted = db_->StopNoting();
-    if (!noted) {
-      // More was written meanwhile than is worth sparing one by one: the
-      // next pass sweeps this namespace.
-      report.complete = false;
-      continue;
-    }
-    absl::StatusOr<absl::flat_hash_set<std::string>> spared = Spare(ns, *noted);
-    if (!spared.ok()) return spared.status();
-    std::vector<std::string> garbage;
-    for (std::string& digest : candidates) {
-      if (spared->contains(digest)) {
-        ++report.blobs_kept;
-      } else {
-        garbage.push_back(std::move(digest));
+    // The sweep, sweep_chunk blobs a write, the lock let go between writes
+    // (noting goes on meanwhile): a removal stages the re-indexing of every
+    // name that read a removed document in memory, and writers wait for one
+    // chunk at most. Each round spares what was written since the last one.
+    const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, options_.sweep_chunk));
+    size_t next = 0;  // candidates before it are removed
+    bool swept = false;
+    for (bool first = true; !swept; first = false) {
+      if (!first && options_.between_chunks) options_.between_chunks(ns);
+      if (absl::Status s = Check(interrupt); !s.ok()) return s;
+      absl::MutexLock gc(&db_->gc_lock());
+      stop_noting.armed = false;
+      std::optional<std::vector<MetadataDb::Noted>> noted = db_->StopNoting();
+      if (!noted) {
+        // More was written meanwhile than is worth sparing one by one: the
+        // next pass sweeps the rest of this namespace.
+        report.complete = false;
+        break;
+      }
+      absl::StatusOr<absl::flat_hash_set<std::string>> spared = Spare(ns, *noted);
+      if (!spared.ok()) return spared.status();
+      auto rest = std::remove_if(candidates.begin() + static_cast<ptrdiff_t>(next), candidates.end(),
+                                 [&](const std::string& d) { return spared->contains(d); });
+      report.blobs_kept += candidates.end() - rest;
+      candidates.erase(rest, candidates.end());
+      const size_t end = std::min(candidates.size(), next + chunk);
+      absl::StatusOr<RocksDbContentStore::Removed> removed = content_->RemoveBlobs(
+          ns, absl::MakeConstSpan(candidates).subspan(next, end - next));
+      if (!removed.ok()) return removed.status();
+      report.blobs_removed += removed->rows;
+      report.files_removed += removed->files;
+      report.bytes_freed += removed->bytes;
+      next = end;
+      swept = next == candidates.size();
+      if (!swept) {
+        db_->StartNoting();
+        stop_noting.armed = true;
       }
     }
-    absl::StatusOr<RocksDbContentStore::Removed> removed = content_->RemoveBlobs(ns, garbage);
-    if (!removed.ok()) return removed.status();
-    report.blobs_removed += removed->rows;
-    report.files_removed += removed->files;
-    report.bytes_freed += removed->bytes;
-    ++report.namespaces;
+    if (swept) ++report.namespaces;
   }
   report.duration = absl::Now() - start;
   return report;

@@ -17,23 +17,29 @@
 // containerd, whose own collector decides and calls Delete.
 //
 // Ownership: sweeping removes the namespace's row; a blob file goes only when
-// no namespace holds it any more. Metadata is removed first, in one write per
-// namespace, then files; a crash in between leaves only files no row names,
-// which RocksDbContentStore::Recover removes at the next start.
+// no namespace holds it any more. Metadata is removed first, a write per
+// chunk of the sweep, then that chunk's files; a crash in between leaves only
+// files no row names, which RocksDbContentStore::Recover removes at the next
+// start.
 //
 // Concurrency: marking reads a RocksDB snapshot and holds no lock, so writes
 // go on while a pass marks. The pass takes MetadataDb::gc_lock exclusively
-// twice, each time for a bounded moment: to take the snapshot and start
-// noting (no write is half done then, so every write is either in the
-// snapshot or noted), and to sweep: whatever writes referenced since the
-// snapshot (an image's target, a blob committed, labelled or added to a
-// lease) is spared with everything its current labels reach, and the rest of
-// the unreferenced blobs goes in one write. The moments are bounded by the
-// writes made meanwhile and by max_removals_per_pass, not by the store's size.
+// for bounded moments: to take the snapshot and start noting (no write is
+// half done then, so every write is either in the snapshot or noted), and to
+// sweep, sweep_chunk blobs at a time: whatever writes referenced since the
+// snapshot or the last chunk (an image's target, a blob committed, labelled
+// or added to a lease) is spared with everything its current labels reach,
+// and the next chunk of the unreferenced blobs goes in one write. Between
+// chunks the lock is let go and noting goes on. The moments are bounded by
+// the writes made meanwhile and by sweep_chunk, not by the store's size; so
+// is the memory a chunk's write stages (removing documents re-indexes every
+// name that read them: 20,000 configs read by 60,000 names, in one write,
+// once took 300 MiB).
 //
-// A pass stops between steps (and every 1024 rows while it marks) when its
-// caller's Interrupt says so (a cancelled or expired RPC), or once Shutdown
-// was called; then nothing of that namespace has been removed.
+// A pass stops between steps (every 1024 rows while it marks, between
+// chunks while it sweeps) when its caller's Interrupt says so (a cancelled
+// or expired RPC), or once Shutdown was called; then the chunks written are
+// removed and nothing else of that namespace.
 #ifndef IMAGED_STORE_GC_H_
 #define IMAGED_STORE_GC_H_
 
@@ -59,9 +65,13 @@ struct GcOptions {
   // Blobs removed per namespace per pass at most; a pass that stops there
   // says so (complete = false) and the next pass goes on.
   int64_t max_removals_per_pass = 20000;
+  // Blobs removed per write (and per hold of gc_lock) at most.
+  int64_t sweep_chunk = 256;
   // Tests: called after a namespace is marked, before its sweep, with no
   // lock held.
   std::function<void(absl::string_view ns)> after_mark;
+  // Tests: called between a sweep's chunks, with no lock held.
+  std::function<void(absl::string_view ns)> between_chunks;
 };
 
 // Asked between a pass's steps: non-OK (Cancelled, DeadlineExceeded) stops it.

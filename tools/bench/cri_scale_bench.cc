@@ -328,6 +328,7 @@ struct Options {
   bool keep = false;
   bool reuse = false;
   int load_concurrency = 32;
+  bool no_gc_labels = false;
   int list_calls = 20;
   double list_seconds = 3;
   double status_seconds = 3;
@@ -466,7 +467,8 @@ void Bench::StartImaged(bool load) {
   plugin::RemoteImageStore images(s.channel);
   Log(absl::StrFormat("imaged: loading %d images through the Content and Images APIs, %d workers",
                       o_.images, o_.load_concurrency));
-  auto stats = LoadThroughApi(dataset_, content, images, "k8s.io", o_.load_concurrency);
+  auto stats =
+      LoadThroughApi(dataset_, content, images, "k8s.io", o_.load_concurrency, !o_.no_gc_labels);
   if (!stats.ok()) Die(absl::StrCat("imaged load: ", stats.status().ToString()));
   int n = CountImages(s);
   if (n != o_.images) Die(absl::StrCat("imaged lists ", n, " images after the load"));
@@ -999,6 +1001,9 @@ int main(int argc, char** argv) {
   app.add_flag("--keep", o.keep, "keep the workdir (loaded roots) for --reuse");
   app.add_flag("--reuse", o.reuse, "reuse the loaded roots a --keep run left");
   app.add_option("--load-concurrency", o.load_concurrency, "imaged loader workers");
+  app.add_flag("--no-gc-labels", o.no_gc_labels,
+               "imaged loader: manifests without gc.ref labels (a collection takes every config "
+               "and layer: for measuring such a sweep)");
   app.add_option("--list-calls", o.list_calls, "ListImages calls at least");
   app.add_option("--list-seconds", o.list_seconds, "ListImages for at least this long");
   app.add_option("--status-seconds", o.status_seconds, "per ImageStatus kind and concurrency");

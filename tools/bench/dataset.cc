@@ -184,8 +184,9 @@ absl::StatusOr<store::Labels> ManifestGcLabels(const Blob& manifest) {
 }
 
 absl::Status WriteImageBlobs(store::ContentStore& content, absl::string_view ns,
-                             const DatasetImage& image) {
+                             const DatasetImage& image, bool gc_labels) {
   if (absl::Status s = WriteBlob(content, ns, image.config); !s.ok()) return s;
+  if (!gc_labels) return WriteBlob(content, ns, image.manifest);
   auto labels = ManifestGcLabels(image.manifest);
   if (!labels.ok()) return labels.status();
   return WriteBlob(content, ns, image.manifest, *labels);
@@ -242,7 +243,7 @@ absl::Status ForEach(int n, int concurrency, const std::function<absl::Status(in
 
 absl::StatusOr<LoadStats> LoadThroughApi(const Dataset& dataset, store::ContentStore& content,
                                          store::ImageStore& images, absl::string_view ns,
-                                         int concurrency) {
+                                         int concurrency, bool gc_labels) {
   const auto start = std::chrono::steady_clock::now();
   for (const Blob& layer : dataset.layers()) {
     if (absl::Status s = WriteBlob(content, ns, layer); !s.ok()) return s;
@@ -251,7 +252,7 @@ absl::StatusOr<LoadStats> LoadThroughApi(const Dataset& dataset, store::ContentS
   const int n = static_cast<int>(all.size());
   // Blobs first, then the records, which then resolve at once.
   absl::Status s =
-      ForEach(n, concurrency, [&](int i) { return WriteImageBlobs(content, ns, all[i]); });
+      ForEach(n, concurrency, [&](int i) { return WriteImageBlobs(content, ns, all[i], gc_labels); });
   if (!s.ok()) return s;
   const auto blobs_done = std::chrono::steady_clock::now();
   s = ForEach(n, concurrency, [&](int i) { return WriteRecords(images, ns, all[i]); });

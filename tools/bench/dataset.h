@@ -88,9 +88,9 @@ absl::Status WriteBlob(store::ContentStore& content, absl::string_view ns, const
 absl::StatusOr<store::Labels> ManifestGcLabels(const Blob& manifest);
 
 // An image's config, then its manifest with ManifestGcLabels (its layers are
-// the dataset's shared ones, written first).
+// the dataset's shared ones, written first); without them if `!gc_labels`.
 absl::Status WriteImageBlobs(store::ContentStore& content, absl::string_view ns,
-                             const DatasetImage& image);
+                             const DatasetImage& image, bool gc_labels = true);
 // Creates image `image`'s three records (AlreadyExists is success).
 absl::Status WriteRecords(store::ImageStore& images, absl::string_view ns,
                           const DatasetImage& image);
@@ -106,10 +106,12 @@ struct LoadStats {
 };
 // Loads the dataset through the Content and Images APIs with `concurrency`
 // workers sharing the two stores (one gRPC connection): every blob, then
-// every record.
+// every record. `gc_labels = false` loads a root as the loader wrote them
+// before 2026-12-06, whose configs and layers a collection takes (to measure
+// such a sweep).
 absl::StatusOr<LoadStats> LoadThroughApi(const Dataset& dataset, store::ContentStore& content,
                                          store::ImageStore& images, absl::string_view ns,
-                                         int concurrency);
+                                         int concurrency, bool gc_labels = true);
 
 }  // namespace imaged::bench
 
