@@ -6,6 +6,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
@@ -81,11 +82,30 @@ std::string DigestOf(const DigestKey& key) {
 
 }  // namespace
 
+// The namespace's blob rows as a snapshot saw them, and which of them a
+// mark reached. The rows are the snapshot's [content] keys, so they come in
+// digest order and a digest is found by binary search; a deque grows
+// without copying. At 30,000 images (60,004 rows) this is 1.9 MiB where a
+// hash set of the reached digests took 4.2 MiB, and the sweep's candidates
+// are indexes into it.
 struct Collector::Marked {
-  absl::flat_hash_set<DigestKey> live;
-  bool Contains(absl::string_view digest) const {
+  std::deque<DigestKey> rows;
+  std::vector<bool> live;  // by row
+  // Rows whose name is no sha256 digest (none is written so): never reached.
+  std::vector<std::string> odd;
+
+  std::optional<size_t> Find(const DigestKey& key) const {
+    auto it = std::lower_bound(rows.begin(), rows.end(), key);
+    if (it == rows.end() || *it != key) return std::nullopt;
+    return static_cast<size_t>(it - rows.begin());
+  }
+  std::optional<size_t> Find(absl::string_view digest) const {
     std::optional<DigestKey> key = KeyOf(digest);
-    return key && live.contains(*key);
+    return key ? Find(*key) : std::nullopt;
+  }
+  bool Contains(absl::string_view digest) const {
+    std::optional<size_t> i = Find(digest);
+    return i && live[*i];
   }
 };
 
@@ -121,16 +141,21 @@ absl::Status Collector::ExpireLeases(absl::string_view ns, int* leases_expired) 
 absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, const rocksdb::Snapshot* at,
                                                   const GcInterrupt& interrupt) {
   Marked m;
-  std::deque<DigestKey> queue;
+  std::vector<size_t> queue;  // rows reached whose labels are still to follow
   int64_t rows = 0;
   // Every 1024 rows: may the pass go on?
   auto step = [&]() -> absl::Status {
     return ++rows % 1024 == 0 ? Check(interrupt) : absl::OkStatus();
   };
-  auto mark = [&](absl::string_view digest) {
-    std::optional<DigestKey> key = KeyOf(digest);
-    if (key && m.live.insert(*key).second) queue.push_back(*key);
+  // A digest that is no row of the namespace (referenced, not pulled yet)
+  // has nothing to keep and no labels to follow.
+  auto mark_row = [&](std::optional<size_t> i) {
+    if (i && !m.live[*i]) {
+      m.live[*i] = true;
+      queue.push_back(*i);
+    }
   };
+  auto mark = [&](absl::string_view digest) { mark_row(m.Find(digest)); };
   auto mark_image = [&](absl::string_view name) -> absl::Status {
     std::string value;
     absl::Status got = db_->Get(Cf::kImages, ImageKey(ns, name), &value, at);
@@ -142,6 +167,29 @@ absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, const ro
     return absl::OkStatus();
   };
 
+  // The rows, and the roots by label among them.
+  std::vector<DigestKey> labelled_roots;
+  {
+    PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns), at);
+    for (; scan.Valid(); scan.Next()) {
+      if (absl::Status s = step(); !s.ok()) return s;
+      std::optional<DigestKey> key = KeyOf(scan.suffix());
+      if (!key) {
+        m.odd.emplace_back(scan.suffix());
+        continue;
+      }
+      m.rows.push_back(*key);
+      absl::StatusOr<ContentRecord> rec = DecodeContentRecord(scan.value());
+      if (!rec.ok()) return rec.status();
+      if (rec->labels.count(kGcRootLabel)) labelled_roots.push_back(*key);
+    }
+    if (!scan.status().ok()) return scan.status();
+  }
+  // Keys in digest order are the 32 bytes in order; only odd rows interleave.
+  if (!std::is_sorted(m.rows.begin(), m.rows.end())) std::sort(m.rows.begin(), m.rows.end());
+  m.live.assign(m.rows.size(), false);
+  for (const DigestKey& key : labelled_roots) mark_row(m.Find(key));
+  labelled_roots = {};
   // Leases hold their resources (expired ones were deleted before the snapshot).
   {
     PrefixScan leases(*db_, Cf::kLeases, NamespacePrefix(ns), at);
@@ -172,27 +220,14 @@ absl::StatusOr<Collector::Marked> Collector::Mark(absl::string_view ns, const ro
     }
     if (!scan.status().ok()) return scan.status();
   }
-  // Roots by label. (The same scan could serve the sweep, but marking must
-  // finish before anything is known to be garbage.)
-  {
-    PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns), at);
-    for (; scan.Valid(); scan.Next()) {
-      if (absl::Status s = step(); !s.ok()) return s;
-      absl::StatusOr<ContentRecord> rec = DecodeContentRecord(scan.value());
-      if (!rec.ok()) return rec.status();
-      if (rec->labels.count(kGcRootLabel)) mark(scan.suffix());
-    }
-    if (!scan.status().ok()) return scan.status();
-  }
   // Follow gc.ref.content labels.
   while (!queue.empty()) {
     if (absl::Status s = step(); !s.ok()) return s;
-    const std::string digest = DigestOf(queue.front());
-    queue.pop_front();
+    const std::string digest = DigestOf(m.rows[queue.back()]);
+    queue.pop_back();
     std::string value;
     absl::Status got = db_->Get(Cf::kContent, ContentKey(ns, digest), &value, at);
-    if (absl::IsNotFound(got)) continue;  // referenced but absent (not pulled yet)
-    if (!got.ok()) return got;
+    if (!got.ok()) return got;  // a row of this snapshot
     absl::StatusOr<ContentRecord> rec = DecodeContentRecord(value);
     if (!rec.ok()) return rec.status();
     for (const auto& [key, val] : rec->labels) {
@@ -266,31 +301,34 @@ absl::StatusOr<GcReport> Collector::Collect(absl::Span<const std::string> namesp
     } stop_noting{db_};
     absl::StatusOr<Marked> marked = Mark(ns, snapshot->get(), interrupt);
     if (!marked.ok()) return marked.status();
-    std::vector<std::string> candidates;
-    {
-      PrefixScan scan(*db_, Cf::kContent, NamespacePrefix(ns), snapshot->get());
-      for (; scan.Valid(); scan.Next()) {
-        if (marked->Contains(scan.suffix())) {
-          ++report.blobs_kept;
-          continue;
-        }
-        if (static_cast<int64_t>(candidates.size()) >= options_.max_removals_per_pass) {
-          report.complete = false;
-          break;
-        }
-        candidates.emplace_back(scan.suffix());
-      }
-      if (!scan.status().ok()) return scan.status();
+    // The candidates: the odd rows, then the rows the mark did not reach,
+    // as many as the pass may remove.
+    const size_t budget = static_cast<size_t>(std::max<int64_t>(0, options_.max_removals_per_pass));
+    std::vector<std::string> odd;
+    std::vector<size_t> candidates;
+    size_t unreached = 0;
+    for (std::string& digest : marked->odd) {
+      if (++unreached <= budget) odd.push_back(std::move(digest));
     }
+    for (size_t i = 0; i < marked->rows.size(); ++i) {
+      if (marked->live[i]) {
+        ++report.blobs_kept;
+      } else if (++unreached <= budget) {
+        candidates.push_back(i);
+      }
+    }
+    if (unreached > budget) report.complete = false;
     snapshot.reset();
     if (options_.after_mark) options_.after_mark(ns);
 
     // The sweep, sweep_chunk blobs a write, the lock let go between writes
     // (noting goes on meanwhile): a removal stages the re-indexing of every
     // name that read a removed document in memory, and writers wait for one
-    // chunk at most. Each round spares what was written since the last one.
+    // chunk at most. Each round spares what was written since the last one
+    // (a spared row counts as live from then on).
     const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, options_.sweep_chunk));
-    size_t next = 0;  // candidates before it are removed
+    size_t next = 0;  // of odd, then candidates: those before it are removed or spared
+    const size_t total = odd.size() + candidates.size();
     bool swept = false;
     for (bool first = true; !swept; first = false) {
       if (!first && options_.between_chunks) options_.between_chunks(ns);
@@ -306,19 +344,32 @@ absl::StatusOr<GcReport> Collector::Collect(absl::Span<const std::string> namesp
       }
       absl::StatusOr<absl::flat_hash_set<std::string>> spared = Spare(ns, *noted);
       if (!spared.ok()) return spared.status();
-      auto rest = std::remove_if(candidates.begin() + static_cast<ptrdiff_t>(next), candidates.end(),
-                                 [&](const std::string& d) { return spared->contains(d); });
-      report.blobs_kept += candidates.end() - rest;
-      candidates.erase(rest, candidates.end());
-      const size_t end = std::min(candidates.size(), next + chunk);
-      absl::StatusOr<RocksDbContentStore::Removed> removed = content_->RemoveBlobs(
-          ns, absl::MakeConstSpan(candidates).subspan(next, end - next));
+      for (const std::string& digest : *spared) {
+        if (std::optional<size_t> i = marked->Find(digest)) marked->live[*i] = true;
+      }
+      std::vector<std::string> batch;
+      for (; next < total && batch.size() < chunk; ++next) {
+        if (next < odd.size()) {
+          if (spared->contains(odd[next])) {
+            ++report.blobs_kept;
+          } else {
+            batch.push_back(std::move(odd[next]));
+          }
+          continue;
+        }
+        const size_t row = candidates[next - odd.size()];
+        if (marked->live[row]) {
+          ++report.blobs_kept;
+        } else {
+          batch.push_back(DigestOf(marked->rows[row]));
+        }
+      }
+      absl::StatusOr<RocksDbContentStore::Removed> removed = content_->RemoveBlobs(ns, batch);
       if (!removed.ok()) return removed.status();
       report.blobs_removed += removed->rows;
       report.files_removed += removed->files;
       report.bytes_freed += removed->bytes;
-      next = end;
-      swept = next == candidates.size();
+      swept = next == total;
       if (!swept) {
         db_->StartNoting();
         stop_noting.armed = true;

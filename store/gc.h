@@ -122,7 +122,8 @@ class Collector {
   struct Marked;
   // Deletes the leases of `ns` whose gc.expire has passed.
   absl::Status ExpireLeases(absl::string_view ns, int* leases_expired);
-  // The blobs of `ns` that something references, as `at` saw them.
+  // The blobs of `ns` as `at` saw them, and which of them something
+  // references.
   absl::StatusOr<Marked> Mark(absl::string_view ns, const rocksdb::Snapshot* at,
                               const GcInterrupt& interrupt);
   // Of `noted` (writes since the snapshot), the blobs of `ns` they reference
