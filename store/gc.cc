@@ -349,12 +349,8 @@ absl::StatusOr<GcReport> Collector::Collect(absl::Span<const std::string> namesp
       }
       std::vector<std::string> batch;
       for (; next < total && batch.size() < chunk; ++next) {
-        if (next < odd.size()) {
-          if (spared->contains(odd[next])) {
-            ++report.blobs_kept;
-          } else {
-            batch.push_back(std::move(odd[next]));
-          }
+        if (next < odd.size()) {  // no digest, so no write can reference it
+          batch.push_back(std::move(odd[next]));
           continue;
         }
         const size_t row = candidates[next - odd.size()];
