@@ -86,8 +86,8 @@ class MetadataDb {
   // its write, so what it read stays true, and notes what it references
   // (NoteReference). The collector holds it exclusively only for moments: to
   // take its snapshot and start the journal (a cut no write straddles), and
-  // to sweep, sparing whatever the journal says was referenced since (see
-  // store/gc.h). Always the outermost lock taken, never taken twice by one
+  // to sweep a chunk, sparing whatever the journal says was referenced since
+  // (see store/gc.h). Always the outermost lock taken, never taken twice by one
   // thread (absl::Mutex is not reentrant).
   absl::Mutex& gc_lock() const { return gc_lock_; }
 
@@ -100,11 +100,11 @@ class MetadataDb {
     std::string id;
   };
   // Called by writes that add references, with gc_lock held shared; a no-op
-  // unless a collection is marking.
+  // unless a collection is marking or between the chunks of its sweep.
   void NoteReference(Noted::Kind kind, absl::string_view ns, absl::string_view id) const;
   // The collector, with gc_lock held exclusively: starts noting / stops and
   // returns what was noted (nullopt when more was noted than kMaxNoted: the
-  // pass then sweeps nothing).
+  // pass then sweeps no more of the namespace).
   void StartNoting() const;
   std::optional<std::vector<Noted>> StopNoting() const;
   static constexpr size_t kMaxNoted = 1 << 17;  // about 15 MiB at most
