@@ -324,6 +324,36 @@ TEST_F(GcTest, TheSweepWritesInChunksAndWritesBetweenThemAreSpared) {
   for (const std::string& d : garbage) EXPECT_EQ(Has(d), d == taken) << d;
 }
 
+// A pass stops between chunks when its caller gives up (or imaged shuts
+// down): what the written chunks removed is gone, the rest is left whole for
+// the next pass, as after a crash between two chunks.
+TEST_F(GcTest, APassStoppedBetweenChunksLeavesTheRestForTheNext) {
+  std::vector<std::string> garbage;
+  for (int i = 0; i < 5; ++i) garbage.push_back(Blob(absl::StrCat("garbage ", i)));
+  std::string kept = Image("kept:1", "kept config", {Blob("kept layer")});
+  Close();
+  GcOptions options;
+  options.sweep_chunk = 2;
+  bool stop = false;
+  options.between_chunks = [&](absl::string_view) { stop = true; };
+  Open(options);
+  absl::StatusOr<GcReport> r = gc_->Collect({std::string(kNs)}, [&]() -> absl::Status {
+    return stop ? absl::CancelledError("the caller went away") : absl::OkStatus();
+  });
+  EXPECT_TRUE(absl::IsCancelled(r.status())) << r.status();
+  int left = 0;
+  for (const std::string& d : garbage) left += Has(d) ? 1 : 0;
+  EXPECT_EQ(left, 3);  // one chunk written
+  for (const std::string& d : garbage) EXPECT_EQ(Has(d), OnDisk(d)) << d;
+  EXPECT_TRUE(Has(kept));
+  stop = false;
+  GcReport next = Collect({std::string(kNs)});
+  EXPECT_EQ(next.blobs_removed, 3);
+  EXPECT_TRUE(next.complete);
+  for (const std::string& d : garbage) EXPECT_FALSE(Has(d) || OnDisk(d)) << d;
+  EXPECT_TRUE(Has(kept));
+}
+
 // Removing documents re-indexes the names that read them in the same write
 // (RocksDbImageStore::RemoveDocuments). A sweep of many such documents does
 // that chunk by chunk (the whole sweep in one write once took 300-400 MiB):
