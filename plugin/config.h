@@ -2,6 +2,7 @@
 #ifndef IMAGED_PLUGIN_CONFIG_H_
 #define IMAGED_PLUGIN_CONFIG_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,10 @@ struct Config {
   // Passes after deletes take at most this share of the time on average
   // (GcScheduler::Options::max_share; containerd's pause_threshold).
   double gc_max_share = 0.02;
+  // Blobs a collection's sweep removes per write (0: store::GcOptions's
+  // default). Not a config-file key: the fuzz harness makes it small, so
+  // that its sweeps of a few blobs take several writes.
+  int64_t gc_sweep_chunk = 0;
   // Mirror mode (on when set): the containerd socket whose images imaged
   // keeps in its index, the namespaces mirrored, and containerd's CRI
   // endpoint that PullImage is forwarded to ("" = pull into containerd

@@ -151,8 +151,10 @@ absl::Status Server::OpenStores(const store::Platform& platform) {
 }
 
 void Server::StartCollector() {
-  collector_ =
-      std::make_unique<store::Collector>(db_, content_, leases_, store::SystemClock::Get());
+  store::GcOptions options;
+  if (config_.gc_sweep_chunk > 0) options.sweep_chunk = config_.gc_sweep_chunk;
+  collector_ = std::make_unique<store::Collector>(db_, content_, leases_,
+                                                  store::SystemClock::Get(), options);
   gc_ = std::make_unique<GcScheduler>(
       collector_.get(),
       config_.gc_interval == absl::ZeroDuration() ? absl::InfiniteDuration() : config_.gc_interval,

@@ -285,6 +285,7 @@ Harness::Harness() : blobs_(MakeBlobs()), registry_(std::make_unique<LoopbackReg
   // Only the collections the steps ask for, so the checks see a still store.
   config.gc_interval = absl::ZeroDuration();
   config.gc_delay = absl::Hours(24 * 365);
+  config.gc_sweep_chunk = 2;  // an input's few blobs still make a sweep of several writes
   config.shutdown_timeout = absl::Seconds(1);
   absl::StatusOr<std::unique_ptr<plugin::Server>> server = plugin::Server::Start(config);
   if (!server.ok()) Fail(server.status().ToString());
