@@ -1,6 +1,7 @@
 // The harness of the gRPC service fuzz targets (one per service: content,
 // images, leases, cri, admin, transfer). One imaged (plugin::Server, as the `imaged`
-// binary runs it, on a root in $TMPDIR, no scheduled collections) is started
+// binary runs it, on a root in $TMPDIR, no scheduled collections, sweeps of
+// 2 blobs a write so that an input's few blobs take several) is started
 // per process and called over its socket, as clients call it (see
 // service_fuzz.cc for why not gRPC's in-process channel). Each input
 // is a sequence of steps (FuzzedDataProvider): a step picks one operation
