@@ -46,7 +46,7 @@ class FakeCollection {
   std::vector<std::vector<std::string>> WaitForPasses(size_t n,
                                                       absl::Duration timeout = absl::Seconds(10)) {
     absl::MutexLock lock(&mu_);
-    auto enough = [&] { return passes_.size() >= n; };
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return passes_.size() >= n; };
     mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
     return passes_;
   }
