@@ -34,7 +34,7 @@
 // the writes made meanwhile and by sweep_chunk, not by the store's size; so
 // is the memory a chunk's write stages (removing documents re-indexes every
 // name that read them: 20,000 configs read by 60,000 names, in one write,
-// once took 300 MiB).
+// took 330-360 MiB).
 //
 // A pass stops between steps (every 1024 rows while it marks, between
 // chunks while it sweeps) when its caller's Interrupt says so (a cancelled

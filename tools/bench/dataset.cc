@@ -251,8 +251,9 @@ absl::StatusOr<LoadStats> LoadThroughApi(const Dataset& dataset, store::ContentS
   const auto& all = dataset.images();
   const int n = static_cast<int>(all.size());
   // Blobs first, then the records, which then resolve at once.
-  absl::Status s =
-      ForEach(n, concurrency, [&](int i) { return WriteImageBlobs(content, ns, all[i], gc_labels); });
+  absl::Status s = ForEach(n, concurrency, [&](int i) {
+    return WriteImageBlobs(content, ns, all[i], gc_labels);
+  });
   if (!s.ok()) return s;
   const auto blobs_done = std::chrono::steady_clock::now();
   s = ForEach(n, concurrency, [&](int i) { return WriteRecords(images, ns, all[i]); });
