@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "store/digest.h"
 #include "store/files.h"
+#include "store/local_stores.h"
 #include "store/rocksdb_lease_store.h"
 #include "store/rocksdb_image_store.h"
 #include "store/test_images.h"
@@ -33,22 +34,23 @@ class GcTest : public ::testing::Test {
     Close();
     RemoveAll(root_).IgnoreError();
   }
+  // The stores as the server opens them (LocalStores: the removal guard
+  // re-indexes names whose documents a sweep removes).
   void Open(GcOptions options = {}) {
-    db_ = *MetadataDb::Open(root_ + "/meta");
-    content_ = *RocksDbContentStore::Open(db_.get(), root_, &clock_);
+    LocalStoresOptions store_options;
+    store_options.clock = &clock_;
+    stores_ = *LocalStores::Open(root_, store_options);
+    db_ = stores_->db();
+    content_ = stores_->content();
+    images_ = stores_->images();
+    leases_ = stores_->leases();
     ASSERT_TRUE(content_->Recover().ok());
     ASSERT_TRUE(content_->RemoveUnheldBlobs().ok());  // as the server does once serving
-    images_ = std::make_unique<RocksDbImageStore>(db_.get(), content_.get(), &clock_,
-                                                  DefaultPlatform());
-    leases_ = std::make_unique<RocksDbLeaseStore>(db_.get(), &clock_);
-    gc_ = std::make_unique<Collector>(db_.get(), content_.get(), leases_.get(), &clock_, options);
+    gc_ = std::make_unique<Collector>(db_, content_, leases_, &clock_, options);
   }
   void Close() {
     gc_.reset();
-    leases_.reset();
-    images_.reset();
-    content_.reset();
-    db_.reset();
+    stores_.reset();
   }
 
   // A blob of `ns` with `labels`; returns its digest.
@@ -98,10 +100,11 @@ class GcTest : public ::testing::Test {
 
   std::string root_;
   FakeClock clock_;
-  std::unique_ptr<MetadataDb> db_;
-  std::unique_ptr<RocksDbContentStore> content_;
-  std::unique_ptr<RocksDbImageStore> images_;
-  std::unique_ptr<RocksDbLeaseStore> leases_;
+  std::unique_ptr<LocalStores> stores_;
+  MetadataDb* db_ = nullptr;
+  RocksDbContentStore* content_ = nullptr;
+  RocksDbImageStore* images_ = nullptr;
+  RocksDbLeaseStore* leases_ = nullptr;
   std::unique_ptr<Collector> gc_;
 };
 
@@ -370,10 +373,6 @@ TEST_F(GcTest, ASweepOfDocumentsNamesReadReindexesThemChunkByChunk) {
     EXPECT_THAT(check->problems, ::testing::IsEmpty());
   };
   Open(options);
-  content_->SetRemovalGuard([this](absl::string_view ns, absl::Span<const std::string> digests,
-                                   const RocksDbContentStore::RemoveFn& remove) {
-    return images_->RemoveDocuments(ns, digests, remove);
-  });
   // Five images whose manifests carry no gc.ref labels (as roots written
   // before containerd labelled them): their configs are garbage, and each
   // is read by two names.
@@ -400,7 +399,6 @@ TEST_F(GcTest, ASweepOfDocumentsNamesReadReindexesThemChunkByChunk) {
   EXPECT_THAT(check->problems, ::testing::IsEmpty());
   EXPECT_EQ(check->records, 10);
   EXPECT_EQ(check->unresolved, 10);
-  content_->SetRemovalGuard(nullptr);
 }
 
 // issue 13: a collection could not be stopped (SIGTERM took 24-87 s).
