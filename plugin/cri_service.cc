@@ -6,10 +6,13 @@
 #include <atomic>
 #include <memory>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cri/reference.h"
 #include "plugin/convert.h"
 #include "plugin/grpc_status.h"
+#include "store/limits.h"
 
 namespace imaged::plugin {
 namespace {
@@ -196,6 +199,30 @@ grpc::Status CriService::StatusFromIndex(const cripb::ImageStatusRequest& req,
   return Answer(**image, req.verbose(), resp);
 }
 
+std::optional<grpc::Slice> CriService::StatusFromListAnswer(const cripb::ImageStatusRequest& req,
+                                                            uint64_t generation) {
+  const std::string& ref = req.image().image();
+  if (req.verbose() || ref.empty() || !store::ValidateImageRef(ref).ok()) return std::nullopt;
+  std::string id;
+  if (cri::IsImageId(ref)) {
+    // Not in the answer: it may still be a name (the index says).
+    id = absl::StartsWith(ref, "sha256:") ? ref : absl::StrCat("sha256:", ref);
+  } else {
+    absl::StatusOr<std::optional<std::string>> resolved = images_->Resolve(ns_, ref);
+    if (!resolved.ok()) return std::nullopt;  // the index says why
+    if (!resolved->has_value()) {
+      // Not present, unless a mirror is to be asked.
+      if (misses_ != nullptr) return std::nullopt;
+      return grpc::Slice();  // an empty ImageStatusResponse
+    }
+    id = **std::move(resolved);
+  }
+  std::optional<grpc::Slice> entry = list_cache_->FindEntry(id, generation);
+  // A write that ended meanwhile may have moved the name: the index answers.
+  if (!entry || images_->Generation() != generation) return std::nullopt;
+  return entry;
+}
+
 void CriService::AnswerImageStatus(const grpc::ByteBuffer& raw, RawReply reply) {
   const RawBytes bytes(raw);
   const uint64_t generation = images_->Generation();
@@ -206,6 +233,12 @@ void CriService::AnswerImageStatus(const grpc::ByteBuffer& raw, RawReply reply) 
   cripb::ImageStatusRequest req;
   if (!ParseRaw(bytes, &req)) {
     reply(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed ImageStatusRequest"), {});
+    return;
+  }
+  if (std::optional<grpc::Slice> answer = StatusFromListAnswer(req, generation)) {
+    // Kept as a copy: a slice of the list answer would keep its chunk.
+    status_answers_.Put(bytes.view(), generation, grpc::Slice(answer->begin(), answer->size()));
+    reply(grpc::Status::OK, grpc::ByteBuffer(&*answer, 1));
     return;
   }
   cripb::ImageStatusResponse resp;

@@ -119,6 +119,14 @@ class CriService final
   std::optional<cripb::ImageFsInfoResponse> last_fs_ ABSL_GUARDED_BY(fs_mu_);
   grpc::Status ForwardImageFsInfo(const cripb::ImageFsInfoRequest* req,
                                   cripb::ImageFsInfoResponse* resp);
+  // A non-verbose ImageStatus answered from the ListImages answer built at
+  // `generation` (ListImagesCache::FindEntry): the entry of the image the
+  // reference resolves to (a full image ID needs no read, a name one point
+  // read); or, for a reference that names nothing when no mirror is to be
+  // asked, "not present". nullopt: the index answers (verbose, the answer
+  // stale or without the image, an ID that may be a name, errors).
+  std::optional<grpc::Slice> StatusFromListAnswer(const cripb::ImageStatusRequest& req,
+                                                  uint64_t generation);
   // Fills `resp` for an image found in the index (with the verbose info).
   grpc::Status Answer(const store::CriImage& image, bool verbose, cripb::ImageStatusResponse* resp);
 

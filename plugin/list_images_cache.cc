@@ -1,5 +1,6 @@
 #include "plugin/list_images_cache.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -43,9 +44,47 @@ void ListImagesCache::Get(DoneFn done) {
   done(absl::OkStatus(), answer);
 }
 
+namespace {
+
+absl::string_view EntryBytes(const ListImagesCache::Chunk& chunk, const ListImagesCache::Entry& e) {
+  return absl::string_view(reinterpret_cast<const char*>(chunk.bytes.begin()) + e.offset, e.length);
+}
+
+}  // namespace
+
+std::optional<grpc::Slice> ListImagesCache::FindEntry(absl::string_view id, uint64_t generation) {
+  std::shared_ptr<const Chunks> chunks;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!valid_ || generation_built_ != generation) {
+      // Stale (or not built yet): ask for a rebuild, once.
+      if (waiting_.empty()) waiting_.push_back([](const absl::Status&, const grpc::ByteBuffer&) {});
+      return std::nullopt;
+    }
+    chunks = current_;
+  }
+  if (chunks == nullptr || id.empty()) return std::nullopt;
+  // Chunks and their entries are in image-ID order: the first chunk whose
+  // last ID is not below `id`, then the entry within it.
+  auto chunk = std::partition_point(
+      chunks->begin(), chunks->end(), [&](const std::shared_ptr<const Chunk>& c) {
+        return c->entries.empty() || EntryImageId(EntryBytes(*c, c->entries.back())) < id;
+      });
+  if (chunk == chunks->end()) return std::nullopt;
+  const Chunk& c = **chunk;
+  auto entry = std::partition_point(c.entries.begin(), c.entries.end(), [&](const Entry& e) {
+    return EntryImageId(EntryBytes(c, e)) < id;
+  });
+  if (entry == c.entries.end() || EntryImageId(EntryBytes(c, *entry)) != id) return std::nullopt;
+  entries_found_.fetch_add(1, std::memory_order_relaxed);
+  return c.bytes.sub(entry->offset, entry->offset + entry->length);
+}
+
 ListImagesCache::Stats ListImagesCache::stats() const {
   absl::MutexLock lock(&mu_);
-  return stats_;
+  Stats stats = stats_;
+  stats.entries_found = entries_found_.load(std::memory_order_relaxed);
+  return stats;
 }
 
 void ListImagesCache::Loop() {
@@ -94,6 +133,7 @@ void ListImagesCache::Loop() {
       valid_ = true;
       generation_built_ = generation;
       answer_ = answer;
+      current_ = std::make_shared<const Chunks>(chunks_);
       ++stats_.builds;
       if (built->patched) ++stats_.patches;
       stats_.images = images;
@@ -134,14 +174,6 @@ ListImagesCache::Chunks ListImagesCache::ChunkWriter::Finish() {
   Flush();
   return std::move(out_);
 }
-
-namespace {
-
-absl::string_view EntryBytes(const ListImagesCache::Chunk& chunk, const ListImagesCache::Entry& e) {
-  return absl::string_view(reinterpret_cast<const char*>(chunk.bytes.begin()) + e.offset, e.length);
-}
-
-}  // namespace
 
 ListImagesCache::Chunks ListImagesCache::Patch(const Chunks& previous,
                                                const std::vector<Update>& updates,

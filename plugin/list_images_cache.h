@@ -15,15 +15,21 @@
 // patches the last answer: the images the index says changed since its
 // generation (CriImageIndex::ChangedSince) are read again and only the
 // chunks of the answer that hold them are rebuilt; the rest are shared.
+//
+// The answer also answers ImageStatus: an entry (tag 0x0a, length, Image)
+// is byte for byte an ImageStatusResponse of that image, whose `image` is
+// field 1 too. FindEntry hands one out as a slice of its chunk.
 #ifndef IMAGED_PLUGIN_LIST_IMAGES_CACHE_H_
 #define IMAGED_PLUGIN_LIST_IMAGES_CACHE_H_
 
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/slice.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -110,10 +116,19 @@ class ListImagesCache {
   // cached one is current; otherwise on the rebuild thread once rebuilt.
   void Get(DoneFn done);
 
+  // The entry of image `id` in the answer built at `generation`, sharing its
+  // chunk's bytes (a non-verbose ImageStatusResponse of the image as it was
+  // at `generation`); nullopt when the answer is of another generation or
+  // has no such image. A stale answer is rebuilt in the background (as if
+  // ListImages had been called) unless a rebuild is already asked for, so
+  // the calls after a write find entries again once it is patched.
+  std::optional<grpc::Slice> FindEntry(absl::string_view id, uint64_t generation);
+
   struct Stats {
     uint64_t hits = 0;
     uint64_t builds = 0;
     uint64_t patches = 0;      // builds that patched the last answer
+    uint64_t entries_found = 0;  // FindEntry calls that found one
     int64_t images = 0;        // in the last answer built
     size_t bytes = 0;          // of the last answer built
     double last_build_seconds = 0;
@@ -129,9 +144,12 @@ class ListImagesCache {
   bool valid_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t generation_built_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::ByteBuffer answer_ ABSL_GUARDED_BY(mu_);
+  // The chunks of `answer_` (shared with `chunks_`), for FindEntry.
+  std::shared_ptr<const Chunks> current_ ABSL_GUARDED_BY(mu_);
   std::vector<DoneFn> waiting_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> entries_found_{0};
   // Written and read by the rebuild thread only: the chunks of `answer_`.
   Chunks chunks_;
   std::thread thread_;

@@ -140,6 +140,62 @@ TEST(ListImagesCacheTest, EntryImageIdReadsTheImagesFirstField) {
   EXPECT_EQ(EntryImageId("\x0a\x05\x0a\x09" "ab"), "");  // runs past the end
 }
 
+std::string SliceBytes(const grpc::Slice& s) {
+  return std::string(reinterpret_cast<const char*>(s.begin()), s.size());
+}
+
+TEST(ListImagesCacheTest, FindEntryAnswersFromTheAnswerOfItsGeneration) {
+  std::atomic<uint64_t> generation{1};
+  ListImagesCache cache([&] { return generation.load(); },
+                        [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
+                          // Entries of about 80 bytes in chunks of 200: several chunks.
+                          ListImagesCache::ChunkWriter writer(200);
+                          for (int i = 0; i < 20; ++i) writer.Add(EntryOf(absl::StrFormat("sha256:%064d", 2 * i)));
+                          return ListImagesCache::Answer{writer.Finish(), false};
+                        });
+  GetNow(cache);
+  for (int i = 0; i < 20; ++i) {
+    const std::string id = absl::StrFormat("sha256:%064d", 2 * i);
+    std::optional<grpc::Slice> entry = cache.FindEntry(id, 1);
+    ASSERT_TRUE(entry.has_value()) << id;
+    EXPECT_EQ(SliceBytes(*entry), EntryOf(id));
+    // The entry is an ImageStatusResponse of the image.
+    runtime::v1::ImageStatusResponse status;
+    ASSERT_TRUE(status.ParseFromString(SliceBytes(*entry)));
+    EXPECT_EQ(status.image().id(), id);
+    EXPECT_FALSE(cache.FindEntry(absl::StrFormat("sha256:%064d", 2 * i + 1), 1).has_value());
+  }
+  EXPECT_FALSE(cache.FindEntry("sha256:", 1).has_value());
+  EXPECT_FALSE(cache.FindEntry(absl::StrFormat("sha256:%064d", 99), 1).has_value());  // past the last
+  EXPECT_FALSE(cache.FindEntry("", 1).has_value());
+  EXPECT_EQ(cache.stats().entries_found, 20u);
+  // Another generation's answer answers nothing.
+  EXPECT_FALSE(cache.FindEntry(absl::StrFormat("sha256:%064d", 0), 2).has_value());
+}
+
+TEST(ListImagesCacheTest, AStaleFindEntryAsksForARebuild) {
+  std::atomic<uint64_t> generation{1};
+  std::atomic<int> builds{0};
+  ListImagesCache cache([&] { return generation.load(); },
+                        [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
+                          ++builds;
+                          return Answer(EntryOf(absl::StrCat("sha256:gen", generation.load())));
+                        });
+  GetNow(cache);
+  EXPECT_TRUE(cache.FindEntry("sha256:gen1", 1).has_value());
+  generation = 2;
+  // Stale: nothing found, and a rebuild starts without a ListImages call;
+  // the stale calls after the first ask for no more than one more.
+  EXPECT_FALSE(cache.FindEntry("sha256:gen2", 2).has_value());
+  for (int i = 0; i < 10; ++i) cache.FindEntry("sha256:gen2", 2);
+  for (int i = 0; i < 500 && !cache.FindEntry("sha256:gen2", 2).has_value(); ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(cache.FindEntry("sha256:gen2", 2).has_value());
+  // One rebuild; a call queued while it ran found its answer current.
+  EXPECT_EQ(builds, 2);
+}
+
 // Over a real server: each write path, then ListImages.
 class CachedListImagesTest : public ::testing::Test {
  protected:
@@ -318,6 +374,115 @@ TEST_F(CachedListImagesTest, APatchedAnswerEqualsAFreshScan) {
   }
   EXPECT_EQ(listed.SerializeAsString(), scanned.SerializeAsString());
   EXPECT_EQ(listed.images_size(), 6);
+}
+
+// ImageStatus answered from the list answer (ListImagesCache::FindEntry)
+// says what the index says, by every form of reference, after every kind of
+// write; and a write is never answered from the answer before it.
+TEST_F(CachedListImagesTest, ImageStatusFromTheListAnswerEqualsTheIndexAfterEveryWrite) {
+  std::vector<store::TestImage> made;
+  for (int i = 0; i < 3; ++i) made.push_back(Make(absl::StrCat("s", i)));
+  auto check = [&](const std::string& after) {
+    SCOPED_TRACE(after);
+    // Every image's ID (with and without "sha256:", truncated), tags and
+    // repo digests, and references to nothing.
+    std::vector<std::string> refs = {"docker.io/library/none:1", "none", "sha256:" + std::string(64, 'f')};
+    for (const store::TestImage& ti : made) refs.push_back(ti.config.digest);
+    cripb::ListImagesResponse listed;
+    {
+      grpc::ClientContext ctx;
+      ASSERT_TRUE(cri_->ListImages(&ctx, cripb::ListImagesRequest(), &listed).ok());
+    }
+    for (const cripb::Image& image : listed.images()) {
+      refs.push_back(image.id().substr(7));
+      refs.push_back(image.id().substr(7, 12));
+      for (const std::string& t : image.repo_tags()) refs.push_back(t);
+      for (const std::string& d : image.repo_digests()) refs.push_back(d);
+    }
+    const uint64_t found_before = Stats().entries_found;
+    int present = 0;
+    for (const std::string& ref : refs) {
+      cripb::ImageStatusRequest req;
+      req.mutable_image()->set_image(ref);
+      cripb::ImageStatusResponse wire;
+      grpc::ClientContext ctx;
+      ASSERT_TRUE(cri_->ImageStatus(&ctx, req, &wire).ok()) << ref;
+      cripb::ImageStatusResponse index;
+      bool found = false;
+      ASSERT_TRUE(fixture_.server()->cri_service().StatusFromIndex(req, &index, &found).ok()) << ref;
+      EXPECT_EQ(wire.SerializeAsString(), index.SerializeAsString()) << ref;
+      present += found;
+    }
+    // Every present image was answered from the list answer (the status
+    // cache had nothing: each write retired it).
+    EXPECT_EQ(Stats().entries_found - found_before, static_cast<uint64_t>(present));
+  };
+  check("nothing");
+  Name("docker.io/library/s0:1", made[0]);
+  check("Images.Create");
+  Name("docker.io/library/s0:2", made[0]);
+  Name("docker.io/library/s1:1", made[1]);
+  check("a second name, a second image");
+  store::Image pin;
+  pin.name = "docker.io/library/s1:1";
+  pin.labels = {{store::kLabelPinned, store::kPinnedValue}};
+  ASSERT_TRUE(images_.Update("k8s.io", pin, {"labels.io.cri-containerd.pinned"}).ok());
+  check("Images.Update");
+  ASSERT_TRUE(images_.Delete("k8s.io", "docker.io/library/s0:1").ok());
+  check("Images.Delete");
+  {
+    cripb::RemoveImageRequest req;
+    req.mutable_image()->set_image("docker.io/library/s1:1");
+    cripb::RemoveImageResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(cri_->RemoveImage(&ctx, req, &resp).ok());
+  }
+  check("CRI RemoveImage");
+  store::ImageCommit commit;
+  commit.images.push_back(Record("docker.io/library/s2:1", made[2]));
+  commit.images.push_back(Record("docker.io/library/s0:1", made[2]));  // the name moves
+  ASSERT_TRUE(fixture_.server()->image_store().Commit("k8s.io", commit, "").ok());
+  check("a commit that moves a name");
+}
+
+// Without a ListImages call in between, ImageStatus after a write is the
+// index's answer, and then (the answer rebuilt in the background) the list
+// answer's again.
+TEST_F(CachedListImagesTest, ImageStatusAfterAWriteIsNeverFromTheAnswerBeforeIt) {
+  store::TestImage a = Make("a");
+  store::TestImage b = Make("b");
+  Name("docker.io/library/a:1", a);
+  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
+  auto status_id = [&](const std::string& ref) {
+    cripb::ImageStatusRequest req;
+    req.mutable_image()->set_image(ref);
+    cripb::ImageStatusResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(cri_->ImageStatus(&ctx, req, &resp).ok());
+    return resp.image().id();
+  };
+  EXPECT_EQ(status_id("docker.io/library/x:1"), "");
+  const uint64_t found = Stats().entries_found;
+  EXPECT_EQ(status_id("docker.io/library/a:1"), a.config.digest);
+  EXPECT_EQ(Stats().entries_found, found + 1);
+  // The name moves to b: no answer from before the write, at any time.
+  Name("docker.io/library/x:1", b);
+  store::Image moved = Record("docker.io/library/a:1", b);
+  ASSERT_TRUE(images_.Update("k8s.io", moved, {}).ok());
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(status_id("docker.io/library/a:1"), b.config.digest);
+    ASSERT_EQ(status_id("docker.io/library/x:1"), b.config.digest);
+    ASSERT_EQ(status_id(a.config.digest), "");
+  }
+  // The rebuild the stale calls asked for: the list answer answers again
+  // (requests not asked before, as a repeated one is answered from the
+  // status cache).
+  const std::string hex = b.config.digest.substr(7);
+  for (size_t n = 12; n <= hex.size() && Stats().entries_found == found + 1; ++n) {
+    EXPECT_EQ(status_id(hex.substr(0, n)), b.config.digest);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_GT(Stats().entries_found, found + 1);
 }
 
 TEST_F(CachedListImagesTest, AnIndexRepairIsSeenByTheNextList) {

@@ -112,6 +112,7 @@ TEST_F(MetricsEndpointTest, CountsAndTimesEveryRpcAndReportsTheIndexAndRocksDb) 
   EXPECT_TRUE(absl::StrContains(got, "imaged_cri_images 0\n"));
   EXPECT_TRUE(absl::StrContains(got, "imaged_cri_status_cache_hits_total 1\n")) << got;
   EXPECT_TRUE(absl::StrContains(got, "imaged_cri_status_cache_answers 1\n"));
+  EXPECT_TRUE(absl::StrContains(got, "imaged_cri_status_from_list_total 0\n"));  // no images
   EXPECT_TRUE(absl::StrContains(got, "imaged_rocksdb_estimated_keys{family=\"cri_index\"}"));
   EXPECT_TRUE(absl::StrContains(got, "imaged_rocksdb_block_cache_bytes "));
   EXPECT_TRUE(absl::StrContains(got, "process_resident_memory_bytes "));

@@ -392,6 +392,9 @@ std::string Server::RenderMetrics() {
   AppendHeader(&out, "imaged_cri_status_cache_answers", "gauge",
                "ImageStatus answers kept (until the index changes).");
   AppendSample(&out, "imaged_cri_status_cache_answers", "", static_cast<double>(status.answers));
+  AppendHeader(&out, "imaged_cri_status_from_list_total", "counter",
+               "ImageStatus answered with an entry of the cached ListImages response.");
+  AppendSample(&out, "imaged_cri_status_from_list_total", "", static_cast<double>(list.entries_found));
   if (mirror_ != nullptr) AppendMirrorMetrics(&out);
   AppendRocksDbMetrics(*db_, &out);
   AppendProcessMetrics(&out);
