@@ -150,6 +150,10 @@ void ListImagesCache::Loop() {
 }
 
 void ListImagesCache::ChunkWriter::Add(absl::string_view entry) {
+  // A chunk's bytes are allocated once, at about their final size: grown by
+  // doubling they would end in a block up to twice what they hold (and leave
+  // the smaller blocks behind in the heap), for as long as the chunk lives.
+  if (bytes_.capacity() < chunk_bytes_) bytes_.reserve(chunk_bytes_ + kEntrySlack);
   entries_.push_back(Entry{static_cast<uint32_t>(bytes_.size()), static_cast<uint32_t>(entry.size())});
   bytes_.append(entry.data(), entry.size());
   if (bytes_.size() >= chunk_bytes_) Flush();
@@ -163,6 +167,8 @@ void ListImagesCache::ChunkWriter::Reuse(std::shared_ptr<const Chunk> chunk) {
 void ListImagesCache::ChunkWriter::Flush() {
   if (entries_.empty()) return;
   auto chunk = std::make_shared<Chunk>();
+  // An entry larger than the slack grew it past what was reserved.
+  if (bytes_.capacity() > bytes_.size() + kEntrySlack) bytes_.shrink_to_fit();
   chunk->bytes = OwningSlice(std::move(bytes_));
   chunk->entries = std::move(entries_);
   out_.push_back(std::move(chunk));

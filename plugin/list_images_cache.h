@@ -60,6 +60,8 @@ class ListImagesCache {
   };
   using Chunks = std::vector<std::shared_ptr<const Chunk>>;
   static constexpr size_t kChunkBytes = 128 << 10;
+  // Room reserved past a chunk's size for the entry that ends it.
+  static constexpr size_t kEntrySlack = 4 << 10;
   // What a build produces, and whether it was patched from the last one.
   struct Answer {
     Chunks chunks;
