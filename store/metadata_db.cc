@@ -34,7 +34,7 @@ absl::StatusOr<std::unique_ptr<MetadataDb>> MetadataDb::Open(const std::string& 
   // Memory (issue 6: imaged under 64 MiB RSS with 30k images x 3 names):
   // by default every column family gets its own 32 MiB block cache and 64
   // MiB memtables, and every SST file stays open. Here all families share
-  // one 4 MiB block cache, memtables are
+  // one 2 MiB block cache, memtables are
   // capped at 16 MiB in all (charged to no one: they are flushed early by
   // max_total_wal_size anyway), and at most 128 files stay open. Bloom
   // filters let a point read (ImageStatus) skip the SST files that do not
@@ -42,9 +42,13 @@ absl::StatusOr<std::unique_ptr<MetadataDb>> MetadataDb::Open(const std::string& 
   options.max_open_files = 128;
   options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(16 << 20);
   rocksdb::BlockBasedTableOptions table;
-  // 4 MiB: at 8 the resident size under ImageStatus load at 30,000 images
-  // was 67 MiB; a data block missed here is read from the page cache.
-  table.block_cache = rocksdb::NewLRUCache(4 << 20);
+  // 2 MiB: at 8 the resident size under ImageStatus load at 30,000 images
+  // was 67 MiB; at 4, 48 MiB at most under the mixed load against 44.5 at
+  // 2. A data block missed here is read from the page cache. ImageStatus
+  // reads no `cri_status` block once the ListImages answer is built (it
+  // answers from that), and repeated requests read nothing; random names
+  // over 30,000 images cost the same at 2 as at 4 (docs/benchmarks.md).
+  table.block_cache = rocksdb::NewLRUCache(2 << 20);
   // Index and filter blocks stay with their open table (at most 128 files):
   // charged to the block cache they were evicted by data blocks at 30k
   // images and every point read paid for reading them again.
