@@ -18,8 +18,12 @@ grpc::Slice OwningSlice(std::string bytes) {
 
 }  // namespace
 
-ListImagesCache::ListImagesCache(GenerationFn generation, BuildFn build)
-    : generation_(std::move(generation)), build_(std::move(build)), thread_([this] { Loop(); }) {}
+ListImagesCache::ListImagesCache(GenerationFn generation, BuildFn build,
+                                 absl::Duration rebuild_spacing)
+    : generation_(std::move(generation)),
+      build_(std::move(build)),
+      rebuild_spacing_(rebuild_spacing),
+      thread_([this] { Loop(); }) {}
 
 ListImagesCache::~ListImagesCache() {
   {
@@ -57,8 +61,11 @@ std::optional<grpc::Slice> ListImagesCache::FindEntry(absl::string_view id, uint
   {
     absl::MutexLock lock(&mu_);
     if (!valid_ || generation_built_ != generation) {
-      // Stale (or not built yet): ask for a rebuild, once.
-      if (waiting_.empty()) waiting_.push_back([](const absl::Status&, const grpc::ByteBuffer&) {});
+      // Stale (or not built yet): ask for a rebuild, once, and not right
+      // after the last one.
+      if (waiting_.empty() && absl::Now() - last_build_end_ >= rebuild_spacing_) {
+        waiting_.push_back([](const absl::Status&, const grpc::ByteBuffer&) {});
+      }
       return std::nullopt;
     }
     chunks = current_;
@@ -124,6 +131,10 @@ void ListImagesCache::Loop() {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     grpc::ByteBuffer answer;
+    {
+      absl::MutexLock lock(&mu_);
+      last_build_end_ = absl::Now();
+    }
     if (built.ok()) {
       chunks_ = std::move(built->chunks);
       answer = ToByteBuffer(chunks_);

@@ -37,6 +37,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace imaged::plugin {
 
@@ -108,7 +110,10 @@ class ListImagesCache {
   using BuildFn = std::function<absl::StatusOr<Answer>(const Previous* previous)>;
   using DoneFn = std::function<void(const absl::Status&, const grpc::ByteBuffer&)>;
 
-  ListImagesCache(GenerationFn generation, BuildFn build);
+  // `rebuild_spacing`: how long after a build ends a stale FindEntry may ask
+  // for the next one (a ListImages call asks at any time).
+  ListImagesCache(GenerationFn generation, BuildFn build,
+                  absl::Duration rebuild_spacing = absl::Seconds(1));
   // Answers what is waiting, then stops the rebuild thread.
   ~ListImagesCache();
   ListImagesCache(const ListImagesCache&) = delete;
@@ -122,8 +127,10 @@ class ListImagesCache {
   // chunk's bytes (a non-verbose ImageStatusResponse of the image as it was
   // at `generation`); nullopt when the answer is of another generation or
   // has no such image. A stale answer is rebuilt in the background (as if
-  // ListImages had been called) unless a rebuild is already asked for, so
-  // the calls after a write find entries again once it is patched.
+  // ListImages had been called) unless a rebuild is already asked for or
+  // the last one ended less than `rebuild_spacing` ago, so the calls after
+  // a write find entries again once it is patched, and calls during a long
+  // run of writes (a bulk import) cost a rebuild a second at most.
   std::optional<grpc::Slice> FindEntry(absl::string_view id, uint64_t generation);
 
   struct Stats {
@@ -142,6 +149,7 @@ class ListImagesCache {
 
   const GenerationFn generation_;
   const BuildFn build_;
+  const absl::Duration rebuild_spacing_;
   mutable absl::Mutex mu_;
   bool valid_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t generation_built_ ABSL_GUARDED_BY(mu_) = 0;
@@ -150,6 +158,7 @@ class ListImagesCache {
   std::shared_ptr<const Chunks> current_ ABSL_GUARDED_BY(mu_);
   std::vector<DoneFn> waiting_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time last_build_end_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> entries_found_{0};
   // Written and read by the rebuild thread only: the chunks of `answer_`.

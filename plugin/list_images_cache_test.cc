@@ -180,7 +180,8 @@ TEST(ListImagesCacheTest, AStaleFindEntryAsksForARebuild) {
                         [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
                           ++builds;
                           return Answer(EntryOf(absl::StrCat("sha256:gen", generation.load())));
-                        });
+                        },
+                        /*rebuild_spacing=*/absl::ZeroDuration());
   GetNow(cache);
   EXPECT_TRUE(cache.FindEntry("sha256:gen1", 1).has_value());
   generation = 2;
@@ -194,6 +195,25 @@ TEST(ListImagesCacheTest, AStaleFindEntryAsksForARebuild) {
   EXPECT_TRUE(cache.FindEntry("sha256:gen2", 2).has_value());
   // One rebuild; a call queued while it ran found its answer current.
   EXPECT_EQ(builds, 2);
+}
+
+TEST(ListImagesCacheTest, AStaleFindEntryRightAfterABuildAsksForNone) {
+  std::atomic<uint64_t> generation{1};
+  std::atomic<int> builds{0};
+  ListImagesCache cache([&] { return generation.load(); },
+                        [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
+                          ++builds;
+                          return Answer(EntryOf("sha256:a"));
+                        },
+                        /*rebuild_spacing=*/absl::Hours(1));
+  GetNow(cache);
+  generation = 2;
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(cache.FindEntry("sha256:a", 2).has_value());
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(builds, 1);
+  GetNow(cache);  // ListImages itself is never held back
+  EXPECT_EQ(builds, 2);
+  EXPECT_TRUE(cache.FindEntry("sha256:a", 2).has_value());
 }
 
 // Over a real server: each write path, then ListImages.
@@ -474,13 +494,13 @@ TEST_F(CachedListImagesTest, ImageStatusAfterAWriteIsNeverFromTheAnswerBeforeIt)
     ASSERT_EQ(status_id("docker.io/library/x:1"), b.config.digest);
     ASSERT_EQ(status_id(a.config.digest), "");
   }
-  // The rebuild the stale calls asked for: the list answer answers again
-  // (requests not asked before, as a repeated one is answered from the
-  // status cache).
+  // The rebuild the stale calls asked for (a second after the last one):
+  // the list answer answers again (requests not asked before, as a
+  // repeated one is answered from the status cache).
   const std::string hex = b.config.digest.substr(7);
   for (size_t n = 12; n <= hex.size() && Stats().entries_found == found + 1; ++n) {
     EXPECT_EQ(status_id(hex.substr(0, n)), b.config.digest);
-    absl::SleepFor(absl::Milliseconds(10));
+    absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_GT(Stats().entries_found, found + 1);
 }
