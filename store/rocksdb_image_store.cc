@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/escaping.h"
@@ -988,11 +989,18 @@ absl::Status RocksDbImageStore::RemoveDocuments(
   for (const auto& [user_ns, names] : users) {
     std::vector<Leaving> leaving;
     absl::flat_hash_set<std::string> rewritten;  // no meta row is kept alive by these
+    // Names of one image share its target: each target is walked once.
+    absl::flat_hash_map<std::string, Resolution> walked;  // by target
     for (const std::string& name : names) {
       absl::StatusOr<std::optional<ImageRecord>> old = ReadRecord(user_ns, name);
       if (!old.ok()) return old.status();
       if (!old->has_value()) continue;  // a stale row: Check reports it
-      Resolution res = ResolveUncached(user_ns, **old, &removed);
+      std::string key = absl::StrCat(ResolutionKey(user_ns, **old), "\n", (*old)->size);
+      auto it = walked.find(key);
+      if (it == walked.end()) {
+        it = walked.emplace(std::move(key), ResolveUncached(user_ns, **old, &removed)).first;
+      }
+      Resolution res = it->second;
       if (res.ok) continue;  // the same documents, from the other namespace
       rewritten.insert(name);
       leaving.push_back(Leaving{name, **std::move(old), std::move(res)});
