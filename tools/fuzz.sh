@@ -1,15 +1,33 @@
 #!/usr/bin/env bash
-# Fuzzes one target of tools/fuzz with libFuzzer (clang-14, ASan, UBSan).
-#   tools/fuzz.sh TARGET SECONDS      e.g. tools/fuzz.sh reference_fuzzer 600
-#   tools/fuzz.sh --all SECONDS       every target, SECONDS each
+# Fuzzes targets of tools/fuzz with libFuzzer (clang-14, ASan, UBSan).
+#   tools/fuzz.sh TARGET SECONDS              e.g. tools/fuzz.sh reference_fuzzer 600
+#   tools/fuzz.sh --all SECONDS               every target, SECONDS each
+#   tools/fuzz.sh --jobs N TARGET... SECONDS  N targets at a time, SECONDS each
 # New inputs that reach new code are added to testdata/fuzz/TARGET/ (commit
 # the useful ones); a crash leaves crash-* in the current directory and the
 # script fails. Prints the number of runs per target (docs/reliability.md).
+#
+# Long runs: one target per core (--jobs 2 here). A service target's input is
+# a server's gRPC calls between its threads, and seven of them on two cores
+# took 13-20 ms of CPU an input against 10 one to a core. Runs of a minute or
+# more record no allocation stacks (ASan's malloc_context_size=0: 10-15%
+# faster; a crash's input replays with them) and allow an input 30 s, so
+# that a run starved by other work is not stopped as a hang (a call's own
+# deadline, IMAGED_FUZZ_CALL_DEADLINE, still catches one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -eq 2 ] || { echo "usage: tools/fuzz.sh TARGET|--all SECONDS" >&2; exit 2; }
-targets=("$1")
-if [ "$1" == --all ]; then
+usage() { echo "usage: tools/fuzz.sh [--jobs N] TARGET...|--all SECONDS" >&2; exit 2; }
+jobs=1
+if [ "${1:-}" == --jobs ]; then
+  [ $# -ge 2 ] && [[ "$2" =~ ^[1-9][0-9]*$ ]] || usage
+  jobs=$2
+  shift 2
+fi
+[ $# -ge 2 ] || usage
+seconds=${*: -1}
+[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || usage
+targets=("${@:1:$#-1}")
+if [ "${targets[*]}" == --all ]; then
   mapfile -t targets < <(sed -n 's/^ *name = "\(.*_fuzzer\)",$/\1/p' tools/fuzz/BUILD.bazel)
 fi
 bazel build --config=fuzz "${targets[@]/#/\/\/tools\/fuzz:}"
@@ -18,10 +36,18 @@ bin=$(bazel info --config=fuzz bazel-bin)
 # hosts, archive and the service targets' stores) write them to TMPDIR.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then work=$(mktemp -d -p /dev/shm); else work=$(mktemp -d); fi
 trap 'rm -rf "$work"' EXIT
-export TMPDIR="$work/tmp"
-mkdir -p "$TMPDIR"
-for t in "${targets[@]}"; do
-  mkdir -p "testdata/fuzz/$t" "$work/$t"
+asan=detect_leaks=1
+timeout=10
+if [ "$seconds" -ge 60 ]; then
+  asan=$asan:malloc_context_size=0
+  timeout=30
+fi
+
+# fuzz TARGET: one target's run and merge; its report in $work/TARGET.out.
+fuzz() {
+  local t=$1
+  export TMPDIR="$work/$t.tmp"
+  mkdir -p "testdata/fuzz/$t" "$work/$t" "$TMPDIR"
   # The targets that run a real store per input (the services' and the
   # archive import's) skip libFuzzer's per-input leak check, which rescans
   # the whole heap (RocksDB's and gRPC's) after nearly every input since
@@ -29,17 +55,43 @@ for t in "${targets[@]}"; do
   # bookkeeping over their ~30,000 features cost more than the input (runs
   # per second: 1.7x for the archive, 3.8x for Content). Leaks are still
   # checked when the process exits.
-  flags=()
+  local flags=()
   case "$t" in
     *_service_fuzzer | archive_fuzzer) flags=(-detect_leaks=0 -entropic=0) ;;
   esac
   # New finds go to a scratch corpus first, then are merged (minimised) into
   # the seed corpus, so it grows only by inputs that add coverage.
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$bin/tools/fuzz/$t" "${flags[@]}" -max_total_time="$2" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 "$work/$t" "testdata/fuzz/$t" 2>"$work/$t.log" ||
-    { tail -50 "$work/$t.log" >&2; echo "fuzz: $t found a crash" >&2; exit 1; }
+  if ! ASAN_OPTIONS=$asan UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$bin/tools/fuzz/$t" "${flags[@]}" -max_total_time="$seconds" -max_len=65536 -timeout="$timeout" \
+    -rss_limit_mb=2048 -print_final_stats=1 "$work/$t" "testdata/fuzz/$t" 2>"$work/$t.log"; then
+    { tail -50 "$work/$t.log"; echo "fuzz: $t found a crash"; } >"$work/$t.out"
+    return 1
+  fi
+  local runs
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log")
   "$bin/tools/fuzz/$t" -merge=1 "testdata/fuzz/$t" "$work/$t" >/dev/null 2>&1 || true
-  echo "fuzz: $t: ${runs:-?} runs in $2 s, corpus $(ls "testdata/fuzz/$t" | wc -l) inputs"
+  echo "fuzz: $t: ${runs:-?} runs in $seconds s, corpus $(ls "testdata/fuzz/$t" | wc -l) inputs" >"$work/$t.out"
+}
+
+# At most `jobs` at a time; each report is printed as its target ends.
+failed=0
+declare -A running=()  # pid -> target
+reap_one() {
+  local pid rc=0
+  wait -n -p pid || rc=$?
+  local t=${running[$pid]}
+  unset "running[$pid]"
+  if [ "$rc" -eq 0 ]; then
+    cat "$work/$t.out"
+  else
+    cat "$work/$t.out" >&2 2>/dev/null || echo "fuzz: $t failed ($rc)" >&2
+    failed=1
+  fi
+}
+for t in "${targets[@]}"; do
+  while [ "${#running[@]}" -ge "$jobs" ]; do reap_one; done
+  fuzz "$t" &
+  running[$!]=$t
 done
+while [ "${#running[@]}" -gt 0 ]; do reap_one; done
+[ "$failed" -eq 0 ]
