@@ -6,6 +6,8 @@
 #include <optional>
 #include <utility>
 
+#include "absl/time/clock.h"
+
 namespace imaged::plugin {
 namespace {
 

@@ -37,7 +37,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace imaged::plugin {
@@ -136,10 +135,10 @@ class ListImagesCache {
   struct Stats {
     uint64_t hits = 0;
     uint64_t builds = 0;
-    uint64_t patches = 0;      // builds that patched the last answer
+    uint64_t patches = 0;        // builds that patched the last answer
     uint64_t entries_found = 0;  // FindEntry calls that found one
-    int64_t images = 0;        // in the last answer built
-    size_t bytes = 0;          // of the last answer built
+    int64_t images = 0;          // in the last answer built
+    size_t bytes = 0;            // of the last answer built
     double last_build_seconds = 0;
   };
   Stats stats() const;

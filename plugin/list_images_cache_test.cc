@@ -150,7 +150,9 @@ TEST(ListImagesCacheTest, FindEntryAnswersFromTheAnswerOfItsGeneration) {
                         [&](const ListImagesCache::Previous*) -> absl::StatusOr<ListImagesCache::Answer> {
                           // Entries of about 80 bytes in chunks of 200: several chunks.
                           ListImagesCache::ChunkWriter writer(200);
-                          for (int i = 0; i < 20; ++i) writer.Add(EntryOf(absl::StrFormat("sha256:%064d", 2 * i)));
+                          for (int i = 0; i < 20; ++i) {
+                            writer.Add(EntryOf(absl::StrFormat("sha256:%064d", 2 * i)));
+                          }
                           return ListImagesCache::Answer{writer.Finish(), false};
                         });
   GetNow(cache);
