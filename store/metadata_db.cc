@@ -43,11 +43,12 @@ absl::StatusOr<std::unique_ptr<MetadataDb>> MetadataDb::Open(const std::string& 
   options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(16 << 20);
   rocksdb::BlockBasedTableOptions table;
   // 2 MiB: at 8 the resident size under ImageStatus load at 30,000 images
-  // was 67 MiB; at 4, 48 MiB at most under the mixed load against 44.5 at
-  // 2. A data block missed here is read from the page cache. ImageStatus
-  // reads no `cri_status` block once the ListImages answer is built (it
-  // answers from that), and repeated requests read nothing; random names
-  // over 30,000 images cost the same at 2 as at 4 (docs/benchmarks.md).
+  // was 67 MiB, and under the mixed load it peaked at 48 MiB (median) at 4
+  // against 44.5 at 2. A data block missed here is read from the page
+  // cache. ImageStatus reads no `cri_status` block once the ListImages
+  // answer is built (it answers from that), and repeated requests read
+  // nothing; random names over 30,000 images cost the same at 2 as at 4
+  // (docs/benchmarks.md).
   table.block_cache = rocksdb::NewLRUCache(2 << 20);
   // Index and filter blocks stay with their open table (at most 128 files):
   // charged to the block cache they were evicted by data blocks at 30k
