@@ -1,20 +1,10 @@
 #include "cri/image_service.h"
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "cri/reference.h"
 #include "store/limits.h"
 
 namespace imaged::cri {
-
-namespace {
-
-// A full image ID with its algorithm ("sha256:<hex>"), from one with or without.
-std::string FullImageId(absl::string_view id) {
-  return absl::StartsWith(id, "sha256:") ? std::string(id) : absl::StrCat("sha256:", id);
-}
-
-}  // namespace
 
 absl::StatusOr<std::optional<std::string>> ImageService::Resolve(absl::string_view ns,
                                                                   absl::string_view ref) {

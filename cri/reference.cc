@@ -465,6 +465,10 @@ bool IsImageId(absl::string_view s) {
   return IsBareIdentifier(s);
 }
 
+std::string FullImageId(absl::string_view id) {
+  return absl::StartsWith(id, kSha256Prefix) ? std::string(id) : absl::StrCat(kSha256Prefix, id);
+}
+
 std::optional<std::string> ImageIdPrefix(absl::string_view s) {
   absl::ConsumePrefix(&s, kSha256Prefix);
   if (s.empty() || s.size() > kSha256HexLength || !IsLowerHex(s)) {

@@ -143,6 +143,8 @@ RepoRefs RepoRefsOf(absl::Span<const store::CriName> refs);
 // never be a repository name). Other digest algorithms are not image IDs
 // here: image IDs are config digests, and imaged stores sha256 only.
 bool IsImageId(absl::string_view s);
+// An ID IsImageId accepts, with its "sha256:".
+std::string FullImageId(absl::string_view id);
 
 // For a possibly truncated image ID as kubelet or crictl may pass it, with or
 // without "sha256:", the "sha256:<hex prefix>" to prefix-scan the image-ID

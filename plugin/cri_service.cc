@@ -6,13 +6,10 @@
 #include <atomic>
 #include <memory>
 
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cri/reference.h"
 #include "plugin/convert.h"
 #include "plugin/grpc_status.h"
-#include "store/limits.h"
 
 namespace imaged::plugin {
 namespace {
@@ -202,12 +199,13 @@ grpc::Status CriService::StatusFromIndex(const cripb::ImageStatusRequest& req,
 std::optional<grpc::Slice> CriService::StatusFromListAnswer(const cripb::ImageStatusRequest& req,
                                                             uint64_t generation) {
   const std::string& ref = req.image().image();
-  if (req.verbose() || ref.empty() || !store::ValidateImageRef(ref).ok()) return std::nullopt;
+  if (req.verbose() || ref.empty()) return std::nullopt;
   std::string id;
   if (cri::IsImageId(ref)) {
     // Not in the answer: it may still be a name (the index says).
-    id = absl::StartsWith(ref, "sha256:") ? ref : absl::StrCat("sha256:", ref);
+    id = cri::FullImageId(ref);
   } else {
+    // Validates the reference too.
     absl::StatusOr<std::optional<std::string>> resolved = images_->Resolve(ns_, ref);
     if (!resolved.ok()) return std::nullopt;  // the index says why
     if (!resolved->has_value()) {
