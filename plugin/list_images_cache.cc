@@ -40,7 +40,7 @@ void ListImagesCache::Get(DoneFn done) {
   grpc::ByteBuffer answer;
   {
     absl::MutexLock lock(&mu_);
-    if (!valid_ || generation_built_ != generation) {
+    if (chunks_ == nullptr || generation_built_ != generation) {
       waiting_.push_back(std::move(done));
       return;
     }
@@ -62,7 +62,7 @@ std::optional<grpc::Slice> ListImagesCache::FindEntry(absl::string_view id, uint
   std::shared_ptr<const Chunks> chunks;
   {
     absl::MutexLock lock(&mu_);
-    if (!valid_ || generation_built_ != generation) {
+    if (chunks_ == nullptr || generation_built_ != generation) {
       // Stale (or not built yet): ask for a rebuild, once, and not right
       // after the last one.
       if (waiting_.empty() && absl::Now() - last_build_end_ >= rebuild_spacing_) {
@@ -70,9 +70,9 @@ std::optional<grpc::Slice> ListImagesCache::FindEntry(absl::string_view id, uint
       }
       return std::nullopt;
     }
-    chunks = current_;
+    chunks = chunks_;
   }
-  if (chunks == nullptr || id.empty()) return std::nullopt;
+  if (id.empty()) return std::nullopt;
   // Chunks and their entries are in image-ID order: the first chunk whose
   // last ID is not below `id`, then the entry within it.
   auto chunk = std::partition_point(
@@ -100,7 +100,7 @@ void ListImagesCache::Loop() {
   while (true) {
     std::vector<DoneFn> waiting;
     Previous previous;
-    bool have_previous = false;
+    std::shared_ptr<const Chunks> previous_chunks;  // kept alive while the build reads it
     std::optional<grpc::ByteBuffer> current;
     {
       absl::MutexLock lock(&mu_);
@@ -112,13 +112,13 @@ void ListImagesCache::Loop() {
       if (waiting_.empty()) return;  // stopping, nobody waiting
       waiting.swap(waiting_);
       // Callers that came during the last build may find its answer current.
-      if (valid_ && generation_built_ == generation_()) {
+      if (chunks_ != nullptr && generation_built_ == generation_()) {
         current = answer_;
         stats_.hits += waiting.size();
-      } else if (valid_) {
-        have_previous = true;
+      } else if (chunks_ != nullptr) {
+        previous_chunks = chunks_;
         previous.generation = generation_built_;
-        previous.chunks = &chunks_;
+        previous.chunks = previous_chunks.get();
       }
     }
     if (current) {
@@ -129,32 +129,32 @@ void ListImagesCache::Loop() {
     // any write that finished before one of them called.
     const uint64_t generation = generation_();
     const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<Answer> built = build_(have_previous ? &previous : nullptr);
+    absl::StatusOr<Answer> built = build_(previous_chunks != nullptr ? &previous : nullptr);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    previous_chunks.reset();
     grpc::ByteBuffer answer;
+    std::shared_ptr<const Chunks> chunks;
+    if (built.ok()) {
+      chunks = std::make_shared<const Chunks>(std::move(built->chunks));
+      answer = ToByteBuffer(*chunks);
+    }
     {
       absl::MutexLock lock(&mu_);
       last_build_end_ = absl::Now();
-    }
-    if (built.ok()) {
-      chunks_ = std::move(built->chunks);
-      answer = ToByteBuffer(chunks_);
-      const int64_t images = CountImages(chunks_);
-      const size_t bytes = CountBytes(chunks_);
-      absl::MutexLock lock(&mu_);
-      valid_ = true;
-      generation_built_ = generation;
-      answer_ = answer;
-      current_ = std::make_shared<const Chunks>(chunks_);
-      ++stats_.builds;
-      if (built->patched) ++stats_.patches;
-      stats_.images = images;
-      stats_.bytes = bytes;
-      stats_.last_build_seconds = seconds;
-      if (stats_.builds == 1) {
-        std::fprintf(stderr, "imaged: first ListImages answer built in %.3f s (%lld images, %zu bytes)\n",
-                     seconds, static_cast<long long>(images), bytes);
+      if (chunks != nullptr) {
+        chunks_ = chunks;
+        generation_built_ = generation;
+        answer_ = answer;
+        ++stats_.builds;
+        if (built->patched) ++stats_.patches;
+        stats_.images = CountImages(*chunks);
+        stats_.bytes = CountBytes(*chunks);
+        stats_.last_build_seconds = seconds;
+        if (stats_.builds == 1) {
+          std::fprintf(stderr, "imaged: first ListImages answer built in %.3f s (%lld images, %zu bytes)\n",
+                       seconds, static_cast<long long>(stats_.images), stats_.bytes);
+        }
       }
     }
     const absl::Status status = built.status();

@@ -150,18 +150,16 @@ class ListImagesCache {
   const BuildFn build_;
   const absl::Duration rebuild_spacing_;
   mutable absl::Mutex mu_;
-  bool valid_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t generation_built_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::ByteBuffer answer_ ABSL_GUARDED_BY(mu_);
-  // The chunks of `answer_` (shared with `chunks_`), for FindEntry.
-  std::shared_ptr<const Chunks> current_ ABSL_GUARDED_BY(mu_);
+  // The chunks of `answer_` (FindEntry searches them, a patch starts from
+  // them); null until the first build.
+  std::shared_ptr<const Chunks> chunks_ ABSL_GUARDED_BY(mu_);
   std::vector<DoneFn> waiting_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_build_end_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> entries_found_{0};
-  // Written and read by the rebuild thread only: the chunks of `answer_`.
-  Chunks chunks_;
   std::thread thread_;
 };
 
