@@ -474,34 +474,45 @@ TEST_F(CachedListImagesTest, ImageStatusAfterAWriteIsNeverFromTheAnswerBeforeIt)
   store::TestImage a = Make("a");
   store::TestImage b = Make("b");
   Name("docker.io/library/a:1", a);
-  EXPECT_THAT(Tags(), ElementsAre("docker.io/library/a:1"));
-  auto status_id = [&](const std::string& ref) {
+  Name("docker.io/library/b:1", b);
+  EXPECT_THAT(Tags(), testing::UnorderedElementsAre("docker.io/library/a:1", "docker.io/library/b:1"));
+  // "ID tag tag...", or "" when not present.
+  auto status = [&](const std::string& ref) {
     cripb::ImageStatusRequest req;
     req.mutable_image()->set_image(ref);
     cripb::ImageStatusResponse resp;
     grpc::ClientContext ctx;
     EXPECT_TRUE(cri_->ImageStatus(&ctx, req, &resp).ok());
-    return resp.image().id();
+    std::vector<std::string> tags(resp.image().repo_tags().begin(), resp.image().repo_tags().end());
+    std::sort(tags.begin(), tags.end());
+    std::string out = resp.image().id();
+    for (const std::string& t : tags) absl::StrAppend(&out, " ", t);
+    return out;
   };
-  EXPECT_EQ(status_id("docker.io/library/x:1"), "");
+  const std::string b_before = b.config.digest + " docker.io/library/b:1";
+  EXPECT_EQ(status("docker.io/library/x:1"), "");
   const uint64_t found = Stats().entries_found;
-  EXPECT_EQ(status_id("docker.io/library/a:1"), a.config.digest);
+  EXPECT_EQ(status(b.config.digest), b_before);
   EXPECT_EQ(Stats().entries_found, found + 1);
-  // The name moves to b: no answer from before the write, at any time.
+  // Two names move to b. The answer from before the write still holds b's
+  // entry with one tag: it must never be sent again.
   Name("docker.io/library/x:1", b);
   store::Image moved = Record("docker.io/library/a:1", b);
   ASSERT_TRUE(images_.Update("k8s.io", moved, {}).ok());
+  const std::string b_after =
+      b.config.digest + " docker.io/library/a:1 docker.io/library/b:1 docker.io/library/x:1";
   for (int i = 0; i < 200; ++i) {
-    ASSERT_EQ(status_id("docker.io/library/a:1"), b.config.digest);
-    ASSERT_EQ(status_id("docker.io/library/x:1"), b.config.digest);
-    ASSERT_EQ(status_id(a.config.digest), "");
+    ASSERT_EQ(status(b.config.digest), b_after);
+    ASSERT_EQ(status("docker.io/library/a:1"), b_after);
+    ASSERT_EQ(status("docker.io/library/x:1"), b_after);
+    ASSERT_EQ(status(a.config.digest), "");
   }
   // The rebuild the stale calls asked for (a second after the last one):
   // the list answer answers again (requests not asked before, as a
   // repeated one is answered from the status cache).
   const std::string hex = b.config.digest.substr(7);
   for (size_t n = 12; n <= hex.size() && Stats().entries_found == found + 1; ++n) {
-    EXPECT_EQ(status_id(hex.substr(0, n)), b.config.digest);
+    EXPECT_EQ(status(hex.substr(0, n)), b_after);
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_GT(Stats().entries_found, found + 1);
