@@ -49,6 +49,11 @@ struct Config {
   // default). Not a config-file key: the fuzz harness makes it small, so
   // that its sweeps of a few blobs take several writes.
   int64_t gc_sweep_chunk = 0;
+  // The first wait before a registry request is tried again, doubling
+  // after each try (0: cri::RetryPolicy's default). Not a config-file key:
+  // the fuzz harness makes it a millisecond, so that a pull its registry
+  // answers with a broken header fails in milliseconds, not in 1.75 s.
+  absl::Duration pull_initial_backoff = absl::ZeroDuration();
   // Mirror mode (on when set): the containerd socket whose images imaged
   // keeps in its index, the namespaces mirrored, and containerd's CRI
   // endpoint that PullImage is forwarded to ("" = pull into containerd

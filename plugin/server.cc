@@ -179,6 +179,9 @@ absl::Status Server::BuildServices(const store::Platform& platform) {
   cri::PullerOptions pull_options;
   pull_options.hosts_dir = config_.registry_config_path;
   pull_options.max_concurrent_downloads = config_.max_concurrent_downloads;
+  if (config_.pull_initial_backoff > absl::ZeroDuration()) {
+    pull_options.retry.initial_backoff = config_.pull_initial_backoff;
+  }
   pull_options.log = [](const std::string& line) {
     std::fprintf(stderr, "imaged: %s\n", line.c_str());
   };
