@@ -73,8 +73,8 @@ void Fail(const std::string& what) {
 }
 
 // IMAGED_FUZZ_VERBOSE=1: "step <name> <microseconds>" for each step and
-// the checks, and "code <method> <code> <message's start>" for each call, on stderr (to
-// check seeds, and to find what an input waits on).
+// the checks, and "code <method> <code> <message's start>" for each call,
+// on stderr (to check seeds, and to find what an input waits on).
 bool IsVerbose() {
   static const bool verbose = std::getenv("IMAGED_FUZZ_VERBOSE") != nullptr;
   return verbose;
@@ -985,9 +985,10 @@ void CriPullImage(Harness& h, FuzzedDataProvider& in) {
   // Never off the machine: the harness's loopback registry, answering as
   // the step says, or (rarely) a loopback port nobody listens on.
   if (in.ConsumeIntegralInRange(0, 15) == 0) {
-    // A refused connection is retried with backoff for seconds: the caller
-    // gives up first, as kubelet does, and the pull must stop with it.
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(50));
+    // A refused connection is retried with backoff (here 1, 2 and 4 ms,
+    // see the Harness): the caller gives up during it, as kubelet gives up
+    // during a real registry's, and the pull must stop with it.
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(5));
     req.mutable_image()->set_image("127.0.0.1:1/" + (in.ConsumeBool() ? "fz:1" : Harness::Text(in, 100)));
   } else {
     const std::vector<Harness::Blob>& blobs = h.blobs();
