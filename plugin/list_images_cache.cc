@@ -135,9 +135,13 @@ void ListImagesCache::Loop() {
     previous_chunks.reset();
     grpc::ByteBuffer answer;
     std::shared_ptr<const Chunks> chunks;
+    int64_t images = 0;
+    size_t bytes = 0;
     if (built.ok()) {
       chunks = std::make_shared<const Chunks>(std::move(built->chunks));
       answer = ToByteBuffer(*chunks);
+      images = CountImages(*chunks);
+      bytes = CountBytes(*chunks);
     }
     {
       absl::MutexLock lock(&mu_);
@@ -148,8 +152,8 @@ void ListImagesCache::Loop() {
         answer_ = answer;
         ++stats_.builds;
         if (built->patched) ++stats_.patches;
-        stats_.images = CountImages(*chunks);
-        stats_.bytes = CountBytes(*chunks);
+        stats_.images = images;
+        stats_.bytes = bytes;
         stats_.last_build_seconds = seconds;
         if (stats_.builds == 1) {
           std::fprintf(stderr, "imaged: first ListImages answer built in %.3f s (%lld images, %zu bytes)\n",
