@@ -1,6 +1,7 @@
 #include "plugin/grpc_status.h"
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -24,13 +25,20 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 }
 
 std::function<bool()> CallerGone(grpc::ServerContext* ctx) {
+  using Clock = std::chrono::steady_clock;
   struct State {
     std::atomic<bool> asking{false};
     std::atomic<bool> gone{false};
+    std::atomic<Clock::rep> next{0};  // not before then
   };
   auto state = std::make_shared<State>();
   return [ctx, state] {
-    if (!state->gone.load() && !state->asking.exchange(true)) {
+    if (state->gone.load()) return true;
+    const Clock::rep now = Clock::now().time_since_epoch().count();
+    if (now < state->next.load(std::memory_order_relaxed)) return false;
+    if (!state->asking.exchange(true)) {
+      state->next.store(now + Clock::duration(kCallerGoneInterval).count(),
+                        std::memory_order_relaxed);
       if (ctx->IsCancelled()) state->gone = true;
       state->asking = false;
     }

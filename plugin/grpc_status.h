@@ -6,6 +6,7 @@
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
 
+#include <chrono>
 #include <functional>
 
 #include "absl/status/status.h"
@@ -17,9 +18,13 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // A long call's cancel check (cri::CancelCheck): whether the caller of
 // `ctx` has gone (or the server's drain ran out). Pullers ask from every
-// download thread, often; a sync call's IsCancelled plucks the call's
-// completion queue, which takes few pluckers at once, so one thread asks at
-// a time and the others take the last answer. Once gone, always gone.
+// download thread, often (curl's progress callback, many times a
+// millisecond while bytes arrive); a sync call's IsCancelled plucks the
+// call's completion queue (an epoll_wait), which takes few pluckers at
+// once. So one thread asks at a time, at most once per
+// kCallerGoneInterval, and the others take the last answer. Once gone,
+// always gone.
+inline constexpr std::chrono::milliseconds kCallerGoneInterval{20};
 std::function<bool()> CallerGone(grpc::ServerContext* ctx);
 
 }  // namespace imaged::plugin
