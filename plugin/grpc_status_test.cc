@@ -28,8 +28,7 @@ class AskUntilGone final : public healthpb::Health::Service {
     auto gone = CallerGone(ctx);
     const absl::Time give_up = absl::Now() + absl::Seconds(30);
     while (!gone()) {
-      ++asked_;
-      if (asked_ == 1) started_.Notify();
+      if (++asked_ == 1) started_.Notify();
       if (absl::Now() > give_up) break;
     }
     saw_gone_ = absl::Now() <= give_up;
