@@ -69,7 +69,17 @@ fuzz() {
   fi
   local runs
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log")
-  "$bin/tools/fuzz/$t" -merge=1 "testdata/fuzz/$t" "$work/$t" >/dev/null 2>&1 || true
+  # The merge runs every input again (in a child it restarts after a crash),
+  # under the same sanitizers: a report there fails the run as well.
+  ASAN_OPTIONS=$asan UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$bin/tools/fuzz/$t" -merge=1 -timeout="$timeout" -rss_limit_mb=2048 "testdata/fuzz/$t" "$work/$t" \
+    >"$work/$t.merge.log" 2>&1 || true
+  local report='^==[0-9]*== *ERROR\|^SUMMARY: [A-Za-z]*Sanitizer'
+  if grep -q "$report" "$work/$t.merge.log"; then
+    { grep -m1 -B2 -A40 "$report" "$work/$t.merge.log"
+      echo "fuzz: $t: its merge found a crash"; } >"$work/$t.out"
+    return 1
+  fi
   echo "fuzz: $t: ${runs:-?} runs in $seconds s, corpus $(ls "testdata/fuzz/$t" | wc -l) inputs" >"$work/$t.out"
 }
 
