@@ -38,14 +38,16 @@
 #include "tools/fuzz/compact_store.h"
 
 // LeakSanitizer's check at exit, for the threads imaged leaves running
-// (the harness does not shut it down, see Harness::Harness). A gRPC sync
-// server's worker that is retiring at that moment has left its own stack
-// and is not yet on its manager's list of finished threads, so its
-// WorkerThread, the thread's internals and libc's node for its
-// thread_local destructors look unreferenced. It was 120 bytes in 3
-// objects, once in two merges of cri_service_fuzzer's corpus run side by
-// side, with an empty input as "the crash". Only these frames are
-// suppressed: a leak of ours still fails.
+// (the harness does not shut it down, see Harness::Harness). It reported
+// 120 bytes in 3 objects, from these three frames, in one of two merges
+// of cri_service_fuzzer's corpus run side by side, with an empty input as
+// "the crash". Read from the frames (not proven): a gRPC sync server's
+// worker retiring at that moment has left its own stack and is not yet on
+// its manager's list of finished threads, so its WorkerThread, the
+// thread's internals and libc's node for its thread_local destructors
+// look unreferenced. Only these frames are suppressed: a leak of ours
+// still fails. LeakSanitizer needs two frames of an allocation's stack to
+// match them (tools/fuzz.sh keeps two in long runs).
 extern "C" const char* __lsan_default_suppressions() {
   return "leak:grpc::ThreadManager::MainWorkLoop\n"
          "leak:grpc_core::Thread::Thread\n"
