@@ -38,12 +38,15 @@ bin=$(bazel info --config=fuzz bazel-bin)
 # hosts, archive and the service targets' stores) write them to TMPDIR.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then work=$(mktemp -d -p /dev/shm); else work=$(mktemp -d); fi
 trap 'rm -rf "$work"' EXIT
-asan=detect_leaks=1
+# What the run and its merge share; only the run checks leaks at exit.
+stack=""
 timeout=10
 if [ "$seconds" -ge 60 ]; then
-  asan=$asan:malloc_context_size=2
+  stack=:malloc_context_size=2
   timeout=30
 fi
+ubsan=halt_on_error=1:print_stacktrace=1
+limits=(-timeout="$timeout" -rss_limit_mb=2048)
 
 # fuzz TARGET: one target's run and merge; its report in $work/TARGET.out.
 fuzz() {
@@ -63,9 +66,9 @@ fuzz() {
   esac
   # New finds go to a scratch corpus first, then are merged (minimised) into
   # the seed corpus, so it grows only by inputs that add coverage.
-  if ! ASAN_OPTIONS=$asan UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$bin/tools/fuzz/$t" "${flags[@]}" -max_total_time="$seconds" -max_len=65536 -timeout="$timeout" \
-    -rss_limit_mb=2048 -print_final_stats=1 "$work/$t" "testdata/fuzz/$t" 2>"$work/$t.log"; then
+  if ! ASAN_OPTIONS=detect_leaks=1$stack UBSAN_OPTIONS=$ubsan \
+    "$bin/tools/fuzz/$t" "${flags[@]}" "${limits[@]}" -max_total_time="$seconds" -max_len=65536 \
+    -print_final_stats=1 "$work/$t" "testdata/fuzz/$t" 2>"$work/$t.log"; then
     { tail -50 "$work/$t.log"; echo "fuzz: $t found a crash"; } >"$work/$t.out"
     return 1
   fi
@@ -75,8 +78,8 @@ fuzz() {
   # under the same sanitizers: a report there fails the run as well. Leaks
   # at exit are the run's to check: each exit with imaged's threads still
   # running is a chance for gRPC's at-exit race (service_fuzz.cc).
-  ASAN_OPTIONS=${asan/detect_leaks=1/detect_leaks=0} UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$bin/tools/fuzz/$t" -merge=1 -timeout="$timeout" -rss_limit_mb=2048 "testdata/fuzz/$t" "$work/$t" \
+  ASAN_OPTIONS=detect_leaks=0$stack UBSAN_OPTIONS=$ubsan \
+    "$bin/tools/fuzz/$t" -merge=1 "${limits[@]}" "testdata/fuzz/$t" "$work/$t" \
     >"$work/$t.merge.log" 2>&1 || true
   local report='^==[0-9]*== *ERROR\|^SUMMARY: [A-Za-z]*Sanitizer'
   if grep -q "$report" "$work/$t.merge.log"; then

@@ -37,20 +37,13 @@
 #include "store/limits.h"
 #include "tools/fuzz/compact_store.h"
 
-// LeakSanitizer's check at exit, for the threads imaged leaves running
-// (the harness does not shut it down, see Harness::Harness). It reported
-// 120 bytes in 3 objects, from these three frames, in one of two merges
-// of cri_service_fuzzer's corpus run side by side, with an empty input as
-// "the crash". Read from the frames (not proven): a gRPC sync server's
-// worker retiring at that moment has left its own stack and is not yet on
-// its manager's list of finished threads, so its WorkerThread, the
-// thread's internals and libc's node for its thread_local destructors
-// look unreferenced. Once in 16 more merges the race left 40 bytes from
-// gpr_malloc instead (a thread being started: gRPC passes its start
-// argument in such a block). gpr_malloc is gRPC core's allocator, which
-// our code never calls, so that frame costs only leaks inside gRPC; a leak
-// of ours still fails. LeakSanitizer needs two frames of an allocation's
-// stack to match these (tools/fuzz.sh keeps two in long runs).
+// LeakSanitizer's check at exit, with imaged's threads still running (the
+// harness does not shut it down, see Harness::Harness): a gRPC thread that
+// is starting or retiring at that moment leaves its blocks unreferenced
+// (docs/reliability.md, "Fuzzing"). Only those frames are suppressed;
+// gpr_malloc is gRPC core's allocator, which our code never calls, so a
+// leak of ours still fails. Matching needs two frames of an allocation's
+// stack (tools/fuzz.sh keeps two in long runs).
 extern "C" const char* __lsan_default_suppressions() {
   return "leak:grpc::ThreadManager::MainWorkLoop\n"
          "leak:grpc_core::Thread::Thread\n"
