@@ -23,6 +23,11 @@ bool ParseRaw(const grpc::ByteBuffer& raw, google::protobuf::MessageLite* out) {
   return ParseRaw(RawBytes(raw), out);
 }
 
+grpc::ByteBuffer Serialized(const google::protobuf::MessageLite& message) {
+  grpc::Slice slice(message.SerializeAsString());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 // One call of a raw unary method, from its request to its answer's
 // completion. Deletes itself.
 class AsyncCalls::RawUnaryCall final : public AsyncTag {

@@ -22,11 +22,6 @@ std::string VerboseInfo(const store::CriImage& image, const std::string& config)
   return info.dump();
 }
 
-grpc::ByteBuffer Serialized(const google::protobuf::MessageLite& message) {
-  grpc::Slice slice(message.SerializeAsString());
-  return grpc::ByteBuffer(&slice, 1);
-}
-
 }  // namespace
 
 void ToCriImage(const store::CriImage& image, cripb::Image* out) {

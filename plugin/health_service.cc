@@ -62,8 +62,7 @@ void HealthService::AnswerCheck(const grpc::ByteBuffer& raw, RawReply reply) {
           {});
     return;
   }
-  grpc::Slice slice(resp.SerializeAsString());
-  reply(grpc::Status::OK, grpc::ByteBuffer(&slice, 1));
+  reply(grpc::Status::OK, Serialized(resp));
 }
 
 grpc::Status HealthService::Watch(grpc::ServerContext* ctx,

@@ -53,20 +53,48 @@ grpc::Status ImagesService::List(grpc::ServerContext* ctx, const imagespb::ListI
   return grpc::Status::OK;
 }
 
-grpc::Status ImagesService::Create(grpc::ServerContext* ctx,
-                                   const imagespb::CreateImageRequest* req,
-                                   imagespb::CreateImageResponse* resp) {
+void ImagesService::ServeAsync(AsyncCalls* calls) {
+  calls->AddRawUnary(
+      [this](grpc::ServerContext* ctx, grpc::ByteBuffer* req,
+             grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
+             grpc::ServerCompletionQueue* cq, void* tag) {
+        RequestCreate(ctx, req, writer, cq, cq, tag);
+      },
+      [this](grpc::ServerContext* ctx, const grpc::ByteBuffer& req, RawReply reply) {
+        AnswerCreate(ctx, req, std::move(reply));
+      });
+}
+
+void ImagesService::AnswerCreate(grpc::ServerContext* ctx, const grpc::ByteBuffer& raw,
+                                 RawReply reply) {
+  imagespb::CreateImageRequest req;
+  if (!ParseRaw(raw, &req)) {
+    reply(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed CreateImageRequest"), {});
+    return;
+  }
   absl::StatusOr<std::string> ns = RequiredNamespace(*ctx);
-  if (!ns.ok()) return ToGrpcStatus(ns.status());
+  if (!ns.ok()) {
+    reply(ToGrpcStatus(ns.status()), {});
+    return;
+  }
   absl::StatusOr<std::optional<absl::Time>> at =
-      SourceDateEpoch(req->has_source_date_epoch(), req->source_date_epoch());
-  if (!at.ok()) return ToGrpcStatus(at.status());
-  absl::StatusOr<store::Image> image =
-      store_->Create(*ns, FromProto(req->image()), LeaseOf(*ctx), *at);
-  if (!image.ok()) return ToGrpcStatus(image.status());
-  ToProto(*image, resp->mutable_image());
-  events_->PublishImageWritten(*ns, *image, /*existed=*/false);
-  return grpc::Status::OK;
+      SourceDateEpoch(req.has_source_date_epoch(), req.source_date_epoch());
+  if (!at.ok()) {
+    reply(ToGrpcStatus(at.status()), {});
+    return;
+  }
+  store_->CreateThen(*ns, FromProto(req.image()), LeaseOf(*ctx), *at,
+                     [this, ns = *ns, reply = std::move(reply)](
+                         absl::StatusOr<store::Image> image) {
+                       if (!image.ok()) {
+                         reply(ToGrpcStatus(image.status()), {});
+                         return;
+                       }
+                       imagespb::CreateImageResponse resp;
+                       ToProto(*image, resp.mutable_image());
+                       events_->PublishImageWritten(ns, *image, /*existed=*/false);
+                       reply(grpc::Status::OK, Serialized(resp));
+                     });
 }
 
 grpc::Status ImagesService::Update(grpc::ServerContext* ctx,

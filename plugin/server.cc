@@ -169,7 +169,9 @@ absl::Status Server::BuildServices(const store::Platform& platform) {
   health_ = health.get();
   services_.push_back(std::move(health));
   services_.push_back(std::make_unique<ContentService>(content_, &events_, config_.content_proxy));
-  services_.push_back(std::make_unique<ImagesService>(images, &events_, gc));
+  auto images_service = std::make_unique<ImagesService>(images, &events_, gc);
+  images_service->ServeAsync(&async_calls_);
+  services_.push_back(std::move(images_service));
   services_.push_back(std::make_unique<EventsService>(&events_));
   services_.push_back(std::make_unique<LeasesService>(leases_, gc));
   store::RocksDbContentStore* content_store = content_;

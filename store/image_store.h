@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -63,6 +64,14 @@ class ImageStore {
   absl::StatusOr<Image> Create(absl::string_view ns, const Image& image,
                                absl::string_view lease = "") {
     return Create(ns, image, lease, std::nullopt);
+  }
+  // Create for a caller that must not block on the disk: `done` gets the
+  // result once it is durable, on this thread or later on another (a store
+  // that shares its syncs). By default it is Create, on this thread.
+  using CreateDone = absl::AnyInvocable<void(absl::StatusOr<Image>) &&>;
+  virtual void CreateThen(absl::string_view ns, const Image& image, absl::string_view lease,
+                          std::optional<absl::Time> timestamp, CreateDone done) {
+    std::move(done)(Create(ns, image, lease, timestamp));
   }
   // Updates the fields named by `fieldpaths` (labels, labels.<key>, target,
   // annotations, annotations.<key>; none means everything but created_at).

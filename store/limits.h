@@ -68,6 +68,11 @@ inline constexpr int kMaxConcurrentTransfers = 16;
 // Watch calls open at once (each holds a server thread; gRPC: no limit).
 inline constexpr size_t kMaxHealthServiceLength = 256;
 inline constexpr int kMaxHealthWatchers = 8;
+// Images.Create calls queued in the image store or waiting for their WAL
+// fsync, and the bytes of their images (each is held until it is answered;
+// containerd: no limit, a goroutine each).
+inline constexpr size_t kMaxCreatesWaiting = 1024;
+inline constexpr size_t kMaxCreateBytesWaiting = 64 << 20;
 // Blobs one BlobBatchCommitter::CommitBlobs call commits together, and
 // their bytes (an import's small documents: they are held in memory).
 inline constexpr size_t kMaxBatchBlobs = 256;

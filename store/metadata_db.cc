@@ -1,5 +1,7 @@
 #include "store/metadata_db.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
@@ -103,6 +105,7 @@ absl::StatusOr<std::unique_ptr<MetadataDb>> MetadataDb::Open(const std::string& 
 }
 
 MetadataDb::~MetadataDb() {
+  StopSyncer();
   if (!db_) return;
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   db_->Close();
@@ -129,6 +132,49 @@ absl::Status MetadataDb::SyncWalTo(uint64_t ticket) {
   synced_to_ = upto;
   group_syncs_.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
+}
+
+void MetadataDb::SyncWalThen(uint64_t ticket, absl::AnyInvocable<void(absl::Status) &&> done) {
+  {
+    absl::MutexLock lock(&syncer_mu_);
+    if (!syncer_stop_) {
+      wal_waiting_.push_back(WalWaiter{ticket, std::move(done)});
+      if (!syncer_.joinable()) syncer_ = std::thread([this] { SyncerLoop(); });
+      return;
+    }
+  }
+  std::move(done)(SyncWalTo(ticket));  // closing: no syncer to hand it to
+}
+
+void MetadataDb::SyncerLoop() {
+  std::vector<WalWaiter> batch;
+  for (;;) {
+    {
+      absl::MutexLock lock(&syncer_mu_);
+      syncer_mu_.Await(absl::Condition(
+          +[](MetadataDb* db) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db->syncer_mu_) {
+            return db->syncer_stop_ || !db->wal_waiting_.empty();
+          },
+          this));
+      if (wal_waiting_.empty()) return;  // stopping, nothing left
+      batch.swap(wal_waiting_);
+    }
+    uint64_t upto = 0;
+    for (const WalWaiter& w : batch) upto = std::max(upto, w.ticket);
+    const absl::Status synced = SyncWalTo(upto);
+    for (WalWaiter& w : batch) std::move(w.done)(synced);
+    batch.clear();
+  }
+}
+
+void MetadataDb::StopSyncer() {
+  std::thread syncer;
+  {
+    absl::MutexLock lock(&syncer_mu_);
+    syncer_stop_ = true;
+    syncer.swap(syncer_);
+  }
+  if (syncer.joinable()) syncer.join();
 }
 
 absl::Status MetadataDb::Get(Cf family, absl::string_view key, std::string* value,

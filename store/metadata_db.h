@@ -7,8 +7,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "rocksdb/db.h"
@@ -55,9 +58,22 @@ class MetadataDb {
   // fsync replaces its result. Nested calls join the outer one.
   template <typename F>
   auto GroupCommit(F&& f) -> decltype(f());
+  // Group commit for a caller that must not block on the fsync (a thread
+  // that answers many calls): runs `f` as GroupCommit does, then `done` with
+  // its result once its writes are durable. `done` runs at once on this
+  // thread when `f` wrote nothing durable, else on the WAL syncer's thread
+  // (SyncWalThen). `f` returns absl::Status or absl::StatusOr.
+  template <typename F, typename Done>
+  void GroupCommitThen(F&& f, Done done);
   // Blocks until the WAL is fsynced at least to `ticket` (a sequence number
   // Write returned through a GroupCommit), sharing one fsync among waiters.
   absl::Status SyncWalTo(uint64_t ticket);
+  // Runs `done` with the outcome once the WAL is fsynced at least to
+  // `ticket`, on the WAL syncer's thread, which makes one fsync for every
+  // ticket waiting when it starts and then runs their callbacks in order.
+  // `done` must be short. Callbacks still waiting when the database closes
+  // run then, after a last fsync.
+  void SyncWalThen(uint64_t ticket, absl::AnyInvocable<void(absl::Status) &&> done);
   // WAL fsyncs GroupCommit has made (for tests).
   uint64_t group_syncs() const { return group_syncs_.load(std::memory_order_relaxed); }
   // Point read; NotFound when absent.
@@ -120,6 +136,11 @@ class MetadataDb {
     uint64_t ticket = 0;
   };
   static thread_local PendingSync* pending_;
+  // Runs `f` as this thread's open group: its durable writes do not wait
+  // for their fsync; `*ticket` is where the WAL must be synced to for them
+  // (0: nothing to sync).
+  template <typename F>
+  auto RunDeferred(F&& f, uint64_t* ticket) -> decltype(f());
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
@@ -131,20 +152,58 @@ class MetadataDb {
   absl::Mutex sync_mu_;
   uint64_t synced_to_ ABSL_GUARDED_BY(sync_mu_) = 0;
   std::atomic<uint64_t> group_syncs_{0};
+
+  // The WAL syncer (SyncWalThen): started at its first callback.
+  struct WalWaiter {
+    uint64_t ticket;
+    absl::AnyInvocable<void(absl::Status) &&> done;
+  };
+  void SyncerLoop();
+  void StopSyncer();
+  absl::Mutex syncer_mu_;
+  std::vector<WalWaiter> wal_waiting_ ABSL_GUARDED_BY(syncer_mu_);
+  bool syncer_stop_ ABSL_GUARDED_BY(syncer_mu_) = false;
+  std::thread syncer_ ABSL_GUARDED_BY(syncer_mu_);
 };
 
 template <typename F>
-auto MetadataDb::GroupCommit(F&& f) -> decltype(f()) {
-  if (pending_ != nullptr && pending_->db == this) return f();
+auto MetadataDb::RunDeferred(F&& f, uint64_t* ticket) -> decltype(f()) {
   PendingSync* outer = pending_;
   PendingSync mine{this};
   pending_ = &mine;
   auto result = f();
   pending_ = outer;
-  if (mine.ticket != 0) {
-    if (absl::Status s = SyncWalTo(mine.ticket); !s.ok()) return s;
+  *ticket = mine.ticket;
+  return result;
+}
+
+template <typename F>
+auto MetadataDb::GroupCommit(F&& f) -> decltype(f()) {
+  if (pending_ != nullptr && pending_->db == this) return f();
+  uint64_t ticket = 0;
+  auto result = RunDeferred(std::forward<F>(f), &ticket);
+  if (ticket != 0) {
+    if (absl::Status s = SyncWalTo(ticket); !s.ok()) return s;
   }
   return result;
+}
+
+template <typename F, typename Done>
+void MetadataDb::GroupCommitThen(F&& f, Done done) {
+  uint64_t ticket = 0;
+  auto result = RunDeferred(std::forward<F>(f), &ticket);
+  if (ticket == 0) {
+    std::move(done)(std::move(result));
+    return;
+  }
+  SyncWalThen(ticket, [result = std::move(result), done = std::move(done)](
+                          absl::Status synced) mutable {
+    if (!synced.ok()) {
+      std::move(done)(decltype(result)(std::move(synced)));
+    } else {
+      std::move(done)(std::move(result));
+    }
+  });
 }
 
 // A scan of the keys of one column family that start with a prefix, bounded

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "store/files.h"
@@ -85,6 +86,61 @@ TEST_F(MetadataDbTest, WritersBehindOneLockShareFsyncs) {
   }
   EXPECT_GE(db_->group_syncs(), 1u);
   EXPECT_LT(db_->group_syncs(), static_cast<uint64_t>(kThreads * kWrites));
+}
+
+// GroupCommitThen: the result reaches `done` after the fsync, on the WAL
+// syncer's thread; nothing written means `done` at once, on the caller's.
+TEST_F(MetadataDbTest, GroupCommitThenAnswersAfterTheFsync) {
+  absl::Notification answered;
+  std::thread::id answered_on;
+  db_->GroupCommitThen([&]() -> absl::StatusOr<int> {
+        if (absl::Status s = Put("a"); !s.ok()) return s;
+        return 7;
+      },
+      [&](absl::StatusOr<int> r) {
+        EXPECT_TRUE(r.ok()) << r.status();
+        if (r.ok()) EXPECT_EQ(*r, 7);
+        EXPECT_EQ(db_->group_syncs(), 1u);  // synced before the answer
+        answered_on = std::this_thread::get_id();
+        answered.Notify();
+      });
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_NE(answered_on, std::this_thread::get_id());
+
+  bool inline_answer = false;
+  db_->GroupCommitThen([] { return absl::NotFoundError("x"); },
+                       [&](absl::Status s) {
+                         EXPECT_TRUE(absl::IsNotFound(s)) << s;
+                         inline_answer = true;
+                       });
+  EXPECT_TRUE(inline_answer);
+  EXPECT_EQ(db_->group_syncs(), 1u);
+}
+
+// Tickets waiting together share an fsync, and callbacks still waiting when
+// the database closes run (after a last fsync) before it is gone.
+TEST_F(MetadataDbTest, WaitingTicketsShareFsyncsAndRunAtClose) {
+  constexpr int kWrites = 200;
+  absl::Mutex mu;
+  int done = 0;
+  for (int i = 0; i < kWrites; ++i) {
+    db_->GroupCommitThen([&] { return Put(absl::StrCat("k", i)); },
+                         [&](absl::Status s) {
+                           EXPECT_TRUE(s.ok()) << s;
+                           absl::MutexLock lock(&mu);
+                           ++done;
+                         });
+  }
+  const uint64_t syncs = db_->group_syncs();
+  db_.reset();
+  EXPECT_EQ(done, kWrites);
+  EXPECT_LT(syncs, static_cast<uint64_t>(kWrites));
+  auto reopened = MetadataDb::Open(root_ + "/meta");
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  std::string v;
+  for (int i = 0; i < kWrites; ++i) {
+    EXPECT_TRUE((*reopened)->Get(Cf::kDefault, absl::StrCat("k", i), &v).ok()) << i;
+  }
 }
 
 TEST_F(MetadataDbTest, ASchemaVersionNewerThanThisImagedIsRefused) {

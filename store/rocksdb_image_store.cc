@@ -654,23 +654,108 @@ absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Imag
   if (absl::Status s = ValidateImage(image); !s.ok()) return s;
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
   Preresolve(ns, absl::MakeConstSpan(&image, 1));
-  return db_->GroupCommit([&]() -> absl::StatusOr<Image> {
-    absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
-    absl::MutexLock lock(&write_mu_);
-    absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
-    if (!existing.ok()) return existing.status();
-    if (existing->has_value()) {
-      return absl::AlreadyExistsError(absl::StrCat("image \"", image.name, "\": already exists"));
+  return db_->GroupCommit([&] { return WriteNew(ns, image, lease, timestamp); });
+}
+
+void RocksDbImageStore::CreateThen(absl::string_view ns, const Image& image,
+                                   absl::string_view lease, std::optional<absl::Time> timestamp,
+                                   CreateDone done) {
+  size_t bytes = image.name.size() + image.target.digest.size() + image.target.media_type.size();
+  for (const Labels* m : {&image.labels, &image.target.annotations}) {
+    for (const auto& [k, v] : *m) bytes += k.size() + v.size();
+  }
+  absl::MutexLock lock(&creates_mu_);
+  if (creator_stop_) {
+    std::move(done)(absl::UnavailableError("image store is closing"));
+    return;
+  }
+  if (creates_waiting_ >= kMaxCreatesWaiting ||
+      create_bytes_waiting_ + bytes > kMaxCreateBytesWaiting) {
+    std::move(done)(absl::ResourceExhaustedError(
+        absl::StrCat(creates_waiting_, " image creations (", create_bytes_waiting_,
+                     " bytes) are waiting for the disk already: retry later")));
+    return;
+  }
+  ++creates_waiting_;
+  create_bytes_waiting_ += bytes;
+  creates_.push_back(QueuedCreate{std::string(ns), image, std::string(lease), timestamp,
+                                  std::move(done), bytes});
+  if (!creator_.joinable()) creator_ = std::thread([this] { CreatorLoop(); });
+}
+
+void RocksDbImageStore::CreatorLoop() {
+  for (;;) {
+    QueuedCreate c;
+    {
+      absl::MutexLock lock(&creates_mu_);
+      creates_mu_.Await(absl::Condition(
+          +[](RocksDbImageStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->creates_mu_) {
+            return s->creator_stop_ || !s->creates_.empty();
+          },
+          this));
+      if (creates_.empty()) return;  // stopping, nothing left
+      c = std::move(creates_.front());
+      creates_.pop_front();
     }
-    ImageRecord rec = ToRecord(image);
-    DropEmptyLabels(&rec.labels);
-    rec.created_at = rec.updated_at = timestamp.value_or(clock_->Now());
-    rocksdb::WriteBatch batch;
-    if (absl::Status s = StageRecord(&batch, ns, image.name, nullptr, &rec); !s.ok()) return s;
-    StageImageLease(&batch, ns, lease, image.name);
-    if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
-    return ToImage(image.name, rec);
-  });
+    RunCreate(std::move(c));
+  }
+}
+
+void RocksDbImageStore::RunCreate(QueuedCreate c) {
+  // Counted as waiting until `done` has run, wherever that is.
+  CreateDone done = [this, bytes = c.bytes, caller = std::move(c.done)](
+                        absl::StatusOr<Image> result) mutable {
+    std::move(caller)(std::move(result));
+    absl::MutexLock lock(&creates_mu_);
+    --creates_waiting_;
+    create_bytes_waiting_ -= bytes;
+  };
+  absl::Status s = ValidateImage(c.image);
+  if (s.ok()) s = CheckLeaseExists(*db_, c.ns, c.lease);
+  if (!s.ok()) {
+    std::move(done)(s);
+    return;
+  }
+  Preresolve(c.ns, absl::MakeConstSpan(&c.image, 1));
+  db_->GroupCommitThen([&] { return WriteNew(c.ns, c.image, c.lease, c.timestamp); },
+                       std::move(done));
+}
+
+RocksDbImageStore::~RocksDbImageStore() {
+  std::thread creator;
+  {
+    absl::MutexLock lock(&creates_mu_);
+    creator_stop_ = true;
+    creator.swap(creator_);
+  }
+  if (creator.joinable()) creator.join();
+  // The last ones' `done` may still be waiting on the WAL syncer.
+  absl::MutexLock lock(&creates_mu_);
+  creates_mu_.Await(absl::Condition(
+      +[](RocksDbImageStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->creates_mu_) {
+        return s->creates_waiting_ == 0;
+      },
+      this));
+}
+
+absl::StatusOr<Image> RocksDbImageStore::WriteNew(absl::string_view ns, const Image& image,
+                                                  absl::string_view lease,
+                                                  std::optional<absl::Time> timestamp) {
+  absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
+  absl::MutexLock lock(&write_mu_);
+  absl::StatusOr<std::optional<ImageRecord>> existing = ReadRecord(ns, image.name);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    return absl::AlreadyExistsError(absl::StrCat("image \"", image.name, "\": already exists"));
+  }
+  ImageRecord rec = ToRecord(image);
+  DropEmptyLabels(&rec.labels);
+  rec.created_at = rec.updated_at = timestamp.value_or(clock_->Now());
+  rocksdb::WriteBatch batch;
+  if (absl::Status s = StageRecord(&batch, ns, image.name, nullptr, &rec); !s.ok()) return s;
+  StageImageLease(&batch, ns, lease, image.name);
+  if (absl::Status s = WriteIndex(&batch); !s.ok()) return s;
+  return ToImage(image.name, rec);
 }
 
 absl::StatusOr<std::vector<ImageCommitter::Written>> RocksDbImageStore::Commit(

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -46,6 +47,8 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   // is CriName::kNone, for tests that do not look at repo tags).
   RocksDbImageStore(MetadataDb* db, RocksDbContentStore* content, const Clock* clock,
                     const Platform& platform, CriNameFn classify = nullptr);
+  // Finishes the CreateThen calls still waiting.
+  ~RocksDbImageStore() override;
 
   absl::StatusOr<Image> Get(absl::string_view ns, absl::string_view name) override;
   absl::StatusOr<std::vector<Image>> List(absl::string_view ns,
@@ -55,6 +58,14 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   using ImageStore::Update;
   absl::StatusOr<Image> Create(absl::string_view ns, const Image& image, absl::string_view lease,
                                std::optional<absl::Time> timestamp) override;
+  // Never blocks: the call is queued for the store's creator thread, which
+  // makes the writes one after another (so they never contend with each
+  // other for write_mu_) and leaves each one's fsync to the WAL syncer,
+  // where `done` runs once it is durable. ResourceExhausted at once when
+  // kMaxCreatesWaiting calls or kMaxCreateBytesWaiting bytes of images
+  // (store/limits.h) are waiting already.
+  void CreateThen(absl::string_view ns, const Image& image, absl::string_view lease,
+                  std::optional<absl::Time> timestamp, CreateDone done) override;
   absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
                                absl::Span<const std::string> fieldpaths, absl::string_view lease,
                                std::optional<absl::Time> timestamp) override;
@@ -168,6 +179,23 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
                                    absl::string_view name);
   absl::StatusOr<std::optional<ImageRecord>> ReadRecord(absl::string_view ns,
                                                         absl::string_view name);
+  // A CreateThen call waiting for the creator thread.
+  struct QueuedCreate {
+    std::string ns;
+    Image image;
+    std::string lease;
+    std::optional<absl::Time> timestamp;
+    CreateDone done;
+    size_t bytes;
+  };
+  void CreatorLoop();
+  // One queued call: validated, preresolved and written; its `done` handed
+  // to the WAL syncer.
+  void RunCreate(QueuedCreate c);
+  // Create's write, once the image is validated and preresolved: under the
+  // locks, in the caller's group commit.
+  absl::StatusOr<Image> WriteNew(absl::string_view ns, const Image& image, absl::string_view lease,
+                                 std::optional<absl::Time> timestamp);
   absl::Status Retry(absl::string_view ns, absl::string_view name);
   // Adds to `batch` that image `name` belongs to `lease` (if any).
   void StageImageLease(rocksdb::WriteBatch* batch, absl::string_view ns, absl::string_view lease,
@@ -195,6 +223,14 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   const CriNameFn classify_;
   // Serialises image writes: each reads the index, decides, and writes one batch.
   absl::Mutex write_mu_;
+  // CreateThen's calls from their queueing to their `done`; the creator
+  // thread, started at the first.
+  absl::Mutex creates_mu_;
+  std::deque<QueuedCreate> creates_ ABSL_GUARDED_BY(creates_mu_);
+  size_t creates_waiting_ ABSL_GUARDED_BY(creates_mu_) = 0;
+  size_t create_bytes_waiting_ ABSL_GUARDED_BY(creates_mu_) = 0;
+  bool creator_stop_ ABSL_GUARDED_BY(creates_mu_) = false;
+  std::thread creator_ ABSL_GUARDED_BY(creates_mu_);
   // Recent successful resolutions by namespace and target; cleared when full.
   static constexpr size_t kMaxResolved = 256;
   absl::Mutex resolved_mu_;

@@ -5,11 +5,13 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/digest.h"
 #include "store/files.h"
 #include "store/image_store_contract.h"
+#include "store/limits.h"
 #include "store/local_stores.h"
 #include "store/rocksdb_content_store.h"
 #include "store/test_images.h"
@@ -67,6 +69,141 @@ class Stores : public ImageHarness {
 INSTANTIATE_TEST_SUITE_P(RocksDb, ImageStoreContract,
                          ::testing::Values(ImageHarnessFactory(
                              [] { return std::make_unique<Stores>(); })));
+
+// The same stores, with Create answered through CreateThen: the contract
+// holds for the path the Images service serves.
+class CreateThenStores : public Stores {
+ public:
+  class Adapter : public ImageStore {
+   public:
+    explicit Adapter(RocksDbImageStore* images) : images_(images) {}
+    absl::StatusOr<Image> Get(absl::string_view ns, absl::string_view name) override {
+      return images_->Get(ns, name);
+    }
+    absl::StatusOr<std::vector<Image>> List(absl::string_view ns,
+                                            absl::Span<const std::string> filters) override {
+      return images_->List(ns, filters);
+    }
+    using ImageStore::Create;
+    using ImageStore::Delete;
+    using ImageStore::Update;
+    absl::StatusOr<Image> Create(absl::string_view ns, const Image& image,
+                                 absl::string_view lease,
+                                 std::optional<absl::Time> timestamp) override {
+      absl::Notification answered;
+      absl::StatusOr<Image> out;
+      images_->CreateThen(ns, image, lease, timestamp, [&](absl::StatusOr<Image> r) {
+        out = std::move(r);
+        answered.Notify();
+      });
+      answered.WaitForNotification();
+      return out;
+    }
+    absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
+                                 absl::Span<const std::string> fieldpaths,
+                                 absl::string_view lease,
+                                 std::optional<absl::Time> timestamp) override {
+      return images_->Update(ns, image, fieldpaths, lease, timestamp);
+    }
+    absl::Status Delete(absl::string_view ns, absl::string_view name,
+                        absl::string_view target_digest) override {
+      return images_->Delete(ns, name, target_digest);
+    }
+
+   private:
+    RocksDbImageStore* const images_;
+  };
+
+  CreateThenStores() : adapter_(&index()) {}
+  ImageStore& images() override { return adapter_; }
+
+ private:
+  Adapter adapter_;
+};
+
+INSTANTIATE_TEST_SUITE_P(RocksDbCreateThen, ImageStoreContract,
+                         ::testing::Values(ImageHarnessFactory(
+                             [] { return std::make_unique<CreateThenStores>(); })));
+
+// CreateThen never waits: while the writes cannot proceed (the collector's
+// lock held), calls queue up to the bound and the next is ResourceExhausted
+// at once; once they can, every queued one is written and answered.
+TEST(CreateThenTest, QueuesUpToItsBoundAndAnswersEveryQueuedCall) {
+  Stores stores;
+  absl::StatusOr<TestImage> ti = MakeTestImage(stores.content(), kNs, {}, true);
+  ASSERT_TRUE(ti.ok()) << ti.status();
+  constexpr size_t kMax = kMaxCreatesWaiting;
+  absl::Mutex mu;
+  size_t ok = 0;
+  std::vector<absl::Status> refused;
+  auto create = [&](size_t i) {
+    Image image;
+    image.name = absl::StrCat("docker.io/library/app:", i);
+    image.target = ti->manifest;
+    image.target.platform.reset();
+    stores.index().CreateThen(kNs, image, "", std::nullopt, [&](absl::StatusOr<Image> r) {
+      absl::MutexLock lock(&mu);
+      if (r.ok()) {
+        ++ok;
+      } else {
+        refused.push_back(r.status());
+      }
+    });
+  };
+  size_t ok_while_held;
+  std::vector<absl::Status> refused_while_held;
+  stores.db().gc_lock().Lock();
+  for (size_t i = 0; i <= kMax; ++i) create(i);
+  {
+    absl::MutexLock lock(&mu);
+    ok_while_held = ok;
+    refused_while_held = refused;
+  }
+  stores.db().gc_lock().Unlock();
+  EXPECT_EQ(ok_while_held, 0u);
+  ASSERT_EQ(refused_while_held.size(), 1u);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused_while_held[0])) << refused_while_held[0];
+  EXPECT_LT(refused_while_held[0].message().size(), 200u);
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(+[](size_t* n) { return *n == kMax; }, &ok));
+  auto list = stores.images().List(kNs, {});
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->size(), kMax);
+}
+
+// Calls still queued when the store closes are written and answered first.
+TEST(CreateThenTest, QueuedCallsAreWrittenBeforeTheStoreCloses) {
+  const std::string root = MakeTempDir("imaged-create-then");
+  constexpr int kCalls = 50;
+  int ok = 0;
+  {
+    auto stores = LocalStores::Open(root, LocalStoresOptions());
+    ASSERT_TRUE(stores.ok()) << stores.status();
+    absl::StatusOr<TestImage> ti = MakeTestImage(*(*stores)->content(), kNs, {}, true);
+    ASSERT_TRUE(ti.ok()) << ti.status();
+    absl::Mutex mu;
+    for (int i = 0; i < kCalls; ++i) {
+      Image image;
+      image.name = absl::StrCat("docker.io/library/app:", i);
+      image.target = ti->manifest;
+      image.target.platform.reset();
+      (*stores)->images()->CreateThen(kNs, image, "", std::nullopt,
+                                      [&](absl::StatusOr<Image> r) {
+                                        EXPECT_TRUE(r.ok()) << r.status();
+                                        absl::MutexLock lock(&mu);
+                                        ++ok;
+                                      });
+    }
+  }
+  EXPECT_EQ(ok, kCalls);
+  auto reopened = LocalStores::Open(root, LocalStoresOptions());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto list = (*reopened)->images()->List(kNs, {});
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->size(), static_cast<size_t>(kCalls));
+  reopened->reset();
+  RemoveAll(root).IgnoreError();
+}
 
 class CriIndexTest : public ::testing::Test {
  protected:
