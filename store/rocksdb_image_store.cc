@@ -665,7 +665,7 @@ void RocksDbImageStore::CreateThen(absl::string_view ns, const Image& image,
     for (const auto& [k, v] : *m) bytes += k.size() + v.size();
   }
   absl::MutexLock lock(&creates_mu_);
-  if (creator_stop_) {
+  if (creates_stop_) {
     std::move(done)(absl::UnavailableError("image store is closing"));
     return;
   }
@@ -678,9 +678,49 @@ void RocksDbImageStore::CreateThen(absl::string_view ns, const Image& image,
   }
   ++creates_waiting_;
   create_bytes_waiting_ += bytes;
-  creates_.push_back(QueuedCreate{std::string(ns), image, std::string(lease), timestamp,
-                                  std::move(done), bytes});
-  if (!creator_.joinable()) creator_ = std::thread([this] { CreatorLoop(); });
+  // Counted as waiting until `done` has run, wherever that is.
+  CreateDone counted = [this, bytes, caller = std::move(done)](
+                           absl::StatusOr<Image> result) mutable {
+    std::move(caller)(std::move(result));
+    absl::MutexLock lock(&creates_mu_);
+    --creates_waiting_;
+    create_bytes_waiting_ -= bytes;
+  };
+  to_resolve_.push_back(QueuedCreate{std::string(ns), image, std::string(lease), timestamp,
+                                     std::move(counted)});
+  if (!resolver_.joinable()) {
+    resolver_ = std::thread([this] { ResolverLoop(); });
+    creator_ = std::thread([this] { CreatorLoop(); });
+  }
+}
+
+void RocksDbImageStore::ResolverLoop() {
+  for (;;) {
+    QueuedCreate c;
+    {
+      absl::MutexLock lock(&creates_mu_);
+      creates_mu_.Await(absl::Condition(
+          +[](RocksDbImageStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->creates_mu_) {
+            return s->creates_stop_ || !s->to_resolve_.empty();
+          },
+          this));
+      if (to_resolve_.empty()) {  // stopping, nothing left
+        resolver_done_ = true;
+        return;
+      }
+      c = std::move(to_resolve_.front());
+      to_resolve_.pop_front();
+    }
+    absl::Status s = ValidateImage(c.image);
+    if (s.ok()) s = CheckLeaseExists(*db_, c.ns, c.lease);
+    if (!s.ok()) {
+      std::move(c.done)(s);
+      continue;
+    }
+    Preresolve(c.ns, absl::MakeConstSpan(&c.image, 1));
+    absl::MutexLock lock(&creates_mu_);
+    to_write_.push_back(std::move(c));
+  }
 }
 
 void RocksDbImageStore::CreatorLoop() {
@@ -690,44 +730,27 @@ void RocksDbImageStore::CreatorLoop() {
       absl::MutexLock lock(&creates_mu_);
       creates_mu_.Await(absl::Condition(
           +[](RocksDbImageStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->creates_mu_) {
-            return s->creator_stop_ || !s->creates_.empty();
+            return s->resolver_done_ || !s->to_write_.empty();
           },
           this));
-      if (creates_.empty()) return;  // stopping, nothing left
-      c = std::move(creates_.front());
-      creates_.pop_front();
+      if (to_write_.empty()) return;  // the resolver has stopped, nothing left
+      c = std::move(to_write_.front());
+      to_write_.pop_front();
     }
-    RunCreate(std::move(c));
+    db_->GroupCommitThen([&] { return WriteNew(c.ns, c.image, c.lease, c.timestamp); },
+                         std::move(c.done));
   }
-}
-
-void RocksDbImageStore::RunCreate(QueuedCreate c) {
-  // Counted as waiting until `done` has run, wherever that is.
-  CreateDone done = [this, bytes = c.bytes, caller = std::move(c.done)](
-                        absl::StatusOr<Image> result) mutable {
-    std::move(caller)(std::move(result));
-    absl::MutexLock lock(&creates_mu_);
-    --creates_waiting_;
-    create_bytes_waiting_ -= bytes;
-  };
-  absl::Status s = ValidateImage(c.image);
-  if (s.ok()) s = CheckLeaseExists(*db_, c.ns, c.lease);
-  if (!s.ok()) {
-    std::move(done)(s);
-    return;
-  }
-  Preresolve(c.ns, absl::MakeConstSpan(&c.image, 1));
-  db_->GroupCommitThen([&] { return WriteNew(c.ns, c.image, c.lease, c.timestamp); },
-                       std::move(done));
 }
 
 RocksDbImageStore::~RocksDbImageStore() {
-  std::thread creator;
+  std::thread resolver, creator;
   {
     absl::MutexLock lock(&creates_mu_);
-    creator_stop_ = true;
+    creates_stop_ = true;
+    resolver.swap(resolver_);
     creator.swap(creator_);
   }
+  if (resolver.joinable()) resolver.join();
   if (creator.joinable()) creator.join();
   // The last ones' `done` may still be waiting on the WAL syncer.
   absl::MutexLock lock(&creates_mu_);

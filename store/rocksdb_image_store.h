@@ -58,10 +58,11 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   using ImageStore::Update;
   absl::StatusOr<Image> Create(absl::string_view ns, const Image& image, absl::string_view lease,
                                std::optional<absl::Time> timestamp) override;
-  // Never blocks: the call is queued for the store's creator thread, which
-  // makes the writes one after another (so they never contend with each
-  // other for write_mu_) and leaves each one's fsync to the WAL syncer,
-  // where `done` runs once it is durable. ResourceExhausted at once when
+  // Never blocks: the call is queued. The store's resolver thread checks it
+  // and reads its documents (Preresolve), its creator thread makes the
+  // writes one after another (so they never contend with each other for
+  // write_mu_), and each one's fsync is left to the WAL syncer, where `done`
+  // runs once it is durable. ResourceExhausted at once when
   // kMaxCreatesWaiting calls or kMaxCreateBytesWaiting bytes of images
   // (store/limits.h) are waiting already.
   void CreateThen(absl::string_view ns, const Image& image, absl::string_view lease,
@@ -179,19 +180,17 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
                                    absl::string_view name);
   absl::StatusOr<std::optional<ImageRecord>> ReadRecord(absl::string_view ns,
                                                         absl::string_view name);
-  // A CreateThen call waiting for the creator thread.
+  // A CreateThen call on its way: validated and resolved on the resolver
+  // thread, then written on the creator thread.
   struct QueuedCreate {
     std::string ns;
     Image image;
     std::string lease;
     std::optional<absl::Time> timestamp;
-    CreateDone done;
-    size_t bytes;
+    CreateDone done;  // counts the call out of creates_waiting_
   };
+  void ResolverLoop();
   void CreatorLoop();
-  // One queued call: validated, preresolved and written; its `done` handed
-  // to the WAL syncer.
-  void RunCreate(QueuedCreate c);
   // Create's write, once the image is validated and preresolved: under the
   // locks, in the caller's group commit.
   absl::StatusOr<Image> WriteNew(absl::string_view ns, const Image& image, absl::string_view lease,
@@ -223,13 +222,16 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   const CriNameFn classify_;
   // Serialises image writes: each reads the index, decides, and writes one batch.
   absl::Mutex write_mu_;
-  // CreateThen's calls from their queueing to their `done`; the creator
-  // thread, started at the first.
+  // CreateThen's calls, counted from their queueing to their `done`, and
+  // the resolver and creator threads, started at the first.
   absl::Mutex creates_mu_;
-  std::deque<QueuedCreate> creates_ ABSL_GUARDED_BY(creates_mu_);
+  std::deque<QueuedCreate> to_resolve_ ABSL_GUARDED_BY(creates_mu_);
+  std::deque<QueuedCreate> to_write_ ABSL_GUARDED_BY(creates_mu_);
   size_t creates_waiting_ ABSL_GUARDED_BY(creates_mu_) = 0;
   size_t create_bytes_waiting_ ABSL_GUARDED_BY(creates_mu_) = 0;
-  bool creator_stop_ ABSL_GUARDED_BY(creates_mu_) = false;
+  bool creates_stop_ ABSL_GUARDED_BY(creates_mu_) = false;
+  bool resolver_done_ ABSL_GUARDED_BY(creates_mu_) = false;
+  std::thread resolver_ ABSL_GUARDED_BY(creates_mu_);
   std::thread creator_ ABSL_GUARDED_BY(creates_mu_);
   // Recent successful resolutions by namespace and target; cleared when full.
   static constexpr size_t kMaxResolved = 256;
