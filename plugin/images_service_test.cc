@@ -2,12 +2,19 @@
 // through the wire, the namespace rules, and events after commit.
 #include <grpcpp/create_channel.h>
 
+#include <atomic>
 #include <optional>
+#include <set>
+#include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "api/containerd/events/image.pb.h"
 #include "api/containerd/services/events/v1/events.grpc.pb.h"
 #include "api/containerd/services/images/v1/images.grpc.pb.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "plugin/content_client.h"
 #include "plugin/images_client.h"
@@ -201,6 +208,62 @@ TEST(EventsServiceTest, PublishValidatesTopicAndNamespace) {
   eventspb::Envelope e;
   EXPECT_FALSE(stream->Read(&e));
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// Creates are answered from the image store's threads, not a handler's: a
+// shutdown with calls in flight still answers each (OK only once durable),
+// and every acknowledged image is there after a restart.
+TEST(ImagesServiceTest, ShutdownAnswersCreatesInFlightAndKeepsTheAcknowledged) {
+  ServerFixture f;
+  const Config config = f.config();
+  auto stub = imagespb::Images::NewStub(f.channel());
+  constexpr int kThreads = 8;
+  absl::Mutex mu;
+  std::vector<std::string> acknowledged;
+  std::set<grpc::StatusCode> failures;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0;; ++i) {
+        const std::string name = absl::StrCat("docker.io/library/app:", t, "-", i);
+        imagespb::CreateImageRequest req;
+        *req.mutable_image() = Proto(name);
+        imagespb::CreateImageResponse resp;
+        grpc::ClientContext ctx;
+        ctx.AddMetadata("containerd-namespace", "default");
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+        grpc::Status st = stub->Create(&ctx, req, &resp);
+        absl::MutexLock lock(&mu);
+        if (!st.ok()) {  // the server is going: this thread is done
+          failures.insert(st.error_code());
+          return;
+        }
+        acknowledged.push_back(name);
+      }
+    });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.AwaitWithTimeout(absl::Condition(
+                            +[](std::vector<std::string>* a) { return a->size() >= 200; },
+                            &acknowledged),
+                        absl::Seconds(30));
+  }
+  f.server()->Shutdown();
+  for (std::thread& t : threads) t.join();
+  EXPECT_GE(acknowledged.size(), 200u);
+  for (grpc::StatusCode code : failures) {
+    EXPECT_TRUE(code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::CANCELLED)
+        << code;
+  }
+
+  auto restarted = Server::Start(config);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  RemoteImageStore again(
+      grpc::CreateChannel("unix:" + config.address, grpc::InsecureChannelCredentials()));
+  for (const std::string& name : acknowledged) {
+    EXPECT_TRUE(again.Get("default", name).ok()) << name;
+  }
 }
 
 }  // namespace

@@ -651,10 +651,16 @@ absl::StatusOr<std::vector<Image>> RocksDbImageStore::List(absl::string_view ns,
 absl::StatusOr<Image> RocksDbImageStore::Create(absl::string_view ns, const Image& image,
                                                 absl::string_view lease,
                                                 std::optional<absl::Time> timestamp) {
+  if (absl::Status s = PrepareNew(ns, image, lease); !s.ok()) return s;
+  return db_->GroupCommit([&] { return WriteNew(ns, image, lease, timestamp); });
+}
+
+absl::Status RocksDbImageStore::PrepareNew(absl::string_view ns, const Image& image,
+                                           absl::string_view lease) {
   if (absl::Status s = ValidateImage(image); !s.ok()) return s;
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return s;
   Preresolve(ns, absl::MakeConstSpan(&image, 1));
-  return db_->GroupCommit([&] { return WriteNew(ns, image, lease, timestamp); });
+  return absl::OkStatus();
 }
 
 void RocksDbImageStore::CreateThen(absl::string_view ns, const Image& image,
@@ -664,16 +670,19 @@ void RocksDbImageStore::CreateThen(absl::string_view ns, const Image& image,
   for (const Labels* m : {&image.labels, &image.target.annotations}) {
     for (const auto& [k, v] : *m) bytes += k.size() + v.size();
   }
-  absl::MutexLock lock(&creates_mu_);
+  absl::ReleasableMutexLock lock(&creates_mu_);
+  absl::Status refused;
   if (creates_stop_) {
-    std::move(done)(absl::UnavailableError("image store is closing"));
-    return;
-  }
-  if (creates_waiting_ >= kMaxCreatesWaiting ||
-      create_bytes_waiting_ + bytes > kMaxCreateBytesWaiting) {
-    std::move(done)(absl::ResourceExhaustedError(
+    refused = absl::UnavailableError("image store is closing");
+  } else if (creates_waiting_ >= kMaxCreatesWaiting ||
+             create_bytes_waiting_ + bytes > kMaxCreateBytesWaiting) {
+    refused = absl::ResourceExhaustedError(
         absl::StrCat(creates_waiting_, " image creations (", create_bytes_waiting_,
-                     " bytes) are waiting for the disk already: retry later")));
+                     " bytes) are waiting for the disk already: retry later"));
+  }
+  if (!refused.ok()) {
+    lock.Release();  // `done` may call in again
+    std::move(done)(refused);
     return;
   }
   ++creates_waiting_;
@@ -711,13 +720,10 @@ void RocksDbImageStore::ResolverLoop() {
       c = std::move(to_resolve_.front());
       to_resolve_.pop_front();
     }
-    absl::Status s = ValidateImage(c.image);
-    if (s.ok()) s = CheckLeaseExists(*db_, c.ns, c.lease);
-    if (!s.ok()) {
+    if (absl::Status s = PrepareNew(c.ns, c.image, c.lease); !s.ok()) {
       std::move(c.done)(s);
       continue;
     }
-    Preresolve(c.ns, absl::MakeConstSpan(&c.image, 1));
     absl::MutexLock lock(&creates_mu_);
     to_write_.push_back(std::move(c));
   }

@@ -191,8 +191,11 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
   };
   void ResolverLoop();
   void CreatorLoop();
-  // Create's write, once the image is validated and preresolved: under the
-  // locks, in the caller's group commit.
+  // Create's checks (the image, its lease) and its resolution, before any
+  // lock is taken.
+  absl::Status PrepareNew(absl::string_view ns, const Image& image, absl::string_view lease);
+  // Create's write, once PrepareNew has passed: under the locks, in the
+  // caller's group commit.
   absl::StatusOr<Image> WriteNew(absl::string_view ns, const Image& image, absl::string_view lease,
                                  std::optional<absl::Time> timestamp);
   absl::Status Retry(absl::string_view ns, absl::string_view name);
