@@ -57,7 +57,7 @@ class PlainContentStore final : public ContentStore {
   ContentStore* const s_;
 };
 
-class PlainImageStore final : public ImageStore {
+class PlainImageStore : public ImageStore {
  public:
   explicit PlainImageStore(ImageStore* s) : s_(s) {}
   absl::StatusOr<Image> Get(absl::string_view ns, absl::string_view name) override {

@@ -703,48 +703,38 @@ void RocksDbImageStore::CreateThen(absl::string_view ns, const Image& image,
   }
 }
 
+std::optional<RocksDbImageStore::QueuedCreate> RocksDbImageStore::NextCreate(
+    std::deque<QueuedCreate>* queue, const bool* closed) {
+  struct Args {
+    std::deque<QueuedCreate>* queue;
+    const bool* closed;
+  } args{queue, closed};
+  absl::MutexLock lock(&creates_mu_);
+  creates_mu_.Await(absl::Condition(
+      +[](Args* a) { return *a->closed || !a->queue->empty(); }, &args));
+  if (queue->empty()) return std::nullopt;
+  QueuedCreate c = std::move(queue->front());
+  queue->pop_front();
+  return c;
+}
+
 void RocksDbImageStore::ResolverLoop() {
-  for (;;) {
-    QueuedCreate c;
-    {
-      absl::MutexLock lock(&creates_mu_);
-      creates_mu_.Await(absl::Condition(
-          +[](RocksDbImageStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->creates_mu_) {
-            return s->creates_stop_ || !s->to_resolve_.empty();
-          },
-          this));
-      if (to_resolve_.empty()) {  // stopping, nothing left
-        resolver_done_ = true;
-        return;
-      }
-      c = std::move(to_resolve_.front());
-      to_resolve_.pop_front();
-    }
-    if (absl::Status s = PrepareNew(c.ns, c.image, c.lease); !s.ok()) {
-      std::move(c.done)(s);
+  while (std::optional<QueuedCreate> c = NextCreate(&to_resolve_, &creates_stop_)) {
+    if (absl::Status s = PrepareNew(c->ns, c->image, c->lease); !s.ok()) {
+      std::move(c->done)(s);
       continue;
     }
     absl::MutexLock lock(&creates_mu_);
-    to_write_.push_back(std::move(c));
+    to_write_.push_back(*std::move(c));
   }
+  absl::MutexLock lock(&creates_mu_);
+  resolver_done_ = true;  // the creator drains what is left, then ends
 }
 
 void RocksDbImageStore::CreatorLoop() {
-  for (;;) {
-    QueuedCreate c;
-    {
-      absl::MutexLock lock(&creates_mu_);
-      creates_mu_.Await(absl::Condition(
-          +[](RocksDbImageStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->creates_mu_) {
-            return s->resolver_done_ || !s->to_write_.empty();
-          },
-          this));
-      if (to_write_.empty()) return;  // the resolver has stopped, nothing left
-      c = std::move(to_write_.front());
-      to_write_.pop_front();
-    }
-    db_->GroupCommitThen([&] { return WriteNew(c.ns, c.image, c.lease, c.timestamp); },
-                         std::move(c.done));
+  while (std::optional<QueuedCreate> c = NextCreate(&to_write_, &resolver_done_)) {
+    db_->GroupCommitThen([&] { return WriteNew(c->ns, c->image, c->lease, c->timestamp); },
+                         std::move(c->done));
   }
 }
 

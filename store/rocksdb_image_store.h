@@ -18,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -189,6 +190,9 @@ class RocksDbImageStore final : public ImageStore, public CriImageIndex, public 
     std::optional<absl::Time> timestamp;
     CreateDone done;  // counts the call out of creates_waiting_
   };
+  // The next call of `queue` (guarded by creates_mu_), waiting for one
+  // while `*closed` is false; nullopt once it is closed and empty.
+  std::optional<QueuedCreate> NextCreate(std::deque<QueuedCreate>* queue, const bool* closed);
   void ResolverLoop();
   void CreatorLoop();
   // Create's checks (the image, its lease) and its resolution, before any

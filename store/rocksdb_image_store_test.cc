@@ -13,6 +13,7 @@
 #include "store/image_store_contract.h"
 #include "store/limits.h"
 #include "store/local_stores.h"
+#include "store/plain_stores.h"
 #include "store/rocksdb_content_store.h"
 #include "store/test_images.h"
 #include "store/test_dirs.h"
@@ -74,19 +75,10 @@ INSTANTIATE_TEST_SUITE_P(RocksDb, ImageStoreContract,
 // holds for the path the Images service serves.
 class CreateThenStores : public Stores {
  public:
-  class Adapter : public ImageStore {
+  class Adapter final : public PlainImageStore {
    public:
-    explicit Adapter(RocksDbImageStore* images) : images_(images) {}
-    absl::StatusOr<Image> Get(absl::string_view ns, absl::string_view name) override {
-      return images_->Get(ns, name);
-    }
-    absl::StatusOr<std::vector<Image>> List(absl::string_view ns,
-                                            absl::Span<const std::string> filters) override {
-      return images_->List(ns, filters);
-    }
+    explicit Adapter(RocksDbImageStore* images) : PlainImageStore(images), images_(images) {}
     using ImageStore::Create;
-    using ImageStore::Delete;
-    using ImageStore::Update;
     absl::StatusOr<Image> Create(absl::string_view ns, const Image& image,
                                  absl::string_view lease,
                                  std::optional<absl::Time> timestamp) override {
@@ -98,16 +90,6 @@ class CreateThenStores : public Stores {
       });
       answered.WaitForNotification();
       return out;
-    }
-    absl::StatusOr<Image> Update(absl::string_view ns, const Image& image,
-                                 absl::Span<const std::string> fieldpaths,
-                                 absl::string_view lease,
-                                 std::optional<absl::Time> timestamp) override {
-      return images_->Update(ns, image, fieldpaths, lease, timestamp);
-    }
-    absl::Status Delete(absl::string_view ns, absl::string_view name,
-                        absl::string_view target_digest) override {
-      return images_->Delete(ns, name, target_digest);
     }
 
    private:
