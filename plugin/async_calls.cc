@@ -57,6 +57,10 @@ class AsyncCalls::RawUnaryCall final : public AsyncTag {
         writer_.FinishWithError(status, this);
       }
     });
+    // A call answered later (a Create waiting for its fsync) would otherwise
+    // hold up to 16 MiB of request until then, beside what the wait's bound
+    // counts.
+    request_.Clear();
   }
 
  private:

@@ -69,7 +69,9 @@ class MemberTag final : public AsyncTag {
 // Answers one raw unary call: called exactly once, from any thread. With a
 // status that is not OK the bytes are ignored.
 using RawReply = std::function<void(const grpc::Status&, grpc::ByteBuffer)>;
-// Answers `request` (bytes that need not parse) through `reply`.
+// Answers `request` (bytes that need not parse) through `reply`. The bytes
+// are released when the handler returns, even if the reply comes later: a
+// handler that answers from another thread keeps what it parsed, not them.
 using RawUnaryHandler =
     std::function<void(grpc::ServerContext* ctx, const grpc::ByteBuffer& request, RawReply reply)>;
 // Requests one call of a raw unary method: a generated WithRawMethod_X's

@@ -3,6 +3,7 @@
 #include "store/rocksdb_image_store.h"
 
 #include <cstdlib>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -153,17 +154,20 @@ TEST(CreateThenTest, QueuesUpToItsBoundAndAnswersEveryQueuedCall) {
   EXPECT_EQ(list->size(), kMax);
 }
 
-// Calls still queued when the store closes are written and answered first.
+// Calls still queued when the store closes are written and answered first:
+// they are held back (the collector's lock) until the close has begun.
 TEST(CreateThenTest, QueuedCallsAreWrittenBeforeTheStoreCloses) {
   const std::string root = MakeTempDir("imaged-create-then");
   constexpr int kCalls = 50;
+  absl::Mutex mu;
   int ok = 0;
   {
     auto stores = LocalStores::Open(root, LocalStoresOptions());
     ASSERT_TRUE(stores.ok()) << stores.status();
     absl::StatusOr<TestImage> ti = MakeTestImage(*(*stores)->content(), kNs, {}, true);
     ASSERT_TRUE(ti.ok()) << ti.status();
-    absl::Mutex mu;
+    MetadataDb* db = (*stores)->db();
+    db->gc_lock().Lock();
     for (int i = 0; i < kCalls; ++i) {
       Image image;
       image.name = absl::StrCat("docker.io/library/app:", i);
@@ -176,6 +180,14 @@ TEST(CreateThenTest, QueuedCallsAreWrittenBeforeTheStoreCloses) {
                                         ++ok;
                                       });
     }
+    std::thread closer([&] { stores->reset(); });
+    absl::SleepFor(absl::Milliseconds(100));  // the close waits for the creator
+    {
+      absl::MutexLock lock(&mu);
+      EXPECT_EQ(ok, 0);
+    }
+    db->gc_lock().Unlock();
+    closer.join();
   }
   EXPECT_EQ(ok, kCalls);
   auto reopened = LocalStores::Open(root, LocalStoresOptions());
