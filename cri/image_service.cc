@@ -99,7 +99,7 @@ absl::StatusOr<std::vector<std::string>> ImageService::RemoveImage(absl::string_
 absl::StatusOr<FsUsage> ImageService::ImageFsInfo() {
   absl::StatusOr<store::ContentUsage> usage = usage_();
   if (!usage.ok()) return usage.status();
-  return FsUsage{content_root_, usage->bytes, usage->files};
+  return FsUsage{content_root_, usage->total_bytes(), usage->files};
 }
 
 }  // namespace imaged::cri

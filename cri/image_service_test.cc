@@ -215,12 +215,16 @@ TEST_F(ImageServiceTest, StreamImagesSendsTheListInBatches) {
   EXPECT_THAT(sizes, ElementsAre(2, 2, 1));
 }
 
+// Every blob's bytes; an inode for each layer, the files (the config and
+// manifest are rows of the metadata database).
 TEST_F(ImageServiceTest, ImageFsInfoReportsTheContentStore) {
-  store::TestImage ti = Make("a");
+  store::TestImageSpec spec;
+  spec.layer_size = 100000;
+  store::TestImage ti = *store::MakeTestImage(*content_, kNs, spec);
   auto fs = service_->ImageFsInfo();
   ASSERT_TRUE(fs.ok());
   EXPECT_EQ(fs->mountpoint, root_);
-  EXPECT_EQ(fs->inodes_used, static_cast<int64_t>(ti.blobs.size()));
+  EXPECT_EQ(fs->inodes_used, static_cast<int64_t>(ti.layers.size()));
   int64_t bytes = 0;
   for (const auto& [digest, data] : ti.blobs) bytes += static_cast<int64_t>(data.size());
   EXPECT_EQ(fs->used_bytes, bytes);

@@ -96,6 +96,8 @@ grpc::Status AdminService::DiskUsage(grpc::ServerContext*, const adminpb::DiskUs
   if (!total.ok()) return ToGrpcStatus(total.status());
   resp->set_files(total->files);
   resp->set_bytes(total->bytes);
+  resp->set_inline_blobs(total->inline_blobs);
+  resp->set_inline_bytes(total->inline_bytes);
   return grpc::Status::OK;
 }
 

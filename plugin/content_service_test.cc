@@ -327,11 +327,12 @@ TEST_F(ContentServiceTest, ReadWindowIsClampedAsContainerdDoes) {
 }
 
 TEST_F(ContentServiceTest, ReadOfATruncatedBlobFileIsDataLoss) {
-  ASSERT_TRUE(Put("default", "0123456789").ok());
-  const std::string path = fixture_.server()->content_store().BlobPath(Sha256::Of("0123456789"));
+  const std::string data(100000, 'x');  // a file: over the inline limit
+  ASSERT_TRUE(Put("default", data).ok());
+  const std::string path = fixture_.server()->content_store().BlobPath(Sha256::Of(data));
   ASSERT_EQ(::truncate(path.c_str(), 4), 0);
   contentpb::ReadContentRequest req;
-  req.set_digest(Sha256::Of("0123456789"));
+  req.set_digest(Sha256::Of(data));
   auto ctx = NamespacedContext("default");
   auto reader = stub_->Read(ctx.get(), req);
   contentpb::ReadContentResponse resp;

@@ -69,7 +69,7 @@ absl::StatusOr<store::GcReport> GcScheduler::CollectNow(const std::vector<std::s
 void GcScheduler::Log(const store::GcReport& r, absl::string_view why) {
   if (r.blobs_removed == 0 && r.leases_expired == 0) return;
   std::fprintf(stderr,
-               "imaged: gc (%s): removed %lld blobs (%lld files, %lld bytes), %d expired leases, "
+               "imaged: gc (%s): removed %lld blobs (freed %lld, %lld bytes), %d expired leases, "
                "kept %lld, in %s%s\n",
                std::string(why).c_str(), static_cast<long long>(r.blobs_removed),
                static_cast<long long>(r.files_removed), static_cast<long long>(r.bytes_freed),

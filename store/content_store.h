@@ -70,10 +70,16 @@ class ContentWriter {
   virtual absl::Status Commit(int64_t size, absl::string_view expected, const Labels& labels) = 0;
 };
 
-// Disk use of committed blobs (each file once, however many namespaces hold it).
+// Disk use of committed blobs (each blob once, however many namespaces hold
+// it): files under blobs/, and small blobs kept in the metadata database
+// instead (RocksDbContentStore::Options::inline_max_bytes).
 struct ContentUsage {
-  int64_t bytes = 0;
+  int64_t bytes = 0;  // of the files
   int64_t files = 0;
+  int64_t inline_bytes = 0;
+  int64_t inline_blobs = 0;
+
+  int64_t total_bytes() const { return bytes + inline_bytes; }
 };
 
 class ContentStore {

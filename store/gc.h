@@ -81,8 +81,9 @@ struct GcReport {
   int namespaces = 0;
   int64_t blobs_kept = 0;      // referenced
   int64_t blobs_removed = 0;   // rows removed (a blob per namespace)
-  int64_t files_removed = 0;   // files gone from disk
-  int64_t bytes_freed = 0;     // of those files
+  int64_t files_removed = 0;   // blobs no namespace holds now: their file or
+                               // [blob_data] row went
+  int64_t bytes_freed = 0;     // of those blobs
   int leases_expired = 0;
   bool complete = true;        // false when the removal budget cut the sweep short
   absl::Duration duration;

@@ -7,9 +7,10 @@ namespace imaged::store {
 
 const std::vector<std::string>& ColumnFamilyNames() {
   static const auto* names =
-      new std::vector<std::string>{"default",  "content",    "blob_owners", "ingests",
-                                   "images",   "cri_index",  "cri_configs", "unresolved",  "awaiting",
-                                   "leases",   "lease_resources", "cri_names", "cri_status",  "cri_docs"};
+      new std::vector<std::string>{"default",   "content",         "blob_owners", "ingests",
+                                   "images",    "cri_index",       "cri_configs", "unresolved",
+                                   "awaiting",  "leases",          "lease_resources",
+                                   "cri_names", "cri_status",      "cri_docs",    "blob_data"};
   return *names;
 }
 
@@ -76,6 +77,8 @@ std::string BlobOwnerPrefix(absl::string_view digest) {
   PutLengthPrefixed(&key, digest);
   return key;
 }
+
+std::string BlobDataKey(absl::string_view digest) { return std::string(digest); }
 
 std::string BlobOwnerKey(absl::string_view digest, absl::string_view ns) {
   return absl::StrCat(BlobOwnerPrefix(digest), ns);

@@ -1,8 +1,9 @@
 // The on-disk schema of imaged's metadata: column families and key encoding.
 // Every key imaged writes is built and parsed here and nowhere else.
 //
-// Schema version 3 (version 1 had no [cri_names] or [cri_status], version
-// 2 no [cri_docs]; they are built when an older database is opened).
+// Schema version 4 (version 1 had no [cri_names] or [cri_status], version
+// 2 no [cri_docs], they are built when an older database is opened; version
+// 3 had no [blob_data], which starts empty: its blobs stay files).
 //
 //   <root>/
 //   ├── meta/                      RocksDB
@@ -11,8 +12,12 @@
 //   │   │   └── "content_usage"                       -> u64 bytes, u64 files (blobs/ on disk)
 //   │   ├── [content]               one row per blob a namespace holds
 //   │   │   └── lp(namespace) digest                  -> ContentRecord
-//   │   ├── [blob_owners]           reverse of [content]: who still holds a file
+//   │   ├── [blob_owners]           reverse of [content]: who still holds a blob
 //   │   │   └── lp(digest) namespace                  -> ""
+//   │   ├── [blob_data]             the bytes of small blobs (documents), instead
+//   │   │   │                       of a file: written with the blob's first
+//   │   │   │                       [content] row, deleted with its last
+//   │   │   └── digest                                -> the blob's bytes
 //   │   ├── [ingests]               one row per in-progress write
 //   │   │   └── lp(namespace) ref                     -> IngestRecord
 //   │   ├── [images]                containerd image records
@@ -45,6 +50,7 @@
 //   │   └── [lease_resources]       what each lease holds
 //   │       └── lp(namespace) lp(lease id) lp(type) resource id -> ""
 //   ├── blobs/sha256/<hex>         committed, verified content (containerd's layout)
+//   │                              larger than the store's inline limit
 //   └── ingest/<IngestFileName>    bytes of an in-progress write (renamed into blobs/ at commit)
 //
 // lp(x) is x prefixed with its length as a u32 big-endian, so a namespace (or
@@ -75,7 +81,7 @@
 
 namespace imaged::store {
 
-inline constexpr uint32_t kSchemaVersion = 3;
+inline constexpr uint32_t kSchemaVersion = 4;
 inline constexpr absl::string_view kSchemaVersionKey = "schema_version";
 inline constexpr absl::string_view kContentUsageKey = "content_usage";
 
@@ -95,6 +101,7 @@ enum class Cf : int {
   kCriNames,
   kCriStatus,
   kCriDocs,
+  kBlobData,
   kCount,
 };
 // The RocksDB name of each column family, indexed by Cf.
@@ -122,6 +129,8 @@ std::optional<NamespacedKey> ParseNamespacedKey(absl::string_view key);
 
 // [blob_owners]
 std::string BlobOwnerKey(absl::string_view digest, absl::string_view ns);
+// [blob_data]
+std::string BlobDataKey(absl::string_view digest);
 std::string BlobOwnerPrefix(absl::string_view digest);
 
 // [ingests]

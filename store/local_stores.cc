@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "store/keys.h"
+
 namespace imaged::store {
 
 absl::StatusOr<std::unique_ptr<LocalStores>> LocalStores::Open(const std::string& root,
@@ -11,7 +13,7 @@ absl::StatusOr<std::unique_ptr<LocalStores>> LocalStores::Open(const std::string
   if (!db.ok()) return db.status();
   s->db_ = *std::move(db);
   absl::StatusOr<std::unique_ptr<RocksDbContentStore>> content =
-      RocksDbContentStore::Open(s->db_.get(), root, options.clock);
+      RocksDbContentStore::Open(s->db_.get(), root, options.clock, options.content);
   if (!content.ok()) return content.status();
   s->content_ = *std::move(content);
   s->images_ = std::make_unique<RocksDbImageStore>(s->db_.get(), s->content_.get(), options.clock,
@@ -23,6 +25,15 @@ absl::StatusOr<std::unique_ptr<LocalStores>> LocalStores::Open(const std::string
   }
   if (opened != 0 && opened < 3) {
     if (absl::Status up = images->UpgradeFromSchema2(); !up.ok()) return up;
+  }
+  if (opened != 0 && opened < 4) {
+    // [blob_data] was created empty when the database opened; the blobs
+    // already stored stay files, which readers fall back to.
+    std::string version;
+    PutU32(&version, 4);
+    rocksdb::WriteBatch batch;
+    batch.Put(s->db_->cf(Cf::kDefault), std::string(kSchemaVersionKey), version);
+    if (absl::Status up = s->db_->Write(&batch); !up.ok()) return up;
   }
   s->content_->SetRemovalGuard([images](absl::string_view ns, absl::Span<const std::string> digests,
                                         const RocksDbContentStore::RemoveFn& remove) {

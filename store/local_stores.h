@@ -38,6 +38,7 @@ struct LocalStoresOptions {
   // Told when resolving the records that waited for a committed blob fails
   // (they stay unresolved; RetryUnresolved tries again). None: ignored.
   std::function<void(absl::string_view digest, const absl::Status&)> on_resolve_error;
+  RocksDbContentStore::Options content;
 };
 
 class LocalStores {

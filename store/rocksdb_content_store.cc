@@ -104,10 +104,32 @@ class FileReader final : public ContentReader {
   std::string path_;
 };
 
+// A blob kept in [blob_data], read into memory whole (at most
+// Options::inline_max_bytes).
+class InlineReader final : public ContentReader {
+ public:
+  explicit InlineReader(std::string data) : data_(std::move(data)) {}
+  int64_t Size() const override { return static_cast<int64_t>(data_.size()); }
+  absl::Status ReadAt(int64_t offset, size_t n, std::string* out) override {
+    if (offset < 0) return absl::InvalidArgumentError("negative read offset");
+    if (offset > Size()) {
+      return absl::OutOfRangeError(
+          absl::StrCat("read at ", offset, " past the end of a ", Size(), "-byte blob"));
+    }
+    out->assign(data_, static_cast<size_t>(offset), n);
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string data_;
+};
+
 }  // namespace
 
-// An open ingest. The data file's size is its offset; the running hash
-// covers exactly those bytes.
+// An open ingest. Its bytes are held in memory while they would make a blob
+// kept inline, else in its data file, whose size is then the offset; the
+// running hash covers exactly those bytes. A writer that closes uncommitted
+// writes what it holds to the file, so the ingest can be resumed.
 class LocalWriter final : public ContentWriter {
  public:
   LocalWriter(RocksDbContentStore* store, std::string ns, std::string ref, std::string lease,
@@ -121,6 +143,7 @@ class LocalWriter final : public ContentWriter {
         record_(std::move(record)) {}
 
   ~LocalWriter() override {
+    if (!done_ && !fd_.valid() && !buffer_.empty()) Spill().IgnoreError();
     if (!done_ && dirty_) {
       // Keep updated_at for expiry; losing it in a crash only makes the ingest
       // look older, so this write need not be synced.
@@ -131,10 +154,14 @@ class LocalWriter final : public ContentWriter {
     store_->UnlockRef(key_);
   }
 
-  // Opens the data file and brings the hash up to its current end.
+  // Opens the data file, if the ingest has one, and brings the hash up to
+  // its current end.
   absl::Status Open() {
-    fd_ = Fd(::open(data_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (!fd_.valid()) return ErrnoError(errno, absl::StrCat("open ", data_path_));
+    fd_ = Fd(::open(data_path_.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd_.valid()) {
+      if (errno == ENOENT) return absl::OkStatus();  // new: held in buffer_ for now
+      return ErrnoError(errno, absl::StrCat("open ", data_path_));
+    }
     struct stat st;
     if (::fstat(fd_.get(), &st) != 0) return ErrnoError(errno, absl::StrCat("stat ", data_path_));
     if (st.st_size == 0) return absl::OkStatus();  // a new ingest: nothing to hash again
@@ -162,6 +189,16 @@ class LocalWriter final : public ContentWriter {
 
   absl::Status Write(absl::string_view data) override {
     if (done_) return absl::FailedPreconditionError("writer already committed");
+    if (!fd_.valid()) {
+      if (store_->KeptInline(offset_ + static_cast<int64_t>(data.size()))) {
+        buffer_.append(data.data(), data.size());
+        hash_.Update(data);
+        offset_ += static_cast<int64_t>(data.size());
+        Touch();
+        return absl::OkStatus();
+      }
+      if (absl::Status s = Spill(); !s.ok()) return s;
+    }
     if (absl::Status s = WriteAll(fd_.get(), data, data_path_); !s.ok()) return s;
     hash_.Update(data);
     offset_ += static_cast<int64_t>(data.size());
@@ -179,7 +216,9 @@ class LocalWriter final : public ContentWriter {
       return absl::InvalidArgumentError(
           absl::StrCat("ingest \"", absl::CHexEscape(ref_), "\": can only truncate to 0"));
     }
-    if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) < 0) {
+    if (!fd_.valid()) {
+      buffer_.clear();
+    } else if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) < 0) {
       return ErrnoError(errno, absl::StrCat("truncate ", data_path_));
     }
     hash_.Reset();
@@ -206,13 +245,35 @@ class LocalWriter final : public ContentWriter {
                                                         "\": unexpected commit digest ", digest,
                                                         ", expected ", expected));
     }
-    if (::fsync(fd_.get()) != 0) return ErrnoError(errno, absl::StrCat("fsync ", data_path_));
+    std::optional<absl::string_view> data;  // set: kept inline
+    std::string resumed;
+    if (store_->KeptInline(offset_)) {
+      if (fd_.valid()) {  // a resumed ingest: its bytes are in its file
+        if (absl::Status s = PreadUpTo(fd_.get(), 0, static_cast<size_t>(offset_), &resumed,
+                                       data_path_);
+            !s.ok()) {
+          return s;
+        }
+        if (static_cast<int64_t>(resumed.size()) != offset_ || Sha256::Of(resumed) != digest) {
+          return absl::DataLossError(absl::StrCat("ingest \"", absl::CHexEscape(ref_),
+                                                  "\": its file changed while written"));
+        }
+        data = resumed;
+      } else {
+        data = buffer_;
+      }
+    } else {
+      if (!fd_.valid()) {
+        if (absl::Status s = Spill(); !s.ok()) return s;
+      }
+      if (::fsync(fd_.get()) != 0) return ErrnoError(errno, absl::StrCat("fsync ", data_path_));
+    }
     fd_ = Fd();
     // The row and the records it resolves become durable with one WAL fsync,
     // shared with concurrent commits.
     return store_->db_->GroupCommit([&] {
       absl::Status s =
-          store_->CommitBlob(ns_, ref_, data_path_, digest, offset_, labels, lease_);
+          store_->CommitBlob(ns_, ref_, data_path_, digest, offset_, labels, lease_, data);
       // Committed, or the digest was already held and the ingest is gone: either way done.
       if (s.ok() || absl::IsAlreadyExists(s)) done_ = true;
       if (s.ok() && store_->observer_) store_->observer_(ns_, digest);
@@ -226,6 +287,17 @@ class LocalWriter final : public ContentWriter {
     dirty_ = true;
   }
 
+  // Moves what buffer_ holds into a new data file, which the writer goes on
+  // with. On failure nothing moved, and a later call tries again.
+  absl::Status Spill() {
+    Fd fd(::open(data_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) return ErrnoError(errno, absl::StrCat("create ", data_path_));
+    if (absl::Status s = WriteAll(fd.get(), buffer_, data_path_); !s.ok()) return s;
+    fd_ = std::move(fd);
+    std::string().swap(buffer_);
+    return absl::OkStatus();
+  }
+
   RocksDbContentStore* const store_;
   const std::string ns_;
   const std::string ref_;
@@ -233,7 +305,8 @@ class LocalWriter final : public ContentWriter {
   const std::string key_;
   const std::string data_path_;
   IngestRecord record_;
-  Fd fd_;
+  Fd fd_;              // the data file, once there is one
+  std::string buffer_;  // the bytes while there is none
   Sha256 hash_;
   int64_t offset_ = 0;
   int64_t written_back_ = 0;
@@ -241,16 +314,18 @@ class LocalWriter final : public ContentWriter {
   bool done_ = false;
 };
 
-RocksDbContentStore::RocksDbContentStore(MetadataDb* db, std::string root, const Clock* clock)
+RocksDbContentStore::RocksDbContentStore(MetadataDb* db, std::string root, const Clock* clock,
+                                         Options options)
     : db_(db),
       root_(std::move(root)),
       blob_dir_(root_ + "/blobs/sha256"),
       ingest_root_(root_ + "/ingest"),
-      clock_(clock) {}
+      clock_(clock),
+      options_(options) {}
 
 absl::StatusOr<std::unique_ptr<RocksDbContentStore>> RocksDbContentStore::Open(
-    MetadataDb* db, const std::string& root, const Clock* clock) {
-  std::unique_ptr<RocksDbContentStore> store(new RocksDbContentStore(db, root, clock));
+    MetadataDb* db, const std::string& root, const Clock* clock, Options options) {
+  std::unique_ptr<RocksDbContentStore> store(new RocksDbContentStore(db, root, clock, options));
   for (const std::string& dir : {store->blob_dir_, store->ingest_root_}) {
     if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
   }
@@ -415,14 +490,19 @@ absl::Status RocksDbContentStore::DeleteInto(rocksdb::WriteBatch* batch, absl::s
   if (!shared.ok()) return shared.status();
 
   // Metadata first, then the file: a crash in between leaves an unheld file,
-  // which Recover() removes, never a row without its file.
+  // which RemoveUnheldBlobs() removes, never a row without its file.
   batch->Delete(db_->cf(Cf::kContent), key);
   batch->Delete(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns));
+  bool file = false;
   if (!*shared) {
-    if (absl::Status s = StageUsage(batch, -r->size, -1); !s.ok()) return s;
+    ContentUsage gone;
+    absl::StatusOr<bool> is_file = StageBlobGone(batch, digest, r->size, &gone);
+    if (!is_file.ok()) return is_file.status();
+    file = *is_file;
+    if (absl::Status s = StageUsage(batch, gone); !s.ok()) return s;
   }
   if (absl::Status s = db_->Write(batch); !s.ok()) return s;
-  if (*shared) return absl::OkStatus();
+  if (!file) return absl::OkStatus();
   std::string path = BlobPath(digest);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoError(errno, absl::StrCat("remove ", path));
@@ -448,8 +528,8 @@ absl::StatusOr<RocksDbContentStore::Removed> RocksDbContentStore::RemoveBlobsInt
   absl::MutexLock lock(&mu_);
   AwaitNotCommitting(digests);
   Removed out;
-  std::vector<std::string> unheld;
-  int64_t freed = 0;
+  std::vector<std::string> unheld_files;
+  ContentUsage gone;
   for (const std::string& digest : digests) {
     std::string key = ContentKey(ns, digest);
     std::string value;
@@ -464,27 +544,25 @@ absl::StatusOr<RocksDbContentStore::Removed> RocksDbContentStore::RemoveBlobsInt
     batch->Delete(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns));
     ++out.rows;
     if (!*shared) {
-      unheld.push_back(digest);
-      freed += r->size;
+      absl::StatusOr<bool> file = StageBlobGone(batch, digest, r->size, &gone);
+      if (!file.ok()) return file.status();
+      if (*file) unheld_files.push_back(digest);
+      ++out.files;
+      out.bytes += r->size;
     }
   }
   if (out.rows == 0) return out;
-  if (!unheld.empty()) {
-    if (absl::Status s = StageUsage(batch, -freed, -static_cast<int64_t>(unheld.size()));
-        !s.ok()) {
-      return s;
-    }
+  if (out.files > 0) {
+    if (absl::Status s = StageUsage(batch, gone); !s.ok()) return s;
   }
   // Metadata first, then the files (see Delete).
   if (absl::Status s = db_->Write(batch); !s.ok()) return s;
-  for (const std::string& digest : unheld) {
+  for (const std::string& digest : unheld_files) {
     std::string path = BlobPath(digest);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       return ErrnoError(errno, absl::StrCat("remove ", path));
     }
   }
-  out.files = static_cast<int64_t>(unheld.size());
-  out.bytes = freed;
   return out;
 }
 
@@ -504,28 +582,71 @@ absl::StatusOr<ContentUsage> RocksDbContentStore::Usage() const {
   if (absl::IsNotFound(got)) return ContentUsage{};
   if (!got.ok()) return got;
   absl::string_view in = value;
-  uint64_t bytes, files;
+  uint64_t bytes, files, inline_bytes = 0, inline_blobs = 0;
   if (!GetU64(&in, &bytes) || !GetU64(&in, &files)) {
     return absl::DataLossError("malformed content usage");
   }
-  return ContentUsage{static_cast<int64_t>(bytes), static_cast<int64_t>(files)};
+  // Schema 3 wrote the files' two only.
+  if (!in.empty() && (!GetU64(&in, &inline_bytes) || !GetU64(&in, &inline_blobs))) {
+    return absl::DataLossError("malformed content usage");
+  }
+  return ContentUsage{static_cast<int64_t>(bytes), static_cast<int64_t>(files),
+                      static_cast<int64_t>(inline_bytes), static_cast<int64_t>(inline_blobs)};
 }
 
-absl::Status RocksDbContentStore::StageUsage(rocksdb::WriteBatch* batch, int64_t bytes,
-                                             int64_t files) {
+absl::Status RocksDbContentStore::StageUsage(rocksdb::WriteBatch* batch,
+                                             const ContentUsage& delta) {
   absl::StatusOr<ContentUsage> usage = Usage();
   if (!usage.ok()) return usage.status();
   std::string value;
-  PutU64(&value, static_cast<uint64_t>(std::max<int64_t>(0, usage->bytes + bytes)));
-  PutU64(&value, static_cast<uint64_t>(std::max<int64_t>(0, usage->files + files)));
+  for (int64_t v : {usage->bytes + delta.bytes, usage->files + delta.files,
+                    usage->inline_bytes + delta.inline_bytes,
+                    usage->inline_blobs + delta.inline_blobs}) {
+    PutU64(&value, static_cast<uint64_t>(std::max<int64_t>(0, v)));
+  }
   batch->Put(db_->cf(Cf::kDefault), std::string(kContentUsageKey), value);
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RocksDbContentStore::StageBlobGone(rocksdb::WriteBatch* batch,
+                                                        absl::string_view digest, int64_t size,
+                                                        ContentUsage* delta) {
+  std::string data;
+  absl::Status got = db_->Get(Cf::kBlobData, BlobDataKey(digest), &data);
+  if (got.ok()) {
+    batch->Delete(db_->cf(Cf::kBlobData), BlobDataKey(digest));
+    delta->inline_bytes -= size;
+    --delta->inline_blobs;
+    return false;
+  }
+  if (!absl::IsNotFound(got)) return got;
+  delta->bytes -= size;
+  --delta->files;
+  return true;
+}
+
+absl::StatusOr<int64_t> RocksDbContentStore::StoredSize(absl::string_view digest) const {
+  std::string data;
+  absl::Status got = db_->Get(Cf::kBlobData, BlobDataKey(digest), &data);
+  if (got.ok()) return static_cast<int64_t>(data.size());
+  if (!absl::IsNotFound(got)) return got;
+  return FileSize(BlobPath(digest));
 }
 
 absl::StatusOr<std::unique_ptr<ContentReader>> RocksDbContentStore::Reader(
     absl::string_view ns, absl::string_view digest) {
   absl::StatusOr<ContentInfo> info = Info(ns, digest);
   if (!info.ok()) return info.status();
+  std::string data;
+  absl::Status got = db_->Get(Cf::kBlobData, BlobDataKey(digest), &data);
+  if (got.ok()) {
+    if (static_cast<int64_t>(data.size()) != info->size) {
+      return absl::DataLossError(absl::StrCat("content ", digest, ": ", data.size(),
+                                              " bytes stored, ", info->size, " recorded"));
+    }
+    return std::make_unique<InlineReader>(std::move(data));
+  }
+  if (!absl::IsNotFound(got)) return got;
   std::string path = BlobPath(digest);
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
@@ -599,7 +720,7 @@ absl::Status RocksDbContentStore::ShareBlob(absl::string_view ns, absl::string_v
   absl::StatusOr<bool> held = HeldByAnother(digest, ns);
   if (!held.ok()) return held.status();
   if (!*held) return ContentNotFound(digest);
-  absl::StatusOr<int64_t> size = FileSize(BlobPath(digest));
+  absl::StatusOr<int64_t> size = StoredSize(digest);
   if (!size.ok()) return size.status();
   // A different declared size is a different claim: let the writer prove it.
   if (total > 0 && total != *size) return ContentNotFound(digest);
@@ -680,10 +801,27 @@ absl::StatusOr<std::unique_ptr<ContentWriter>> RocksDbContentStore::Writer(
   return writer;
 }
 
+void RocksDbContentStore::StageCommitRows(rocksdb::WriteBatch* batch, absl::string_view ns,
+                                          absl::string_view ref, absl::string_view digest,
+                                          int64_t size, const Labels& labels,
+                                          absl::string_view lease) {
+  const absl::Time now = clock_->Now();
+  batch->Put(db_->cf(Cf::kContent), ContentKey(ns, digest),
+             EncodeContentRecord(ContentRecord{size, now, now, labels}));
+  batch->Put(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns), rocksdb::Slice());
+  batch->Delete(db_->cf(Cf::kIngests), IngestKey(ns, ref));
+  if (!lease.empty()) {
+    batch->Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseContent, digest),
+               rocksdb::Slice());
+    batch->Delete(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseIngests, ref));
+  }
+}
+
 absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_view ref,
                                              const std::string& data_path,
                                              const std::string& digest, int64_t size,
-                                             const Labels& labels, absl::string_view lease) {
+                                             const Labels& labels, absl::string_view lease,
+                                             std::optional<absl::string_view> data) {
   absl::ReaderMutexLock gc(&db_->gc_lock());  // adds a reference: see MetadataDb::gc_lock
   db_->NoteReference(MetadataDb::Noted::kBlob, ns, digest);
   std::string key = ContentKey(ns, digest);
@@ -712,16 +850,37 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
     absl::StatusOr<bool> other = HeldByAnother(digest, ns);
     if (!other.ok()) return other.status();
     held = *other;
-    // Replacing a file of the same digest swaps identical bytes; readers that
-    // have it open keep their inode.
-    std::string blob = BlobPath(digest);
-    if (::rename(data_path.c_str(), blob.c_str()) != 0) {
-      return ErrnoError(errno, absl::StrCat("rename ", data_path, " to ", blob));
+    if (data.has_value()) {
+      // One write makes the bytes durable and visible: nothing to guard
+      // between two steps.
+      rocksdb::WriteBatch batch;
+      StageCommitRows(&batch, ns, ref, digest, size, labels, lease);
+      if (!held) {
+        batch.Put(db_->cf(Cf::kBlobData), BlobDataKey(digest),
+                  rocksdb::Slice(data->data(), data->size()));
+        ContentUsage added;
+        added.inline_bytes = size;
+        added.inline_blobs = 1;
+        if (absl::Status s = StageUsage(&batch, added); !s.ok()) return s;
+      }
+      if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
+    } else {
+      // Replacing a file of the same digest swaps identical bytes; readers
+      // that have it open keep their inode.
+      std::string blob = BlobPath(digest);
+      if (::rename(data_path.c_str(), blob.c_str()) != 0) {
+        return ErrnoError(errno, absl::StrCat("rename ", data_path, " to ", blob));
+      }
+      // Until its row is written, no other commit, share or delete of this
+      // digest may act on what it read above.
+      committing_.insert(digest);
+      renamed = ++renames_;
     }
-    // Until its row is written, no other commit, share or delete of this
-    // digest may act on what it read above.
-    committing_.insert(digest);
-    renamed = ++renames_;
+  }
+  if (data.has_value()) {
+    // A resumed ingest had a file; a crash before this leaves it without a
+    // row, for Recover().
+    return RemoveAll(data_path);
   }
   struct Done {
     RocksDbContentStore* store;
@@ -736,18 +895,13 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
   if (absl::Status s = SyncBlobDir(renamed); !s.ok()) return s;
 
   absl::MutexLock lock(&mu_);
-  absl::Time now = clock_->Now();
   rocksdb::WriteBatch batch;
-  batch.Put(db_->cf(Cf::kContent), key, EncodeContentRecord(ContentRecord{size, now, now, labels}));
-  batch.Put(db_->cf(Cf::kBlobOwners), BlobOwnerKey(digest, ns), rocksdb::Slice());
-  batch.Delete(db_->cf(Cf::kIngests), IngestKey(ns, ref));
-  if (!lease.empty()) {
-    batch.Put(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseContent, digest),
-              rocksdb::Slice());
-    batch.Delete(db_->cf(Cf::kLeaseResources), LeaseResourceKey(ns, lease, kLeaseIngests, ref));
-  }
+  StageCommitRows(&batch, ns, ref, digest, size, labels, lease);
   if (!held) {
-    if (absl::Status s = StageUsage(&batch, size, 1); !s.ok()) return s;
+    ContentUsage added;
+    added.bytes = size;
+    added.files = 1;
+    if (absl::Status s = StageUsage(&batch, added); !s.ok()) return s;
   }
   // The ingest's file is the blob now: nothing is left to remove.
   return db_->Write(&batch);
@@ -773,13 +927,14 @@ BlobBatchCommitter::BatchResult RocksDbContentStore::CommitBlobs(absl::string_vi
   if (absl::Status s = CheckLeaseExists(*db_, ns, lease); !s.ok()) return fail(0, s);
 
   // Verified first, then shared where a namespace holds the digest already
-  // (as Writer does); the rest get files.
+  // (as Writer does); the rest get files, or rows when KeptInline.
   struct File {
     size_t index;
     std::string digest;
+    bool kept_inline;
     std::string temp;
     bool fresh = true;  // false: committed by another writer meanwhile
-    bool held = false;  // its file is another namespace's too
+    bool held = false;  // its bytes are another namespace's too
     Fd fd;              // open until its fsync
   };
   std::vector<File> files;
@@ -798,7 +953,8 @@ BlobBatchCommitter::BatchResult RocksDbContentStore::CommitBlobs(absl::string_vi
       continue;
     }
     if (!absl::IsNotFound(shared)) return fail(i, shared);
-    files.push_back(File{i, std::string(b.digest), ""});
+    files.push_back(
+        File{i, std::string(b.digest), KeptInline(static_cast<int64_t>(b.data.size())), ""});
   }
   if (files.empty()) return out;
 
@@ -828,6 +984,7 @@ BlobBatchCommitter::BatchResult RocksDbContentStore::CommitBlobs(absl::string_vi
   };
   // ingest/ files of ingests are named by a hex digest: these never clash.
   for (File& f : files) {
+    if (f.kept_inline) continue;
     f.temp = absl::StrCat(ingest_root_, "/batch-", ++batch_files_);
     f.fd = Fd(::open(f.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!f.fd.valid()) {
@@ -847,10 +1004,10 @@ BlobBatchCommitter::BatchResult RocksDbContentStore::CommitBlobs(absl::string_vi
   if (absl::Status s = sync_group(); !s.ok()) return fail(files.back().index, s);
 
   absl::ReaderMutexLock gc(&db_->gc_lock());  // adds references: see MetadataDb::gc_lock
-  std::vector<std::string> digests;
+  std::vector<std::string> digests, inline_digests;
   for (const File& f : files) {
     db_->NoteReference(MetadataDb::Noted::kBlob, ns, f.digest);
-    digests.push_back(f.digest);
+    (f.kept_inline ? inline_digests : digests).push_back(f.digest);
   }
   uint64_t renamed = 0;
   std::vector<std::string> marked;
@@ -866,6 +1023,7 @@ BlobBatchCommitter::BatchResult RocksDbContentStore::CommitBlobs(absl::string_vi
     absl::MutexLock lock(&mu_);
     AwaitNotCommitting(digests);
     for (File& f : files) {
+      if (f.kept_inline) continue;  // checked and written at once, below
       std::string value;
       absl::Status got = db_->Get(Cf::kContent, ContentKey(ns, f.digest), &value);
       if (got.ok()) {
@@ -893,18 +1051,34 @@ BlobBatchCommitter::BatchResult RocksDbContentStore::CommitBlobs(absl::string_vi
 
   absl::Status written = db_->GroupCommit([&] {
     absl::MutexLock lock(&mu_);
+    AwaitNotCommitting(inline_digests);
     const absl::Time now = clock_->Now();
     rocksdb::WriteBatch batch;
-    int64_t new_bytes = 0, new_files = 0;
-    for (const File& f : files) {
+    ContentUsage added;
+    for (File& f : files) {
+      if (f.kept_inline) {
+        std::string value;
+        absl::Status got = db_->Get(Cf::kContent, ContentKey(ns, f.digest), &value);
+        if (got.ok()) f.fresh = false;
+        if (!got.ok() && !absl::IsNotFound(got)) return got;
+        absl::StatusOr<bool> other = HeldByAnother(f.digest, ns);
+        if (!other.ok()) return other.status();
+        f.held = *other;
+      }
       if (f.fresh) {
-        const int64_t size = static_cast<int64_t>(blobs[f.index].data.size());
+        const absl::string_view data = blobs[f.index].data;
+        const int64_t size = static_cast<int64_t>(data.size());
         batch.Put(db_->cf(Cf::kContent), ContentKey(ns, f.digest),
                   EncodeContentRecord(ContentRecord{size, now, now, {}}));
         batch.Put(db_->cf(Cf::kBlobOwners), BlobOwnerKey(f.digest, ns), rocksdb::Slice());
-        if (!f.held) {
-          new_bytes += size;
-          ++new_files;
+        if (!f.held && f.kept_inline) {
+          batch.Put(db_->cf(Cf::kBlobData), BlobDataKey(f.digest),
+                    rocksdb::Slice(data.data(), data.size()));
+          added.inline_bytes += size;
+          ++added.inline_blobs;
+        } else if (!f.held) {
+          added.bytes += size;
+          ++added.files;
         }
       }
       if (!lease.empty()) {
@@ -912,8 +1086,8 @@ BlobBatchCommitter::BatchResult RocksDbContentStore::CommitBlobs(absl::string_vi
                   rocksdb::Slice());
       }
     }
-    if (new_files > 0) {
-      if (absl::Status s = StageUsage(&batch, new_bytes, new_files); !s.ok()) return s;
+    if (added.files > 0 || added.inline_blobs > 0) {
+      if (absl::Status s = StageUsage(&batch, added); !s.ok()) return s;
     }
     return db_->Write(&batch);
   });

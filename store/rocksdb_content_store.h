@@ -1,20 +1,27 @@
 // The ContentStore imaged serves: blob files in containerd's layout under a
-// root directory, their metadata in RocksDB (schema in keys.h).
+// root directory, their metadata in RocksDB (schema in keys.h). Small blobs
+// (manifests, indexes, configs: Options::inline_max_bytes) are rows of
+// [blob_data] instead of files.
 //
 // Commit is crash-safe: the ingest's data is fsynced and its digest verified,
 // then renamed to blobs/sha256/<hex>, the directory fsynced, and only then the
-// metadata row written (one synced WriteBatch). A crash at any point leaves
+// metadata row written (one synced WriteBatch). A small blob is verified and
+// then written with its metadata in that one WriteBatch: durable and visible
+// at once, with no file at all (its ingest stays in memory until it outgrows
+// the limit or its writer closes uncommitted). A crash at any point leaves
 // whole, verified blobs and resumable ingests; Recover() removes leftovers.
 //
-// Blob files are shared by every namespace that holds the digest (containerd's
+// Blobs are shared by every namespace that holds the digest (containerd's
 // "shared" policy): a namespace expecting a digest that another one holds gets
-// its own row without a transfer. The file goes when the last namespace deletes.
+// its own row without a transfer. The file or [blob_data] row goes when the
+// last namespace deletes.
 #ifndef IMAGED_STORE_ROCKSDB_CONTENT_STORE_H_
 #define IMAGED_STORE_ROCKSDB_CONTENT_STORE_H_
 
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
@@ -25,13 +32,25 @@
 
 namespace imaged::store {
 
+struct RocksDbContentStoreOptions {
+  // Blobs of at most this many bytes are kept in [blob_data]: their commit
+  // is one WAL write, shared with concurrent commits, where a file costs a
+  // create, an fsync, a rename and a directory fsync. 64 KiB holds nearly
+  // every manifest, index and config; layers stay files. 0: no blob is kept
+  // inline (every one is a file).
+  int64_t inline_max_bytes = 64 << 10;
+};
+
 class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter {
  public:
+  using Options = RocksDbContentStoreOptions;
+
   // Uses `db` (not owned) for metadata and `root` for blobs/ and ingest/,
   // creating them if needed.
   static absl::StatusOr<std::unique_ptr<RocksDbContentStore>> Open(MetadataDb* db,
                                                                    const std::string& root,
-                                                                   const Clock* clock);
+                                                                   const Clock* clock,
+                                                                   Options options = {});
 
   // Removes ingest files without a row, which a crash can leave behind, and
   // moves ingests of the old directory layout. Call once at startup, before
@@ -63,19 +82,25 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
       absl::string_view ns, absl::Span<const std::string> digests, const RemoveFn& remove)>;
   void SetRemovalGuard(RemovalGuard guard) { guard_ = std::move(guard); }
 
-  // Bytes and files under blobs/, kept in the same writes that add and remove
-  // files, so reading it costs one point lookup.
+  // Bytes and files under blobs/ and in [blob_data], kept in the same writes
+  // that add and remove them, so reading it costs one point lookup.
   absl::StatusOr<ContentUsage> Usage() const;
 
+  // Where `digest` is or would be a file (a small blob is a row instead).
   std::string BlobPath(absl::string_view digest) const;
+  // Whether a blob of `size` bytes is kept in [blob_data].
+  bool KeptInline(int64_t size) const {
+    return options_.inline_max_bytes > 0 && size <= options_.inline_max_bytes;
+  }
   const std::string& root() const { return root_; }
 
-  // Removes the rows of `digests` in `ns` (those still there) in one write,
-  // then the files no other namespace holds: the collector's sweep. The
-  // caller must hold db->gc_lock() exclusively.
+  // Removes the rows of `digests` in `ns` (those still there) and the
+  // [blob_data] rows no other namespace holds in one write, then the files
+  // no other namespace holds: the collector's sweep. The caller must hold
+  // db->gc_lock() exclusively.
   struct Removed {
     int64_t rows = 0;
-    int64_t files = 0;
+    int64_t files = 0;  // blobs whose bytes went, files or [blob_data] rows
     int64_t bytes = 0;
   };
   absl::StatusOr<Removed> RemoveBlobs(absl::string_view ns, absl::Span<const std::string> digests);
@@ -110,7 +135,8 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
   // The blobs' files are written into ingest/, each one's writeback
   // started as it is written and the fsyncs made after, a group at a time;
   // then renamed into blobs/ with one directory fsync, and given their rows
-  // in one WriteBatch (one WAL fsync, shared with concurrent commits). A
+  // in one WriteBatch (one WAL fsync, shared with concurrent commits), which
+  // also holds the bytes of the blobs KeptInline (they get no file). A
   // crash leaves at most files without rows, which Recover and
   // RemoveUnheldBlobs remove.
   BatchResult CommitBlobs(absl::string_view ns, absl::Span<const Blob> blobs,
@@ -119,16 +145,32 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
  private:
   friend class LocalWriter;
 
-  RocksDbContentStore(MetadataDb* db, std::string root, const Clock* clock);
+  RocksDbContentStore(MetadataDb* db, std::string root, const Clock* clock, Options options);
 
   std::string IngestPath(absl::string_view ns, absl::string_view ref) const;
   // Holds `key` for one writer; Unavailable when another has it.
   absl::Status LockRef(const std::string& key, absl::string_view ref);
   void UnlockRef(const std::string& key);
-  // Moves a verified ingest into blobs/ and writes its metadata (see top).
+  // Moves a verified ingest into blobs/ and writes its metadata (see top);
+  // with `data` (a blob KeptInline), writes it as a row with its metadata
+  // instead and removes the ingest's file, if it has one.
   absl::Status CommitBlob(absl::string_view ns, absl::string_view ref, const std::string& data_path,
                           const std::string& digest, int64_t size, const Labels& labels,
-                          absl::string_view lease);
+                          absl::string_view lease, std::optional<absl::string_view> data);
+  // Adds to `batch` the rows a commit of `digest` into `ns` writes: its
+  // [content] and owner rows, the ingest's removal, the lease's hold.
+  void StageCommitRows(rocksdb::WriteBatch* batch, absl::string_view ns, absl::string_view ref,
+                       absl::string_view digest, int64_t size, const Labels& labels,
+                       absl::string_view lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds to `batch` the removal of the bytes of `digest`, which no namespace
+  // holds any more: its [blob_data] row if it has one; and to `delta` what
+  // that frees. Returns whether it is a file instead, which the caller
+  // unlinks once the batch is written.
+  absl::StatusOr<bool> StageBlobGone(rocksdb::WriteBatch* batch, absl::string_view digest,
+                                     int64_t size, ContentUsage* delta)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The size of the blob `digest` as stored: its row, else its file.
+  absl::StatusOr<int64_t> StoredSize(absl::string_view digest) const;
   // Gives `ns` a row for a blob file another namespace holds (of `total`
   // bytes, when > 0), or finds `ns` already holds it; either way `lease` gets
   // it. NotFound when no namespace holds such a file.
@@ -154,8 +196,8 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
       ABSL_LOCKS_EXCLUDED(mu_);
   // True when a namespace other than `except` holds `digest`.
   absl::StatusOr<bool> HeldByAnother(absl::string_view digest, absl::string_view except) const;
-  // Adds to `batch` the usage counter moved by `bytes` and `files`.
-  absl::Status StageUsage(rocksdb::WriteBatch* batch, int64_t bytes, int64_t files)
+  // Adds to `batch` the usage counters moved by `delta`.
+  absl::Status StageUsage(rocksdb::WriteBatch* batch, const ContentUsage& delta)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<IngestStatus> ToStatus(absl::string_view ns, absl::string_view ref,
                                         absl::string_view record);
@@ -165,6 +207,7 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
   const std::string blob_dir_;
   const std::string ingest_root_;
   const Clock* const clock_;
+  const Options options_;
   CommitObserver observer_;
   RemovalGuard guard_;
 

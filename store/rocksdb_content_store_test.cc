@@ -53,6 +53,16 @@ namespace fs = std::filesystem;
       progress = -1;
     }
     if (i % 4 == 0) (*store)->Delete("default", Sha256::Of(data)).IgnoreError();
+    if (i % 3 == 2) {  // a small blob through a writer: kept inline
+      const std::string small = absl::StrCat("small ", round, "-", i, std::string(500, 's'));
+      auto sw = (*store)->Writer("default", absl::StrCat("small-", i % 2), 0, "");
+      if (sw.ok()) {
+        (*sw)->Truncate(0).IgnoreError();
+        (*sw)->Write(small).IgnoreError();
+        (*sw)->Commit(0, Sha256::Of(small), {}).IgnoreError();
+      }
+      if (i % 6 == 5) (*store)->Delete("default", Sha256::Of(small)).IgnoreError();
+    }
     if (i % 2 == 1) {  // and a batch, as an import commits its small documents
       std::vector<std::string> small, digests;
       for (int k = 0; k < 4; ++k) {
@@ -78,8 +88,9 @@ const bool kCrashChild = [] {
 // A store on a fresh root; reopenable to simulate a restart.
 class Fixture {
  public:
-  explicit Fixture(const Clock* clock = SystemClock::Get())
-      : root_(MakeTempDir("imaged-content")), clock_(clock) {
+  explicit Fixture(const Clock* clock = SystemClock::Get(),
+                   RocksDbContentStore::Options options = {})
+      : root_(MakeTempDir("imaged-content")), clock_(clock), options_(options) {
     Open();
   }
   ~Fixture() {
@@ -91,7 +102,7 @@ class Fixture {
     auto db = MetadataDb::Open(root_ + "/meta");
     ASSERT_TRUE(db.ok()) << db.status();
     db_ = *std::move(db);
-    auto store = RocksDbContentStore::Open(db_.get(), root_, clock_);
+    auto store = RocksDbContentStore::Open(db_.get(), root_, clock_, options_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
   }
@@ -107,25 +118,58 @@ class Fixture {
   RocksDbContentStore& store() { return *store_; }
   MetadataDb& db() { return *db_; }
   const std::string& root() const { return root_; }
+  // Whether the bytes of `digest` are stored: a file or a [blob_data] row.
+  bool Stored(absl::string_view digest) {
+    std::string ignored;
+    return fs::exists(root_ + "/blobs/sha256/" + std::string(DigestHex(digest))) ||
+           db_->Get(Cf::kBlobData, BlobDataKey(digest), &ignored).ok();
+  }
+  void set_options(RocksDbContentStore::Options options) { options_ = options; }
 
  private:
   std::string root_;
   const Clock* clock_;
+  RocksDbContentStore::Options options_;
   std::unique_ptr<MetadataDb> db_;
   std::unique_ptr<RocksDbContentStore> store_;
 };
 
+constexpr RocksDbContentStore::Options kFilesOnly{/*inline_max_bytes=*/0};
+
 class RocksDbHarness final : public ContentHarness {
  public:
+  explicit RocksDbHarness(RocksDbContentStore::Options options)
+      : fixture_(SystemClock::Get(), options) {}
   ContentStore& store() override { return fixture_.store(); }
 
  private:
   Fixture fixture_;
 };
 
+// As served (small blobs kept inline), and with every blob a file (as a
+// root written before [blob_data] holds them).
 INSTANTIATE_TEST_SUITE_P(RocksDb, ContentStoreContract,
+                         ::testing::Values(ContentHarnessFactory([] {
+                           return std::make_unique<RocksDbHarness>(
+                               RocksDbContentStore::Options{});
+                         })));
+INSTANTIATE_TEST_SUITE_P(RocksDbFilesOnly, ContentStoreContract,
                          ::testing::Values(ContentHarnessFactory(
-                             [] { return std::make_unique<RocksDbHarness>(); })));
+                             [] { return std::make_unique<RocksDbHarness>(kFilesOnly); })));
+
+// Tests that hold for both layouts of a blob's bytes.
+class BothLayouts : public ::testing::TestWithParam<int64_t> {
+ protected:
+  BothLayouts() : f(SystemClock::Get(), RocksDbContentStore::Options{GetParam()}) {}
+  Fixture f;
+};
+INSTANTIATE_TEST_SUITE_P(Layouts, BothLayouts,
+                         ::testing::Values(RocksDbContentStore::Options{}.inline_max_bytes, 0),
+                         [](const ::testing::TestParamInfo<int64_t>& p) {
+                           return p.param > 0 ? "Inline" : "FilesOnly";
+                         });
+
+int64_t Blobs(const ContentUsage& u) { return u.files + u.inline_blobs; }
 
 absl::Status PutBlob(ContentStore& store, absl::string_view ns, absl::string_view ref,
                      absl::string_view data) {
@@ -136,7 +180,7 @@ absl::Status PutBlob(ContentStore& store, absl::string_view ns, absl::string_vie
 }
 
 TEST(RocksDbContentStoreTest, BlobsUseContainerdLayout) {
-  Fixture f;
+  Fixture f(SystemClock::Get(), kFilesOnly);
   ASSERT_TRUE(PutBlob(f.store(), "default", "r", "layout").ok());
   std::string path = f.root() + "/blobs/sha256/" + Sha256::Hex("layout");
   EXPECT_TRUE(fs::exists(path));
@@ -182,7 +226,7 @@ TEST(RocksDbContentStoreTest, RestartKeepsBlobsAndResumableIngests) {
 }
 
 TEST(RocksDbContentStoreTest, RecoverRemovesCrashLeftovers) {
-  Fixture f;
+  Fixture f(SystemClock::Get(), kFilesOnly);
   ASSERT_TRUE(PutBlob(f.store(), "default", "kept", "kept blob").ok());
   // A blob renamed into place whose metadata never got written.
   std::string orphan = f.root() + "/blobs/sha256/" + Sha256::Hex("orphan");
@@ -236,6 +280,132 @@ TEST(RocksDbContentStoreTest, CommitLeavesNoIngestFile) {
   EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
 }
 
+// Small blobs are rows of [blob_data], never a file; larger ones are files.
+TEST(RocksDbContentStoreTest, SmallBlobsAreRowsAndLargerOnesFiles) {
+  Fixture f(SystemClock::Get(), RocksDbContentStore::Options{16});
+  const std::string small = "sixteen bytes!!!", large = "seventeen bytes!!";
+  ASSERT_EQ(small.size(), 16u);
+  ASSERT_TRUE(PutBlob(f.store(), "default", "s", small).ok());
+  ASSERT_TRUE(PutBlob(f.store(), "default", "l", large).ok());
+  EXPECT_FALSE(fs::exists(f.root() + "/blobs/sha256/" + Sha256::Hex(small)));
+  EXPECT_TRUE(fs::exists(f.root() + "/blobs/sha256/" + Sha256::Hex(large)));
+  EXPECT_TRUE(f.Stored(Sha256::Of(small)));
+  EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+  auto usage = f.store().Usage();
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->files, 1);
+  EXPECT_EQ(usage->bytes, 17);
+  EXPECT_EQ(usage->inline_blobs, 1);
+  EXPECT_EQ(usage->inline_bytes, 16);
+  // Read at any offset, as a file is.
+  auto r = f.store().Reader("default", Sha256::Of(small));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)->Size(), 16);
+  std::string out;
+  ASSERT_TRUE((*r)->ReadAt(8, 100, &out).ok());
+  EXPECT_EQ(out, "bytes!!!");
+  ASSERT_TRUE((*r)->ReadAt(16, 1, &out).ok());
+  EXPECT_EQ(out, "");
+  EXPECT_TRUE(absl::IsOutOfRange((*r)->ReadAt(17, 1, &out)));
+  EXPECT_TRUE(absl::IsInvalidArgument((*r)->ReadAt(-1, 1, &out)));
+  // Durable across a restart; gone with its last holder.
+  f.Reopen();
+  ASSERT_TRUE(f.store().Recover().ok());
+  ASSERT_TRUE(f.store().RemoveUnheldBlobs().ok());
+  EXPECT_EQ(*ReadWholeBlob(f.store(), "default", Sha256::Of(small), 100), small);
+  ASSERT_TRUE(f.store().Delete("default", Sha256::Of(small)).ok());
+  EXPECT_FALSE(f.Stored(Sha256::Of(small)));
+  EXPECT_TRUE(absl::IsNotFound(f.store().Reader("default", Sha256::Of(small)).status()));
+  usage = f.store().Usage();
+  EXPECT_EQ(usage->inline_blobs, 0);
+  EXPECT_EQ(usage->inline_bytes, 0);
+  EXPECT_EQ(usage->files, 1);
+}
+
+// An ingest held in memory goes to its file when its writer closes
+// uncommitted, so it resumes (after a restart too); one that outgrows the
+// limit moves to its file as it is written. Either commits inline when the
+// blob is small.
+TEST(RocksDbContentStoreTest, AnIngestHeldInMemoryResumesAndSpills) {
+  Fixture f(SystemClock::Get(), RocksDbContentStore::Options{16});
+  {
+    auto w = f.store().Writer("default", "r", 0, "");
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE((*w)->Write("first ").ok());
+    EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+    EXPECT_EQ((*w)->Status()->offset, 6);
+  }
+  EXPECT_EQ(f.store().Status("default", "r")->offset, 6);
+  f.Reopen();
+  ASSERT_TRUE(f.store().Recover().ok());
+  {
+    auto w = f.store().Writer("default", "r", 0, "");
+    ASSERT_TRUE(w.ok()) << w.status();
+    EXPECT_EQ((*w)->Status()->offset, 6);
+    ASSERT_TRUE((*w)->Write("half").ok());
+    ASSERT_TRUE((*w)->Commit(10, Sha256::Of("first half"), {}).ok());
+  }
+  EXPECT_FALSE(fs::exists(f.root() + "/blobs/sha256/" + Sha256::Hex("first half")));
+  EXPECT_EQ(*ReadWholeBlob(f.store(), "default", Sha256::Of("first half"), 100), "first half");
+  EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+
+  auto w = f.store().Writer("default", "grows", 0, "");
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE((*w)->Write("0123456789").ok());
+  EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+  ASSERT_TRUE((*w)->Write("0123456789").ok());
+  EXPECT_FALSE(fs::is_empty(f.root() + "/ingest"));
+  EXPECT_EQ(f.store().Status("default", "grows")->offset, 20);
+  // Started over in its file, and small again: committed inline.
+  ASSERT_TRUE((*w)->Truncate(0).ok());
+  ASSERT_TRUE((*w)->Write("abc").ok());
+  ASSERT_TRUE((*w)->Commit(3, Sha256::Of("abc"), {}).ok());
+  w->reset();
+  EXPECT_FALSE(fs::exists(f.root() + "/blobs/sha256/" + Sha256::Hex("abc")));
+  EXPECT_EQ(*ReadWholeBlob(f.store(), "default", Sha256::Of("abc"), 100), "abc");
+  EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
+  auto usage = f.store().Usage();
+  EXPECT_EQ(usage->inline_blobs, 2);
+  EXPECT_EQ(usage->inline_bytes, 13);
+  EXPECT_EQ(usage->files, 0);
+}
+
+// A root written before [blob_data] (every blob a file, the usage row of
+// two counters) is served as it is: its files are read, shared and
+// removed, and new small blobs become rows beside them.
+TEST(RocksDbContentStoreTest, FilesFromBeforeInlineBlobsStayServed) {
+  Fixture f(SystemClock::Get(), kFilesOnly);
+  ASSERT_TRUE(PutBlob(f.store(), "a", "r", "old").ok());
+  {
+    std::string two;
+    PutU64(&two, 3);
+    PutU64(&two, 1);
+    rocksdb::WriteBatch batch;
+    batch.Put(f.db().cf(Cf::kDefault), std::string(kContentUsageKey), two);
+    ASSERT_TRUE(f.db().Write(&batch).ok());
+  }
+  f.set_options({});
+  f.Reopen();
+  ASSERT_TRUE(f.store().Recover().ok());
+  ASSERT_TRUE(f.store().RemoveUnheldBlobs().ok());
+  EXPECT_EQ(*ReadWholeBlob(f.store(), "a", Sha256::Of("old"), 100), "old");
+  EXPECT_TRUE(absl::IsAlreadyExists(f.store().Writer("b", "r", 3, Sha256::Of("old")).status()));
+  EXPECT_EQ(*ReadWholeBlob(f.store(), "b", Sha256::Of("old"), 100), "old");
+  ASSERT_TRUE(PutBlob(f.store(), "a", "r", "new").ok());
+  EXPECT_FALSE(fs::exists(f.root() + "/blobs/sha256/" + Sha256::Hex("new")));
+  auto usage = f.store().Usage();
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  EXPECT_EQ(usage->files, 1);
+  EXPECT_EQ(usage->bytes, 3);
+  EXPECT_EQ(usage->inline_blobs, 1);
+  EXPECT_EQ(usage->inline_bytes, 3);
+  ASSERT_TRUE(f.store().Delete("a", Sha256::Of("old")).ok());
+  ASSERT_TRUE(f.store().Delete("b", Sha256::Of("old")).ok());
+  EXPECT_FALSE(fs::exists(f.root() + "/blobs/sha256/" + Sha256::Hex("old")));
+  EXPECT_EQ(f.store().Usage()->files, 0);
+  EXPECT_EQ(f.store().Usage()->bytes, 0);
+}
+
 TEST(RocksDbContentStoreTest, UnheldFileIsNotSharedButRewritten) {
   Fixture f;
   // A leftover file is not trusted: a writer expecting its digest must transfer.
@@ -247,44 +417,40 @@ TEST(RocksDbContentStoreTest, UnheldFileIsNotSharedButRewritten) {
   EXPECT_TRUE((*w)->Commit(0, Sha256::Of("leftover"), {}).ok());
 }
 
-TEST(RocksDbContentStoreTest, DeleteKeepsFileWhileAnotherNamespaceHoldsIt) {
-  Fixture f;
+TEST_P(BothLayouts, DeleteKeepsTheBytesWhileAnotherNamespaceHoldsThem) {
   ASSERT_TRUE(PutBlob(f.store(), "a", "r", "shared").ok());
   ASSERT_TRUE(PutBlob(f.store(), "b", "r", "shared").ok() ||
               absl::IsAlreadyExists(PutBlob(f.store(), "b", "r", "shared")));
-  std::string path = f.root() + "/blobs/sha256/" + Sha256::Hex("shared");
   ASSERT_TRUE(f.store().Delete("a", Sha256::Of("shared")).ok());
-  EXPECT_TRUE(fs::exists(path));
+  EXPECT_TRUE(f.Stored(Sha256::Of("shared")));
+  EXPECT_EQ(*ReadWholeBlob(f.store(), "b", Sha256::Of("shared"), 100), "shared");
   ASSERT_TRUE(f.store().Delete("b", Sha256::Of("shared")).ok());
-  EXPECT_FALSE(fs::exists(path));
+  EXPECT_FALSE(f.Stored(Sha256::Of("shared")));
 }
 
-TEST(RocksDbContentStoreTest, UsageCountsEachFileOnce) {
-  Fixture f;
+TEST_P(BothLayouts, UsageCountsEachBlobOnce) {
   ASSERT_TRUE(PutBlob(f.store(), "a", "r", "12345").ok());
   ASSERT_TRUE(PutBlob(f.store(), "a", "r", "123").ok());
   EXPECT_TRUE(absl::IsAlreadyExists(f.store().Writer("b", "r", 0, Sha256::Of("12345")).status()));
   auto usage = f.store().Usage();
   ASSERT_TRUE(usage.ok());
-  EXPECT_EQ(usage->bytes, 8);
-  EXPECT_EQ(usage->files, 2);
+  EXPECT_EQ(usage->total_bytes(), 8);
+  EXPECT_EQ(Blobs(*usage), 2);
   ASSERT_TRUE(f.store().Delete("a", Sha256::Of("12345")).ok());
-  EXPECT_EQ(f.store().Usage()->files, 2);  // "b" still holds it
+  EXPECT_EQ(Blobs(*f.store().Usage()), 2);  // "b" still holds it
   ASSERT_TRUE(f.store().Delete("b", Sha256::Of("12345")).ok());
   ASSERT_TRUE(f.store().Delete("a", Sha256::Of("123")).ok());
-  EXPECT_EQ(f.store().Usage()->bytes, 0);
-  EXPECT_EQ(f.store().Usage()->files, 0);
+  EXPECT_EQ(f.store().Usage()->total_bytes(), 0);
+  EXPECT_EQ(Blobs(*f.store().Usage()), 0);
 }
 
 // Commits no longer hold the store's mutex across their fsyncs (group
 // commit): commits and deletes of one digest racing from many namespaces
 // must still leave the file present exactly while some namespace holds it,
 // and the usage counter counting it once.
-TEST(RocksDbContentStoreTest, RacingCommitsAndDeletesOfOneDigestStayConsistent) {
-  Fixture f;
+TEST_P(BothLayouts, RacingCommitsAndDeletesOfOneDigestStayConsistent) {
   const std::string data = "raced blob";
   const std::string digest = Sha256::Of(data);
-  const std::string path = f.root() + "/blobs/sha256/" + Sha256::Hex(data);
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
@@ -304,12 +470,12 @@ TEST(RocksDbContentStoreTest, RacingCommitsAndDeletesOfOneDigestStayConsistent) 
   for (int n = 0; n < 4; ++n) holders += f.store().Info(absl::StrCat("ns", n), digest).ok();
   auto usage = f.store().Usage();
   ASSERT_TRUE(usage.ok());
-  EXPECT_EQ(usage->files, holders > 0 ? 1 : 0);
-  EXPECT_EQ(usage->bytes, holders > 0 ? static_cast<int64_t>(data.size()) : 0);
-  EXPECT_EQ(fs::exists(path), holders > 0);
+  EXPECT_EQ(Blobs(*usage), holders > 0 ? 1 : 0);
+  EXPECT_EQ(usage->total_bytes(), holders > 0 ? static_cast<int64_t>(data.size()) : 0);
+  EXPECT_EQ(f.Stored(digest), holders > 0);
   for (int n = 0; n < 4; ++n) f.store().Delete(absl::StrCat("ns", n), digest).IgnoreError();
-  EXPECT_FALSE(fs::exists(path));
-  EXPECT_EQ(f.store().Usage()->files, 0);
+  EXPECT_FALSE(f.Stored(digest));
+  EXPECT_EQ(Blobs(*f.store().Usage()), 0);
 }
 
 TEST(RocksDbContentStoreTest, WritesUnderALeaseBecomeItsResourcesInTheSameBatch) {
@@ -342,8 +508,7 @@ TEST(RocksDbContentStoreTest, WritesUnderALeaseBecomeItsResourcesInTheSameBatch)
 
 // CommitBlobs: what an import's batch of small documents gets. Each blob
 // ends as a Writer's commit would leave it, whatever it started as.
-TEST(RocksDbContentStoreTest, CommitBlobsCommitsABatchAsWritersWould) {
-  Fixture f;
+TEST_P(BothLayouts, CommitBlobsCommitsABatchAsWritersWould) {
   MetadataDb& db = f.db();
   rocksdb::WriteBatch lease;
   lease.Put(db.cf(Cf::kLeases), LeaseKey("a", "l1"), "x");
@@ -373,24 +538,26 @@ TEST(RocksDbContentStoreTest, CommitBlobsCommitsABatchAsWritersWould) {
             .ok())
         << data[i];
   }
-  // Four files, counted once each; nothing left in ingest/.
+  // Four blobs, counted once each; nothing left in ingest/.
   auto usage = f.store().Usage();
   ASSERT_TRUE(usage.ok());
-  EXPECT_EQ(usage->files, 4);
-  EXPECT_EQ(usage->bytes, 7 + 9 + 9 + 7);
+  EXPECT_EQ(Blobs(*usage), 4);
+  EXPECT_EQ(usage->total_bytes(), 7 + 9 + 9 + 7);
   EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
   // And they stay after a restart's recovery.
   f.Reopen();
   ASSERT_TRUE(f.store().Recover().ok());
   ASSERT_TRUE(f.store().RemoveUnheldBlobs().ok());
-  for (const std::string& d : digests) EXPECT_TRUE(f.store().Info("a", d).ok()) << d;
-  EXPECT_EQ(f.store().Usage()->files, 4);
+  for (const std::string& d : digests) {
+    EXPECT_TRUE(f.store().Info("a", d).ok()) << d;
+    EXPECT_TRUE(f.Stored(d)) << d;
+  }
+  EXPECT_EQ(Blobs(*f.store().Usage()), 4);
 }
 
 // A batch larger than the fsync group (several groups of descriptors, the
 // last one short) ends the same.
-TEST(RocksDbContentStoreTest, CommitBlobsOfALargeBatch) {
-  Fixture f;
+TEST_P(BothLayouts, CommitBlobsOfALargeBatch) {
   std::vector<std::string> data, digests;
   for (int i = 0; i < 100; ++i) {
     data.push_back(absl::StrCat("blob ", i, std::string(i * 10, 'x')));
@@ -408,13 +575,12 @@ TEST(RocksDbContentStoreTest, CommitBlobsOfALargeBatch) {
   for (size_t i = 0; i < data.size(); ++i) {
     EXPECT_EQ(*ReadWholeBlob(f.store(), "a", digests[i], 1 << 20), data[i]);
   }
-  EXPECT_EQ(f.store().Usage()->files, 100);
-  EXPECT_EQ(f.store().Usage()->bytes, bytes);
+  EXPECT_EQ(Blobs(*f.store().Usage()), 100);
+  EXPECT_EQ(f.store().Usage()->total_bytes(), bytes);
   EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
 }
 
-TEST(RocksDbContentStoreTest, CommitBlobsVerifiesBeforeWritingAnything) {
-  Fixture f;
+TEST_P(BothLayouts, CommitBlobsVerifiesBeforeWritingAnything) {
   const std::string good = "good", bad = "bad";
   const std::string good_digest = Sha256::Of(good), wrong = Sha256::Of("not bad");
   std::vector<BlobBatchCommitter::Blob> blobs = {{good_digest, good}, {wrong, bad}};
@@ -430,14 +596,13 @@ TEST(RocksDbContentStoreTest, CommitBlobsVerifiesBeforeWritingAnything) {
   EXPECT_TRUE(absl::IsNotFound(f.store().CommitBlobs("a", {{good_digest, good}}, "gone").status));
   std::vector<BlobBatchCommitter::Blob> many(kMaxBatchBlobs + 1, {good_digest, good});
   EXPECT_TRUE(absl::IsInvalidArgument(f.store().CommitBlobs("a", many, "").status));
-  EXPECT_EQ(f.store().Usage()->files, 0);
+  EXPECT_EQ(Blobs(*f.store().Usage()), 0);
 }
 
 // Batches racing Writer commits and deletes of the same digests from other
 // namespaces: the file exists exactly while some namespace holds it, and
 // usage counts it once.
-TEST(RocksDbContentStoreTest, CommitBlobsRacingWritersAndDeletesStayConsistent) {
-  Fixture f;
+TEST_P(BothLayouts, CommitBlobsRacingWritersAndDeletesStayConsistent) {
   std::vector<std::string> data;
   for (int i = 0; i < 8; ++i) data.push_back(absl::StrCat("raced batch blob ", i));
   std::vector<std::thread> threads;
@@ -467,15 +632,14 @@ TEST(RocksDbContentStoreTest, CommitBlobsRacingWritersAndDeletesStayConsistent) 
   for (const std::string& d : data) {
     int holders = 0;
     for (int n = 0; n < 3; ++n) holders += f.store().Info(absl::StrCat("ns", n), Sha256::Of(d)).ok();
-    const bool exists = fs::exists(f.root() + "/blobs/sha256/" + Sha256::Hex(d));
-    EXPECT_EQ(exists, holders > 0) << d;
+    EXPECT_EQ(f.Stored(Sha256::Of(d)), holders > 0) << d;
     if (holders > 0) {
       ++files;
       bytes += static_cast<int64_t>(d.size());
     }
   }
-  EXPECT_EQ(f.store().Usage()->files, files);
-  EXPECT_EQ(f.store().Usage()->bytes, bytes);
+  EXPECT_EQ(Blobs(*f.store().Usage()), files);
+  EXPECT_EQ(f.store().Usage()->total_bytes(), bytes);
   EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
 }
 
@@ -539,6 +703,7 @@ TEST(RocksDbContentStoreTest, KillNineAtAnyPointLeavesOnlyWholeBlobs) {
   std::string root = MakeTempDir("imaged-content");
   std::mt19937 rng(42);
   int blobs_seen = 0;
+  int64_t inline_rows_seen = 0;
   for (int round = 0; round < 12; ++round) {
     // The child is this binary run afresh (fork alone would leave it with
     // RocksDB's thread pools of the parent, and no threads behind them). It
@@ -597,10 +762,25 @@ TEST(RocksDbContentStoreTest, KillNineAtAnyPointLeavesOnlyWholeBlobs) {
       ++files;
       bytes += static_cast<int64_t>(e.file_size());
     }
+    // Every [blob_data] row is held, and counted.
+    int64_t rows = 0, row_bytes = 0;
+    {
+      PrefixScan scan(**db, Cf::kBlobData, "");
+      for (; scan.Valid(); scan.Next()) {
+        EXPECT_TRUE((*store)->Info("default", scan.key()).ok()) << scan.key();
+        EXPECT_EQ(Sha256::Of(scan.value()), scan.key());
+        ++rows;
+        row_bytes += static_cast<int64_t>(scan.value().size());
+      }
+      ASSERT_TRUE(scan.status().ok());
+    }
+    inline_rows_seen += rows;
     auto usage = (*store)->Usage();
     ASSERT_TRUE(usage.ok());
     EXPECT_EQ(usage->files, files);
     EXPECT_EQ(usage->bytes, bytes);
+    EXPECT_EQ(usage->inline_blobs, rows);
+    EXPECT_EQ(usage->inline_bytes, row_bytes);
     for (const auto& e : fs::directory_iterator(root + "/ingest")) {
       EXPECT_FALSE(absl::StartsWith(e.path().filename().string(), "batch-")) << e.path();
     }
@@ -613,6 +793,7 @@ TEST(RocksDbContentStoreTest, KillNineAtAnyPointLeavesOnlyWholeBlobs) {
     }
   }
   EXPECT_GT(blobs_seen, 0) << "the child never got to commit: the test proved nothing";
+  EXPECT_GT(inline_rows_seen, 0) << "no blob was ever kept inline: half the test proved nothing";
   RemoveAll(root).IgnoreError();
 }
 

@@ -137,7 +137,7 @@ step "start imaged on $SOCK"
 start_imaged "$ROOT" "$SOCK"
 
 step "ingest blobs with --expected-digest/--expected-size, and one without"
-random_blob "$E2E_TMP/small" 1000
+random_blob "$E2E_TMP/small" 100000  # a file: over IMAGED_INLINE_MAX
 random_blob "$E2E_TMP/chunky" $((1024 * 1024 + 17))  # crosses ctr's 1 MiB write size
 : >"$E2E_TMP/empty"
 printf 'hello, imaged\n' >"$E2E_TMP/plain"
@@ -153,7 +153,7 @@ PLAIN=$(digest_of "$E2E_TMP/plain")
 step "content ls lists each blob with its size; content get returns the same bytes"
 for f in small chunky empty plain; do
   check_blob default "$E2E_TMP/$f"
-  assert_file_exists "blob file of $f" "$(blob_path "$(digest_of "$E2E_TMP/$f")")"
+  assert_blob_layout "blob of $f" "$ROOT" "$(digest_of "$E2E_TMP/$f")" "$(size_of "$E2E_TMP/$f")"
 done
 active=$(must "content active" ctr_ns default content active)
 assert_not_contains "content active after committed ingests" "$active" "e2e-"

@@ -769,7 +769,10 @@ TEST_P(ArchiveTest, FailedExportFileLeavesNoFile) {
 }
 
 TEST_P(ArchiveTest, ExportOfACorruptStoreBlobFails) {
-  store::TestImage ti = Make("a");
+  store::TestImageSpec spec;
+  spec.seed = "a";
+  spec.layer_size = 100000;  // a file, which can be damaged: over the inline limit
+  store::TestImage ti = *store::MakeTestImage(*a_->content, kNs, spec);
   Name(*a_, "docker.io/x/ok:1", ti.manifest);
   // Damage the layer file behind the store's back.
   std::string file =

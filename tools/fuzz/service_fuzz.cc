@@ -34,7 +34,9 @@
 #include "plugin/server.h"
 #include "plugin/transfer_client.h"
 #include "store/digest.h"
+#include "store/keys.h"
 #include "store/limits.h"
+#include "store/metadata_db.h"
 #include "tools/fuzz/compact_store.h"
 
 // LeakSanitizer's check at exit, with imaged's threads still running (the
@@ -522,11 +524,27 @@ void Harness::EndInput() {
       absl::StatusOr<store::ContentUsage> usage = content.Usage();
       if (!usage.ok()) Fail("usage: " + usage.status().ToString());
       auto [bytes, files] = FilesUnder(blobs);
-      if (usage->bytes == bytes && usage->files == files && (!empty || files == 0)) return;
+      // And the small blobs' rows: each the bytes of its digest.
+      int64_t rows = 0, row_bytes = 0;
+      store::PrefixScan scan(server_->metadata_db(), store::Cf::kBlobData, "");
+      for (; scan.Valid(); scan.Next()) {
+        if (store::Sha256::Of(scan.value()) != scan.key()) {
+          Fail("a [blob_data] row is not its digest's bytes");
+        }
+        ++rows;
+        row_bytes += static_cast<int64_t>(scan.value().size());
+      }
+      if (!scan.status().ok()) Fail("blob_data scan: " + scan.status().ToString());
+      if (usage->bytes == bytes && usage->files == files && usage->inline_blobs == rows &&
+          usage->inline_bytes == row_bytes && (!empty || files + rows == 0)) {
+        return;
+      }
       if (attempt == 200) {
-        Fail(absl::StrFormat("usage counts %d files, %d bytes; blobs/ holds %d files, %d bytes%s",
-                             usage->files, usage->bytes, files, bytes,
-                             empty ? " (and should be empty)" : ""));
+        Fail(absl::StrFormat(
+            "usage counts %d files, %d bytes, %d rows, %d bytes; blobs/ holds %d files, %d bytes, "
+            "[blob_data] %d rows, %d bytes%s",
+            usage->files, usage->bytes, usage->inline_blobs, usage->inline_bytes, files, bytes, rows,
+            row_bytes, empty ? " (and should be empty)" : ""));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

@@ -259,7 +259,7 @@ absl::Status GarbageCollect(const std::shared_ptr<grpc::Channel>& ch,
   grpc::ClientContext ctx;
   if (absl::Status s = FromGrpcStatus(stub->GarbageCollect(&ctx, req, &resp)); !s.ok()) return s;
   out << absl::StrFormat(
-      "removed %d blobs (%d files, %s), %d expired leases; kept %d blobs; %d namespaces in %.1fms%s\n",
+      "removed %d blobs (freed %d, %s), %d expired leases; kept %d blobs; %d namespaces in %.1fms%s\n",
       resp.blobs_removed(), resp.files_removed(), HumanSize(resp.bytes_freed()),
       resp.leases_expired(), resp.blobs_kept(), resp.namespaces(),
       resp.duration_micros() / 1000.0, resp.complete() ? "" : " (budget reached: run again)");
@@ -280,7 +280,11 @@ absl::Status DiskUsage(const std::shared_ptr<grpc::Channel>& ch, std::ostream& o
                            HumanSize(u.bytes()), HumanSize(u.exclusive_bytes()), u.garbage_blobs(),
                            HumanSize(u.reclaimable_bytes()));
   }
-  out << absl::StrFormat("on disk: %d files, %s\n", resp.files(), HumanSize(resp.bytes()));
+  // Small blobs are rows of the metadata database, not files.
+  out << absl::StrFormat(
+      "on disk: %d files, %s (%d bytes); in the metadata database: %d blobs, %s (%d bytes)\n",
+      resp.files(), HumanSize(resp.bytes()), resp.bytes(), resp.inline_blobs(),
+      HumanSize(resp.inline_bytes()), resp.inline_bytes());
   return absl::OkStatus();
 }
 

@@ -176,6 +176,23 @@ assert_no_file() {
   [ ! -e "$2" ] && [ ! -L "$2" ] || fail "$1: expected $2 to be gone, but it exists: $(ls -la "$2" 2>&1)"
 }
 
+# Blobs of at most this many bytes are rows of imaged's metadata database,
+# not files under <root>/blobs/sha256 (RocksDbContentStoreOptions in
+# store/rocksdb_content_store.h).
+IMAGED_INLINE_MAX=65536
+
+# assert_blob_layout WHAT ROOT DIGEST SIZE: a blob over IMAGED_INLINE_MAX is
+# a file under ROOT/blobs/sha256; a smaller one is not (it is a row). Whether
+# it is stored at all the caller checks by reading it back.
+assert_blob_layout() {
+  local what=$1 file="$2/blobs/sha256/${3#sha256:}" size=$4
+  if [ "$size" -gt "$IMAGED_INLINE_MAX" ]; then
+    assert_file_exists "$what (a file: $size bytes)" "$file"
+  else
+    assert_no_file "$what (a metadata row: $size bytes, no file)" "$file"
+  fi
+}
+
 # assert_same_bytes WHAT EXPECTED_FILE ACTUAL_FILE
 assert_same_bytes() {
   local what=$1 expected=$2 actual=$3 diff
