@@ -181,6 +181,10 @@ absl::Status MetadataDb::Get(Cf family, absl::string_view key, std::string* valu
                              const rocksdb::Snapshot* at) const {
   rocksdb::ReadOptions options;
   options.snapshot = at;
+  // A blob's bytes (documents a resolution reads, a Read call) would evict
+  // the index's blocks from the 2 MiB cache; a missed block is read from
+  // the page cache, as a blob file is.
+  options.fill_cache = family != Cf::kBlobData;
   rocksdb::Status s =
       db_->Get(options, cf(family), rocksdb::Slice(key.data(), key.size()), value);
   if (s.IsNotFound()) return absl::NotFoundError("not found");

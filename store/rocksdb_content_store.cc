@@ -188,7 +188,7 @@ class LocalWriter final : public ContentWriter {
   std::string Digest() override { return hash_.Digest(); }
 
   absl::Status Write(absl::string_view data) override {
-    if (done_) return absl::FailedPreconditionError("writer already committed");
+    if (absl::Status s = Usable(); !s.ok()) return s;
     if (!fd_.valid()) {
       if (store_->KeptInline(offset_ + static_cast<int64_t>(data.size()))) {
         buffer_.append(data.data(), data.size());
@@ -216,6 +216,7 @@ class LocalWriter final : public ContentWriter {
       return absl::InvalidArgumentError(
           absl::StrCat("ingest \"", absl::CHexEscape(ref_), "\": can only truncate to 0"));
     }
+    if (absl::Status s = Usable(); !s.ok()) return s;
     if (!fd_.valid()) {
       buffer_.clear();
     } else if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) < 0) {
@@ -229,7 +230,7 @@ class LocalWriter final : public ContentWriter {
   }
 
   absl::Status Commit(int64_t size, absl::string_view expected, const Labels& labels) override {
-    if (done_) return absl::FailedPreconditionError("writer already committed");
+    if (absl::Status s = Usable(); !s.ok()) return s;
     if (absl::Status s = ValidateLabels(labels); !s.ok()) return s;
     if (!expected.empty()) {
       if (absl::Status s = ValidateDigest(expected); !s.ok()) return s;
@@ -268,6 +269,9 @@ class LocalWriter final : public ContentWriter {
       }
       if (::fsync(fd_.get()) != 0) return ErrnoError(errno, absl::StrCat("fsync ", data_path_));
     }
+    // A commit that fails from here leaves the ingest to a new writer: this
+    // one no longer has its file.
+    if (fd_.valid()) file_closed_ = true;
     fd_ = Fd();
     // The row and the records it resolves become durable with one WAL fsync,
     // shared with concurrent commits.
@@ -285,6 +289,17 @@ class LocalWriter final : public ContentWriter {
   void Touch() {
     record_.updated_at = store_->clock_->Now();
     dirty_ = true;
+  }
+
+  // The bytes are in buffer_ exactly while there is no data file, so a
+  // writer whose file a failed commit closed takes nothing more.
+  absl::Status Usable() const {
+    if (done_) return absl::FailedPreconditionError("writer already committed");
+    if (file_closed_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ingest \"", absl::CHexEscape(ref_), "\": its commit failed; open it again to resume"));
+    }
+    return absl::OkStatus();
   }
 
   // Moves what buffer_ holds into a new data file, which the writer goes on
@@ -312,6 +327,7 @@ class LocalWriter final : public ContentWriter {
   int64_t written_back_ = 0;
   bool dirty_ = false;
   bool done_ = false;
+  bool file_closed_ = false;
 };
 
 RocksDbContentStore::RocksDbContentStore(MetadataDb* db, std::string root, const Clock* clock,

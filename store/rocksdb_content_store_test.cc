@@ -370,6 +370,32 @@ TEST(RocksDbContentStoreTest, AnIngestHeldInMemoryResumesAndSpills) {
   EXPECT_EQ(usage->files, 0);
 }
 
+// A commit that fails after closing the ingest's file leaves the writer
+// refusing more (it has no file to add to: what it took would be lost to the
+// digest), and the ingest whole for a new writer.
+TEST(RocksDbContentStoreTest, AWriterWhoseCommitFailedAfterClosingItsFileTakesNoMore) {
+  Fixture f(SystemClock::Get(), RocksDbContentStore::Options{16});
+  const std::string data(100, 'x');
+  // A non-empty directory where the blob's file goes: the rename fails.
+  const std::string in_the_way = f.root() + "/blobs/sha256/" + Sha256::Hex(data);
+  ASSERT_TRUE(MakeDirs(in_the_way + "/sub").ok());
+  {
+    auto w = f.store().Writer("default", "r", 0, "");
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE((*w)->Write(data).ok());
+    EXPECT_FALSE((*w)->Commit(100, Sha256::Of(data), {}).ok());
+    EXPECT_TRUE(absl::IsFailedPrecondition((*w)->Write("more")));
+    EXPECT_TRUE(absl::IsFailedPrecondition((*w)->Truncate(0)));
+    EXPECT_TRUE(absl::IsFailedPrecondition((*w)->Commit(100, Sha256::Of(data), {})));
+  }
+  ASSERT_TRUE(RemoveAll(in_the_way).ok());
+  auto w = f.store().Writer("default", "r", 0, "");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ((*w)->Status()->offset, 100);
+  ASSERT_TRUE((*w)->Commit(100, Sha256::Of(data), {}).ok());
+  EXPECT_EQ(*ReadWholeBlob(f.store(), "default", Sha256::Of(data), 1000), data);
+}
+
 // A root written before [blob_data] (every blob a file, the usage row of
 // two counters) is served as it is: its files are read, shared and
 // removed, and new small blobs become rows beside them.
