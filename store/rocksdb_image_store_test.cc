@@ -772,6 +772,54 @@ TEST(SchemaUpgradeTest, Version2DatabaseGetsItsDocumentRowsAtOpen) {
   RemoveAll(root).IgnoreError();
 }
 
+// A database schema version 3 wrote keeps every blob a file (and has no
+// [blob_data]): opening it marks it 4, its images stay indexed and their
+// files readable, and new small blobs become rows beside them.
+TEST(SchemaUpgradeTest, Version3DatabaseKeepsItsFiles) {
+  const std::string root = MakeTempDir("imaged-upgrade");
+  TestImage ti;
+  {
+    LocalStoresOptions files_only;
+    files_only.content.inline_max_bytes = 0;
+    auto stores = LocalStores::Open(root, files_only);
+    ASSERT_TRUE(stores.ok()) << stores.status();
+    absl::StatusOr<TestImage> made = MakeTestImage(*(*stores)->content(), kNs, {});
+    ASSERT_TRUE(made.ok()) << made.status();
+    ti = *made;
+    Image image;
+    image.name = "app:1";
+    image.target = ti.manifest;
+    image.target.platform.reset();
+    ASSERT_TRUE((*stores)->images()->Create(kNs, image).ok());
+    std::string v3;
+    PutU32(&v3, 3);
+    rocksdb::WriteBatch batch;
+    batch.Put((*stores)->db()->cf(Cf::kDefault), std::string(kSchemaVersionKey), v3);
+    ASSERT_TRUE((*stores)->db()->Write(&batch).ok());
+  }
+  auto stores = LocalStores::Open(root, {});
+  ASSERT_TRUE(stores.ok()) << stores.status();
+  EXPECT_EQ(SchemaVersionOf(*(*stores)->db()), kSchemaVersion);
+  EXPECT_THAT((*stores)->images()->Check(false)->problems, IsEmpty());
+  EXPECT_TRUE((*stores)->images()->ImageIdOfName(kNs, "app:1")->has_value());
+  for (const auto& [digest, data] : ti.blobs) {
+    EXPECT_TRUE(FileSize((*stores)->content()->BlobPath(digest)).ok()) << digest;
+    EXPECT_EQ(*ReadWholeBlob(*(*stores)->content(), kNs, digest, 1 << 20), data);
+  }
+  TestImageSpec second;
+  second.seed = "b";
+  absl::StatusOr<TestImage> other = MakeTestImage(*(*stores)->content(), kNs, second);
+  ASSERT_TRUE(other.ok()) << other.status();
+  const std::string config_file = (*stores)->content()->BlobPath(other->config.digest);
+  EXPECT_TRUE(absl::IsNotFound(FileSize(config_file).status()));
+  auto usage = (*stores)->content()->Usage();
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  EXPECT_EQ(usage->files, static_cast<int64_t>(ti.blobs.size()));
+  EXPECT_EQ(usage->inline_blobs, static_cast<int64_t>(other->blobs.size()));
+  stores->reset();
+  RemoveAll(root).IgnoreError();
+}
+
 // What a pull ends with: names and blob labels in one write.
 ImageCommit PullCommit(const TestImage& ti, std::vector<std::string> names) {
   ImageCommit c;

@@ -27,15 +27,22 @@ on_disk() {
   [ -f "$ROOT/blobs/sha256/${1#sha256:}" ] || ctr_k8s content get "$1" >/dev/null 2>&1
 }
 # Blobs stored once each: the files, which must be all `imagectl du` counts
-# as files, and the rows it counts in the metadata database.
+# as files, and the rows it counts in the metadata database. A sweep updates
+# the counters before it unlinks: a moment is allowed for the two to agree.
 stored_blobs() {
-  local du files rows
-  du=$(ic du | tail -1)
-  files=$(sed -n 's/^on disk: \([0-9]*\) files.*/\1/p' <<<"$du")
-  rows=$(sed -n 's/.*in the metadata database: \([0-9]*\) blobs.*/\1/p' <<<"$du")
-  [ "$files" == "$(find "$ROOT/blobs/sha256" -type f | wc -l)" ] ||
-    fail "imagectl du counts $files files, blobs/ holds $(find "$ROOT/blobs/sha256" -type f | wc -l): $du"
-  echo $((files + rows))
+  local du files rows on_disk i
+  for i in $(seq 50); do
+    du=$(ic du | tail -1)
+    files=$(sed -n 's/^on disk: \([0-9]*\) files.*/\1/p' <<<"$du")
+    rows=$(sed -n 's/.*in the metadata database: \([0-9]*\) blobs.*/\1/p' <<<"$du")
+    on_disk=$(find "$ROOT/blobs/sha256" -type f | wc -l)
+    if [ -n "$files" ] && [ "$files" == "$on_disk" ]; then
+      echo $((files + rows))
+      return
+    fi
+    sleep 0.1
+  done
+  fail "imagectl du counts ${files:-no} files, blobs/ holds $on_disk: $du"
 }
 
 # every_image_complete: every image's manifest, config and layers are rows
