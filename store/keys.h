@@ -9,7 +9,9 @@
 //   ├── meta/                      RocksDB
 //   │   ├── [default]
 //   │   │   ├── "schema_version"                      -> u32 BE
-//   │   │   └── "content_usage"                       -> u64 bytes, u64 files (blobs/ on disk)
+//   │   │   └── "content_usage"                       -> u64 bytes, u64 files (blobs/ on disk),
+//   │   │                                                u64 bytes, u64 blobs ([blob_data];
+//   │   │                                                absent in schema 3)
 //   │   ├── [content]               one row per blob a namespace holds
 //   │   │   └── lp(namespace) digest                  -> ContentRecord
 //   │   ├── [blob_owners]           reverse of [content]: who still holds a blob
