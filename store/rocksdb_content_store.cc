@@ -189,20 +189,17 @@ class LocalWriter final : public ContentWriter {
 
   absl::Status Write(absl::string_view data) override {
     if (absl::Status s = Usable(); !s.ok()) return s;
-    if (!fd_.valid()) {
-      if (store_->KeptInline(offset_ + static_cast<int64_t>(data.size()))) {
-        buffer_.append(data.data(), data.size());
-        hash_.Update(data);
-        offset_ += static_cast<int64_t>(data.size());
-        Touch();
-        return absl::OkStatus();
-      }
+    if (!fd_.valid() && !store_->KeptInline(offset_ + static_cast<int64_t>(data.size()))) {
       if (absl::Status s = Spill(); !s.ok()) return s;
     }
-    if (absl::Status s = WriteAll(fd_.get(), data, data_path_); !s.ok()) return s;
+    if (!fd_.valid()) {
+      buffer_.append(data.data(), data.size());
+    } else if (absl::Status s = WriteAll(fd_.get(), data, data_path_); !s.ok()) {
+      return s;
+    }
     hash_.Update(data);
     offset_ += static_cast<int64_t>(data.size());
-    if (offset_ - written_back_ >= kWritebackRun) {
+    if (fd_.valid() && offset_ - written_back_ >= kWritebackRun) {
       // Only a hint: the fsync at commit is what makes the bytes durable.
       ::sync_file_range(fd_.get(), written_back_, offset_ - written_back_, SYNC_FILE_RANGE_WRITE);
       written_back_ = offset_;
@@ -248,16 +245,17 @@ class LocalWriter final : public ContentWriter {
     }
     std::optional<absl::string_view> data;  // set: kept inline
     std::string resumed;
+    const bool had_file = fd_.valid();
     if (store_->KeptInline(offset_)) {
-      if (fd_.valid()) {  // a resumed ingest: its bytes are in its file
+      if (had_file) {  // a resumed ingest: its bytes are in its file (hashed at Open)
         if (absl::Status s = PreadUpTo(fd_.get(), 0, static_cast<size_t>(offset_), &resumed,
                                        data_path_);
             !s.ok()) {
           return s;
         }
-        if (static_cast<int64_t>(resumed.size()) != offset_ || Sha256::Of(resumed) != digest) {
+        if (static_cast<int64_t>(resumed.size()) != offset_) {
           return absl::DataLossError(absl::StrCat("ingest \"", absl::CHexEscape(ref_),
-                                                  "\": its file changed while written"));
+                                                  "\": its file is shorter than written"));
         }
         data = resumed;
       } else {
@@ -271,11 +269,11 @@ class LocalWriter final : public ContentWriter {
     }
     // A commit that fails from here leaves the ingest to a new writer: this
     // one no longer has its file.
-    if (fd_.valid()) file_closed_ = true;
+    if (had_file) file_closed_ = true;
     fd_ = Fd();
     // The row and the records it resolves become durable with one WAL fsync,
     // shared with concurrent commits.
-    return store_->db_->GroupCommit([&] {
+    absl::Status committed = store_->db_->GroupCommit([&] {
       absl::Status s =
           store_->CommitBlob(ns_, ref_, data_path_, digest, offset_, labels, lease_, data);
       // Committed, or the digest was already held and the ingest is gone: either way done.
@@ -283,6 +281,12 @@ class LocalWriter final : public ContentWriter {
       if (s.ok() && store_->observer_) store_->observer_(ns_, digest);
       return s;
     });
+    if (committed.ok() && data.has_value() && had_file) {
+      // The blob is durable without it; if this fails, Recover() removes it
+      // (no ingest row names it any more).
+      RemoveAll(data_path_).IgnoreError();
+    }
+    return committed;
   }
 
  private:
@@ -624,28 +628,35 @@ absl::Status RocksDbContentStore::StageUsage(rocksdb::WriteBatch* batch,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::optional<std::string>> RocksDbContentStore::InlineBytes(
+    absl::string_view digest) const {
+  std::string data;
+  absl::Status got = db_->Get(Cf::kBlobData, BlobDataKey(digest), &data);
+  if (absl::IsNotFound(got)) return std::nullopt;
+  if (!got.ok()) return got;
+  return data;
+}
+
 absl::StatusOr<bool> RocksDbContentStore::StageBlobGone(rocksdb::WriteBatch* batch,
                                                         absl::string_view digest, int64_t size,
                                                         ContentUsage* delta) {
-  std::string data;
-  absl::Status got = db_->Get(Cf::kBlobData, BlobDataKey(digest), &data);
-  if (got.ok()) {
-    batch->Delete(db_->cf(Cf::kBlobData), BlobDataKey(digest));
-    delta->inline_bytes -= size;
-    --delta->inline_blobs;
-    return false;
+  absl::StatusOr<std::optional<std::string>> row = InlineBytes(digest);
+  if (!row.ok()) return row.status();
+  if (!row->has_value()) {
+    delta->bytes -= size;
+    --delta->files;
+    return true;
   }
-  if (!absl::IsNotFound(got)) return got;
-  delta->bytes -= size;
-  --delta->files;
-  return true;
+  batch->Delete(db_->cf(Cf::kBlobData), BlobDataKey(digest));
+  delta->inline_bytes -= size;
+  --delta->inline_blobs;
+  return false;
 }
 
 absl::StatusOr<int64_t> RocksDbContentStore::StoredSize(absl::string_view digest) const {
-  std::string data;
-  absl::Status got = db_->Get(Cf::kBlobData, BlobDataKey(digest), &data);
-  if (got.ok()) return static_cast<int64_t>(data.size());
-  if (!absl::IsNotFound(got)) return got;
+  absl::StatusOr<std::optional<std::string>> row = InlineBytes(digest);
+  if (!row.ok()) return row.status();
+  if (row->has_value()) return static_cast<int64_t>((*row)->size());
   return FileSize(BlobPath(digest));
 }
 
@@ -653,16 +664,15 @@ absl::StatusOr<std::unique_ptr<ContentReader>> RocksDbContentStore::Reader(
     absl::string_view ns, absl::string_view digest) {
   absl::StatusOr<ContentInfo> info = Info(ns, digest);
   if (!info.ok()) return info.status();
-  std::string data;
-  absl::Status got = db_->Get(Cf::kBlobData, BlobDataKey(digest), &data);
-  if (got.ok()) {
-    if (static_cast<int64_t>(data.size()) != info->size) {
-      return absl::DataLossError(absl::StrCat("content ", digest, ": ", data.size(),
+  absl::StatusOr<std::optional<std::string>> row = InlineBytes(digest);
+  if (!row.ok()) return row.status();
+  if (row->has_value()) {
+    if (static_cast<int64_t>((*row)->size()) != info->size) {
+      return absl::DataLossError(absl::StrCat("content ", digest, ": ", (*row)->size(),
                                               " bytes stored, ", info->size, " recorded"));
     }
-    return std::make_unique<InlineReader>(std::move(data));
+    return std::make_unique<InlineReader>(**std::move(row));
   }
-  if (!absl::IsNotFound(got)) return got;
   std::string path = BlobPath(digest);
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
@@ -868,7 +878,8 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
     held = *other;
     if (data.has_value()) {
       // One write makes the bytes durable and visible: nothing to guard
-      // between two steps.
+      // between two steps. (A resumed ingest's file is the writer's to
+      // remove once this is durable.)
       rocksdb::WriteBatch batch;
       StageCommitRows(&batch, ns, ref, digest, size, labels, lease);
       if (!held) {
@@ -879,24 +890,18 @@ absl::Status RocksDbContentStore::CommitBlob(absl::string_view ns, absl::string_
         added.inline_blobs = 1;
         if (absl::Status s = StageUsage(&batch, added); !s.ok()) return s;
       }
-      if (absl::Status s = db_->Write(&batch); !s.ok()) return s;
-    } else {
-      // Replacing a file of the same digest swaps identical bytes; readers
-      // that have it open keep their inode.
-      std::string blob = BlobPath(digest);
-      if (::rename(data_path.c_str(), blob.c_str()) != 0) {
-        return ErrnoError(errno, absl::StrCat("rename ", data_path, " to ", blob));
-      }
-      // Until its row is written, no other commit, share or delete of this
-      // digest may act on what it read above.
-      committing_.insert(digest);
-      renamed = ++renames_;
+      return db_->Write(&batch);
     }
-  }
-  if (data.has_value()) {
-    // A resumed ingest had a file; a crash before this leaves it without a
-    // row, for Recover().
-    return RemoveAll(data_path);
+    // Replacing a file of the same digest swaps identical bytes; readers
+    // that have it open keep their inode.
+    std::string blob = BlobPath(digest);
+    if (::rename(data_path.c_str(), blob.c_str()) != 0) {
+      return ErrnoError(errno, absl::StrCat("rename ", data_path, " to ", blob));
+    }
+    // Until its row is written, no other commit, share or delete of this
+    // digest may act on what it read above.
+    committing_.insert(digest);
+    renamed = ++renames_;
   }
   struct Done {
     RocksDbContentStore* store;
@@ -1035,21 +1040,28 @@ BlobBatchCommitter::BatchResult RocksDbContentStore::CommitBlobs(absl::string_vi
       for (const std::string& d : marked) store->committing_.erase(d);
     }
   } unmark{this, marked};
+  // Under mu_: whether a concurrent writer committed `f` into `ns` meanwhile
+  // (then it is not fresh), else whether another namespace holds its bytes.
+  auto check = [&](File& f) -> absl::Status {
+    std::string value;
+    absl::Status got = db_->Get(Cf::kContent, ContentKey(ns, f.digest), &value);
+    if (got.ok()) {
+      f.fresh = false;
+      return absl::OkStatus();
+    }
+    if (!absl::IsNotFound(got)) return got;
+    absl::StatusOr<bool> other = HeldByAnother(f.digest, ns);
+    if (!other.ok()) return other.status();
+    f.held = *other;
+    return absl::OkStatus();
+  };
   {
     absl::MutexLock lock(&mu_);
     AwaitNotCommitting(digests);
     for (File& f : files) {
       if (f.kept_inline) continue;  // checked and written at once, below
-      std::string value;
-      absl::Status got = db_->Get(Cf::kContent, ContentKey(ns, f.digest), &value);
-      if (got.ok()) {
-        f.fresh = false;  // a concurrent writer committed it: its temp file goes
-        continue;
-      }
-      if (!absl::IsNotFound(got)) return fail(f.index, got);
-      absl::StatusOr<bool> other = HeldByAnother(f.digest, ns);
-      if (!other.ok()) return fail(f.index, other.status());
-      f.held = *other;
+      if (absl::Status s = check(f); !s.ok()) return fail(f.index, s);
+      if (!f.fresh) continue;  // its temp file goes
       std::string blob = BlobPath(f.digest);
       if (::rename(f.temp.c_str(), blob.c_str()) != 0) {
         return fail(f.index, ErrnoError(errno, absl::StrCat("rename ", f.temp, " to ", blob)));
@@ -1073,13 +1085,7 @@ BlobBatchCommitter::BatchResult RocksDbContentStore::CommitBlobs(absl::string_vi
     ContentUsage added;
     for (File& f : files) {
       if (f.kept_inline) {
-        std::string value;
-        absl::Status got = db_->Get(Cf::kContent, ContentKey(ns, f.digest), &value);
-        if (got.ok()) f.fresh = false;
-        if (!got.ok() && !absl::IsNotFound(got)) return got;
-        absl::StatusOr<bool> other = HeldByAnother(f.digest, ns);
-        if (!other.ok()) return other.status();
-        f.held = *other;
+        if (absl::Status s = check(f); !s.ok()) return s;
       }
       if (f.fresh) {
         const absl::string_view data = blobs[f.index].data;

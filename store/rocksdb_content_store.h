@@ -153,7 +153,7 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
   void UnlockRef(const std::string& key);
   // Moves a verified ingest into blobs/ and writes its metadata (see top);
   // with `data` (a blob KeptInline), writes it as a row with its metadata
-  // instead and removes the ingest's file, if it has one.
+  // instead, touching no file.
   absl::Status CommitBlob(absl::string_view ns, absl::string_view ref, const std::string& data_path,
                           const std::string& digest, int64_t size, const Labels& labels,
                           absl::string_view lease, std::optional<absl::string_view> data);
@@ -169,6 +169,8 @@ class RocksDbContentStore final : public ContentStore, public BlobBatchCommitter
   absl::StatusOr<bool> StageBlobGone(rocksdb::WriteBatch* batch, absl::string_view digest,
                                      int64_t size, ContentUsage* delta)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The bytes of `digest` when it is kept in [blob_data]; nullopt when not.
+  absl::StatusOr<std::optional<std::string>> InlineBytes(absl::string_view digest) const;
   // The size of the blob `digest` as stored: its row, else its file.
   absl::StatusOr<int64_t> StoredSize(absl::string_view digest) const;
   // Gives `ns` a row for a blob file another namespace holds (of `total`

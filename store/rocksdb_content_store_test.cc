@@ -569,6 +569,9 @@ TEST_P(BothLayouts, CommitBlobsCommitsABatchAsWritersWould) {
   ASSERT_TRUE(usage.ok());
   EXPECT_EQ(Blobs(*usage), 4);
   EXPECT_EQ(usage->total_bytes(), 7 + 9 + 9 + 7);
+  // Kept as the layout says: rows and no file, or files.
+  EXPECT_EQ(usage->inline_blobs, GetParam() > 0 ? 4 : 0);
+  EXPECT_EQ(fs::is_empty(f.root() + "/blobs/sha256"), GetParam() > 0);
   EXPECT_TRUE(fs::is_empty(f.root() + "/ingest"));
   // And they stay after a restart's recovery.
   f.Reopen();

@@ -679,6 +679,29 @@ TEST_F(CriIndexTest, CheckFindsAndRepairsDriftOfDerivedRows) {
   EXPECT_THAT((*stores_.index().GetImage(kNs, a.config.digest))->names, ElementsAre("x:1"));
 }
 
+// A test image written into `stores` and named by each of `names`: what a
+// database of an older schema is made from before it is marked older.
+TestImage MakeNamedImage(LocalStores& stores, std::initializer_list<const char*> names) {
+  absl::StatusOr<TestImage> ti = MakeTestImage(*stores.content(), kNs, {});
+  EXPECT_TRUE(ti.ok()) << ti.status();
+  if (!ti.ok()) return {};
+  for (const char* name : names) {
+    Image image;
+    image.name = name;
+    image.target = ti->manifest;
+    image.target.platform.reset();
+    EXPECT_TRUE(stores.images()->Create(kNs, image).ok()) << name;
+  }
+  return *ti;
+}
+
+// Adds to `batch` the schema version `v`, as an older imaged wrote it.
+void StageSchemaVersion(MetadataDb& db, uint32_t v, rocksdb::WriteBatch* batch) {
+  std::string version;
+  PutU32(&version, v);
+  batch->Put(db.cf(Cf::kDefault), std::string(kSchemaVersionKey), version);
+}
+
 // The schema version `db` records (0 when it cannot be read).
 uint32_t SchemaVersionOf(MetadataDb& db) {
   std::string version;
@@ -696,16 +719,7 @@ TEST(SchemaUpgradeTest, Version1DatabaseGetsItsDerivedRowsAtOpen) {
   {
     auto stores = LocalStores::Open(root, {});
     ASSERT_TRUE(stores.ok()) << stores.status();
-    absl::StatusOr<TestImage> ti = MakeTestImage(*(*stores)->content(), kNs, {});
-    ASSERT_TRUE(ti.ok()) << ti.status();
-    id = ti->config.digest;
-    for (const char* name : {"app:1", "app:2"}) {
-      Image image;
-      image.name = name;
-      image.target = ti->manifest;
-      image.target.platform.reset();
-      ASSERT_TRUE((*stores)->images()->Create(kNs, image).ok());
-    }
+    id = MakeNamedImage(**stores, {"app:1", "app:2"}).config.digest;
     // As version 1 left it.
     MetadataDb& db = *(*stores)->db();
     rocksdb::WriteBatch batch;
@@ -713,9 +727,7 @@ TEST(SchemaUpgradeTest, Version1DatabaseGetsItsDerivedRowsAtOpen) {
       PrefixScan scan(db, cf, "");
       for (; scan.Valid(); scan.Next()) batch.Delete(db.cf(cf), std::string(scan.key()));
     }
-    std::string v1;
-    PutU32(&v1, 1);
-    batch.Put(db.cf(Cf::kDefault), std::string(kSchemaVersionKey), v1);
+    StageSchemaVersion(db, 1, &batch);
     ASSERT_TRUE(db.Write(&batch).ok());
     EXPECT_FALSE((*stores)->images()->GetImage(kNs, id)->has_value());
   }
@@ -740,23 +752,14 @@ TEST(SchemaUpgradeTest, Version2DatabaseGetsItsDocumentRowsAtOpen) {
   {
     auto stores = LocalStores::Open(root, {});
     ASSERT_TRUE(stores.ok()) << stores.status();
-    absl::StatusOr<TestImage> made = MakeTestImage(*(*stores)->content(), kNs, {});
-    ASSERT_TRUE(made.ok()) << made.status();
-    ti = *made;
-    Image image;
-    image.name = "app:1";
-    image.target = ti.manifest;
-    image.target.platform.reset();
-    ASSERT_TRUE((*stores)->images()->Create(kNs, image).ok());
+    ti = MakeNamedImage(**stores, {"app:1"});
     MetadataDb& db = *(*stores)->db();
     rocksdb::WriteBatch batch;
     PrefixScan scan(db, Cf::kCriDocs, "");
     int rows = 0;
     for (; scan.Valid(); scan.Next(), ++rows) batch.Delete(db.cf(Cf::kCriDocs), std::string(scan.key()));
     EXPECT_EQ(rows, 3);  // the name's, its manifest's, its config's
-    std::string v2;
-    PutU32(&v2, 2);
-    batch.Put(db.cf(Cf::kDefault), std::string(kSchemaVersionKey), v2);
+    StageSchemaVersion(db, 2, &batch);
     ASSERT_TRUE(db.Write(&batch).ok());
     EXPECT_FALSE((*stores)->images()->Check(false)->problems.empty());
   }
@@ -783,18 +786,9 @@ TEST(SchemaUpgradeTest, Version3DatabaseKeepsItsFiles) {
     files_only.content.inline_max_bytes = 0;
     auto stores = LocalStores::Open(root, files_only);
     ASSERT_TRUE(stores.ok()) << stores.status();
-    absl::StatusOr<TestImage> made = MakeTestImage(*(*stores)->content(), kNs, {});
-    ASSERT_TRUE(made.ok()) << made.status();
-    ti = *made;
-    Image image;
-    image.name = "app:1";
-    image.target = ti.manifest;
-    image.target.platform.reset();
-    ASSERT_TRUE((*stores)->images()->Create(kNs, image).ok());
-    std::string v3;
-    PutU32(&v3, 3);
+    ti = MakeNamedImage(**stores, {"app:1"});
     rocksdb::WriteBatch batch;
-    batch.Put((*stores)->db()->cf(Cf::kDefault), std::string(kSchemaVersionKey), v3);
+    StageSchemaVersion(*(*stores)->db(), 3, &batch);
     ASSERT_TRUE((*stores)->db()->Write(&batch).ok());
   }
   auto stores = LocalStores::Open(root, {});
