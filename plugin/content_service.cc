@@ -1,6 +1,9 @@
 #include "plugin/content_service.h"
 
+#include <algorithm>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -78,44 +81,122 @@ grpc::Status ContentService::Delete(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status ContentService::Read(grpc::ServerContext* ctx,
-                                  const contentpb::ReadContentRequest* req,
-                                  grpc::ServerWriter<contentpb::ReadContentResponse>* writer) {
-  absl::StatusOr<std::string> ns = Namespace(*ctx);
-  if (!ns.ok()) return ToGrpcStatus(ns.status());
-  absl::StatusOr<std::unique_ptr<store::ContentReader>> reader = store_->Reader(*ns, req->digest());
-  if (!reader.ok()) return ToGrpcStatus(reader.status());
-
-  // containerd's window: a negative offset reads from 0; a size of 0 or
-  // less, or one reaching past the end, reads to the end. Compared without
-  // forming offset + size, which overflows for sizes near INT64_MAX.
-  const int64_t blob_size = (*reader)->Size();
-  int64_t offset = std::max<int64_t>(req->offset(), 0);
-  if (offset > blob_size) {
-    return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
-                        absl::StrCat("read at ", offset, " past the end of ", req->digest(), " (",
-                                     blob_size, " bytes)"));
+// One Read call, from its arrival to its status's completion. Only one of
+// its operations is in flight at a time, and each step starts the next: the
+// arrival and every sent chunk come back on the async calls' thread; a
+// chunk is read there (a window of at most kInlineRead bytes) or on a
+// reader thread, then sent, the last one with the status. Deletes itself
+// once the status has gone out.
+class ReadCall final {
+ public:
+  ReadCall(ContentService* service, grpc::ServerCompletionQueue* cq)
+      : service_(service), writer_(&ctx_) {
+    service_->RequestRead(&ctx_, &req_, &writer_, cq, cq, &started_tag_);
   }
-  const int64_t size = req->size();
-  const int64_t end = size <= 0 || size > blob_size - offset ? blob_size : offset + size;
-  contentpb::ReadContentResponse resp;
-  while (offset < end) {
-    size_t n = static_cast<size_t>(std::min<int64_t>(kReadChunk, end - offset));
-    resp.set_offset(offset);
-    if (absl::Status s = (*reader)->ReadAt(offset, n, resp.mutable_data()); !s.ok()) {
-      return ToGrpcStatus(s);
+
+ private:
+  void OnStarted(bool ok) {
+    if (!ok) {  // the server is shutting down: no call came
+      delete this;
+      return;
     }
-    if (resp.data().empty()) {
+    service_->calls_->Arm(service_->arm_read_);
+    if (grpc::Status s = Open(); !s.ok()) {
+      Finish(s);
+    } else if (end_ - offset_ <= ContentService::kInlineRead) {
+      SendNext();
+    } else {
+      service_->readers_.Post([this] { SendNext(); });
+    }
+  }
+
+  // Opens the blob and sets the window, as containerd's Read does: a
+  // negative offset reads from 0; a size of 0 or less, or one reaching past
+  // the end, reads to the end.
+  grpc::Status Open() {
+    absl::StatusOr<std::string> ns = service_->Namespace(ctx_);
+    if (!ns.ok()) return ToGrpcStatus(ns.status());
+    absl::StatusOr<std::unique_ptr<store::ContentReader>> reader =
+        service_->store_->Reader(*ns, req_.digest());
+    if (!reader.ok()) return ToGrpcStatus(reader.status());
+    reader_ = *std::move(reader);
+    blob_size_ = reader_->Size();
+    offset_ = std::max<int64_t>(req_.offset(), 0);
+    if (offset_ > blob_size_) {
+      return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                          absl::StrCat("read at ", offset_, " past the end of ", req_.digest(),
+                                       " (", blob_size_, " bytes)"));
+    }
+    // Compared without forming offset + size, which overflows for sizes
+    // near INT64_MAX.
+    const int64_t size = req_.size();
+    end_ = size <= 0 || size > blob_size_ - offset_ ? blob_size_ : offset_ + size;
+    return grpc::Status::OK;
+  }
+
+  // Reads the next chunk and sends it; the last one goes with the status.
+  void SendNext() {
+    if (offset_ == end_) {  // an empty window: the status alone
+      Finish(grpc::Status::OK);
+      return;
+    }
+    const size_t n =
+        static_cast<size_t>(std::min<int64_t>(ContentService::kReadChunk, end_ - offset_));
+    resp_.set_offset(offset_);
+    if (absl::Status s = reader_->ReadAt(offset_, n, resp_.mutable_data()); !s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    if (resp_.data().empty()) {
       // The blob file is shorter than its record says: never pass that off
       // as the whole blob.
-      return grpc::Status(grpc::StatusCode::DATA_LOSS,
-                          absl::StrCat("content ", req->digest(), ": blob file ends at ", offset,
-                                       " of ", blob_size, " bytes"));
+      Finish(grpc::Status(grpc::StatusCode::DATA_LOSS,
+                          absl::StrCat("content ", req_.digest(), ": blob file ends at ", offset_,
+                                       " of ", blob_size_, " bytes")));
+      return;
     }
-    offset += static_cast<int64_t>(resp.data().size());
-    if (!writer->Write(resp)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    offset_ += static_cast<int64_t>(resp_.data().size());
+    if (offset_ == end_) {
+      reader_.reset();
+      writer_.WriteAndFinish(resp_, grpc::WriteOptions(), grpc::Status::OK, &finished_tag_);
+    } else {
+      writer_.Write(resp_, &written_tag_);
+    }
   }
-  return grpc::Status::OK;
+
+  void OnWritten(bool ok) {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+    } else {
+      service_->readers_.Post([this] { SendNext(); });
+    }
+  }
+
+  void Finish(const grpc::Status& status) {
+    reader_.reset();
+    writer_.Finish(status, &finished_tag_);
+  }
+
+  void OnFinished(bool) { delete this; }
+
+  ContentService* const service_;
+  grpc::ServerContext ctx_;
+  contentpb::ReadContentRequest req_;
+  grpc::ServerAsyncWriter<contentpb::ReadContentResponse> writer_;
+  std::unique_ptr<store::ContentReader> reader_;
+  int64_t blob_size_ = 0;
+  int64_t offset_ = 0;  // of the next chunk
+  int64_t end_ = 0;     // of the window
+  contentpb::ReadContentResponse resp_;
+  MemberTag<ReadCall> started_tag_{this, &ReadCall::OnStarted};
+  MemberTag<ReadCall> written_tag_{this, &ReadCall::OnWritten};
+  MemberTag<ReadCall> finished_tag_{this, &ReadCall::OnFinished};
+};
+
+void ContentService::ServeAsync(AsyncCalls* calls) {
+  calls_ = calls;
+  arm_read_ = [this](grpc::ServerCompletionQueue* cq) { new ReadCall(this, cq); };
+  calls->AddMethod(arm_read_);
 }
 
 grpc::Status ContentService::Status(grpc::ServerContext* ctx, const contentpb::StatusRequest* req,

@@ -8,10 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "api/containerd/events/content.pb.h"
@@ -19,6 +23,7 @@
 #include "api/containerd/services/events/v1/events.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "plugin/content_client.h"
+#include "plugin/content_service.h"
 #include "plugin/server.h"
 #include "plugin/test_server.h"
 #include "store/content_store_contract.h"
@@ -339,6 +344,119 @@ TEST_F(ContentServiceTest, ReadOfATruncatedBlobFileIsDataLoss) {
   while (reader->Read(&resp)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DATA_LOSS);
+}
+
+// Reads `size` bytes of `digest` from `offset` in namespace default; the
+// bytes in `out`.
+grpc::Status ReadWindow(contentpb::Content::Stub* stub, const std::string& digest, int64_t offset,
+                        int64_t size, std::string* out) {
+  contentpb::ReadContentRequest req;
+  req.set_digest(digest);
+  req.set_offset(offset);
+  req.set_size(size);
+  auto ctx = NamespacedContext("default");
+  auto reader = stub->Read(ctx.get(), req);
+  contentpb::ReadContentResponse resp;
+  out->clear();
+  while (reader->Read(&resp)) *out += resp.data();
+  return reader->Finish();
+}
+
+// containerd's content proxy reads 32 KiB windows, answered on the async
+// calls' thread; larger windows are read by the reader threads. Both, from
+// several callers at once, of a file and of a row, give the blob's bytes.
+TEST_F(ContentServiceTest, ConcurrentReadWindowsOfEverySizeGiveTheBlobsBytes) {
+  std::string file(3 * (1 << 20) + 4321, '\0');
+  for (size_t i = 0; i < file.size(); ++i) file[i] = static_cast<char>((i * 131) >> 7);
+  const std::string row = file.substr(0, 40000);
+  ASSERT_TRUE(Put("default", file).ok());
+  ASSERT_TRUE(Put("default", row).ok());
+  const std::vector<int64_t> windows = {1, 32 << 10, ContentService::kInlineRead,
+                                        ContentService::kInlineRead + 1, (1 << 20) + 5, 0};
+  std::vector<std::thread> callers;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 6; ++t) {
+    callers.emplace_back([&, t] {
+      const std::string& blob = t % 3 == 2 ? row : file;
+      const std::string digest = Sha256::Of(blob);
+      const int64_t window = windows[t];
+      const int64_t step = window > 0 ? window : static_cast<int64_t>(blob.size());
+      // A window of one byte at a few offsets only: every offset would be
+      // millions of calls.
+      for (int64_t off = 0; off < static_cast<int64_t>(blob.size());
+           off += window == 1 ? 99991 : step) {
+        std::string out;
+        grpc::Status s = ReadWindow(stub_.get(), digest, off, window, &out);
+        const size_t want = window > 0 ? std::min<size_t>(window, blob.size() - off)
+                                       : blob.size() - off;
+        if (!s.ok() || out != blob.substr(off, want)) ++bad;
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+// A client that goes away in the middle of a large read leaves the server
+// serving, and a reader thread free for the next.
+TEST_F(ContentServiceTest, AReadCancelledMidStreamLeavesTheServerServing) {
+  const std::string big(8 << 20, 'c');
+  ASSERT_TRUE(Put("default", big).ok());
+  for (int i = 0; i < 2 * ContentService::kReaderThreads + 1; ++i) {
+    contentpb::ReadContentRequest req;
+    req.set_digest(Sha256::Of(big));
+    auto ctx = NamespacedContext("default");
+    auto reader = stub_->Read(ctx.get(), req);
+    contentpb::ReadContentResponse resp;
+    ASSERT_TRUE(reader->Read(&resp));
+    ctx->TryCancel();
+    while (reader->Read(&resp)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  std::string out;
+  ASSERT_TRUE(ReadWindow(stub_.get(), Sha256::Of(big), 5, 3 << 20, &out).ok());
+  EXPECT_EQ(out, big.substr(5, 3 << 20));
+}
+
+// A client that stops reading a large blob holds no thread: the server still
+// answers, and shuts down within its drain timeout.
+TEST(ContentServiceShutdownTest, AStalledReaderDoesNotHoldTheServerOrItsShutdown) {
+  auto fixture = std::make_unique<ServerFixture>(
+      [](Config* config) { config->shutdown_timeout = absl::Seconds(1); });
+  RemoteContentStore client(fixture->channel());
+  const std::string big(32 << 20, 's');
+  {
+    auto w = client.Writer("default", "stalled", static_cast<int64_t>(big.size()), Sha256::Of(big));
+    ASSERT_TRUE(w.ok());
+    for (size_t off = 0; off < big.size(); off += 1 << 20) {
+      ASSERT_TRUE((*w)->Write(absl::string_view(big).substr(off, 1 << 20)).ok());
+    }
+    ASSERT_TRUE((*w)->Commit(static_cast<int64_t>(big.size()), Sha256::Of(big), {}).ok());
+  }
+  auto stub = contentpb::Content::NewStub(fixture->channel());
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<contentpb::ReadContentResponse>>> readers;
+  for (int i = 0; i < 2 * ContentService::kReaderThreads + 1; ++i) {
+    contentpb::ReadContentRequest req;
+    req.set_digest(Sha256::Of(big));
+    contexts.push_back(NamespacedContext("default"));
+    readers.push_back(stub->Read(contexts.back().get(), req));
+    contentpb::ReadContentResponse resp;
+    ASSERT_TRUE(readers.back()->Read(&resp));  // then reads no more
+  }
+  std::string out;
+  ASSERT_TRUE(ReadWindow(stub.get(), Sha256::Of(big), (16 << 20) + 1, 200000, &out).ok());
+  EXPECT_EQ(out, big.substr((16 << 20) + 1, 200000));
+  const absl::Time start = absl::Now();
+  fixture.reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  for (auto& reader : readers) {
+    contentpb::ReadContentResponse resp;
+    while (reader->Read(&resp)) {
+    }
+    EXPECT_FALSE(reader->Finish().ok());
+  }
 }
 
 TEST_F(ContentServiceTest, ListSendsBatches) {

@@ -168,7 +168,9 @@ absl::Status Server::BuildServices(const store::Platform& platform) {
   health->ServeAsync(&async_calls_);
   health_ = health.get();
   services_.push_back(std::move(health));
-  services_.push_back(std::make_unique<ContentService>(content_, &events_, config_.content_proxy));
+  auto content_service = std::make_unique<ContentService>(content_, &events_, config_.content_proxy);
+  content_service->ServeAsync(&async_calls_);
+  services_.push_back(std::move(content_service));
   auto images_service = std::make_unique<ImagesService>(images, &events_, gc);
   images_service->ServeAsync(&async_calls_);
   services_.push_back(std::move(images_service));

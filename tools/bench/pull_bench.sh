@@ -117,8 +117,10 @@ log() { echo "[$(date +%T)] $*" >&2; }
 
 declare -A TIMES=()   # tool key -> space-separated wall seconds, one per round
 declare -A CPUS=()    # tool key -> space-separated CPU seconds, one per round
+declare -A IMAGED_CPUS=()  # proxy tool key -> imaged's own CPU seconds, one per round
 ELAPSED=""
 CPU_USED=""
+IMAGED_CPU_USED=""  # imaged's own share of CPU_USED, when containerd runs on it
 SERVER_PID=""  # the daemons that do the pull's work (imaged, containerd), if any
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -131,18 +133,26 @@ children_ticks() {
 server_ticks() {
   local p t=0
   for p in $SERVER_PID; do
-    t=$((t + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat")))
+    t=$((t + $(pid_ticks "$p")))
   done
   echo "$t"
+}
+pid_ticks() {
+  awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"
+}
+# The proxy rows' imaged: one of two SERVER_PIDs.
+proxied_imaged() {
+  [ "$SERVER_PID" = "${CONTAINERD_PID:-} ${IMAGED_PID:-}" ] && [ -n "${IMAGED_PID:-}" ]
 }
 
 # timed LOG CMD...: runs CMD with its output appended to LOG; sets ELAPSED
 # (seconds, wall clock) and CPU_USED (user + system seconds of CMD and of
 # SERVER_PID while CMD ran). Fails the benchmark, showing LOG, if CMD fails.
 timed() {
-  local out=$1 t0 t1 c0 c1 s0 s1 rc=0
+  local out=$1 t0 t1 c0 c1 s0 s1 i0=0 i1=0 rc=0
   shift
   echo "\$ $*" >>"$out"
+  proxied_imaged && i0=$(pid_ticks "$IMAGED_PID")
   s0=$(server_ticks)
   c0=$(children_ticks)
   t0=$EPOCHREALTIME
@@ -150,16 +160,25 @@ timed() {
   t1=$EPOCHREALTIME
   c1=$(children_ticks)
   s1=$(server_ticks)
+  proxied_imaged && i1=$(pid_ticks "$IMAGED_PID")
   [ "$rc" -eq 0 ] || fail "\`$*\` exited $rc; its output:
 $(tail -n 30 "$out")"
   ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
   CPU_USED=$(awk -v c=$((c1 - c0 + s1 - s0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", c / hz }')
+  IMAGED_CPU_USED=""
+  proxied_imaged && IMAGED_CPU_USED=$(awk -v c=$((i1 - i0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", c / hz }')
+  return 0
 }
 
 record() {  # KEY: files ELAPSED and CPU_USED under KEY
   TIMES[$1]="${TIMES[$1]:-}${TIMES[$1]:+ }$ELAPSED"
   CPUS[$1]="${CPUS[$1]:-}${CPUS[$1]:+ }$CPU_USED"
-  log "  $1: $ELAPSED s, $CPU_USED CPU s"
+  if [ -n "$IMAGED_CPU_USED" ]; then
+    IMAGED_CPUS[$1]="${IMAGED_CPUS[$1]:-}${IMAGED_CPUS[$1]:+ }$IMAGED_CPU_USED"
+    log "  $1: $ELAPSED s, $CPU_USED CPU s (imaged $IMAGED_CPU_USED)"
+  else
+    log "  $1: $ELAPSED s, $CPU_USED CPU s"
+  fi
 }
 
 median() {
@@ -409,6 +428,10 @@ for t in "${TOOL_LIST[@]}"; do
 done
 echo
 echo "CPU s: user + system seconds of the client command and of the daemons that served it (imaged, containerd, or both for the proxy rows) while the pull ran; not the registry's."
+for t in "${TOOL_LIST[@]}"; do
+  [ -n "${IMAGED_CPUS[$t]:-}" ] || continue
+  echo "Of that, imaged's own in ${LABEL[$t]}: median $(median "${IMAGED_CPUS[$t]}") s (all runs: ${IMAGED_CPUS[$t]})."
+done
 echo
 echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), scratch on $(df -T "$E2E_TMP" | awk 'NR == 2 { print $2 " (" $1 ")" }'); load average $LOAD_START at start, $LOAD_END at end."
 commit=""
