@@ -276,11 +276,12 @@ TEST_F(ContentServiceTest, ReadStreamsChunksOfAtMostOneMiB) {
   EXPECT_EQ(all, big);
 }
 
-// Read of the blob "0123456789" in namespace default: its code, its bytes in `out`.
-grpc::StatusCode ReadDigits(contentpb::Content::Stub* stub, int64_t offset, int64_t size,
-                            std::string* out) {
+// Reads `size` bytes of `digest` from `offset` in namespace default; the
+// bytes in `out`.
+grpc::Status ReadWindow(contentpb::Content::Stub* stub, const std::string& digest, int64_t offset,
+                        int64_t size, std::string* out) {
   contentpb::ReadContentRequest req;
-  req.set_digest(Sha256::Of("0123456789"));
+  req.set_digest(digest);
   req.set_offset(offset);
   req.set_size(size);
   auto ctx = NamespacedContext("default");
@@ -288,7 +289,13 @@ grpc::StatusCode ReadDigits(contentpb::Content::Stub* stub, int64_t offset, int6
   contentpb::ReadContentResponse resp;
   out->clear();
   while (reader->Read(&resp)) *out += resp.data();
-  return reader->Finish().error_code();
+  return reader->Finish();
+}
+
+// Read of the blob "0123456789" in namespace default: its code, its bytes in `out`.
+grpc::StatusCode ReadDigits(contentpb::Content::Stub* stub, int64_t offset, int64_t size,
+                            std::string* out) {
+  return ReadWindow(stub, Sha256::Of("0123456789"), offset, size, out).error_code();
 }
 
 TEST_F(ContentServiceTest, ReadRangesAndBadOffsets) {
@@ -346,21 +353,6 @@ TEST_F(ContentServiceTest, ReadOfATruncatedBlobFileIsDataLoss) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DATA_LOSS);
 }
 
-// Reads `size` bytes of `digest` from `offset` in namespace default; the
-// bytes in `out`.
-grpc::Status ReadWindow(contentpb::Content::Stub* stub, const std::string& digest, int64_t offset,
-                        int64_t size, std::string* out) {
-  contentpb::ReadContentRequest req;
-  req.set_digest(digest);
-  req.set_offset(offset);
-  req.set_size(size);
-  auto ctx = NamespacedContext("default");
-  auto reader = stub->Read(ctx.get(), req);
-  contentpb::ReadContentResponse resp;
-  out->clear();
-  while (reader->Read(&resp)) *out += resp.data();
-  return reader->Finish();
-}
 
 // containerd's content proxy reads 32 KiB windows, answered on the async
 // calls' thread; larger windows are read by the reader threads. Both, from
