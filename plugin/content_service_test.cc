@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "api/containerd/events/content.pb.h"
 #include "api/containerd/services/content/v1/content.grpc.pb.h"
 #include "api/containerd/services/events/v1/events.grpc.pb.h"
