@@ -1,6 +1,9 @@
 #include "plugin/async_calls.h"
 
+#include <cstdio>
 #include <utility>
+
+#include "absl/time/time.h"
 
 namespace imaged::plugin {
 
@@ -33,7 +36,7 @@ grpc::ByteBuffer Serialized(const google::protobuf::MessageLite& message) {
 class AsyncCalls::RawUnaryCall final : public AsyncTag {
  public:
   RawUnaryCall(AsyncCalls* calls, const RawUnaryMethod* method, grpc::ServerCompletionQueue* cq)
-      : calls_(calls), method_(method), writer_(&ctx_) {
+      : live_(calls), calls_(calls), method_(method), writer_(&ctx_) {
     method_->request(&ctx_, &request_, &writer_, cq, this);
   }
 
@@ -64,6 +67,7 @@ class AsyncCalls::RawUnaryCall final : public AsyncTag {
   }
 
  private:
+  Live live_;
   AsyncCalls* const calls_;
   const RawUnaryMethod* const method_;
   grpc::ServerContext ctx_;
@@ -71,6 +75,16 @@ class AsyncCalls::RawUnaryCall final : public AsyncTag {
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer_;
   bool answering_ = false;  // only ever touched on the queue's thread
 };
+
+AsyncCalls::Live::Live(AsyncCalls* calls) : calls_(calls) {
+  absl::MutexLock lock(&calls_->live_mu_);
+  ++calls_->live_;
+}
+
+AsyncCalls::Live::~Live() {
+  absl::MutexLock lock(&calls_->live_mu_);
+  --calls_->live_;
+}
 
 AsyncCalls::~AsyncCalls() { Shutdown(); }
 
@@ -113,9 +127,17 @@ void AsyncCalls::Shutdown() {
       closed_ = true;
       return;
     }
-    closed_ = true;
-    cq_->Shutdown();
+    closed_ = true;  // Arm requests no more
   }
+  if (thread_.joinable()) {
+    absl::MutexLock lock(&live_mu_);
+    auto gone = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(live_mu_) { return live_ == 0; };
+    // Bounded in case a path ever gets here without the server's shutdown.
+    if (!live_mu_.AwaitWithTimeout(absl::Condition(&gone), absl::Seconds(60))) {
+      std::fprintf(stderr, "imaged: %d async calls still open at shutdown\n", live_);
+    }
+  }
+  cq_->Shutdown();
   if (thread_.joinable()) {
     thread_.join();
   } else {  // never started: drain here

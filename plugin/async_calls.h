@@ -142,10 +142,28 @@ class AsyncCalls {
   void Start();
   // Requests one more call through `arm`, unless Shutdown has begun.
   void Arm(const ArmFn& arm);
-  // After the server's Shutdown has returned (no call is left in flight):
-  // stops requesting calls, drains the queue (the requested calls come back
-  // failed, and delete themselves) and joins the thread.
+  // After the server's Shutdown has returned: stops requesting calls, waits
+  // for every call object to be gone (the server's shutdown ends them:
+  // requested calls come back failed, started ones cancelled, and the
+  // queue's thread runs what is left of them), then shuts the queue, drains
+  // it and joins the thread.
   void Shutdown();
+
+  // Held by every call object served here, as its first member, from its
+  // creation to its deletion. gRPC aborts the process on an operation
+  // started after the queue is shut: a reply from another thread (a Create
+  // answered after its fsync) or a stream's next chunk could come just
+  // then, so Shutdown waits for the calls rather than for the server alone.
+  class Live {
+   public:
+    explicit Live(AsyncCalls* calls);
+    Live(const Live&) = delete;
+    Live& operator=(const Live&) = delete;
+    ~Live();
+
+   private:
+    AsyncCalls* const calls_;
+  };
 
  private:
   struct RawUnaryMethod {
@@ -163,6 +181,8 @@ class AsyncCalls {
   std::thread thread_;
   absl::Mutex arm_mu_;  // requests against the queue's shutdown
   bool closed_ ABSL_GUARDED_BY(arm_mu_) = false;
+  absl::Mutex live_mu_;
+  int live_ ABSL_GUARDED_BY(live_mu_) = 0;  // call objects in existence
 };
 
 // Threads that run posted tasks, oldest first: for what a call served here

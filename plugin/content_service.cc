@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -90,7 +91,7 @@ grpc::Status ContentService::Delete(grpc::ServerContext* ctx,
 class ReadCall final {
  public:
   ReadCall(ContentService* service, grpc::ServerCompletionQueue* cq)
-      : service_(service), writer_(&ctx_) {
+      : live_(service->calls_), service_(service), writer_(&ctx_) {
     service_->RequestRead(&ctx_, &req_, &writer_, cq, cq, &started_tag_);
   }
 
@@ -105,6 +106,10 @@ class ReadCall final {
       Finish(s);
     } else if (end_ - offset_ <= ContentService::kInlineRead) {
       SendNext();
+    } else if (slot_.emplace(service_->large_reads_.TryAcquire()); !*slot_) {
+      Finish(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+          "too many reads of over ", ContentService::kInlineRead, " bytes under way (",
+          service_->large_reads_.max(), "); try again"))));
     } else {
       service_->readers_.Post([this] { SendNext(); });
     }
@@ -179,6 +184,7 @@ class ReadCall final {
 
   void OnFinished(bool) { delete this; }
 
+  AsyncCalls::Live live_;
   ContentService* const service_;
   grpc::ServerContext ctx_;
   contentpb::ReadContentRequest req_;
@@ -188,6 +194,7 @@ class ReadCall final {
   int64_t offset_ = 0;  // of the next chunk
   int64_t end_ = 0;     // of the window
   contentpb::ReadContentResponse resp_;
+  std::optional<CallSlots::Slot> slot_;  // a large window's, held to the end
   MemberTag<ReadCall> started_tag_{this, &ReadCall::OnStarted};
   MemberTag<ReadCall> written_tag_{this, &ReadCall::OnWritten};
   MemberTag<ReadCall> finished_tag_{this, &ReadCall::OnFinished};

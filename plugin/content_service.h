@@ -8,7 +8,8 @@
 // kInlineRead bytes is read there and sent with the status in one batch,
 // with no hand-off to a worker thread. A larger window is read a chunk at
 // a time by the service's reader threads, each chunk sent before the next
-// is read, so a slow disk or a slow client holds no gRPC thread.
+// is read, so a slow disk or a slow client holds no gRPC thread; at most
+// store::kMaxConcurrentLargeReads of them stream at once.
 #ifndef IMAGED_PLUGIN_CONTENT_SERVICE_H_
 #define IMAGED_PLUGIN_CONTENT_SERVICE_H_
 
@@ -16,9 +17,11 @@
 
 #include "api/containerd/services/content/v1/content.grpc.pb.h"
 #include "plugin/async_calls.h"
+#include "plugin/call_slots.h"
 #include "plugin/convert.h"
 #include "plugin/event_exchange.h"
 #include "store/content_store.h"
+#include "store/limits.h"
 
 namespace imaged::plugin {
 
@@ -79,6 +82,7 @@ class ContentService final
   const bool proxy_only_;
   AsyncCalls* calls_ = nullptr;
   ArmFn arm_read_;  // requests one more Read call
+  CallSlots large_reads_{store::kMaxConcurrentLargeReads};
   WorkQueue readers_{kReaderThreads};
 };
 

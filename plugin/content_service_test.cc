@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +32,7 @@
 #include "store/content_store_contract.h"
 #include "store/digest.h"
 #include "store/files.h"
+#include "store/limits.h"
 
 namespace imaged::plugin {
 namespace {
@@ -411,6 +413,65 @@ TEST_F(ContentServiceTest, AReadCancelledMidStreamLeavesTheServerServing) {
   std::string out;
   ASSERT_TRUE(ReadWindow(stub_.get(), Sha256::Of(big), 5, 3 << 20, &out).ok());
   EXPECT_EQ(out, big.substr(5, 3 << 20));
+}
+
+// Reads of windows over 64 KiB stream at most store::kMaxConcurrentLargeReads
+// at once; one more is ResourceExhausted, a small window is still answered,
+// and a slot freed by a client that went away serves the next.
+TEST_F(ContentServiceTest, LargeReadsAtOnceAreBounded) {
+  const std::string big(12 << 20, 'b');
+  const std::string digest = Sha256::Of(big);
+  ASSERT_TRUE(Put("default", big).ok());
+  // Without BDP probes a stream's window stays 64 KiB, so a reader that
+  // stops after one chunk keeps its call streaming, and its slot held.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto stalled = contentpb::Content::NewStub(grpc::CreateCustomChannel(
+      "unix:" + fixture_.config().address, grpc::InsecureChannelCredentials(), args));
+  auto open = [&](grpc::ClientContext* ctx) {
+    contentpb::ReadContentRequest req;
+    req.set_digest(digest);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    return stalled->Read(ctx, req);
+  };
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<contentpb::ReadContentResponse>>> readers;
+  for (int i = 0; i < store::kMaxConcurrentLargeReads; ++i) {
+    contexts.push_back(NamespacedContext("default"));
+    readers.push_back(open(contexts.back().get()));
+    contentpb::ReadContentResponse resp;
+    ASSERT_TRUE(readers.back()->Read(&resp));  // streaming, and then not read
+  }
+  {
+    auto ctx = NamespacedContext("default");
+    auto reader = open(ctx.get());
+    contentpb::ReadContentResponse resp;
+    EXPECT_FALSE(reader->Read(&resp));
+    grpc::Status s = reader->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(s.error_message().find("try again"), std::string::npos) << s.error_message();
+  }
+  std::string out;
+  ASSERT_TRUE(ReadWindow(stub_.get(), digest, 7, 32 << 10, &out).ok());
+  EXPECT_EQ(out, big.substr(7, 32 << 10));
+
+  // One client goes away: its slot is freed once its call has ended.
+  contexts[0]->TryCancel();
+  grpc::Status s;
+  for (int i = 0; i < 100; ++i) {
+    s = ReadWindow(stub_.get(), digest, 0, 0, &out);
+    if (s.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out, big);
+  for (auto& ctx : contexts) ctx->TryCancel();
+  for (auto& reader : readers) {
+    contentpb::ReadContentResponse resp;
+    while (reader->Read(&resp)) {
+    }
+    reader->Finish();
+  }
 }
 
 // A client that stops reading a large blob holds no thread: the server still

@@ -46,7 +46,10 @@ absl::Status UnpackAny(const google::protobuf::Any& any, google::protobuf::Messa
 class StreamCall final {
  public:
   StreamCall(StreamingService* service, grpc::ServerCompletionQueue* cq)
-      : service_(service), rw_(&ctx_), stream_(std::make_shared<ManagedStream>(this)) {
+      : live_(service->calls_),
+        service_(service),
+        rw_(&ctx_),
+        stream_(std::make_shared<ManagedStream>(this)) {
     ctx_.AsyncNotifyWhenDone(&ended_tag_);
     service_->RequestStream(&ctx_, &rw_, cq, cq, &started_tag_);
   }
@@ -201,6 +204,7 @@ class StreamCall final {
     StartWrite(&ack_);
   }
 
+  AsyncCalls::Live live_;
   StreamingService* const service_;
   grpc::ServerContext ctx_;
   grpc::ServerAsyncReaderWriter<google::protobuf::Any, google::protobuf::Any> rw_;

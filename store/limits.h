@@ -64,6 +64,11 @@ inline constexpr size_t kMaxTransferItems = 64;
 // Transfer calls running at once (each holds a server thread for as long as
 // its pull, import or export takes; containerd: no limit).
 inline constexpr int kMaxConcurrentTransfers = 16;
+// Content Reads of a window over 64 KiB streaming at once: each holds up to
+// two 1 MiB chunks (its own and gRPC's copy) until its client takes them.
+// Smaller windows (containerd's proxy reads 32 KiB) are answered in one
+// message and do not count. containerd: no limit.
+inline constexpr int kMaxConcurrentLargeReads = 64;
 // grpc.health.v1: a service name (gRPC's own health service: no limit), and
 // Watch calls open at once (each holds a server thread; gRPC: no limit).
 inline constexpr size_t kMaxHealthServiceLength = 256;
