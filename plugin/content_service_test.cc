@@ -33,6 +33,7 @@
 #include "store/digest.h"
 #include "store/files.h"
 #include "store/limits.h"
+#include "store/test_images.h"
 
 namespace imaged::plugin {
 namespace {
@@ -415,6 +416,63 @@ TEST_F(ContentServiceTest, AReadCancelledMidStreamLeavesTheServerServing) {
   EXPECT_EQ(out, big.substr(5, 3 << 20));
 }
 
+// Whole reads whose clients take one chunk and then no more. Their channel
+// sends no BDP probes, so a stream's window stays 64 KiB and each call stays
+// streaming on the server (holding what it holds) until cancelled or ended.
+class StalledReads {
+ public:
+  explicit StalledReads(const std::string& address) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    stub_ = contentpb::Content::NewStub(grpc::CreateCustomChannel(
+        "unix:" + address, grpc::InsecureChannelCredentials(), args));
+  }
+  ~StalledReads() {
+    for (auto& ctx : contexts_) ctx->TryCancel();
+    Finish();
+  }
+
+  // Starts a whole read of `digest`; with `stall`, takes its first chunk and
+  // keeps the call (false if no chunk came), else returns the call's status.
+  grpc::Status Read(const std::string& digest, bool stall = true) {
+    contentpb::ReadContentRequest req;
+    req.set_digest(digest);
+    auto ctx = NamespacedContext("default");
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    auto reader = stub_->Read(ctx.get(), req);
+    contentpb::ReadContentResponse resp;
+    const bool got = reader->Read(&resp);
+    if (!stall) {
+      while (reader->Read(&resp)) {
+      }
+      return reader->Finish();
+    }
+    if (!got) return reader->Finish();
+    contexts_.push_back(std::move(ctx));
+    readers_.push_back(std::move(reader));
+    return grpc::Status::OK;
+  }
+  void Cancel(size_t i) { contexts_[i]->TryCancel(); }
+  // Ends every stalled call: what the client then got.
+  std::vector<grpc::Status> Finish() {
+    std::vector<grpc::Status> ended;
+    for (auto& reader : readers_) {
+      contentpb::ReadContentResponse resp;
+      while (reader->Read(&resp)) {
+      }
+      ended.push_back(reader->Finish());
+    }
+    readers_.clear();
+    contexts_.clear();
+    return ended;
+  }
+
+ private:
+  std::unique_ptr<contentpb::Content::Stub> stub_;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts_;
+  std::vector<std::unique_ptr<grpc::ClientReader<contentpb::ReadContentResponse>>> readers_;
+};
+
 // Reads of windows over 64 KiB stream at most store::kMaxConcurrentLargeReads
 // at once; one more is ResourceExhausted, a small window is still answered,
 // and a slot freed by a client that went away serves the next.
@@ -422,42 +480,19 @@ TEST_F(ContentServiceTest, LargeReadsAtOnceAreBounded) {
   const std::string big(12 << 20, 'b');
   const std::string digest = Sha256::Of(big);
   ASSERT_TRUE(Put("default", big).ok());
-  // Without BDP probes a stream's window stays 64 KiB, so a reader that
-  // stops after one chunk keeps its call streaming, and its slot held.
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  auto stalled = contentpb::Content::NewStub(grpc::CreateCustomChannel(
-      "unix:" + fixture_.config().address, grpc::InsecureChannelCredentials(), args));
-  auto open = [&](grpc::ClientContext* ctx) {
-    contentpb::ReadContentRequest req;
-    req.set_digest(digest);
-    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    return stalled->Read(ctx, req);
-  };
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  std::vector<std::unique_ptr<grpc::ClientReader<contentpb::ReadContentResponse>>> readers;
+  StalledReads stalled(fixture_.config().address);
   for (int i = 0; i < store::kMaxConcurrentLargeReads; ++i) {
-    contexts.push_back(NamespacedContext("default"));
-    readers.push_back(open(contexts.back().get()));
-    contentpb::ReadContentResponse resp;
-    ASSERT_TRUE(readers.back()->Read(&resp));  // streaming, and then not read
+    ASSERT_TRUE(stalled.Read(digest).ok());
   }
-  {
-    auto ctx = NamespacedContext("default");
-    auto reader = open(ctx.get());
-    contentpb::ReadContentResponse resp;
-    EXPECT_FALSE(reader->Read(&resp));
-    grpc::Status s = reader->Finish();
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-    EXPECT_NE(s.error_message().find("try again"), std::string::npos) << s.error_message();
-  }
+  grpc::Status s = stalled.Read(digest, /*stall=*/false);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("try again"), std::string::npos) << s.error_message();
   std::string out;
   ASSERT_TRUE(ReadWindow(stub_.get(), digest, 7, 32 << 10, &out).ok());
   EXPECT_EQ(out, big.substr(7, 32 << 10));
 
   // One client goes away: its slot is freed once its call has ended.
-  contexts[0]->TryCancel();
-  grpc::Status s;
+  stalled.Cancel(0);
   for (int i = 0; i < 100; ++i) {
     s = ReadWindow(stub_.get(), digest, 0, 0, &out);
     if (s.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) break;
@@ -465,53 +500,29 @@ TEST_F(ContentServiceTest, LargeReadsAtOnceAreBounded) {
   }
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(out, big);
-  for (auto& ctx : contexts) ctx->TryCancel();
-  for (auto& reader : readers) {
-    contentpb::ReadContentResponse resp;
-    while (reader->Read(&resp)) {
-    }
-    reader->Finish();
-  }
 }
 
 // A client that stops reading a large blob holds no thread: the server still
-// answers, and shuts down within its drain timeout.
+// answers a read that needs a reader thread, and shuts down within its drain
+// timeout, ending the stalled calls.
 TEST(ContentServiceShutdownTest, AStalledReaderDoesNotHoldTheServerOrItsShutdown) {
   auto fixture = std::make_unique<ServerFixture>(
       [](Config* config) { config->shutdown_timeout = absl::Seconds(1); });
   RemoteContentStore client(fixture->channel());
-  const std::string big(32 << 20, 's');
-  {
-    auto w = client.Writer("default", "stalled", static_cast<int64_t>(big.size()), Sha256::Of(big));
-    ASSERT_TRUE(w.ok());
-    for (size_t off = 0; off < big.size(); off += 1 << 20) {
-      ASSERT_TRUE((*w)->Write(absl::string_view(big).substr(off, 1 << 20)).ok());
-    }
-    ASSERT_TRUE((*w)->Commit(static_cast<int64_t>(big.size()), Sha256::Of(big), {}).ok());
+  const std::string big(12 << 20, 's');
+  ASSERT_TRUE(store::WriteBlob(client, "default", big).ok());
+  StalledReads stalled(fixture->config().address);
+  for (int i = 0; i < 2 * ContentService::kReaderThreads + 1; ++i) {
+    ASSERT_TRUE(stalled.Read(Sha256::Of(big)).ok());
   }
   auto stub = contentpb::Content::NewStub(fixture->channel());
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  std::vector<std::unique_ptr<grpc::ClientReader<contentpb::ReadContentResponse>>> readers;
-  for (int i = 0; i < 2 * ContentService::kReaderThreads + 1; ++i) {
-    contentpb::ReadContentRequest req;
-    req.set_digest(Sha256::Of(big));
-    contexts.push_back(NamespacedContext("default"));
-    readers.push_back(stub->Read(contexts.back().get(), req));
-    contentpb::ReadContentResponse resp;
-    ASSERT_TRUE(readers.back()->Read(&resp));  // then reads no more
-  }
   std::string out;
-  ASSERT_TRUE(ReadWindow(stub.get(), Sha256::Of(big), (16 << 20) + 1, 200000, &out).ok());
-  EXPECT_EQ(out, big.substr((16 << 20) + 1, 200000));
+  ASSERT_TRUE(ReadWindow(stub.get(), Sha256::Of(big), (6 << 20) + 1, 200000, &out).ok());
+  EXPECT_EQ(out, big.substr((6 << 20) + 1, 200000));
   const absl::Time start = absl::Now();
   fixture.reset();
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
-  for (auto& reader : readers) {
-    contentpb::ReadContentResponse resp;
-    while (reader->Read(&resp)) {
-    }
-    EXPECT_FALSE(reader->Finish().ok());
-  }
+  for (const grpc::Status& ended : stalled.Finish()) EXPECT_FALSE(ended.ok());
 }
 
 TEST_F(ContentServiceTest, ListSendsBatches) {

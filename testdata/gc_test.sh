@@ -26,23 +26,18 @@ ctr_k8s() { ctr --address "$SOCK" -n k8s.io "$@"; }
 on_disk() {
   [ -f "$ROOT/blobs/sha256/${1#sha256:}" ] || ctr_k8s content get "$1" >/dev/null 2>&1
 }
+# A count from `imagectl du`'s summary ("on disk: N files, ...; in the
+# metadata database: M blobs, ..."): du_count files, du_count blobs.
+du_count() { ic du | tail -1 | sed -n "s/.*[^0-9]\([0-9][0-9]*\) $1,.*/\1/p"; }
+du_files_are_on_disk() {
+  [ "$(du_count files)" == "$(find "$ROOT/blobs/sha256" -type f | wc -l)" ]
+}
 # Blobs stored once each: the files, which must be all `imagectl du` counts
 # as files, and the rows it counts in the metadata database. A sweep updates
 # the counters before it unlinks: a moment is allowed for the two to agree.
 stored_blobs() {
-  local du files rows on_disk i
-  for i in $(seq 50); do
-    du=$(ic du | tail -1)
-    files=$(sed -n 's/^on disk: \([0-9]*\) files.*/\1/p' <<<"$du")
-    rows=$(sed -n 's/.*in the metadata database: \([0-9]*\) blobs.*/\1/p' <<<"$du")
-    on_disk=$(find "$ROOT/blobs/sha256" -type f | wc -l)
-    if [ -n "$files" ] && [ "$files" == "$on_disk" ]; then
-      echo $((files + rows))
-      return
-    fi
-    sleep 0.1
-  done
-  fail "imagectl du counts ${files:-no} files, blobs/ holds $on_disk: $du"
+  wait_for "imagectl du's file count to equal the files in blobs/sha256" 5 du_files_are_on_disk
+  echo $(($(du_count files) + $(du_count blobs)))
 }
 
 # every_image_complete: every image's manifest, config and layers are rows

@@ -121,6 +121,7 @@ declare -A IMAGED_CPUS=()  # proxy tool key -> imaged's own CPU seconds, one per
 ELAPSED=""
 CPU_USED=""
 IMAGED_CPU_USED=""  # imaged's own share of CPU_USED, when containerd runs on it
+PROXY_IMAGED_PID=""  # that imaged, while a proxy row's daemons run
 SERVER_PID=""  # the daemons that do the pull's work (imaged, containerd), if any
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -140,10 +141,6 @@ server_ticks() {
 pid_ticks() {
   awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"
 }
-# The proxy rows' imaged: one of two SERVER_PIDs.
-proxied_imaged() {
-  [ "$SERVER_PID" = "${CONTAINERD_PID:-} ${IMAGED_PID:-}" ] && [ -n "${IMAGED_PID:-}" ]
-}
 
 # timed LOG CMD...: runs CMD with its output appended to LOG; sets ELAPSED
 # (seconds, wall clock) and CPU_USED (user + system seconds of CMD and of
@@ -152,7 +149,7 @@ timed() {
   local out=$1 t0 t1 c0 c1 s0 s1 i0=0 i1=0 rc=0
   shift
   echo "\$ $*" >>"$out"
-  proxied_imaged && i0=$(pid_ticks "$IMAGED_PID")
+  [ -z "$PROXY_IMAGED_PID" ] || i0=$(pid_ticks "$PROXY_IMAGED_PID")
   s0=$(server_ticks)
   c0=$(children_ticks)
   t0=$EPOCHREALTIME
@@ -160,14 +157,14 @@ timed() {
   t1=$EPOCHREALTIME
   c1=$(children_ticks)
   s1=$(server_ticks)
-  proxied_imaged && i1=$(pid_ticks "$IMAGED_PID")
+  [ -z "$PROXY_IMAGED_PID" ] || i1=$(pid_ticks "$PROXY_IMAGED_PID")
   [ "$rc" -eq 0 ] || fail "\`$*\` exited $rc; its output:
 $(tail -n 30 "$out")"
   ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
   CPU_USED=$(awk -v c=$((c1 - c0 + s1 - s0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", c / hz }')
   IMAGED_CPU_USED=""
-  proxied_imaged && IMAGED_CPU_USED=$(awk -v c=$((i1 - i0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", c / hz }')
-  return 0
+  [ -z "$PROXY_IMAGED_PID" ] ||
+    IMAGED_CPU_USED=$(awk -v c=$((i1 - i0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", c / hz }')
 }
 
 record() {  # KEY: files ELAPSED and CPU_USED under KEY
@@ -326,12 +323,14 @@ start_proxied_containerd() {
   start_containerd
   PROXY_SOCK=""
   SERVER_PID="$CONTAINERD_PID $IMAGED_PID"
+  PROXY_IMAGED_PID=$IMAGED_PID
   local row
   row=$(ctr --address "$CTRD_SOCK" plugins ls | awk '$1 == "io.containerd.content.v1" { print $2, $NF }')
   assert_eq "containerd's content plugin (ID STATUS)" "imaged ok" "$row"
 }
 
 stop_proxied_containerd() {
+  PROXY_IMAGED_PID=""
   stop_containerd
   stop_imaged
   rm -rf "$E2E_TMP/proxy-root"
